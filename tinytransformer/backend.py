@@ -1,0 +1,232 @@
+"""The one place that knows NumPy from CuPy.
+
+Layer code writes ``xp.exp(x)``, ``xp.matmul(a, b)`` and so on, where ``xp`` is the array module of the
+current backend. Switching backends swaps what ``xp`` points to; the layers do not change.
+
+Backends
+--------
+- ``"numpy"``   the CPU (default).
+- ``"cupy"``    an NVIDIA GPU through CuPy.
+- ``"standin"`` NumPy dressed up as CuPy: its arrays refuse to mix with host NumPy arrays and refuse
+                implicit conversion, as CuPy's do. It lets a machine without a GPU check that code
+                would run under CuPy (see ``tinytransformer/backend_standin.py``).
+
+Choose one with ``use("cupy")``, with the environment variable ``TINYTRANSFORMER_BACKEND``, or for a
+block of code with ``with using("float64"): ...`` / ``with using(backend="standin"): ...``.
+
+The default floating dtype is float32 (training); gradient checks use float64.
+
+Random numbers for initial weights are drawn on the host with NumPy and then copied to the device, so
+that a model built with the same seed starts from the same weights on every backend.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy
+
+BACKENDS = ("numpy", "cupy", "standin")
+ENV_VAR = "TINYTRANSFORMER_BACKEND"
+
+CUPY_INSTALL_HINT = (
+    "Install the CuPy wheel that matches your CUDA version: `pip install cupy-cuda12x` for CUDA 12.x, "
+    "`pip install cupy-cuda11x` for CUDA 11.x (or `pip install -e .[gpu]`, which picks cupy-cuda12x). "
+    "`nvidia-smi` shows the CUDA version of your driver."
+)
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot be used here (e.g. CuPy is missing or there is no GPU)."""
+
+
+class _State:
+    name = "numpy"
+    module = numpy
+    dtype = numpy.dtype(numpy.float32)
+    host_rng = numpy.random.default_rng(0)
+
+
+_state = _State()
+
+
+class _ArrayModule:
+    """``xp``: forwards every attribute to the current backend's array module (numpy or cupy).
+
+    Layer code imports this object once (``from tinytransformer.backend import xp``) and always sees the
+    backend chosen at call time, not the one that was current at import time.
+    """
+
+    def __getattr__(self, attr):
+        return getattr(_state.module, attr)
+
+    def __repr__(self):
+        return f"<xp: {_state.name} array module>"
+
+
+xp = _ArrayModule()
+
+
+# --- choosing the backend ------------------------------------------------------------------------------
+
+def _load_cupy():
+    try:
+        import cupy
+    except ImportError as err:
+        raise BackendError(f"The 'cupy' backend needs CuPy, which is not installed ({err}). "
+                           + CUPY_INSTALL_HINT) from err
+    try:
+        n_gpus = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDARuntimeError when there is no driver or no device
+        raise BackendError(f"CuPy is installed but cannot reach a CUDA GPU ({err}). Check `nvidia-smi`, "
+                           "or use the 'numpy' backend on this machine. " + CUPY_INSTALL_HINT) from err
+    if n_gpus == 0:
+        raise BackendError("CuPy is installed but no CUDA GPU is visible. Use the 'numpy' backend here.")
+    return cupy
+
+
+def use(name: str, dtype=None) -> None:
+    """Switch the array backend: ``"numpy"``, ``"cupy"`` or ``"standin"``; optionally the default dtype."""
+    if name not in BACKENDS:
+        raise BackendError(f"Unknown backend {name!r}; choose one of {', '.join(BACKENDS)}.")
+    if name == "numpy":
+        module = numpy
+    elif name == "cupy":
+        module = _load_cupy()
+    else:
+        from . import backend_standin as standin
+        module = standin.xp
+    _state.name, _state.module = name, module
+    if dtype is not None:
+        set_default_dtype(dtype)
+
+
+def name() -> str:
+    """The current backend's name."""
+    return _state.name
+
+
+def is_gpu() -> bool:
+    """True when arrays live on a device (cupy, or the standin that imitates it)."""
+    return _state.name != "numpy"
+
+
+def set_default_dtype(dtype) -> None:
+    """Floating dtype for new parameters and activations: float32 (training) or float64 (checks)."""
+    dtype = numpy.dtype(dtype)
+    if dtype not in (numpy.float32, numpy.float64):
+        raise BackendError(f"Default dtype must be float32 or float64, got {dtype}.")
+    _state.dtype = dtype
+
+
+def default_dtype() -> numpy.dtype:
+    return _state.dtype
+
+
+@contextlib.contextmanager
+def using(dtype=None, backend=None):
+    """Temporarily switch dtype and/or backend: ``with using("float64"): ...``."""
+    saved = (_state.name, _state.module, _state.dtype)
+    try:
+        if backend is not None:
+            use(backend)
+        if dtype is not None:
+            set_default_dtype(dtype)
+        yield
+    finally:
+        _state.name, _state.module, _state.dtype = saved
+
+
+# --- moving data between host and device ---------------------------------------------------------------
+
+def asarray(a, dtype=None):
+    """Host data (list, NumPy array) -> an array of the current backend (copied to the GPU under CuPy)."""
+    return _state.module.asarray(a, dtype=dtype)
+
+
+def to_numpy(a) -> numpy.ndarray:
+    """Any backend's array -> a host NumPy array (copied from the GPU under CuPy)."""
+    if isinstance(a, numpy.ndarray):
+        return a
+    if hasattr(a, "get"):  # cupy.ndarray and the standin's arrays
+        return a.get()
+    return numpy.asarray(a)
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work to finish; timing GPU code without this measures only the launch."""
+    if _state.name == "cupy":
+        _state.module.cuda.Device().synchronize()
+
+
+# --- random numbers ------------------------------------------------------------------------------------
+
+def seed(value: int) -> None:
+    """Seed the host generator that initial weights are drawn from."""
+    _state.host_rng = numpy.random.default_rng(value)
+
+
+def host_rng() -> numpy.random.Generator:
+    """The shared host generator (NumPy), used to draw initial weights on every backend alike."""
+    return _state.host_rng
+
+
+def new_host_rng(seed_value=None) -> numpy.random.Generator:
+    """A fresh host generator of its own (e.g. for a fixed random upstream gradient in a check)."""
+    return numpy.random.default_rng(seed_value)
+
+
+def randn(shape, std=1.0, rng=None, dtype=None):
+    """Normal(0, std^2) numbers drawn on the host (so every backend gets the same ones), then moved."""
+    rng = rng if rng is not None else _state.host_rng
+    return asarray(rng.standard_normal(shape) * std, dtype=dtype or _state.dtype)
+
+
+class DeviceRNG:
+    """Uniform random numbers generated where the arrays live (for dropout masks), seeded."""
+
+    def __init__(self, seed_value=None):
+        self.seed_value = seed_value
+        if _state.name == "cupy":
+            self._rng = _state.module.random.RandomState(seed_value)
+        else:
+            self._rng = numpy.random.default_rng(seed_value)
+
+    def random(self, shape, dtype):
+        """Uniform [0, 1) numbers of the given shape and dtype, on the current backend."""
+        if _state.name == "cupy":
+            return self._rng.random_sample(size=shape, dtype=dtype)
+        sample = self._rng.random(shape, dtype=dtype)
+        return asarray(sample) if _state.name == "standin" else sample
+
+    def get_state(self):
+        if _state.name == "cupy":
+            raise BackendError("Saving the GPU dropout generator's state is not supported; "
+                               "it is re-seeded from the run's seed on resume.")
+        return self._rng.bit_generator.state
+
+    def set_state(self, state):
+        self._rng.bit_generator.state = state
+
+
+# --- the operations NumPy and CuPy spell differently ----------------------------------------------------
+
+def scatter_add(target, indices, values) -> None:
+    """In place: ``target[indices[i]] += values[i]`` for every i, repeated indices accumulating.
+
+    Plain ``target[indices] += values`` would keep only one update per repeated index. NumPy spells the
+    accumulating form ``np.add.at``; CuPy spells it ``cupyx.scatter_add``.
+    """
+    if _state.name == "numpy":
+        numpy.add.at(target, indices, values)
+    elif _state.name == "cupy":
+        import cupyx
+        cupyx.scatter_add(target, indices, values)
+    else:
+        from . import backend_standin as standin
+        standin.scatter_add(target, indices, values)
+
+
+# Honour the environment variable at import time (after everything above is defined).
+if os.environ.get(ENV_VAR):
+    use(os.environ[ENV_VAR])
