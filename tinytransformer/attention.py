@@ -1,0 +1,189 @@
+"""Scaled dot-product attention and multi-head attention.
+
+Masks are boolean and say where attention is *allowed*: ``mask[..., i, j]`` is True when query i may
+look at key j (the convention of ``torch.nn.functional.scaled_dot_product_attention``). A mask only has
+to broadcast against the scores ``[..., T_q, T_k]``: a causal mask is ``[T, T]``, a padding mask for
+multi-head attention is ``[B, 1, 1, T_k]``.
+"""
+from __future__ import annotations
+
+import math
+
+from .backend import xp
+from .dropout import Dropout
+from .linear import Linear
+from .module import Module, check_last_dim
+
+
+def causal_mask(length: int, past: int = 0):
+    """[T, past + T]: query t (at position past + t) may attend to keys 0 .. past + t, never the future.
+
+    With past = 0 this is the square lower-triangular mask of training; past > 0 is the mask of new
+    queries that also see ``past`` cached keys (generation with a KV cache).
+    """
+    return xp.tril(xp.ones((length, past + length), dtype=bool), k=past)
+
+
+def padding_mask(is_pad):
+    """[B, T_k] True-where-padding -> [B, 1, 1, T_k] True-where-attention-is-allowed (for B, heads, T_q)."""
+    return ~is_pad[:, None, None, :]
+
+
+def masked_softmax(scores, mask=None):
+    """softmax over the last axis, with disallowed positions getting weight exactly 0.
+
+    The row maximum is subtracted before ``exp`` so that exp never overflows (softmax is unchanged by a
+    shift). A row whose every position is masked has no valid distribution: it gets all zeros, not NaN.
+    """
+    if mask is not None:
+        scores = xp.where(mask, scores, -xp.inf)                       # masked -> exp(-inf) = 0
+    row_max = scores.max(axis=-1, keepdims=True)                        # [..., T_q, 1]
+    if mask is not None:
+        row_max = xp.where(xp.isfinite(row_max), row_max, 0.0)          # fully masked row: -inf - -inf is NaN
+    e = xp.exp(scores - row_max)                                        # [..., T_q, T_k]
+    total = e.sum(axis=-1, keepdims=True)                               # [..., T_q, 1]
+    if mask is not None:
+        total = xp.where(total == 0, 1.0, total)                        # fully masked row: 0/1 = 0
+    return e / total
+
+
+def softmax_backward(weights, dweights):
+    """Backward of w = softmax(s) along the last axis: ds = w ⊙ (dw − Σ_j dw_j w_j).
+
+    (From ∂w_i/∂s_j = w_i(δ_ij − w_j).) Masked positions have w = 0, so they get ds = 0.
+    """
+    return weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+
+
+class ScaledDotProductAttention(Module):
+    """out = softmax(Q Kᵀ / √d_k) V, with an optional boolean mask on the scores.
+
+    Shapes: Q [..., T_q, d_k], K [..., T_k, d_k], V [..., T_k, d_v] -> out [..., T_q, d_v].
+
+    Forward:   S = Q Kᵀ/√d_k   W = softmax(S)   (W' = dropout(W))   out = W' V
+    Backward:  dW' = dout Vᵀ   dV = W'ᵀ dout   dW = dropout backward of dW'
+               dS = W ⊙ (dW − rowsum(dW ⊙ W))   dQ = dS K/√d_k   dK = dSᵀ Q/√d_k
+
+    Dividing by √d_k keeps the scores' variance near 1 whatever d_k is; without it softmax saturates and
+    its gradients vanish (lessons/05). ``self.weights`` keeps the attention weights W for plotting.
+    """
+
+    def __init__(self, dropout: float = 0.0, seed=None):
+        self.dropout = Dropout(dropout, seed=seed) if dropout > 0 else None
+        self.q = self.k = self.v = None  # inputs, kept for dQ = dS K and dK = dSᵀ Q
+        self.weights = None              # W = softmax(S) [..., T_q, T_k]: needed for dS, and for plots
+        self.dropped = None              # W after dropout (the W' that multiplied V)
+
+    def forward(self, q, k, v, mask=None):
+        if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+            raise ValueError(f"Attention shapes do not fit: Q {tuple(q.shape)}, K {tuple(k.shape)}, "
+                             f"V {tuple(v.shape)}. Q and K need the same d_k; K and V the same T_k.")
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        scores = (q @ xp.swapaxes(k, -1, -2)) * scale                    # [..., T_q, d_k] @ [..., d_k, T_k]
+        weights = masked_softmax(scores, mask)                          # [..., T_q, T_k]
+        dropped = self.dropout(weights) if self.dropout is not None else weights
+        self.q, self.k, self.v, self.weights, self.dropped = q, k, v, weights, dropped
+        return dropped @ v                                              # [..., T_q, T_k] @ [..., T_k, d_v]
+
+    def backward(self, dout):
+        q, k, v, weights, dropped = self.q, self.k, self.v, self.weights, self.dropped
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        dv = xp.swapaxes(dropped, -1, -2) @ dout                        # [..., T_k, T_q] @ [..., T_q, d_v]
+        ddropped = dout @ xp.swapaxes(v, -1, -2)                        # [..., T_q, d_v] @ [..., d_v, T_k]
+        dweights = self.dropout.backward(ddropped) if self.dropout is not None else ddropped
+        dscores = softmax_backward(weights, dweights) * scale           # [..., T_q, T_k], scale folded in
+        dq = dscores @ k                                                # [..., T_q, T_k] @ [..., T_k, d_k]
+        dk = xp.swapaxes(dscores, -1, -2) @ q                           # [..., T_k, T_q] @ [..., T_q, d_k]
+        return dq, dk, dv
+
+
+class MultiHeadAttention(Module):
+    """n_head attention heads side by side, each on its own d_k = d_model / n_head slice.
+
+        Q = x W_q    K = c W_k    V = c W_v           (c = x for self-attention, the context for cross)
+        head_h = softmax(Q_h K_hᵀ / √d_k) V_h         (Q_h: columns h·d_k .. (h+1)·d_k of Q)
+        y = concat(head_1 .. head_H) W_o
+
+    Splitting into heads is a reshape [B, T, d_model] -> [B, T, n_head, d_k] and a transpose to
+    [B, n_head, T, d_k], so all heads run in one batched matmul. Backward goes the same way in reverse:
+    W_o, merge -> split, attention, the projections; in self-attention x receives the gradients of
+    all three of Q, K, V (it was used three times), in cross-attention the context receives K's and V's.
+
+    ``forward(x)`` is self-attention and ``backward`` returns dx; ``forward(x, context)`` is
+    cross-attention and ``backward`` returns (dx, dcontext).
+    """
+
+    def __init__(self, d_model: int, n_head: int, bias: bool = True, dropout: float = 0.0, seed=None,
+                 rng=None):
+        if d_model % n_head != 0:
+            divisors = [h for h in range(1, d_model + 1) if d_model % h == 0]
+            raise ValueError(f"n_head={n_head} does not divide d_model={d_model}: each head needs "
+                             f"d_model / n_head features. Choose n_head from {divisors[:12]}.")
+        self.d_model, self.n_head, self.d_k = d_model, n_head, d_model // n_head
+        self.q_proj = Linear(d_model, d_model, bias=bias, rng=rng)
+        self.k_proj = Linear(d_model, d_model, bias=bias, rng=rng)
+        self.v_proj = Linear(d_model, d_model, bias=bias, rng=rng)
+        self.attention = ScaledDotProductAttention(dropout=dropout, seed=seed)
+        self.out_proj = Linear(d_model, d_model, bias=bias, rng=rng)
+        self.cross = False  # whether the last forward was cross-attention (backward returns two grads)
+
+    def split_heads(self, x):
+        B, T, _ = x.shape
+        return x.reshape(B, T, self.n_head, self.d_k).transpose(0, 2, 1, 3)     # -> [B, n_head, T, d_k]
+
+    def merge_heads(self, x):
+        B, _, T, _ = x.shape
+        return x.transpose(0, 2, 1, 3).reshape(B, T, self.d_model)              # -> [B, T, d_model]
+
+    @property
+    def weights(self):
+        """The last forward's attention weights [B, n_head, T_q, T_k]."""
+        return self.attention.weights
+
+    def forward(self, x, context=None, mask=None, cache=None):
+        """Self-attention ``forward(x, mask=...)`` or cross-attention ``forward(x, context, mask=...)``.
+
+        ``cache`` (a dict, generation only, no backward): causal self-attention for new positions x that
+        also attends to the keys and values of earlier positions kept in ``cache``, which it extends.
+        """
+        if cache is not None:
+            return self._forward_cached(x, cache)
+        check_last_dim(x, self.d_model, "MultiHeadAttention", "d_model")
+        if x.ndim != 3:
+            raise ValueError(f"MultiHeadAttention expects x of shape [B, T, d_model], got {tuple(x.shape)}.")
+        self.cross = context is not None
+        if self.cross:
+            check_last_dim(context, self.d_model, "MultiHeadAttention (context)", "d_model")
+            if context.ndim != 3 or context.shape[0] != x.shape[0]:
+                raise ValueError(f"Cross-attention context must be [B, T_k, d_model] with the same B as x "
+                                 f"{tuple(x.shape)}, got {tuple(context.shape)}.")
+        c = context if self.cross else x
+        q = self.split_heads(self.q_proj(x))                                    # [B, h, T_q, d_k]
+        k = self.split_heads(self.k_proj(c))                                    # [B, h, T_k, d_k]
+        v = self.split_heads(self.v_proj(c))                                    # [B, h, T_k, d_k]
+        heads = self.attention(q, k, v, mask)                                   # [B, h, T_q, d_k]
+        return self.out_proj(self.merge_heads(heads))                           # [B, T_q, d_model]
+
+    def _forward_cached(self, x, cache):
+        # Keys and values of earlier positions do not change when new tokens arrive (causal attention),
+        # so only the new positions are projected; their keys and values are appended to the cache.
+        q = self.split_heads(self.q_proj(x))                                    # [B, h, T_new, d_k]
+        k = self.split_heads(self.k_proj(x))                                    # [B, h, T_new, d_k]
+        v = self.split_heads(self.v_proj(x))                                    # [B, h, T_new, d_k]
+        past = 0 if cache.get("k") is None else cache["k"].shape[2]
+        if past:
+            k = xp.concatenate([cache["k"], k], axis=2)                         # [B, h, past+T_new, d_k]
+            v = xp.concatenate([cache["v"], v], axis=2)
+        cache["k"], cache["v"] = k, v
+        heads = self.attention(q, k, v, causal_mask(x.shape[1], past))          # [B, h, T_new, d_k]
+        return self.out_proj(self.merge_heads(heads))                           # [B, T_new, d_model]
+
+    def backward(self, dy):
+        dheads = self.split_heads(self.out_proj.backward(dy))                   # [B, h, T_q, d_k]
+        dq, dk, dv = self.attention.backward(dheads)                            # each [B, h, T, d_k]
+        dx = self.q_proj.backward(self.merge_heads(dq))                         # [B, T_q, d_model]
+        dc = (self.k_proj.backward(self.merge_heads(dk))
+              + self.v_proj.backward(self.merge_heads(dv)))                     # [B, T_k, d_model]
+        if self.cross:
+            return dx, dc
+        return dx + dc  # self-attention: x fed Q, K and V, so its gradient is the sum of all three
