@@ -1,0 +1,6 @@
+"""The three Transformer families: decoder-only (GPT), encoder-only, and encoder-decoder."""
+from .encoder import EncoderClassifier, EncoderConfig
+from .gpt import GPT, GPTConfig
+from .seq2seq import Seq2Seq, Seq2SeqConfig
+
+__all__ = ["GPT", "GPTConfig", "EncoderClassifier", "EncoderConfig", "Seq2Seq", "Seq2SeqConfig"]
