@@ -1,0 +1,169 @@
+"""Training helpers: the AdamW optimizer, gradient clipping and the cosine learning-rate schedule.
+
+These three are what nanoGPT's training loop uses, written out so that each line can be read against
+the math. The arithmetic happens where the parameters live (``xp``: NumPy or CuPy); only single numbers
+(the gradient norm, the learning rate) are Python floats on the host.
+"""
+from __future__ import annotations
+
+import math
+
+from . import backend
+from .backend import xp
+from .module import Parameter
+
+
+class AdamW:
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``.
+
+    For every parameter θ with gradient g, at step t = 1, 2, ...:
+
+        m = β1·m + (1 − β1)·g               first moment: a running mean of the gradient
+        v = β2·v + (1 − β2)·g²              second moment: a running mean of its square
+        m̂ = m / (1 − β1ᵗ)                  bias correction: m and v start at 0, so early
+        v̂ = v / (1 − β2ᵗ)                  averages are too small by exactly these factors
+        θ = θ − lr·wd·θ                     decoupled weight decay (matrices only, see below)
+        θ = θ − lr · m̂ / (√v̂ + eps)
+
+    Each coordinate moves by about lr whatever the gradient's scale, because m̂/√v̂ is a ratio of a
+    gradient to its own typical size.
+
+    Weight decay is *decoupled*: it shrinks θ directly instead of being added to g, so it is not divided
+    by √v̂ (that is the W in AdamW). It is applied only to parameters with ndim ≥ 2: the weight
+    matrices and embedding tables. Biases and LayerNorm gains (ndim 1) are not decayed; pulling a gain
+    towards 0 would fight the normalisation. This is nanoGPT's ``configure_optimizers``: torch's AdamW
+    with two parameter groups, one with ``weight_decay`` and one with 0.
+
+    Usage::
+
+        optimizer = AdamW(model.named_parameters(), lr=1e-3)
+        model.zero_grad(); loss = ...; model.backward(...)
+        optimizer.step(lr=cosine_lr(it, ...))     # an lr passed in replaces self.lr (for schedules)
+
+    Parameters are updated in place (``p.data`` keeps its array), so a view of a weight elsewhere, such
+    as a tied output layer, sees the update. m and v live on the parameter's device, in its dtype.
+    """
+
+    def __init__(self, named_parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        self.params = {}  # name -> Parameter, in the model's order
+        for item in named_parameters:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Parameter)):
+                raise TypeError("AdamW takes (name, Parameter) pairs: pass model.named_parameters(), "
+                                f"not model.parameters() (got an item of type {type(item).__name__}).")
+            name, p = item
+            self.params[name] = p
+        self.lr, self.betas, self.eps, self.weight_decay = float(lr), tuple(betas), eps, weight_decay
+        self.step_count = 0  # t, for the bias correction
+        self.m = {name: xp.zeros_like(p.data) for name, p in self.params.items()}
+        self.v = {name: xp.zeros_like(p.data) for name, p in self.params.items()}
+
+    def decays(self, name) -> bool:
+        """Whether weight decay applies to this parameter: matrices and tables (ndim ≥ 2) only."""
+        return self.params[name].data.ndim >= 2
+
+    def zero_grad(self) -> None:
+        """Set every gradient to 0 (gradients accumulate, so do this before each backward)."""
+        for p in self.params.values():
+            p.grad.fill(0)
+
+    def step(self, lr=None) -> None:
+        """One update of every parameter from its current ``.grad``."""
+        if lr is not None:
+            self.lr = float(lr)
+        lr, (beta1, beta2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
+        self.step_count += 1
+        t = self.step_count
+        bias_correction1 = 1.0 - beta1 ** t
+        bias_correction2 = 1.0 - beta2 ** t
+        for name, p in self.params.items():
+            g, m, v = p.grad, self.m[name], self.v[name]
+            # In-place updates (*=, +=, -=): no new arrays for m, v or θ on every step.
+            m *= beta1
+            m += (1.0 - beta1) * g                                   # m = β1·m + (1 − β1)·g
+            v *= beta2
+            v += (1.0 - beta2) * (g * g)                             # v = β2·v + (1 − β2)·g²
+            m_hat = m / bias_correction1
+            v_hat = v / bias_correction2
+            if wd != 0 and self.decays(name):
+                p.data *= 1.0 - lr * wd                              # decay first, as torch does
+            p.data -= lr * m_hat / (xp.sqrt(v_hat) + eps)
+
+    # --- saving and loading -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Step count, hyperparameters, and m and v by parameter name as host NumPy copies."""
+        return {
+            "step": self.step_count,
+            "lr": self.lr,
+            "betas": self.betas,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "m": {name: backend.to_numpy(m).copy() for name, m in self.m.items()},
+            "v": {name: backend.to_numpy(v).copy() for name, v in self.v.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a ``state_dict()``; the parameter names and shapes must match this optimizer's."""
+        for key in ("m", "v"):
+            missing = sorted(set(self.params) - set(state[key]))
+            unexpected = sorted(set(state[key]) - set(self.params))
+            if missing or unexpected:
+                raise ValueError(f"Optimizer state does not match the parameters: {key} is missing "
+                                 f"{missing} and has unexpected {unexpected}. Was it saved for a model "
+                                 "with another config?")
+            for name, p in self.params.items():
+                if tuple(state[key][name].shape) != tuple(p.data.shape):
+                    raise ValueError(f"Optimizer state {key}[{name!r}] has shape "
+                                     f"{tuple(state[key][name].shape)} but the parameter has shape "
+                                     f"{tuple(p.data.shape)}; the configs differ.")
+        self.step_count = int(state["step"])
+        self.lr, self.betas = float(state["lr"]), tuple(state["betas"])
+        self.eps, self.weight_decay = state["eps"], state["weight_decay"]
+        for name, p in self.params.items():
+            # Host arrays -> the parameter's device and dtype.
+            self.m[name] = backend.asarray(state["m"][name], dtype=p.data.dtype)
+            self.v[name] = backend.asarray(state["v"][name], dtype=p.data.dtype)
+
+
+def clip_grad_norm(parameters, max_norm: float) -> float:
+    """Scale all gradients together so that their global L2 norm is at most ``max_norm``.
+
+        norm = √( Σ_params Σ_entries g² )            one norm over every gradient, as if concatenated
+        if norm > max_norm:  g ← g · max_norm / (norm + 1e-6)   for every g, in place
+
+    Scaling all gradients by one factor keeps the update's direction and only shortens it: a rare huge
+    gradient (a loss spike) cannot throw the weights far. The 1e-6 is torch's
+    ``clip_grad_norm_``, which this matches.
+
+    Returns the norm *before* clipping, as a Python float. It is NaN or inf when any gradient holds NaN
+    or inf (the gradients are then left as they are), which is the signal for a training loop to stop.
+    """
+    parameters = list(parameters)
+    total = 0.0
+    for p in parameters:
+        total = total + (p.grad * p.grad).sum()  # a 0-d device array: one copy to the host at the end
+    norm = math.sqrt(float(total))
+    if math.isfinite(norm) and norm > max_norm:  # NaN or inf: nothing sensible to scale to; leave them
+        scale = max_norm / (norm + 1e-6)
+        for p in parameters:
+            p.grad *= scale
+    return norm
+
+
+def cosine_lr(it: int, *, lr: float, min_lr: float, warmup_iters: int, lr_decay_iters: int) -> float:
+    """The learning rate at iteration ``it``: linear warmup, then cosine decay to ``min_lr`` (nanoGPT).
+
+        it < warmup_iters:          lr · (it + 1) / (warmup_iters + 1)        rises linearly towards lr
+        warmup ≤ it ≤ decay_iters:  min_lr + ½(1 + cos(π·r)) · (lr − min_lr),  r = (it − warmup) /
+                                                                               (decay_iters − warmup)
+        it > lr_decay_iters:        min_lr
+
+    Warmup keeps the first updates small while Adam's v is still a poor estimate; the slow decay lets
+    the weights settle into a minimum at the end.
+    """
+    if it < warmup_iters:
+        return lr * (it + 1) / (warmup_iters + 1)
+    if it >= lr_decay_iters:  # at it == lr_decay_iters the cosine is already at min_lr
+        return min_lr
+    decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)  # in [0, 1)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * decay_ratio))                # 1 -> 0
+    return min_lr + coeff * (lr - min_lr)
