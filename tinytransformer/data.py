@@ -1,0 +1,163 @@
+"""Text data for language modelling: a character tokenizer, the Tiny Shakespeare corpus, random batches.
+
+This is the host side of training, as in nanoGPT: the corpus lives in host memory as token ids, and each
+batch is drawn there and copied to the backend's device.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+# Host-side data pipeline: the corpus and the batch indices live in host memory (NumPy); only the
+# finished batch is moved to the device with backend.asarray.
+import numpy
+
+from . import backend
+
+SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+SHAKESPEARE_SIZE = 1_115_394  # characters (and bytes: the file is ASCII)
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+CACHE_ENV = "TINYTRANSFORMER_CACHE"
+
+
+class CharTokenizer:
+    """Characters <-> integers: the vocabulary is the sorted set of characters of a text.
+
+    Tiny Shakespeare has 65 distinct characters, so ids are 0..64. Encoding a character that is not in
+    the vocabulary is an error that names it: the model has no embedding for it.
+    """
+
+    def __init__(self, chars):
+        self.chars = "".join(chars)
+        if len(set(self.chars)) != len(self.chars):
+            raise ValueError("Tokenizer characters must be distinct.")
+        self.stoi = {ch: i for i, ch in enumerate(self.chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharTokenizer":
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> numpy.ndarray:
+        unseen = sorted(set(text) - set(self.stoi))
+        if unseen:
+            raise ValueError(f"Characters not in the vocabulary: {''.join(unseen)!r} "
+                             f"({', '.join(repr(c) for c in unseen)}). The model knows only these "
+                             f"{self.vocab_size} characters: {self.chars!r}. Remove or replace the others.")
+        return numpy.array([self.stoi[ch] for ch in text], dtype=numpy.int64)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in backend.to_numpy(ids).reshape(-1))
+
+    def to_dict(self) -> dict:
+        return {"kind": "char", "chars": self.chars}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "CharTokenizer":
+        if state.get("kind") != "char":
+            raise ValueError(f"Not a character tokenizer: {state.get('kind')!r}.")
+        return cls(state["chars"])
+
+
+# --- finding the corpus --------------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "tinytransformer"))
+
+
+def _is_valid_shakespeare(path: Path) -> bool:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return len(data) == SHAKESPEARE_SIZE and hashlib.sha256(data).hexdigest() == SHAKESPEARE_SHA256
+
+
+def _shared_copies() -> list:
+    """``shared/data/tinyshakespeare.txt`` beside the checkout: next to the repository's folder, or next
+    to the current directory (for an installed, non-editable package run from inside a checkout)."""
+    beside_package = Path(__file__).resolve().parent.parent.parent
+    return [folder / "shared" / "data" / "tinyshakespeare.txt" for folder in (beside_package, Path.cwd().parent)]
+
+
+def find_shakespeare(path=None, download: bool = True, log=print) -> Path:
+    """Locate Tiny Shakespeare, in this order:
+
+    1. ``path`` (e.g. ``--data``), used as given;
+    2. the cached copy ``~/.cache/tinytransformer/tinyshakespeare.txt`` (or ``$TINYTRANSFORMER_CACHE``);
+    3. a download from the char-rnn repository, verified by size and SHA-256, then cached;
+    4. ``../shared/data/tinyshakespeare.txt`` beside the checkout (verified, then cached).
+
+    If none works, the error says how to get the file.
+    """
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No corpus at {path}. Pass the path of a text file with --data, or "
+                                    "leave --data out to use the cached or downloaded Tiny Shakespeare.")
+        return path
+    cached = cache_dir() / "tinyshakespeare.txt"
+    if _is_valid_shakespeare(cached):
+        return cached
+    problems = []
+    if download:
+        try:
+            log(f"downloading Tiny Shakespeare from {SHAKESPEARE_URL}")
+            with urllib.request.urlopen(SHAKESPEARE_URL, timeout=30) as response:
+                data = response.read()
+            if len(data) != SHAKESPEARE_SIZE or hashlib.sha256(data).hexdigest() != SHAKESPEARE_SHA256:
+                raise ValueError(f"downloaded file has {len(data)} bytes or a wrong checksum")
+            _write_cache(cached, data)
+            return cached
+        except Exception as err:  # no network, or a bad download: fall through to the shared copy
+            problems.append(f"download failed ({err})")
+    for shared in _shared_copies():
+        if _is_valid_shakespeare(shared):
+            try:
+                _write_cache(cached, shared.read_bytes())
+                return cached
+            except OSError:
+                return shared  # read-only home: use the shared copy where it is
+        problems.append(f"no valid copy at {shared}")
+    raise FileNotFoundError(
+        "Tiny Shakespeare was not found: " + "; ".join(problems) + ". Download it with\n"
+        f"    curl -o tinyshakespeare.txt {SHAKESPEARE_URL}\n"
+        f"and pass --data tinyshakespeare.txt, or put it at {cached}.")
+
+
+def _write_cache(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    shutil.move(str(tmp), str(target))  # a rename: readers never see half a file
+
+
+# --- the data set --------------------------------------------------------------------------------------
+
+class CharDataset:
+    """A text as token ids, split as nanoGPT: the first 90% for training, the last 10% for validation."""
+
+    def __init__(self, text: str, tokenizer: CharTokenizer | None = None, val_fraction: float = 0.1):
+        self.tokenizer = tokenizer or CharTokenizer.from_text(text)
+        ids = self.tokenizer.encode(text)
+        split = int(len(ids) * (1.0 - val_fraction))
+        self.train, self.val = ids[:split], ids[split:]
+
+    def get_batch(self, split: str, batch_size: int, block_size: int, rng: numpy.random.Generator):
+        """Random windows of block_size tokens: x [B, T] and the same windows shifted by one, y [B, T].
+
+        One window holds block_size training examples at once: x[:t+1] -> y[t] for every t.
+        """
+        data = self.train if split == "train" else self.val
+        if len(data) <= block_size:
+            raise ValueError(f"The {split} split has {len(data)} tokens, too few for block_size "
+                             f"{block_size}: use a longer text or a smaller block_size.")
+        starts = rng.integers(0, len(data) - block_size, size=batch_size)             # [B]
+        offsets = starts[:, None] + numpy.arange(block_size)                          # [B, T]
+        return backend.asarray(data[offsets]), backend.asarray(data[offsets + 1])     # x, y: [B, T]
