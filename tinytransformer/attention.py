@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import math
 
+from . import backend
 from .backend import xp
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module, check_last_dim
 
 
+_causal_masks = {}  # (backend, T, past) -> mask: a training run asks for the same mask at every step
+
+
 def causal_mask(length: int, past: int = 0):
     """[T, past + T]: query t (at position past + t) may attend to keys 0 .. past + t, never the future.
 
     With past = 0 this is the square lower-triangular mask of training; past > 0 is the mask of new
-    queries that also see ``past`` cached keys (generation with a KV cache).
+    queries that also see ``past`` cached keys (generation with a KV cache). Masks are cached and shared:
+    do not modify one in place.
     """
-    return xp.tril(xp.ones((length, past + length), dtype=bool), k=past)
+    key = (backend.name(), length, past)
+    if key not in _causal_masks:
+        _causal_masks[key] = xp.tril(xp.ones((length, past + length), dtype=bool), k=past)
+    return _causal_masks[key]
 
 
 def padding_mask(is_pad):
@@ -45,6 +53,27 @@ def masked_softmax(scores, mask=None):
     if mask is not None:
         total = xp.where(total == 0, 1.0, total)                        # fully masked row: 0/1 = 0
     return e / total
+
+
+def masked_softmax_inplace(scores, blocked=None):
+    """``masked_softmax`` computed in the memory of ``scores`` (which it overwrites and returns).
+
+    The same steps as above, without a temporary array per step: about twice as fast on the attention
+    hot path. ``blocked`` is the negated mask: True where attention is *not* allowed.
+    tests/test_attention.py holds the two versions equal.
+    """
+    if blocked is not None:
+        xp.copyto(scores, -xp.inf, where=blocked)                       # masked -> exp(-inf) = 0
+    row_max = scores.max(axis=-1, keepdims=True)                        # [..., T_q, 1]
+    if blocked is not None:
+        row_max[~xp.isfinite(row_max)] = 0.0                            # fully masked row: avoid -inf - -inf
+    scores -= row_max
+    e = xp.exp(scores, out=scores)                                      # [..., T_q, T_k], in place
+    total = e.sum(axis=-1, keepdims=True)                               # [..., T_q, 1]
+    if blocked is not None:
+        total[total == 0] = 1.0                                         # fully masked row: 0/1 = 0
+    e /= total
+    return e
 
 
 def softmax_backward(weights, dweights):
@@ -79,8 +108,10 @@ class ScaledDotProductAttention(Module):
             raise ValueError(f"Attention shapes do not fit: Q {tuple(q.shape)}, K {tuple(k.shape)}, "
                              f"V {tuple(v.shape)}. Q and K need the same d_k; K and V the same T_k.")
         scale = 1.0 / math.sqrt(q.shape[-1])
-        scores = (q @ xp.swapaxes(k, -1, -2)) * scale                    # [..., T_q, d_k] @ [..., d_k, T_k]
-        weights = masked_softmax(scores, mask)                          # [..., T_q, T_k]
+        scores = q @ xp.swapaxes(k, -1, -2)                             # [..., T_q, d_k] @ [..., d_k, T_k]
+        scores *= scale                                                 # a new array: safe to scale in place
+        blocked = None if mask is None else ~mask                       # where attention is not allowed
+        weights = masked_softmax_inplace(scores, blocked)               # [..., T_q, T_k]
         dropped = self.dropout(weights) if self.dropout is not None else weights
         self.q, self.k, self.v, self.weights, self.dropped = q, k, v, weights, dropped
         return dropped @ v                                              # [..., T_q, T_k] @ [..., T_k, d_v]

@@ -32,10 +32,12 @@ class Linear(Module):
     def forward(self, x):
         check_last_dim(x, self.in_features, "Linear", "in_features")
         self.x = x
-        y = x @ self.weight.data                                    # [..., in] @ [in, out] -> [..., out]
+        # One [N, in] @ [in, out] product: for a 3-D x NumPy's matmul would loop over the first axis.
+        x2 = x.reshape(-1, self.in_features)                        # [N, in], N = all leading axes
+        y = x2 @ self.weight.data                                   # [N, in] @ [in, out] -> [N, out]
         if self.bias is not None:
-            y += self.bias.data                                     # [..., out] + [out]
-        return y
+            y += self.bias.data                                     # [N, out] + [out]
+        return y.reshape(*x.shape[:-1], self.out_features)          # [..., out]
 
     def backward(self, dy):
         x2 = self.x.reshape(-1, self.in_features)                   # [N, in]
@@ -43,4 +45,5 @@ class Linear(Module):
         self.weight.grad += x2.T @ dy2                              # [in, N] @ [N, out] -> [in, out]
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=0)                       # [out]
-        return dy @ self.weight.data.T                              # [..., out] @ [out, in] -> [..., in]
+        dx2 = dy2 @ self.weight.data.T                              # [N, out] @ [out, in] -> [N, in]
+        return dx2.reshape(self.x.shape)                            # [..., in]

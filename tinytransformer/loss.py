@@ -45,7 +45,7 @@ class CrossEntropyLoss(Module):
         self.probs = xp.exp(log_probs)                                           # [N, V]
         self.shape = logits.shape
         nll = -log_probs[self.rows, self.targets]                                # [N]
-        return (nll * self.weight[:, 0]).sum()                                   # scalar (0-d array)
+        return (nll * self.weight[:, 0]).sum()                                   # scalar
 
     def backward(self, dloss=1.0):
         dz = self.probs.copy()                                                   # [N, V]

@@ -75,18 +75,25 @@ class AdamW:
         t = self.step_count
         bias_correction1 = 1.0 - beta1 ** t
         bias_correction2 = 1.0 - beta2 ** t
+        step_size = lr / bias_correction1                            # lr · m̂/m
         for name, p in self.params.items():
             g, m, v = p.grad, self.m[name], self.v[name]
             # In-place updates (*=, +=, -=): no new arrays for m, v or θ on every step.
             m *= beta1
             m += (1.0 - beta1) * g                                   # m = β1·m + (1 − β1)·g
             v *= beta2
-            v += (1.0 - beta2) * (g * g)                             # v = β2·v + (1 − β2)·g²
-            m_hat = m / bias_correction1
-            v_hat = v / bias_correction2
+            g2 = g * g
+            g2 *= 1.0 - beta2
+            v += g2                                                  # v = β2·v + (1 − β2)·g²
             if wd != 0 and self.decays(name):
                 p.data *= 1.0 - lr * wd                              # decay first, as torch does
-            p.data -= lr * m_hat / (xp.sqrt(v_hat) + eps)
+            # θ −= lr · m̂ / (√v̂ + eps), arranged as torch does: √v̂ = √v / √(1 − β2ᵗ)
+            denom = xp.sqrt(v)
+            denom /= math.sqrt(bias_correction2)
+            denom += eps
+            update = m / denom
+            update *= step_size
+            p.data -= update
 
     # --- saving and loading -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -140,7 +147,8 @@ def clip_grad_norm(parameters, max_norm: float) -> float:
     parameters = list(parameters)
     total = 0.0
     for p in parameters:
-        total = total + (p.grad * p.grad).sum()  # a 0-d device array: one copy to the host at the end
+        g = p.grad.reshape(-1)
+        total = total + xp.dot(g, g)  # Σ g², as one BLAS dot; a 0-d device array, copied to the host once
     norm = math.sqrt(float(total))
     if math.isfinite(norm) and norm > max_norm:  # NaN or inf: nothing sensible to scale to; leave them
         scale = max_norm / (norm + 1e-6)
