@@ -1,0 +1,97 @@
+"""ReLU and GELU (tanh form), element-wise non-linearities."""
+import math
+
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import (GRADIENT_PROPERTY, assert_gradients_check, assert_matches_torch, assert_stays_float32,
+                     to_torch)
+from tinytransformer import GELU, ReLU, backend
+from tinytransformer.activations import gelu_plain, gelu_plain_backward, make_activation
+
+
+def inputs_away_from_zero(shape, rng):
+    """ReLU has a kink at 0, where finite differences straddle both sides; keep every |x| ≥ 0.1."""
+    x = rng.standard_normal(shape)
+    return backend.asarray(numpy.sign(x) * (0.1 + numpy.abs(x)))
+
+
+@pytest.mark.parametrize("activation", [ReLU, GELU])
+def test_gradients(activation):
+    with backend.using("float64"):
+        x = inputs_away_from_zero((2, 3, 4), numpy.random.default_rng(0))
+        assert_gradients_check(activation(), {"x": x})
+
+
+# Below x ≈ −3, 1 + tanh(u) cancels in float64 (at x = −5 it is ~1e-7, known to 9 digits), so the
+# finite differences of a tiny GELU there are mostly rounding noise; the PyTorch test covers the tails.
+@GRADIENT_PROPERTY
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), seed=st.integers(0, 2**32 - 1))
+def test_gelu_gradients_for_random_inputs(shape, seed):
+    with backend.using("float64"):
+        x = backend.asarray(numpy.random.default_rng(seed).uniform(-3.0, 3.0, shape))  # smooth: no kink
+        assert_gradients_check(GELU(), {"x": x}, seed=seed)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), scale=st.floats(0.1, 20.0),
+       dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2**32 - 1))
+def test_in_place_gelu_equals_the_formula_as_written(shape, scale, dtype, seed):
+    """GELU's forward and backward compute in place for speed; gelu_plain* are the formulas as they read."""
+    rng = numpy.random.default_rng(seed)
+    with backend.using(dtype):
+        x, dy = backend.randn(shape, std=scale, rng=rng), backend.randn(shape, rng=rng)
+        layer = GELU()
+        y = layer(x)
+        dx = layer.backward(dy)
+        tolerance = 1e-6 if dtype == "float32" else 1e-14
+        numpy.testing.assert_allclose(y, gelu_plain(x), rtol=tolerance, atol=tolerance)
+        numpy.testing.assert_allclose(dx, gelu_plain_backward(x, dy), rtol=tolerance, atol=tolerance)
+
+
+def test_relu_forward_and_backward():
+    relu = ReLU()
+    y = relu(numpy.array([-2.0, -0.0, 0.5, 3.0], dtype=numpy.float32))
+    dx = relu.backward(numpy.array([10.0, 10.0, 10.0, 10.0], dtype=numpy.float32))
+    numpy.testing.assert_array_equal(y, [0.0, 0.0, 0.5, 3.0])
+    numpy.testing.assert_array_equal(dx, [0.0, 0.0, 10.0, 10.0])  # the gradient at 0 is taken as 0
+
+
+def test_gelu_is_close_to_the_exact_erf_form():
+    xs = numpy.linspace(-6, 6, 121)
+    with backend.using("float64"):
+        y = GELU()(xs)
+    exact = [0.5 * x * (1 + math.erf(x / math.sqrt(2))) for x in xs]  # GELU(x) = x Φ(x)
+    numpy.testing.assert_allclose(y, exact, rtol=0, atol=1e-3)
+    assert numpy.abs(y - exact).max() > 0  # (the tanh form is an approximation, not the erf form)
+
+
+@pytest.mark.parametrize("activation", [ReLU, GELU])
+def test_float32_stays_float32(activation):
+    assert_stays_float32(activation(), {"x": backend.randn((2, 3, 4))})
+
+
+def test_unknown_activation_is_explained():
+    assert isinstance(make_activation("gelu"), GELU)
+    with pytest.raises(ValueError, match=r"Unknown activation 'swish'; choose one of \['gelu', 'relu'\]"):
+        make_activation("swish")
+
+
+@pytest.mark.parametrize("activation", [ReLU, GELU])
+def test_matches_torch(torch, activation):
+    rng = numpy.random.default_rng(1)
+    with backend.using("float64"):
+        layer = activation()
+        x = backend.randn((3, 5), std=3.0, rng=rng)
+        dy = backend.randn((3, 5), rng=rng)
+        y = layer(x)
+        dx = layer.backward(dy)
+
+    reference = torch.nn.ReLU() if activation is ReLU else torch.nn.GELU(approximate="tanh")
+    x_t = to_torch(torch, x)
+    y_t = reference(x_t)
+    y_t.backward(to_torch(torch, dy, requires_grad=False))
+    assert_matches_torch(y, y_t, activation.__name__, "output")
+    assert_matches_torch(dx, x_t.grad, activation.__name__, "dx")

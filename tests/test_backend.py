@@ -1,0 +1,126 @@
+"""The backend: choosing NumPy, CuPy or the stand-in, the default dtype, and the few operations
+that NumPy and CuPy spell differently."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+
+from tinytransformer import backend
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_numpy_and_float32_by_default():
+    assert backend.name() == "numpy" and not backend.is_gpu()
+    assert backend.default_dtype() == numpy.float32
+    assert backend.randn((2, 2)).dtype == numpy.float32
+
+
+def test_using_switches_for_a_block_and_switches_back_even_after_an_error():
+    with pytest.raises(RuntimeError):
+        with backend.using("float64", backend="standin"):
+            assert backend.name() == "standin" and backend.is_gpu()
+            assert backend.default_dtype() == numpy.float64
+            assert isinstance(backend.xp.zeros(2), backend.xp.ndarray)  # xp follows the switch
+            raise RuntimeError("leave the block")
+    assert backend.name() == "numpy" and backend.default_dtype() == numpy.float32
+    assert isinstance(backend.xp.zeros(2), numpy.ndarray)
+
+
+def test_unknown_backend_name_is_explained():
+    with pytest.raises(backend.BackendError, match=r"Unknown backend 'torch'; choose one of numpy, cupy, standin"):
+        backend.use("torch")
+
+
+def test_default_dtype_must_be_float32_or_float64():
+    with pytest.raises(backend.BackendError, match="Default dtype must be float32 or float64, got float16"):
+        backend.set_default_dtype("float16")
+
+
+def test_missing_cupy_is_explained(monkeypatch):
+    # Make `import cupy` fail even on a machine where CuPy is installed.
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    with pytest.raises(backend.BackendError, match=r"needs CuPy, which is not installed.*pip install cupy-cuda12x"):
+        backend.use("cupy")
+    assert backend.name() == "numpy"  # a failed switch changes nothing
+
+
+def run_python(code, **env):
+    """Run ``code`` in a fresh interpreter (the backend is chosen at import time) and return its stdout."""
+    environment = {k: v for k, v in os.environ.items() if k != backend.ENV_VAR}
+    environment.update(env)
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO), environment.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=environment, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_environment_variable_chooses_the_backend_at_import():
+    code = "from tinytransformer import backend; print(backend.name())"
+    assert run_python(code).stdout.strip() == "numpy"
+    assert run_python(code, TINYTRANSFORMER_BACKEND="standin").stdout.strip() == "standin"
+    failed = run_python(code, TINYTRANSFORMER_BACKEND="fortran")
+    assert failed.returncode != 0 and "Unknown backend 'fortran'" in failed.stderr
+
+
+@pytest.mark.parametrize("name", ["numpy", "standin"])
+def test_scatter_add_accumulates_repeated_indices(name):
+    with backend.using("float64", backend=name):
+        target = backend.xp.zeros((4, 2))
+        indices = backend.asarray([1, 3, 1, 1])
+        values = backend.asarray([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+        backend.scatter_add(target, indices, values)
+        result = backend.to_numpy(target)
+    # index 1 appears three times: 1 + 5 + 7 and 2 + 6 + 8
+    numpy.testing.assert_array_equal(result, [[0, 0], [13, 16], [0, 0], [3, 4]])
+
+
+def test_plain_fancy_index_add_would_lose_repeats():
+    """Why scatter_add exists: ``target[idx] += v`` applies one of the repeated updates only."""
+    target = numpy.zeros(3)
+    target[numpy.array([1, 1, 1])] += numpy.array([1.0, 2.0, 3.0])
+    assert target[1] != 6.0
+
+
+def test_randn_draws_the_same_numbers_on_every_backend():
+    drawn = {}
+    for name in ["numpy", "standin"]:
+        with backend.using("float64", backend=name):
+            drawn[name] = backend.to_numpy(backend.randn((3, 2), std=0.5, rng=backend.new_host_rng(7)))
+    numpy.testing.assert_array_equal(drawn["numpy"], drawn["standin"])
+    assert drawn["numpy"].std() > 0
+
+
+def test_seed_makes_initial_weights_reproducible():
+    backend.seed(123)
+    first = backend.randn((4,))
+    backend.seed(123)
+    numpy.testing.assert_array_equal(backend.randn((4,)), first)
+
+
+@pytest.mark.parametrize("name", ["numpy", "standin"])
+def test_device_rng_is_seeded_and_keeps_its_dtype(name):
+    with backend.using(backend=name):
+        a = backend.DeviceRNG(5).random((6,), numpy.float32)
+        b = backend.DeviceRNG(5).random((6,), numpy.float32)
+        assert a.dtype == numpy.float32 and isinstance(a, backend.xp.ndarray)
+        numpy.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+        values = backend.to_numpy(a)
+    assert ((values >= 0) & (values < 1)).all()
+
+
+def test_device_rng_state_can_be_saved_and_restored():
+    rng = backend.DeviceRNG(0)
+    state = rng.get_state()
+    first = rng.random((3,), numpy.float64)
+    rng.set_state(state)
+    numpy.testing.assert_array_equal(rng.random((3,), numpy.float64), first)
+
+
+def test_to_numpy_and_asarray():
+    host = numpy.arange(3.0)
+    assert backend.to_numpy(host) is host
+    assert backend.to_numpy(numpy.float64(2.5)) == 2.5
+    assert backend.asarray([1, 2], dtype=numpy.float32).dtype == numpy.float32

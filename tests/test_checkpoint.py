@@ -1,0 +1,391 @@
+"""Tests for tinytransformer/checkpoint.py: the file format, atomic saving, clear errors, exact resume."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tinytransformer import backend, checkpoint
+from tinytransformer.checkpoint import (CheckpointError, check_config, load_checkpoint, restore,
+                                        save_checkpoint)
+from tinytransformer.layernorm import LayerNorm
+from tinytransformer.linear import Linear
+from tinytransformer.module import Module
+from tinytransformer.optim import AdamW, clip_grad_norm, cosine_lr
+
+CONFIG = {"d_in": 4, "d_hidden": 8, "d_out": 3, "activation": "none", "sizes": [1, 2]}
+TOKENIZER = {"kind": "char", "chars": "\n !abcü—"}
+
+
+class TinyNet(Module):
+    """x -> Linear -> LayerNorm -> Linear."""
+
+    def __init__(self, d_in=4, d_hidden=8, d_out=3, seed=0):
+        rng = np.random.default_rng(seed)
+        self.fc1 = Linear(d_in, d_hidden, rng=rng)
+        self.ln = LayerNorm(d_hidden)
+        self.fc2 = Linear(d_hidden, d_out, rng=rng)
+
+    def forward(self, x):
+        return self.fc2(self.ln(self.fc1(x)))
+
+    def backward(self, dy):
+        return self.fc1.backward(self.ln.backward(self.fc2.backward(dy)))
+
+
+def train_step(model, optimizer, it, data_rng):
+    """One step of a nanoGPT-style loop on a random batch drawn from ``data_rng``; returns the loss."""
+    x = backend.asarray(data_rng.standard_normal((5, 4)), dtype=backend.default_dtype())
+    target = backend.asarray(data_rng.standard_normal((5, 3)), dtype=backend.default_dtype())
+    model.zero_grad()
+    diff = model(x) - target
+    model.backward(2.0 * diff / diff.size)
+    clip_grad_norm(model.parameters(), 1.0)
+    optimizer.step(lr=cosine_lr(it, lr=1e-2, min_lr=1e-3, warmup_iters=2, lr_decay_iters=8))
+    return float((diff * diff).mean())
+
+
+def trained(steps=2, seed=0):
+    """A model and optimizer after a few steps, so that weights, m and v are all non-trivial."""
+    model = TinyNet(seed=seed)
+    optimizer = AdamW(model.named_parameters(), weight_decay=0.1)
+    data_rng = np.random.default_rng(seed)
+    for it in range(steps):
+        train_step(model, optimizer, it, data_rng)
+    return model, optimizer
+
+
+def assert_states_equal(a, b):
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(backend.to_numpy(a[name]), backend.to_numpy(b[name]), err_msg=name)
+
+
+# --- the round trip -------------------------------------------------------------------------------------
+
+def test_round_trip_keeps_everything(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    model, optimizer = trained()
+    rng = np.random.default_rng(7)
+    rng.standard_normal(3)  # move the generator away from its seeded start
+    save_checkpoint(path, model=model, config=CONFIG, optimizer=optimizer, tokenizer=TOKENIZER,
+                    iteration=7, rng_state=rng.bit_generator.state, extra={"best_val_loss": 1.2345678901})
+
+    ckpt = load_checkpoint(path)
+
+    assert ckpt.config == CONFIG
+    assert ckpt.tokenizer == TOKENIZER
+    assert ckpt.iteration == 7
+    assert ckpt.extra == {"best_val_loss": 1.2345678901}
+    assert_states_equal(ckpt.model_state, model.state_dict())
+    expected = optimizer.state_dict()
+    for key in ("step", "lr", "betas", "eps", "weight_decay"):
+        assert ckpt.optimizer_state[key] == expected[key], key
+    assert_states_equal(ckpt.optimizer_state["m"], expected["m"])
+    assert_states_equal(ckpt.optimizer_state["v"], expected["v"])
+    # The generator continues from where it was saved.
+    resumed = np.random.default_rng()
+    resumed.bit_generator.state = ckpt.rng_state
+    np.testing.assert_array_equal(resumed.standard_normal(5), rng.standard_normal(5))
+
+
+def test_without_optimizer_or_tokenizer(tmp_path):
+    path = tmp_path / "weights.npz"
+    model, _ = trained()
+    save_checkpoint(path, model=model, config=CONFIG)
+    ckpt = load_checkpoint(path)
+    assert ckpt.optimizer_state is None and ckpt.tokenizer is None and ckpt.rng_state is None
+    assert ckpt.iteration == 0 and ckpt.extra == {}
+    assert_states_equal(ckpt.model_state, model.state_dict())
+
+
+def test_readable_with_plain_numpy_and_json(tmp_path):
+    path = tmp_path / "ckpt"  # no .npz suffix: the file must still be written exactly here
+    model, optimizer = trained()
+    save_checkpoint(path, model=model, config=CONFIG, optimizer=optimizer, tokenizer=TOKENIZER,
+                    iteration=3, extra={"note": "plain"})
+    assert os.listdir(tmp_path) == ["ckpt"]
+
+    with np.load(path, allow_pickle=False) as npz:
+        names = [name for name, _ in model.named_parameters()]
+        assert sorted(npz.files) == sorted(["header"] + [f"model/{n}" for n in names]
+                                           + [f"optim/m/{n}" for n in names]
+                                           + [f"optim/v/{n}" for n in names])
+        assert npz["header"].dtype == np.uint8
+        header = json.loads(npz["header"].tobytes().decode("utf-8"))
+        for name, p in model.named_parameters():
+            np.testing.assert_array_equal(npz[f"model/{name}"], p.data)
+            np.testing.assert_array_equal(npz[f"optim/m/{name}"], optimizer.m[name])
+    assert header["format"] == checkpoint.FORMAT_NAME and header["version"] == checkpoint.FORMAT_VERSION
+    assert header["config"] == CONFIG and header["tokenizer"] == TOKENIZER
+    assert header["iteration"] == 3 and header["extra"] == {"note": "plain"}
+    assert header["optimizer"]["step"] == 2 and header["optimizer"]["betas"] == [0.9, 0.999]
+
+
+@pytest.mark.parametrize("save_on, load_on", [("standin", "numpy"), ("numpy", "standin")])
+def test_saved_on_one_backend_loads_on_the_other(tmp_path, save_on, load_on):
+    path = tmp_path / "ckpt.npz"
+    with backend.using(backend=save_on):
+        model, optimizer = trained()
+        save_checkpoint(path, model=model, config=CONFIG, optimizer=optimizer)
+        saved_model, saved_optimizer = model.state_dict(), optimizer.state_dict()
+    with backend.using(backend=load_on):
+        fresh = TinyNet(seed=1)
+        fresh_optimizer = AdamW(fresh.named_parameters())
+        restore(load_checkpoint(path), fresh, fresh_optimizer)
+        for name, p in fresh.named_parameters():
+            assert isinstance(p.data, backend.xp.ndarray), name      # on the loading backend's device
+            assert isinstance(fresh_optimizer.v[name], backend.xp.ndarray), name
+        assert_states_equal(fresh.state_dict(), saved_model)
+        assert_states_equal(fresh_optimizer.state_dict()["m"], saved_optimizer["m"])
+        assert_states_equal(fresh_optimizer.state_dict()["v"], saved_optimizer["v"])
+        assert fresh_optimizer.step_count == saved_optimizer["step"]
+
+
+# --- damaged and missing files --------------------------------------------------------------------------
+
+def valid_checkpoint_bytes(tmp_path):
+    path = tmp_path / "valid.npz"
+    model, optimizer = trained()
+    save_checkpoint(path, model=model, config=CONFIG, optimizer=optimizer)
+    return path.read_bytes()
+
+
+def assert_invalid(path, reason):
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is not a valid tinytransformer checkpoint (")
+    assert reason in message
+    return message
+
+
+def test_random_bytes_are_rejected(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    path.write_bytes(np.random.default_rng(0).bytes(1000))
+    message = assert_invalid(path, "not a zip/.npz archive")
+    assert "delete it and train again, or use an earlier checkpoint" in message
+
+
+def test_empty_file_and_single_npy_are_rejected(tmp_path):
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    assert_invalid(empty, "not a zip/.npz archive")
+    single = tmp_path / "single.npz"
+    with open(single, "wb") as file:
+        np.save(file, np.zeros(3))
+    assert_invalid(single, "not a zip/.npz archive")
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.999])
+def test_truncated_checkpoint_is_rejected(tmp_path, keep):
+    data = valid_checkpoint_bytes(tmp_path)
+    path = tmp_path / "ckpt.npz"
+    path.write_bytes(data[:int(len(data) * keep)])
+    message = assert_invalid(path, "cannot read the archive")
+    assert "it may be truncated" in message
+
+
+def test_damaged_bytes_inside_are_rejected(tmp_path):
+    data = bytearray(valid_checkpoint_bytes(tmp_path))
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the stored arrays
+    path = tmp_path / "ckpt.npz"
+    path.write_bytes(bytes(data))
+    assert_invalid(path, "cannot read the archive")
+
+
+def test_npz_without_header_is_rejected(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    with open(path, "wb") as file:
+        np.savez(file, **{"model/fc1.weight": np.zeros((4, 8))})
+    assert_invalid(path, "no header")
+
+
+def write_with_header(path, header):
+    with open(path, "wb") as file:
+        np.savez(file, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+
+
+def test_wrong_format_name_or_version_is_rejected(tmp_path):
+    good = {"format": checkpoint.FORMAT_NAME, "version": checkpoint.FORMAT_VERSION, "config": {},
+            "iteration": 0}
+    path = tmp_path / "ckpt.npz"
+    write_with_header(path, {**good, "format": "something-else"})
+    assert_invalid(path, "format is 'something-else'")
+    write_with_header(path, {**good, "version": checkpoint.FORMAT_VERSION + 1})
+    message = assert_invalid(path, f"format version {checkpoint.FORMAT_VERSION + 1}")
+    assert "another version of tinytransformer" in message
+    write_with_header(path, {key: value for key, value in good.items() if key != "config"})
+    assert_invalid(path, "the header has no 'config'")
+    write_with_header(path, good)
+    assert load_checkpoint(path).config == {}  # the minimal header itself is accepted
+
+
+def test_missing_file_says_train_first(tmp_path):
+    path = tmp_path / "out" / "ckpt.npz"
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .*ckpt\.npz; train first .*--out-dir"):
+        load_checkpoint(path)
+
+
+# --- configs that do not fit ----------------------------------------------------------------------------
+
+def test_check_config_names_each_differing_field():
+    saved = {"n_layer": 4, "n_head": 2, "block_size": 64, "bias": True}
+    check_config(saved, dict(saved))  # equal: no error
+    with pytest.raises(CheckpointError) as info:
+        check_config(saved, {**saved, "n_layer": 6, "block_size": 128})
+    message = str(info.value)
+    assert "n_layer: checkpoint 4, model 6" in message
+    assert "block_size: checkpoint 64, model 128" in message
+    assert "n_head" not in message
+    assert "build the model from the checkpoint's config, or start a fresh run" in message.lower()
+
+
+def test_check_config_after_a_json_round_trip(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    config = {**CONFIG, "sizes": (1, 2)}  # a tuple comes back from JSON as a list: still equal
+    save_checkpoint(path, model=TinyNet(), config=config)
+    check_config(load_checkpoint(path).config, config)
+    with pytest.raises(CheckpointError, match=r"dropout: checkpoint \(absent\), model 0\.1"):
+        check_config(load_checkpoint(path).config, {**config, "dropout": 0.1})
+
+
+def test_restore_into_a_model_of_another_shape_explains(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, model=TinyNet(), config=CONFIG)
+    with pytest.raises(CheckpointError, match=r"do not fit this model.*fc1\.weight.*checkpoint's config"):
+        restore(load_checkpoint(path), TinyNet(d_hidden=6))
+    with pytest.raises(CheckpointError, match="no optimizer state"):
+        model = TinyNet()
+        restore(load_checkpoint(path), model, AdamW(model.named_parameters()))
+
+
+# --- atomic saving --------------------------------------------------------------------------------------
+
+def save_old_checkpoint(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    old_model, old_optimizer = trained(steps=1)
+    save_checkpoint(path, model=old_model, config=CONFIG, optimizer=old_optimizer, iteration=1)
+    return path, old_model.state_dict()
+
+
+def assert_old_checkpoint_intact(tmp_path, path, old_state):
+    assert os.listdir(tmp_path) == [path.name]  # no temporary file left behind
+    ckpt = load_checkpoint(path)
+    assert ckpt.iteration == 1
+    assert_states_equal(ckpt.model_state, old_state)
+
+
+def test_failed_rename_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path, old_state = save_old_checkpoint(tmp_path)
+    new_model, new_optimizer = trained(steps=3)
+
+    def failing_replace(src, dst):
+        raise OSError("simulated crash before the rename")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated crash"):
+        save_checkpoint(path, model=new_model, config=CONFIG, optimizer=new_optimizer, iteration=3)
+    monkeypatch.undo()
+    assert_old_checkpoint_intact(tmp_path, path, old_state)
+
+
+def test_failure_halfway_through_writing_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path, old_state = save_old_checkpoint(tmp_path)
+    new_model, new_optimizer = trained(steps=3)
+    temporaries = []
+
+    def failing_savez(file, **arrays):
+        file.write(b"PK\x03\x04 the first bytes of an archive")
+        temporaries.append(file.name)
+        assert os.path.exists(file.name)
+        raise OSError("simulated full disk")
+
+    monkeypatch.setattr(checkpoint.numpy, "savez", failing_savez)
+    with pytest.raises(OSError, match="simulated full disk"):
+        save_checkpoint(path, model=new_model, config=CONFIG, optimizer=new_optimizer, iteration=3)
+    monkeypatch.undo()
+    assert temporaries and os.path.dirname(temporaries[0]) == str(tmp_path)  # written beside the target
+    assert_old_checkpoint_intact(tmp_path, path, old_state)
+
+
+def test_non_json_config_fails_before_touching_the_file(tmp_path):
+    path, old_state = save_old_checkpoint(tmp_path)
+    with pytest.raises(TypeError, match="JSON-able"):
+        save_checkpoint(path, model=TinyNet(), config={"dtype": np.float32})
+    assert_old_checkpoint_intact(tmp_path, path, old_state)
+
+
+def test_data_is_forced_to_disk_before_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def recording_fsync(fd):
+        events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd")
+                       else fd))
+        real_fsync(fd)
+
+    def recording_replace(src, dst):
+        events.append(("replace", os.fspath(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, model=TinyNet(), config=CONFIG)
+    monkeypatch.undo()
+
+    kinds = [kind for kind, _ in events]
+    assert "replace" in kinds and "fsync" in kinds[:kinds.index("replace")]
+    temporary = events[kinds.index("replace")][1]
+    if os.path.exists("/proc/self/fd"):  # Linux: check that it was the temporary file that was synced
+        assert ("fsync", os.path.realpath(temporary)) in events[:kinds.index("replace")]
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_saving_again_replaces_the_checkpoint(tmp_path):
+    path, _ = save_old_checkpoint(tmp_path)
+    new_model, new_optimizer = trained(steps=3)
+    save_checkpoint(path, model=new_model, config=CONFIG, optimizer=new_optimizer, iteration=3)
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+    ckpt = load_checkpoint(path)
+    assert ckpt.iteration == 3
+    assert_states_equal(ckpt.model_state, new_model.state_dict())
+
+
+# --- resuming gives the run that never stopped ----------------------------------------------------------
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    total, k = 8, 3
+    path = tmp_path / "ckpt.npz"
+
+    straight = TinyNet()
+    straight_optimizer = AdamW(straight.named_parameters(), weight_decay=0.1)
+    data_rng = np.random.default_rng(123)
+    straight_losses = [train_step(straight, straight_optimizer, it, data_rng) for it in range(total)]
+
+    model = TinyNet()
+    optimizer = AdamW(model.named_parameters(), weight_decay=0.1)
+    data_rng = np.random.default_rng(123)
+    losses = [train_step(model, optimizer, it, data_rng) for it in range(k)]
+    save_checkpoint(path, model=model, config=CONFIG, optimizer=optimizer, iteration=k,
+                    rng_state=data_rng.bit_generator.state)
+    del model, optimizer, data_rng
+
+    ckpt = load_checkpoint(path)
+    check_config(ckpt.config, CONFIG)
+    config = ckpt.config
+    model = TinyNet(config["d_in"], config["d_hidden"], config["d_out"], seed=42)  # restore must replace
+
+    optimizer = AdamW(model.named_parameters())  # default hyperparameters: restore must replace them
+    restore(ckpt, model, optimizer)
+    data_rng = np.random.default_rng()
+    data_rng.bit_generator.state = ckpt.rng_state
+    losses += [train_step(model, optimizer, it, data_rng) for it in range(ckpt.iteration, total)]
+
+    assert losses == straight_losses
+    for (name, p), (_, q) in zip(model.named_parameters(), straight.named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    for name in optimizer.m:
+        np.testing.assert_array_equal(optimizer.m[name], straight_optimizer.m[name], err_msg=name)
+        np.testing.assert_array_equal(optimizer.v[name], straight_optimizer.v[name], err_msg=name)
