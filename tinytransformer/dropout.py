@@ -32,3 +32,19 @@ class Dropout(Module):
 
     def backward(self, dy):
         return dy if self.mask is None else dy * self.mask
+
+
+def dropout_states(model: Module) -> dict:
+    """{module name: generator state} of every Dropout in a model: what a checkpoint needs to resume
+    training exactly (each Dropout draws its masks from a generator of its own)."""
+    return {name: m.rng.get_state() for name, m in model.named_modules() if isinstance(m, Dropout)}
+
+
+def set_dropout_states(model: Module, states: dict) -> None:
+    """Put back the generator states saved by ``dropout_states``."""
+    dropouts = {name: m for name, m in model.named_modules() if isinstance(m, Dropout)}
+    if sorted(dropouts) != sorted(states):
+        raise ValueError(f"The saved dropout states {sorted(states)} are not this model's dropouts "
+                         f"{sorted(dropouts)}: the model configs differ.")
+    for name, state in states.items():
+        dropouts[name].rng.set_state(state)

@@ -24,7 +24,7 @@ from pathlib import Path
 from . import backend
 from .checkpoint import check_config, load_checkpoint, restore, save_checkpoint
 from .data import CharDataset, CharTokenizer, find_shakespeare
-from .dropout import Dropout
+from .dropout import dropout_states, set_dropout_states
 from .generate import generate
 from .models.gpt import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm, cosine_lr
@@ -85,17 +85,6 @@ class TrainingDiverged(RuntimeError):
 
 def model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
     return GPTConfig(vocab_size=vocab_size, seed=cfg.seed, **{f: getattr(cfg, f) for f in MODEL_FIELDS})
-
-
-def dropout_states(model) -> dict:
-    """The random state of every Dropout in the model, by module name (for exact resume)."""
-    return {name: m.rng.get_state() for name, m in model.named_modules() if isinstance(m, Dropout)}
-
-
-def set_dropout_states(model, states: dict) -> None:
-    for name, m in model.named_modules():
-        if isinstance(m, Dropout) and name in states:
-            m.rng.set_state(states[name])
 
 
 def estimate_loss(model, dataset, cfg: TrainConfig, it: int) -> dict:
@@ -171,7 +160,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     if checkpoint:
         restore(checkpoint, model, optimizer)
         rng.bit_generator.state = checkpoint.rng_state["batches"]
-        set_dropout_states(model, checkpoint.rng_state.get("dropout", {}))
+        if "dropout" in checkpoint.rng_state:  # absent when the run was saved under CuPy
+            set_dropout_states(model, checkpoint.rng_state["dropout"])
         start_iter, best_val = checkpoint.iteration, checkpoint.extra["best_val_loss"]
         if metrics_path.exists():  # forget what the interrupted run logged after its checkpoint
             records = [r for r in map(json.loads, metrics_path.read_text().splitlines())

@@ -75,6 +75,9 @@ class EncoderClassifier(Module):
         """idx [B, T] -> hidden states [B, T, n_embd] (after the final LayerNorm)."""
         if idx.ndim != 2:
             raise ValueError(f"EncoderClassifier expects token ids of shape [B, T], got {tuple(idx.shape)}.")
+        if idx.shape[1] > self.config.block_size:  # also with sinusoidal positions, which have no limit
+            raise ValueError(f"Sequence too long: model context is {self.config.block_size}, got "
+                             f"{idx.shape[1]}. Crop to block_size tokens.")
         is_pad = idx == self.config.pad_id                                      # [B, T]
         mask = padding_mask(is_pad)                                             # [B, 1, 1, T]
         x = self.wpe(self.wte(idx))                                             # [B, T, n_embd]
