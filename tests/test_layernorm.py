@@ -125,3 +125,25 @@ def test_matches_torch(torch):
     assert_matches_torch(dx, x_t.grad, "LayerNorm", "dx")
     assert_matches_torch(layer.weight.grad, reference.weight.grad, "LayerNorm", "dweight")
     assert_matches_torch(layer.bias.grad, reference.bias.grad, "LayerNorm", "dbias")
+
+
+def test_without_bias_gradients_and_torch(torch):
+    """bias=False drops β (nanoGPT's bias-free models): y = γ ⊙ x̂, and there is no β to train."""
+    rng = numpy.random.default_rng(3)
+    with backend.using("float64"):
+        layer = LayerNorm(5, bias=False)
+        layer.weight.data[...] = backend.randn((5,), rng=rng) + 1.0
+        errors = assert_gradients_check(layer, {"x": backend.randn((2, 3, 5), std=3.0, rng=rng)})
+        x, dy = backend.randn((2, 3, 5), std=3.0, rng=rng), backend.randn((2, 3, 5), rng=rng)
+        layer.zero_grad()
+        y = layer(x)
+        dx = layer.backward(dy)
+    assert set(errors) == {"x", "weight"} and layer.bias is None
+    reference = torch.nn.LayerNorm(5, eps=layer.eps, bias=False, dtype=torch.float64)
+    set_torch_param(torch, reference.weight, layer.weight.data)
+    x_t = to_torch(torch, x)
+    y_t = reference(x_t)
+    y_t.backward(to_torch(torch, dy, requires_grad=False))
+    assert_matches_torch(y, y_t, "LayerNorm", "output (no bias)")
+    assert_matches_torch(dx, x_t.grad, "LayerNorm", "dx (no bias)")
+    assert_matches_torch(layer.weight.grad, reference.weight.grad, "LayerNorm", "dweight (no bias)")

@@ -271,11 +271,11 @@ def gpt_parameter_count(c: GPTConfig) -> int:
     d, b = c.n_embd, int(c.bias)
     attention = 4 * (d * d + b * d)                      # W_q, W_k, W_v, W_o and their biases
     ffn = (d * 4 * d + b * 4 * d) + (4 * d * d + b * d)  # fc1 d -> 4d, fc2 4d -> d
-    layernorms = 2 * (2 * d)                             # two LayerNorms, γ and β each
+    layernorms = 2 * (d + b * d)                         # two LayerNorms, γ and (with bias) β
     block = attention + ffn + layernorms
     embeddings = c.vocab_size * d + (c.block_size * d if c.positional == "learned" else 0)
     output = 0 if c.tie_weights else d * c.vocab_size    # the tied output layer is the embedding table
-    return embeddings + c.n_layer * block + 2 * d + output
+    return embeddings + c.n_layer * block + (d + b * d) + output     # + the final LayerNorm
 
 
 @pytest.mark.parametrize("tie_weights", [True, False])

@@ -28,11 +28,12 @@ class Residual(Module):
     when f's backward returns more than one gradient (cross-attention's dcontext), they come back too.
     """
 
-    def __init__(self, sublayer: Module, d_model: int, norm: str = "pre", dropout: float = 0.0, seed=None):
+    def __init__(self, sublayer: Module, d_model: int, norm: str = "pre", dropout: float = 0.0, seed=None,
+                 bias: bool = True):
         if norm not in ("pre", "post"):
             raise ValueError(f"norm must be 'pre' or 'post', got {norm!r}.")
         self.norm = norm
-        self.ln = LayerNorm(d_model)
+        self.ln = LayerNorm(d_model, bias=bias)
         self.sublayer = sublayer
         self.dropout = Dropout(dropout, seed=seed) if dropout > 0 else None
 
@@ -72,9 +73,9 @@ class EncoderBlock(Module):
                  dropout: float = 0.0, norm: str = "pre", bias: bool = True, seed=None, rng=None):
         seeds = _child_seeds(seed, 3)
         self.attn = Residual(MultiHeadAttention(d_model, n_head, bias=bias, dropout=dropout, seed=seeds[0],
-                                                rng=rng), d_model, norm, dropout, seed=seeds[1])
+                                                rng=rng), d_model, norm, dropout, seed=seeds[1], bias=bias)
         self.ffn = Residual(FeedForward(d_model, d_hidden, activation, bias=bias, rng=rng), d_model, norm,
-                            dropout, seed=seeds[2])
+                            dropout, seed=seeds[2], bias=bias)
 
     def forward(self, x, mask=None):
         return self.ffn(self.attn(x, mask=mask))                            # [B, T, d_model]
@@ -100,12 +101,12 @@ class DecoderBlock(Module):
         seeds = _child_seeds(seed, 5)
         self.self_attn = Residual(MultiHeadAttention(d_model, n_head, bias=bias, dropout=dropout,
                                                      seed=seeds[0], rng=rng), d_model, norm, dropout,
-                                  seed=seeds[1])
+                                  seed=seeds[1], bias=bias)
         self.cross_attn = (Residual(MultiHeadAttention(d_model, n_head, bias=bias, dropout=dropout,
                                                        seed=seeds[2], rng=rng), d_model, norm, dropout,
-                                    seed=seeds[3]) if cross else None)
+                                    seed=seeds[3], bias=bias) if cross else None)
         self.ffn = Residual(FeedForward(d_model, d_hidden, activation, bias=bias, rng=rng), d_model, norm,
-                            dropout, seed=seeds[4])
+                            dropout, seed=seeds[4], bias=bias)
 
     def forward(self, x, mask=None, context=None, context_mask=None, cache=None):
         """``cache``: a dict for generation with a KV cache (see MultiHeadAttention.forward)."""

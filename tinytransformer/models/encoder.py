@@ -64,7 +64,7 @@ class EncoderClassifier(Module):
         self.blocks = [EncoderBlock(c.n_embd, c.n_head, activation=c.activation, dropout=c.dropout,
                                     norm=c.norm, bias=c.bias, seed=c.seed + 1 + i, rng=rng)
                        for i in range(c.n_layer)]
-        self.ln_f = LayerNorm(c.n_embd)
+        self.ln_f = LayerNorm(c.n_embd, bias=c.bias)
         self.head = Linear(c.n_embd, c.n_classes, rng=rng)
         self.loss_fn = CrossEntropyLoss()
         init_gpt2(self, c.n_layer, rng)

@@ -30,7 +30,7 @@ class GPTConfig:
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
-    bias: bool = True             # biases in Linear layers (LayerNorm always has β)
+    bias: bool = True             # biases in Linear layers and LayerNorms (nanoGPT: False)
     norm: str = "pre"             # "pre" (GPT-2) or "post" (2017 paper)
     activation: str = "gelu"
     positional: str = "learned"   # "learned" (GPT-2) or "sinusoidal" (2017 paper)
@@ -58,7 +58,7 @@ class GPT(Module):
         self.blocks = [DecoderBlock(c.n_embd, c.n_head, activation=c.activation, dropout=c.dropout,
                                     norm=c.norm, bias=c.bias, seed=c.seed + 1 + i, rng=rng)
                        for i in range(c.n_layer)]
-        self.ln_f = LayerNorm(c.n_embd)
+        self.ln_f = LayerNorm(c.n_embd, bias=c.bias)
         self.lm_head = None if c.tie_weights else Linear(c.n_embd, c.vocab_size, bias=False, rng=rng)
         self.loss_fn = CrossEntropyLoss()
         init_gpt2(self, c.n_layer, rng)

@@ -61,10 +61,10 @@ class Seq2Seq(Module):
         block_args = dict(activation=c.activation, dropout=c.dropout, norm=c.norm, bias=c.bias, rng=rng)
         self.encoder_blocks = [EncoderBlock(c.n_embd, c.n_head, seed=c.seed + 10 + i, **block_args)
                                for i in range(c.n_encoder_layer)]
-        self.encoder_norm = LayerNorm(c.n_embd)
+        self.encoder_norm = LayerNorm(c.n_embd, bias=c.bias)
         self.decoder_blocks = [DecoderBlock(c.n_embd, c.n_head, cross=True, seed=c.seed + 100 + i,
                                             **block_args) for i in range(c.n_decoder_layer)]
-        self.decoder_norm = LayerNorm(c.n_embd)
+        self.decoder_norm = LayerNorm(c.n_embd, bias=c.bias)
         self.head = Linear(c.n_embd, c.tgt_vocab_size, rng=rng)
         self.loss_fn = CrossEntropyLoss(ignore_index=c.pad_id)
         init_gpt2(self, c.n_encoder_layer + c.n_decoder_layer, rng)

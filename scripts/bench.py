@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""Time one full training step (forward, backward, clip, AdamW) of tinytransformer against PyTorch.
+
+    python scripts/bench.py --preset cpu                 # the Shakespeare CPU recipe's shapes
+    python scripts/bench.py --preset cpu --profile       # where tinytransformer's time goes
+    python scripts/bench.py --scaling --plot scaling.png # step time against sequence length and width
+
+Both run the same architecture (scripts/torch_gpt.py mirrors tinytransformer's GPT and loads its
+weights) on identical shapes, dtype and thread count. Repeats alternate A, B, A, B, ... so that a drift
+in the machine's speed hits both; figures are medians with min and max. Achieved GFLOP/s counts model
+FLOPs as nanoGPT's estimate_mfu does (6·N per token for the matrices, plus 12·L·d·T for attention),
+and is compared with the float32 matmul peak measured in the same run on the model's own shapes.
+
+The last line is a JSON summary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+sys.path.insert(0, str(HERE))
+
+
+def parse_args(argv=None):
+    from tinytransformer.trainer import PRESETS, TrainConfig
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="shapes of this recipe")
+    for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=None,
+                            help=f"override the preset's {name}")
+    parser.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="default: the preset's")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both (default: what each library picks, all cores)")
+    parser.add_argument("--repeats", type=int, default=7, help="alternating timing rounds")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per round")
+    parser.add_argument("--profile", action="store_true", help="print tinytransformer's time per layer type")
+    parser.add_argument("--no-torch", action="store_true", help="time tinytransformer only")
+    parser.add_argument("--scaling", action="store_true",
+                        help="step time against sequence length (64..1024) and against n_embd")
+    parser.add_argument("--plot", type=Path, default=None, help="with --scaling: save the plot here")
+    parser.add_argument("--memory-of", choices=["tt", "torch"], default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    settings = dict(PRESETS[args.preset])
+    for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "dropout", "device"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    return args, TrainConfig(**settings)
+
+
+# --- the two training steps ------------------------------------------------------------------------------
+
+class TinyTransformerStep:
+    """One training step of tinytransformer's GPT: exactly what scripts/train_shakespeare.py runs."""
+
+    def __init__(self, cfg, dtype):
+        from tinytransformer import backend
+        from tinytransformer.models.gpt import GPT
+        from tinytransformer.optim import AdamW
+        from tinytransformer.trainer import DEVICES, model_config
+        backend.use(DEVICES[cfg.device], dtype=dtype)
+        self.backend, self.cfg = backend, cfg
+        self.model = GPT(model_config(cfg, 65))
+        self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                               weight_decay=cfg.weight_decay)
+        rng = backend.new_host_rng(0)
+        shape = (cfg.batch_size, cfg.block_size)
+        self.x = backend.asarray(rng.integers(0, 65, shape))
+        self.y = backend.asarray(rng.integers(0, 65, shape))
+
+    def __call__(self):
+        from tinytransformer.optim import clip_grad_norm
+        self.model.zero_grad()
+        _, loss = self.model(self.x, self.y)
+        self.model.backward()
+        clip_grad_norm(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step(self.cfg.lr)
+        return float(loss)  # waits for the device
+
+    def sync(self):
+        self.backend.synchronize()
+
+
+class TorchStep:
+    """The same step in PyTorch eager mode (nanoGPT's loop: AdamW with decay and no-decay groups)."""
+
+    def __init__(self, cfg, dtype, fused_attention=True, weights_from=None):
+        import torch
+        from torch_gpt import TorchGPT
+        from tinytransformer.trainer import model_config
+        self.torch, self.cfg = torch, cfg
+        self.device = "cuda" if cfg.device == "gpu" else "cpu"
+        torch_dtype = getattr(torch, dtype)
+        self.model = TorchGPT(model_config(cfg, 65), fused_attention).to(self.device, torch_dtype)
+        if weights_from is not None:
+            self.model.load_from(weights_from)
+        params = list(self.model.parameters())
+        self.optimizer = torch.optim.AdamW(
+            [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+            lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        gen = torch.Generator().manual_seed(0)
+        shape = (cfg.batch_size, cfg.block_size)
+        self.x = torch.randint(0, 65, shape, generator=gen).to(self.device)
+        self.y = torch.randint(0, 65, shape, generator=gen).to(self.device)
+
+    def __call__(self):
+        self.optimizer.zero_grad(set_to_none=True)
+        _, loss = self.model(self.x, self.y)
+        loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        return loss.item()
+
+    def sync(self):
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+
+def time_steps(step, n):
+    step.sync()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    step.sync()
+    return (time.perf_counter() - t0) / n
+
+
+def summarize(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+# --- FLOPs and the machine's matmul peak ----------------------------------------------------------------
+
+def model_flops_per_step(cfg, n_params_without_positions):
+    """nanoGPT's estimate: 6N per token (forward 2N + backward 4N) plus 12·L·d·T for attention."""
+    per_token = 6 * n_params_without_positions + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
+    return per_token * cfg.block_size * cfg.batch_size
+
+
+def matmul_peak_gflops(cfg, dtype, repeats=20):
+    """Best float32 GEMM rate over the model's own matrix shapes (N = batch·block rows)."""
+    from tinytransformer import backend
+    xp = backend.xp
+    n, d = cfg.batch_size * cfg.block_size, cfg.n_embd
+    best = 0.0
+    for k, m in ((d, d), (d, 4 * d), (4 * d, d), (d, 3 * d)):
+        a = backend.randn((n, k), dtype=dtype)
+        b = backend.randn((k, m), dtype=dtype)
+        a @ b
+        backend.synchronize()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            backend.synchronize()
+            times.append(time.perf_counter() - t0)
+        best = max(best, 2 * n * k * m / statistics.median(times) / 1e9)
+    return best
+
+
+# --- profile: time per layer type --------------------------------------------------------------------------
+
+def profile(step, n_steps=10):
+    """Self time of forward and backward per layer class (time inside children is not counted twice)."""
+    totals = defaultdict(float)
+    stack = []
+
+    def wrap(module, kind):
+        original = getattr(module, kind)
+        label = f"{type(module).__name__}.{kind}"
+
+        def timed(*args, **kwargs):
+            stack.append(0.0)  # time spent in children, filled in by them
+            t0 = time.perf_counter()
+            out = original(*args, **kwargs)
+            elapsed = time.perf_counter() - t0
+            children = stack.pop()
+            totals[label] += elapsed - children
+            if stack:
+                stack[-1] += elapsed
+            return out
+        setattr(module, kind, timed)
+
+    for _, module in step.model.named_modules():
+        wrap(module, "forward")
+        wrap(module, "backward")
+    from tinytransformer.optim import clip_grad_norm
+    optimizer_time = clip_time = 0.0
+    step()
+    totals.clear()
+    t_start = time.perf_counter()
+    for _ in range(n_steps):
+        step.model.zero_grad()
+        _, loss = step.model.forward(step.x, step.y)
+        step.model.backward()
+        t0 = time.perf_counter()
+        clip_grad_norm(step.model.parameters(), step.cfg.grad_clip)
+        t1 = time.perf_counter()
+        step.optimizer.step(step.cfg.lr)
+        float(loss)
+        t2 = time.perf_counter()
+        clip_time += t1 - t0
+        optimizer_time += t2 - t1
+    wall = (time.perf_counter() - t_start) / n_steps * 1000
+    rows = [(label, total / n_steps * 1000) for label, total in totals.items()]
+    rows += [("clip_grad_norm", clip_time / n_steps * 1000), ("AdamW.step", optimizer_time / n_steps * 1000)]
+    rows.sort(key=lambda row: -row[1])
+    print(f"\nProfile of one training step ({wall:.1f} ms with the timers; self time per layer type):")
+    print(f"  {'layer.method':<36} {'ms/step':>8} {'share':>7}")
+    for label, ms in rows:
+        print(f"  {label:<36} {ms:8.2f} {ms / wall:7.1%}")
+    accounted = sum(ms for _, ms in rows)
+    print(f"  {'(unaccounted: zero_grad, Python)':<36} {wall - accounted:8.2f} {(wall - accounted) / wall:7.1%}")
+
+
+# --- peak memory --------------------------------------------------------------------------------------------
+
+def peak_memory_mb(which, argv):
+    """Peak resident memory a training step adds, measured in a fresh process (see --memory-of)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--memory-of", which]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_step_mb"]
+
+
+def memory_child(args, cfg):
+    """Build the model, then sample this process's resident memory every millisecond over 3 steps.
+
+    The figure is the peak minus the resident memory before the first step: what the step's activations,
+    gradients and optimizer state add. (A high-water mark like ru_maxrss would also count the import.)
+    """
+    import threading
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * page
+
+    step = (TinyTransformerStep(cfg, args.dtype) if args.memory_of == "tt" else TorchStep(cfg, args.dtype))
+    baseline = rss()
+    peak, running = [baseline], [True]
+
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    for _ in range(3):
+        step()
+    running[0] = False
+    sampler.join()
+    print(json.dumps({"peak_step_mb": (max(peak[0], rss()) - baseline) / 2**20}))
+
+
+# --- scaling ----------------------------------------------------------------------------------------------
+
+def scaling(args, cfg):
+    import dataclasses
+    have_torch = _torch_available() and not args.no_torch
+    results = {"seq": [], "width": []}
+    seq_lengths = [64, 128, 256, 512, 1024]
+    widths = [64, 128, 256, 512]
+    print("step time (ms) against sequence length, n_embd %d, batch %d:" % (cfg.n_embd, cfg.batch_size))
+    for T in seq_lengths:
+        c = dataclasses.replace(cfg, block_size=T)
+        results["seq"].append((T, *_pair_times(args, c, have_torch)))
+        print("  T=%5d  tinytransformer %8.1f  torch %8.1f" % results["seq"][-1])
+    print("step time (ms) against n_embd, block %d:" % cfg.block_size)
+    for d in widths:
+        c = dataclasses.replace(cfg, n_embd=d)
+        results["width"].append((d, *_pair_times(args, c, have_torch)))
+        print("  d=%5d  tinytransformer %8.1f  torch %8.1f" % results["width"][-1])
+    if args.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, key, label in ((axes[0], "seq", "sequence length T"), (axes[1], "width", "n_embd")):
+            xs = [r[0] for r in results[key]]
+            ax.loglog(xs, [r[1] for r in results[key]], "o-", label="tinytransformer (NumPy)")
+            if have_torch:
+                ax.loglog(xs, [r[2] for r in results[key]], "s-", label="PyTorch eager")
+            ax.set_xlabel(label)
+            ax.set_ylabel("ms per training step")
+            ax.grid(alpha=0.3, which="both")
+            ax.legend()
+        axes[0].set_title("attention's T² term bends the curve up")
+        axes[1].set_title("cost grows ~d² (the matrices)")
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=100)
+        print(f"plot: {args.plot}")
+    return results
+
+
+def _pair_times(args, cfg, have_torch, rounds=3, steps=2):
+    tt = TinyTransformerStep(cfg, args.dtype)
+    torch_step = TorchStep(cfg, args.dtype) if have_torch else None
+    tt()
+    if torch_step:
+        torch_step()
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(time_steps(tt, steps) * 1000)
+        if torch_step:
+            b.append(time_steps(torch_step, steps) * 1000)
+    return statistics.median(a), statistics.median(b) if b else float("nan")
+
+
+def _torch_available():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+# --- main --------------------------------------------------------------------------------------------------
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--threads" in argv:  # BLAS reads its thread count when NumPy is first imported: set it before
+        threads = argv[argv.index("--threads") + 1]
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = threads
+    args, cfg = parse_args(argv)
+    if args.memory_of:
+        return memory_child(args, cfg)
+    if args.scaling:
+        scaling(args, cfg)
+        return 0
+
+    tt = TinyTransformerStep(cfg, args.dtype)
+    have_torch = _torch_available() and not args.no_torch
+    if not have_torch and not args.no_torch:
+        print("PyTorch is not installed: timing tinytransformer only (pip install -e .[oracle]).")
+    torch_steps = {}
+    if have_torch:
+        import torch
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        torch_steps["torch"] = TorchStep(cfg, args.dtype, fused_attention=True, weights_from=tt.model)
+        torch_steps["torch_unfused"] = TorchStep(cfg, args.dtype, fused_attention=False, weights_from=tt.model)
+    import numpy
+    print(f"preset {args.preset}: n_layer {cfg.n_layer}, n_head {cfg.n_head}, n_embd {cfg.n_embd}, block "
+          f"{cfg.block_size}, batch {cfg.batch_size}, dropout {cfg.dropout}, {args.dtype}, device {cfg.device}; "
+          f"numpy {numpy.__version__}" + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+                                          if have_torch else ""))
+
+    for step in (tt, *torch_steps.values()):  # warm-up: first-call allocations, BLAS thread start
+        step()
+        step()
+    times = {"tt": [], **{name: [] for name in torch_steps}}
+    for _ in range(args.repeats):  # A, B, C, A, B, C, ...
+        times["tt"].append(time_steps(tt, args.steps) * 1000)
+        for name, step in torch_steps.items():
+            times[name].append(time_steps(step, args.steps) * 1000)
+    tt_ms = summarize(times["tt"])
+    n_params = tt.model.num_parameters() - tt.model.wpe.weight.data.size
+    flops = model_flops_per_step(cfg, n_params)
+    peak = matmul_peak_gflops(cfg, args.dtype)
+    tokens = cfg.batch_size * cfg.block_size
+
+    def row(name, t):
+        print(f"  {name:<28} {t['median']:8.2f} ms  (min {t['min']:.2f}, max {t['max']:.2f})  "
+              f"{tokens / t['median'] * 1000:10,.0f} tok/s  {flops / t['median'] / 1e6:6.1f} GFLOP/s")
+
+    print(f"\none training step (forward, backward, clip, AdamW), median of {args.repeats} rounds of "
+          f"{args.steps} steps:")
+    row("tinytransformer (NumPy)" if cfg.device == "cpu" else "tinytransformer (CuPy)", tt_ms)
+    summary = {"preset": args.preset, "device": cfg.device, "dtype": args.dtype, "tt_ms": tt_ms["median"],
+               "tt_ms_min": tt_ms["min"], "tt_ms_max": tt_ms["max"],
+               "gflops": flops / tt_ms["median"] / 1e6, "matmul_peak_gflops": peak,
+               "peak_fraction": flops / tt_ms["median"] / 1e6 / peak, "model_gflop_per_step": flops / 1e9}
+    if have_torch:
+        t = summarize(times["torch"])
+        u = summarize(times["torch_unfused"])
+        row("PyTorch eager (fused SDPA)", t)
+        row("PyTorch eager (unfused)", u)
+        ratios = [a / b for a, b in zip(times["tt"], times["torch"])]
+        summary.update(torch_ms=t["median"], torch_unfused_ms=u["median"],
+                       ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios),
+                       ratio_unfused=statistics.median(a / b for a, b in zip(times["tt"], times["torch_unfused"])),
+                       torch_gflops=flops / t["median"] / 1e6)
+        print(f"  ratio tinytransformer / PyTorch: {summary['ratio']:.3f} (per round: min "
+              f"{summary['ratio_min']:.3f}, max {summary['ratio_max']:.3f}); vs unfused "
+              f"{summary['ratio_unfused']:.3f}")
+    print(f"  model FLOPs per step {flops / 1e9:.2f} GFLOP; float32 matmul peak on these shapes "
+          f"{peak:.0f} GFLOP/s; tinytransformer reaches {summary['peak_fraction']:.0%} of it")
+    if cfg.device == "cpu":
+        summary["tt_peak_step_mb"] = peak_memory_mb("tt", argv)
+        if have_torch:
+            summary["torch_peak_step_mb"] = peak_memory_mb("torch", argv)
+        print(f"  peak memory a training step adds (resident memory sampled every 1 ms over 3 steps in a "
+              f"fresh process, minus the memory before them): "
+              f"tinytransformer {summary['tt_peak_step_mb']:.0f} MB" +
+              (f", PyTorch {summary['torch_peak_step_mb']:.0f} MB" if have_torch else ""))
+    if args.profile:
+        profile(tt)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
