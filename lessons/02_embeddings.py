@@ -1,0 +1,157 @@
+"""Lesson 02: token embeddings, and why their backward is a scatter-add.
+
+An embedding layer is a table W [vocab_size, d_model] with one learned vector per token id; its forward
+looks up row idx[t] for every position t. That lookup is exactly a one-hot row vector times W, which
+tells us the backward: the gradient of row v is the sum of the output gradients of every position
+whose token is v. A token that occurs three times receives three contributions, added together. This
+lesson checks both facts against the library's Embedding layer, shows how a plain fancy-index update
+silently loses the repeats, and confirms the backward with finite differences.
+
+Run:  python lessons/02_embeddings.py        (add --no-pause to run straight through)
+"""
+import numpy as np
+from _lesson import Lesson
+
+from tinytransformer import Embedding, backend, check_layer
+from tinytransformer.data import CharTokenizer
+
+lesson = Lesson("02 Embeddings", __doc__)
+backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
+np.set_printoptions(precision=3, suppress=True)
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("The table", """
+    Take a toy vocabulary: the characters of "banana bandana". Embedding(vocab_size, d_model) holds
+    W [vocab_size, d_model], one row of d_model numbers per token id, drawn at random at first and
+    learned in training. The word "banana" has repeated tokens: 'a' three times, 'n' twice.""")
+tokenizer = CharTokenizer.from_text("banana bandana")
+V, d_model = tokenizer.vocab_size, 3
+backend.seed(0)
+embedding = Embedding(V, d_model)
+W = embedding.weight.data
+idx = tokenizer.encode("banana")[None, :]                          # [B=1, T=6]
+print(f"  vocabulary {tokenizer.chars!r} -> ids 0..{V - 1};  d_model = {d_model}")
+for v in range(V):
+    print(f"  W[{v}] ({tokenizer.chars[v]!r}) = {W[v]}")
+print(f"  'banana' -> idx = {idx.tolist()}")
+lesson.check("the table has one row per token", W.shape == (V, d_model))
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Lookup = one-hot times the table", """
+    embedding(idx)[b, t] = W[idx[b, t]]. Write token v as the one-hot row vector e_v (a 1 in column v,
+    0 elsewhere): then e_v W picks out row v of W. So the lookup is the matrix product onehot(idx) W,
+    [B, T, vocab_size] @ [vocab_size, d_model]. The library does the lookup instead: same numbers,
+    without the vocab_size x d_model multiplications by 0 per position.""")
+y = embedding(idx)                                                   # [1, 6, d_model]
+onehot = np.eye(V)[idx]                                              # [1, 6, V]
+print(f"  onehot(idx)[0] =\n{onehot[0]}")
+print(f"  embedding(idx)[0] =\n{y[0]}")
+lesson.check("embedding(idx) == onehot(idx) @ W, exactly", np.array_equal(y, onehot @ W))
+lesson.check("equal tokens get equal vectors (positions 1, 3, 5 are all 'a')",
+             np.array_equal(y[0, 1], y[0, 3]) and np.array_equal(y[0, 1], y[0, 5]))
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Backward: a scatter-add", """
+    For a product Y = X W the weight gradient is dW = Xᵀ dY. With X = onehot(idx), row v of Xᵀ dY is
+    the sum of dY[t] over the positions t where idx[t] = v:   dW[v] = Σ_{t: idx[t]=v} dY[t].
+    Each output gradient is *added* into the row it came from; repeated tokens accumulate. Below, a
+    random upstream gradient dY arrives, and the library's backward fills embedding.weight.grad.""")
+rng = np.random.default_rng(1)
+dy = rng.standard_normal(y.shape)                                    # [1, 6, d_model]
+embedding.zero_grad()
+dx = embedding.backward(dy)
+dW = embedding.weight.grad.copy()
+for t in range(idx.shape[1]):
+    print(f"  dY[{t}] ({tokenizer.chars[idx[0, t]]!r}) = {dy[0, t]}")
+print()
+by_hand = np.zeros((V, d_model))
+for t in range(idx.shape[1]):                                        # the sum, one position at a time
+    by_hand[idx[0, t]] += dy[0, t]
+for v in range(V):
+    sources = [t for t in range(idx.shape[1]) if idx[0, t] == v]
+    print(f"  dW[{v}] ({tokenizer.chars[v]!r}) = {dW[v]}   from positions {sources}")
+lesson.check("dW equals the sum over positions computed by hand", np.allclose(dW, by_hand, atol=1e-14))
+lesson.check("dW == onehot(idx)ᵀ @ dY (the weight gradient of the matrix product)",
+             np.allclose(dW, onehot[0].T @ dy[0], atol=1e-14))
+a = tokenizer.stoi["a"]
+lesson.check("'a' (3 occurrences) gets dY[1] + dY[3] + dY[5]",
+             np.allclose(dW[a], dy[0, 1] + dy[0, 3] + dy[0, 5], atol=1e-14))
+unused = [v for v in range(V) if v not in idx]
+lesson.check(f"tokens that do not occur ({', '.join(repr(tokenizer.chars[v]) for v in unused)}) get 0",
+             np.all(dW[unused] == 0))
+lesson.check("there is no gradient for the integer ids (backward returns None)", dx is None)
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("The trap: a fancy-index update loses the repeats", """
+    The tempting one-liner dW[idx] += dY does not accumulate. NumPy evaluates it as
+    dW[idx] = dW[idx] + dY: it reads every row once, adds, and writes back, so for a repeated id one
+    of the writes wins (in practice the last; NumPy does not promise which) and the other contributions
+    vanish. np.add.at (NumPy) and cupyx.scatter_add (CuPy)
+    accumulate; the library calls whichever fits the backend, through backend.scatter_add.""")
+naive = np.zeros((V, d_model))
+naive[idx[0]] += dy[0]                                               # WRONG for repeated ids
+n = tokenizer.stoi["n"]
+b_ = tokenizer.stoi["b"]
+print(f"  naive dW['a'] = {naive[a]}   correct = {dW[a]}")
+print(f"  naive dW['n'] = {naive[n]}   correct = {dW[n]}")
+print(f"  naive dW['b'] = {naive[b_]}   correct = {dW[b_]}")
+lesson.check("the naive update keeps just one of the three 'a' gradients",
+             any(np.array_equal(naive[a], dy[0, t]) for t in (1, 3, 5)))
+lesson.check("so it is wrong for the repeated tokens 'a' and 'n'",
+             not np.allclose(naive[a], dW[a]) and not np.allclose(naive[n], dW[n]))
+lesson.check("and right only for 'b', which occurs once", np.allclose(naive[b_], dW[b_]))
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Across a batch, and checked by finite differences", """
+    Repeats across the rows of a batch accumulate the same way (Embedding flattens [B, T] into one list
+    of positions). Finally the proof that the backward is right: check_layer nudges every entry of W by
+    ±h, measures the change of f = Σ y ⊙ g, and compares with backward(g). In float64 a correct
+    backward agrees to ~1e-10.""")
+batch = np.stack([tokenizer.encode(w) for w in ("banana", "bandan", "nab ab")])   # [B=3, T=6]
+embedding.zero_grad()
+embedding(batch)
+dy_batch = rng.standard_normal((*batch.shape, d_model))
+embedding.backward(dy_batch)
+expected = np.zeros((V, d_model))
+for b in range(batch.shape[0]):
+    for t in range(batch.shape[1]):
+        expected[batch[b, t]] += dy_batch[b, t]
+counts = np.bincount(batch.reshape(-1), minlength=V)
+print("  occurrences in the batch: " + ", ".join(f"{tokenizer.chars[v]!r} x{counts[v]}" for v in range(V)))
+lesson.check("batch gradient = sum over all (b, t) with that token", np.allclose(embedding.weight.grad,
+                                                                               expected, atol=1e-14))
+errors = check_layer(embedding, {"idx": batch})
+print(f"  relative error of dW against finite differences: {errors['weight']:.1e}")
+lesson.check("Embedding's backward matches finite differences to 1e-8", errors["weight"] < 1e-8,
+             f"{errors['weight']:.1e}")
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Picture: where the gradient rows come from", """
+    Left: the upstream gradient dY, one row per position of "banana". Right: dW, one row per token.
+    Row 'a' is the sum of rows 1, 3 and 5 on the left, row 'n' of rows 2 and 4; rows of tokens not in
+    the input stay 0.""")
+import matplotlib.pyplot as plt  # noqa: E402
+
+embedding.zero_grad()
+embedding(idx)
+embedding.backward(dy)
+limit = max(np.abs(dW).max(), np.abs(dy).max())
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
+for ax, data, rows, title in (
+        (ax1, dy[0], [f"t={t} {tokenizer.chars[i]!r}" for t, i in enumerate(idx[0])],
+         "upstream gradient dY (per position)"),
+        (ax2, embedding.weight.grad, [f"{tokenizer.chars[v]!r} (x{int((idx == v).sum())})" for v in range(V)],
+         "dW = scatter-add of dY (per token)")):
+    ax.imshow(data, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    for (r, c), value in np.ndenumerate(data):
+        ax.text(c, r, f"{value:+.2f}", ha="center", va="center", fontsize=9,
+                color="white" if abs(value) > 0.6 * limit else "black")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows, family="monospace")
+    ax.set_xticks(range(d_model))
+    ax.set_xlabel("feature (d_model = 3)")
+    ax.set_title(title)
+fig.suptitle("Embedding backward for 'banana': repeated tokens accumulate")
+lesson.figure(fig, "02_embedding_gradient")
+
+lesson.done()

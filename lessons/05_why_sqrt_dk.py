@@ -1,0 +1,163 @@
+"""Lesson 05: why attention divides the scores by √d_k.
+
+If the entries of q and k are independent with mean 0 and variance 1, the dot product q·k is a sum of d_k
+such products and has variance d_k. Without scaling, scores grow like √d_k: the softmax then puts
+nearly all the weight on one key (it saturates), and its gradient, which is w_i(δ_ij − w_j), goes to 0,
+so the queries and keys stop learning. Dividing by √d_k brings the variance back to 1 for every d_k.
+This lesson measures all three effects, with the library's ScaledDotProductAttention and
+softmax_backward, for d_k from 1 to 512.
+
+Run:  python lessons/05_why_sqrt_dk.py        (add --no-pause to run straight through)
+"""
+import math
+
+import numpy as np
+from _lesson import Lesson
+
+from tinytransformer import ScaledDotProductAttention, backend, masked_softmax, numerical_gradient
+from tinytransformer.attention import softmax_backward
+
+lesson = Lesson("05 Why divide by √d_k", __doc__)
+backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
+np.set_printoptions(precision=3, suppress=True)
+rng = np.random.default_rng(0)
+
+dks = [2 ** p for p in range(10)]                                       # 1 .. 512
+n_pairs = 12_000 if lesson.quick else 100_000                           # (q, k) pairs for the variance
+n_queries = 400 if lesson.quick else 4_000                              # queries for softmax statistics
+T = 16                                                                  # keys per query
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("The variance of q·k grows like d_k", f"""
+    q·k = Σ_c q_c k_c. Each product q_c k_c has mean 0 and variance E[q_c²] E[k_c²] = 1, and the d_k
+    products are independent, so their variances add: Var(q·k) = d_k, a spread of √d_k. Divided by
+    √d_k, the variance is d_k / d_k = 1 whatever d_k is. Measured on {n_pairs:,} random pairs (the dot
+    product over the first d_k coordinates of 512-dimensional q and k, for each d_k):""")
+
+
+def dot_products(n, dims, chunk=4_000):
+    """q·k over the first d coordinates, for each d in dims: [n, len(dims)]."""
+    columns = np.array(dims) - 1
+    out = []
+    for start in range(0, n, chunk):
+        q = rng.standard_normal((min(chunk, n - start), max(dims)), dtype=np.float32)
+        k = rng.standard_normal(q.shape, dtype=np.float32)
+        out.append(np.cumsum(q * k, axis=1)[:, columns])               # [chunk, len(dims)]
+    return np.concatenate(out).astype(np.float64)
+
+
+dots = dot_products(n_pairs, dks)
+var_unscaled = dots.var(axis=0)
+var_scaled = (dots / np.sqrt(dks)).var(axis=0)
+print("   d_k   Var(q·k)   Var(q·k)/d_k   Var(q·k/√d_k)")
+for d, vu, vs in zip(dks, var_unscaled, var_scaled):
+    print(f"  {d:4d}  {vu:9.2f}   {vu / d:12.3f}   {vs:13.3f}")
+lesson.check("Var(q·k) ≈ d_k within 10% for every d_k", np.all(np.abs(var_unscaled / dks - 1) < 0.10),
+             f"ratios {np.round(var_unscaled / dks, 3).min()} .. {np.round(var_unscaled / dks, 3).max()}")
+lesson.check("Var(q·k/√d_k) ≈ 1 within 10% for every d_k", np.all(np.abs(var_scaled - 1) < 0.10))
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Without scaling, softmax saturates", f"""
+    Give each of {n_queries} random queries T = {T} random keys and compare the weights of the library's
+    ScaledDotProductAttention (softmax(qKᵀ/√d_k)) with the unscaled softmax(qKᵀ). (The unscaled version
+    is the same layer fed q·√d_k, since (q√d_k)·k/√d_k = q·k.) With scores of spread √d_k = 22 at
+    d_k = 512, the largest score beats the next by several units, and exp makes that a factor of
+    e^(several): one key takes almost all the weight. Scaled scores keep a spread of 1 and the
+    attention stays a real mixture.""")
+attention = ScaledDotProductAttention()
+max_scaled, max_unscaled, jacobian_scaled, jacobian_unscaled = [], [], [], []
+examples = {}
+for d in dks:
+    q = rng.standard_normal((n_queries, 1, d))                          # [n, 1, d_k]
+    keys = rng.standard_normal((n_queries, T, d))                       # [n, T, d_k]
+    values = np.zeros((n_queries, T, 1))                                # only the weights matter here
+    attention(q, keys, values)
+    w_scaled = attention.weights[:, 0]                                  # [n, T]
+    attention(q * math.sqrt(d), keys, values)
+    w_unscaled = attention.weights[:, 0]
+    max_scaled.append(w_scaled.max(axis=1).mean())
+    max_unscaled.append(w_unscaled.max(axis=1).mean())
+    # The softmax Jacobian J[a, b] = ∂w_a/∂s_b, row by row: the backward of each one-hot upstream gradient.
+    eye = np.eye(T)
+    for w, store in ((w_scaled, jacobian_scaled), (w_unscaled, jacobian_unscaled)):
+        J = softmax_backward(np.broadcast_to(w[:, None, :], (n_queries, T, T)), eye)   # [n, T, T]
+        store.append(np.linalg.norm(J, axis=(1, 2)))                    # Frobenius norm per query
+    examples[d] = (w_scaled[0], w_unscaled[0])
+print("   d_k   mean max weight: scaled  unscaled")
+for d, ms, mu in zip(dks, max_scaled, max_unscaled):
+    print(f"  {d:4d}                   {ms:6.3f}    {mu:6.3f}")
+top = np.sort(examples[512][1])[::-1][:4]
+print(f"  one query at d_k = 512, its 4 largest weights: unscaled {top}, "
+      f"scaled {np.sort(examples[512][0])[::-1][:4]}")
+lesson.check("unscaled: the largest weight averages above 0.9 at d_k = 512", max_unscaled[-1] > 0.9,
+             f"{max_unscaled[-1]:.3f}")
+lesson.check("scaled: the largest weight averages below 0.3 at every d_k (uniform would be 1/16)",
+             max(max_scaled) < 0.3, f"{min(max_scaled):.3f} .. {max(max_scaled):.3f}")
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Saturated softmax passes almost no gradient", """
+    The gradient that reaches the scores is ds = Jᵀ dw with J[a, b] = ∂w_a/∂s_b = w_a(δ_ab − w_b), which
+    is what softmax_backward computes. If one weight is ≈ 1 and the rest ≈ 0, every entry of J is ≈ 0:
+    whatever the loss says about the weights, almost nothing gets through to the scores, hence to Q and
+    K. Below, the size (Frobenius norm) of J for every query: its median, and the fraction of queries
+    for which it is below 0.01, where learning has practically stopped.""")
+median_scaled = [np.median(j) for j in jacobian_scaled]
+median_unscaled = [np.median(j) for j in jacobian_unscaled]
+dead_scaled = [np.mean(j < 0.01) for j in jacobian_scaled]
+dead_unscaled = [np.mean(j < 0.01) for j in jacobian_unscaled]
+print("   d_k   median |J|: scaled  unscaled     share with |J| < 0.01: scaled  unscaled")
+for d, a, b, c, e in zip(dks, median_scaled, median_unscaled, dead_scaled, dead_unscaled):
+    print(f"  {d:4d}              {a:6.3f}   {b:8.5f}                         {c:6.1%}    {e:6.1%}")
+lesson.check("unscaled at d_k = 512: the median |J| is less than a tenth of the scaled one",
+             median_unscaled[-1] < 0.1 * median_scaled[-1],
+             f"{median_unscaled[-1]:.1e} vs {median_scaled[-1]:.2f}")
+lesson.check("unscaled at d_k = 512: most queries (> 50%) get |J| < 0.01", dead_unscaled[-1] > 0.5,
+             f"{dead_unscaled[-1]:.0%}")
+lesson.check("scaled: at every d_k, fewer than 1% of queries get |J| < 0.01", max(dead_scaled) < 0.01,
+             f"at most {max(dead_scaled):.2%}")
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("The softmax backward is right", """
+    The Jacobians above come from softmax_backward, so check it: against the formula
+    J = diag(w) − w wᵀ written out by hand, and against finite differences of masked_softmax (nudge each
+    score by ±h, watch f = Σ w ⊙ g change), on a saturated row and on a spread-out one.""")
+for label, scores in (("spread-out", rng.standard_normal(6)), ("saturated", 20.0 * rng.standard_normal(6))):
+    w = masked_softmax(scores)
+    J = softmax_backward(np.broadcast_to(w, (6, 6)), np.eye(6))
+    g = rng.standard_normal(6)
+    numeric = numerical_gradient(lambda s=scores, g=g: (masked_softmax(s) * g).sum(), scores)
+    error = np.linalg.norm(softmax_backward(w, g) - numeric) / np.linalg.norm(numeric)
+    print(f"  {label:>10}: max weight {w.max():.4f}, |J| = {np.linalg.norm(J):.2e}, "
+          f"relative error against finite differences {error:.1e}")
+    lesson.check(f"{label}: softmax_backward gives J = diag(w) − w wᵀ",
+                 np.allclose(J, np.diag(w) - np.outer(w, w), atol=1e-15))
+    lesson.check(f"{label}: softmax_backward matches finite differences to 1e-6", error < 1e-6)
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Pictures", """
+    Left: Var(q·k) grows in proportion to d_k; Var(q·k/√d_k) stays at 1. Middle: the largest attention
+    weight, scaled and unscaled. Right: the median size of the softmax Jacobian: unscaled, it falls by
+    orders of magnitude as d_k grows.""")
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 4.6), layout="constrained")
+ax1.loglog(dks, var_unscaled, "o-", label="Var(q·k), unscaled")
+ax1.loglog(dks, var_scaled, "s-", label="Var(q·k/√d_k), scaled")
+ax1.loglog(dks, dks, "k:", label="d_k")
+ax1.set_title("variance of the scores")
+ax2.semilogx(dks, max_unscaled, "o-", label="unscaled softmax(qKᵀ)")
+ax2.semilogx(dks, max_scaled, "s-", label="scaled softmax(qKᵀ/√d_k)")
+ax2.axhline(1 / T, color="k", linestyle=":", label=f"uniform, 1/{T}")
+ax2.set_ylim(0, 1.02)
+ax2.set_title(f"mean largest weight (T = {T} keys)")
+ax3.loglog(dks, median_unscaled, "o-", label="unscaled")
+ax3.loglog(dks, median_scaled, "s-", label="scaled")
+ax3.set_title("median Frobenius norm of the softmax Jacobian")
+for ax in (ax1, ax2, ax3):
+    ax.set_xlabel("d_k")
+    ax.set_xscale("log", base=2)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+lesson.figure(fig, "05_why_sqrt_dk")
+
+lesson.done()

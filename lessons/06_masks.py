@@ -1,0 +1,166 @@
+"""Lesson 06: masks, which decide which keys each query may look at.
+
+A mask is a boolean table: mask[i, j] is True when query i may attend to key j. Disallowed scores are
+set to −∞ before the softmax, so their weights are exactly 0 and their values contribute nothing. Two
+masks matter in practice. The causal mask of a language model lets position t see positions 0..t only,
+so that no position can peek at the token it is trained to predict. The padding mask of a batch of
+sequences of different lengths hides the filler tokens that make the rows equally long. This lesson
+checks, with the library's MultiHeadAttention, that changing what is masked changes nothing, and that
+a query with nothing left to see gets zeros rather than NaN.
+
+Run:  python lessons/06_masks.py        (add --no-pause to run straight through)
+"""
+import numpy as np
+from _lesson import Lesson
+
+from tinytransformer import MultiHeadAttention, backend, causal_mask, masked_softmax, padding_mask
+
+lesson = Lesson("06 Masks", __doc__)
+backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
+np.set_printoptions(precision=3, suppress=True)
+rng = np.random.default_rng(0)
+
+
+def show(mask, indent="     "):
+    return "\n".join(indent + " ".join("1" if a else "." for a in row) for row in mask)
+
+
+# --------------------------------------------------------------------------------------------------------
+T = 6
+lesson.step("The causal mask", f"""
+    causal_mask(T) is the lower-triangular [T, T] table: row t allows keys 0..t. A language model
+    predicts token t+1 at position t (lesson 01), so position t must not see positions after t: the
+    mask is what keeps "the answer" out of reach. T = {T}:""")
+mask = causal_mask(T)                                                   # [T, T]
+print(show(mask))
+lesson.check("mask[i, j] is True exactly when j <= i",
+             all(mask[i, j] == (j <= i) for i in range(T) for j in range(T)))
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("−∞ before the softmax gives weight exactly 0", """
+    masked_softmax sets disallowed scores to −∞; exp(−∞) = 0, so those weights are exactly 0 and the
+    allowed weights are an ordinary softmax over the allowed scores only (each row still sums to 1). A
+    large negative number such as −1e9 would also give 0 in practice, but −∞ makes it exact and needs
+    no choice of "large enough".""")
+scores = rng.standard_normal((T, T))                                    # [T_q, T_k]
+weights = masked_softmax(scores, mask)
+print(f"  scores =\n{scores}\n  masked_softmax(scores, causal_mask) =\n{weights}")
+row = 2
+by_hand = np.exp(scores[row, :row + 1]) / np.exp(scores[row, :row + 1]).sum()
+print(f"  row {row} by hand: softmax(scores[{row}, :{row + 1}]) = {by_hand}")
+lesson.check("every masked weight is exactly 0", np.all(weights[~mask] == 0.0))
+lesson.check("every row still sums to 1", np.allclose(weights.sum(axis=1), 1.0, atol=1e-15))
+lesson.check(f"row {row} is the softmax of its {row + 1} allowed scores alone",
+             np.allclose(weights[row, :row + 1], by_hand, atol=1e-15))
+lesson.check("row 0 can see only itself: weight 1 on key 0", weights[0, 0] == 1.0)
+
+# --------------------------------------------------------------------------------------------------------
+d_model, n_head = 16, 4
+lesson.step("The future cannot leak", f"""
+    Run the library's MultiHeadAttention (d_model = {d_model}, {n_head} heads) on a sequence of T = {T}
+    random token vectors with the causal mask, then change the last two tokens and run it again. The
+    outputs at positions 0..3 must not move at all: their weights on positions 4 and 5 are exactly 0,
+    so those values are multiplied by 0. Without the mask, every output moves.""")
+backend.seed(0)
+attention = MultiHeadAttention(d_model, n_head)
+x = rng.standard_normal((1, T, d_model))                                # [B=1, T, d_model]
+x_new_future = x.copy()
+x_new_future[:, 4:] = rng.standard_normal((1, 2, d_model))              # new tokens at positions 4, 5
+out = attention(x, mask=causal_mask(T))
+causal_weights = attention.weights[0].copy()                            # [n_head, T, T]
+out_changed = attention(x_new_future, mask=causal_mask(T))
+moved = np.abs(out_changed - out).max(axis=-1)[0]                        # [T]
+unmasked = np.abs(attention(x_new_future) - attention(x)).max(axis=-1)[0]
+print("  largest change of each output after changing tokens 4 and 5:")
+print("     with the causal mask: " + "  ".join(f"{m:.1e}" for m in moved))
+print("     without a mask:       " + "  ".join(f"{m:.1e}" for m in unmasked))
+lesson.check("with the causal mask, outputs 0..3 are unchanged (exactly)", np.all(moved[:4] == 0.0))
+lesson.check("outputs 4 and 5 do change (they see the new tokens)", np.all(moved[4:] > 1e-3))
+lesson.check("without the mask, every output changes", np.all(unmasked > 1e-3))
+lesson.check("every head puts weight 0 on the future", np.all(causal_weights[:, ~mask] == 0.0))
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Padding: a batch of sequences of different lengths", """
+    A batch is one array [B, T, d_model], so shorter sequences are filled up to T with padding tokens.
+    padding_mask(is_pad) turns the [B, T] table of "is padding" into a [B, 1, 1, T] mask that forbids
+    every query (and every head) to look at a padded key. Then: padded keys get weight 0, the outputs of
+    the real tokens do not depend on what the padding holds, and a padded sequence gives its real tokens
+    exactly the outputs it would give alone, unpadded. (The outputs *at* the padded positions are
+    meaningless and are ignored downstream, e.g. by the loss.)""")
+lengths = [6, 4, 2]
+B = len(lengths)
+is_pad = np.array([[t >= n for t in range(T)] for n in lengths])        # [B, T]
+pad_mask = padding_mask(is_pad)                                          # [B, 1, 1, T]
+print(f"  lengths {lengths}; is_pad =\n{is_pad.astype(int)}\n  padding_mask shape {pad_mask.shape}")
+batch = rng.standard_normal((B, T, d_model))
+out = attention(batch, mask=pad_mask)
+pad_weights = attention.weights.copy()                                  # [B, n_head, T, T]
+refilled = batch.copy()
+refilled[is_pad] = 100.0 * rng.standard_normal((int(is_pad.sum()), d_model))   # different padding
+out_refilled = attention(refilled, mask=pad_mask)
+alone = [attention(batch[b:b + 1, :n])[0] for b, n in enumerate(lengths)]       # no padding at all
+real = ~is_pad
+on_pads = (pad_weights * is_pad[:, None, None, :]).sum(axis=(1, 2, 3))      # [B]: total weight on pads
+print("  total weight on padded keys, per sequence (all heads, all queries): "
+      + ", ".join(f"{w:.1f}" for w in on_pads))
+lesson.check("padded keys get weight exactly 0 (every sequence, head and query)", np.all(on_pads == 0.0))
+lesson.check("real tokens' outputs do not change when the padding changes",
+             np.all(out[real] == out_refilled[real]))
+lesson.check("each padded sequence gives its real tokens the same outputs as run alone",
+             all(np.allclose(out[b, :n], alone[b], atol=1e-12) for b, n in enumerate(lengths)),
+             f"max difference {max(np.abs(out[b, :n] - alone[b]).max() for b, n in enumerate(lengths)):.1e}")
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Both at once, and a row with nothing to see", """
+    Masks combine with AND: causal_mask(T) & padding_mask(is_pad) broadcasts [T, T] against
+    [B, 1, 1, T] to [B, 1, T, T]. With padding on the *left* (as when prompts of different lengths are
+    aligned at their ends for generation), a padded query at position 0 may see only key 0, which is
+    padding: its row has no allowed key at all. A plain softmax of a row of −∞ is 0/0 = NaN, and one NaN
+    spreads through every later layer. masked_softmax gives such a row all zeros instead: that query
+    receives nothing.""")
+left_pad = np.array([[True, True, False, False, False, False]])         # [B=1, T]: 2 pads on the left
+both = causal_mask(T) & padding_mask(left_pad)                           # [1, 1, T, T]
+print(f"  causal & padding, left padding of 2:\n{show(both[0, 0])}")
+out_left = attention(rng.standard_normal((1, T, d_model)), mask=both)
+left_weights = attention.weights[0]                                     # [n_head, T, T]
+with np.errstate(invalid="ignore"):                                      # the naive version, for contrast
+    minus_inf = np.full(T, -np.inf)
+    naive = np.exp(minus_inf - minus_inf.max()) / np.exp(minus_inf - minus_inf.max()).sum()
+print(f"  naive softmax of a fully masked row: {naive}")
+print(f"  masked_softmax, head 0, query 0 (fully masked): {left_weights[0, 0]}")
+print(f"  masked_softmax, head 0, query 4:                {left_weights[0, 4]}")
+lesson.check("the combined mask has shape [B, 1, T, T]", both.shape == (1, 1, T, T))
+lesson.check("the naive softmax of a fully masked row is NaN", np.all(np.isnan(naive)))
+lesson.check("masked_softmax gives the fully masked rows 0 and 1 all zeros, no NaN",
+             np.all(left_weights[:, :2] == 0.0) and not np.isnan(out_left).any())
+lesson.check("the other rows sum to 1 over real, non-future keys only",
+             np.allclose(left_weights[:, 2:].sum(-1), 1.0, atol=1e-15)
+             and np.all(left_weights[:, 2:, :2] == 0.0))
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Pictures", """
+    Top: the masks (white = allowed). Bottom: the weights of head 0 under each mask. Causal weights live
+    on and below the diagonal; padded columns are 0; with left padding, the first two rows are empty.""")
+import matplotlib.pyplot as plt  # noqa: E402
+
+panels = [("causal_mask(6)", mask, causal_weights[0]),
+          (f"padding_mask, length {lengths[1]} of {T}", np.broadcast_to(pad_mask[1, 0], (T, T)), pad_weights[1, 0]),
+          ("causal & left padding", both[0, 0], left_weights[0])]
+fig, axes = plt.subplots(2, 3, figsize=(13, 8.5), layout="constrained")
+for column, (title, m, w) in enumerate(panels):
+    axes[0, column].imshow(m, cmap="gray", vmin=0, vmax=1)
+    axes[0, column].set_title(f"mask: {title}")
+    image = axes[1, column].imshow(w, cmap="viridis", vmin=0, vmax=1)
+    for (i, j), value in np.ndenumerate(w):
+        axes[1, column].text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                             color="white" if value < 0.5 else "black")
+    axes[1, column].set_title("weights of head 0")
+    for ax in axes[:, column]:
+        ax.set_xlabel("key j")
+        ax.set_ylabel("query i")
+        ax.set_xticks(range(T))
+        ax.set_yticks(range(T))
+fig.colorbar(image, ax=axes[1, :], fraction=0.02)
+lesson.figure(fig, "06_masks")
+
+lesson.done()

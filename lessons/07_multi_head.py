@@ -1,0 +1,166 @@
+"""Lesson 07: multi-head attention, n_head attentions side by side.
+
+One attention head computes one set of weights per query: one notion of "what is relevant". Multi-head
+attention runs n_head heads in parallel, each on its own d_k = d_model / n_head slice of Q, K and V,
+concatenates their outputs and mixes them with W_o. The split is a reshape and a transpose, not a
+loop: [B, T, d_model] -> [B, T, n_head, d_k] -> [B, n_head, T, d_k], so all heads run in one batched
+matmul. This lesson checks that the reshape really is "columns h·d_k .. (h+1)·d_k belong to head h",
+that the layer equals n_head separate attentions concatenated, and then sets two heads' projections by
+hand so that one head looks one token back and the other always looks at the same word.
+
+Run:  python lessons/07_multi_head.py        (add --no-pause to run straight through)
+"""
+import numpy as np
+from _lesson import Lesson
+
+from tinytransformer import MultiHeadAttention, ScaledDotProductAttention, backend, check_layer
+
+lesson = Lesson("07 Multi-head attention", __doc__)
+backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
+np.set_printoptions(precision=3, suppress=True)
+rng = np.random.default_rng(0)
+
+# --------------------------------------------------------------------------------------------------------
+B, T, d_model, n_head = 2, 5, 12, 3
+lesson.step("Splitting into heads is a reshape", f"""
+    With d_model = {d_model} and n_head = {n_head}, each head gets d_k = {d_model // n_head} features.
+    split_heads reshapes Q [B, T, d_model] to [B, T, n_head, d_k] (cutting each row into n_head
+    consecutive pieces) and moves the head axis forward to [B, n_head, T, d_k]; merge_heads undoes it.
+    No numbers are computed, they are only regrouped.""")
+backend.seed(0)
+mha = MultiHeadAttention(d_model, n_head)
+d_k = mha.d_k
+x = rng.standard_normal((B, T, d_model))                                # [B, T, d_model]
+q = mha.q_proj(x)                                                       # [B, T, d_model]
+q_heads = mha.split_heads(q)                                            # [B, n_head, T, d_k]
+print(f"  x {x.shape} -> Q = x W_q {q.shape} -> split_heads {q_heads.shape} -> merge_heads "
+      f"{mha.merge_heads(q_heads).shape}")
+print(f"  Q[0, 0] (token 0)  = {q[0, 0]}")
+for h in range(n_head):
+    print(f"  head {h}, token 0   = {q_heads[0, h, 0]}   = Q[0, 0, {h * d_k}:{(h + 1) * d_k}]")
+lesson.check("head h of the split is columns h·d_k .. (h+1)·d_k of Q, for every h",
+             all(np.array_equal(q_heads[:, h], q[:, :, h * d_k:(h + 1) * d_k]) for h in range(n_head)))
+lesson.check("merge_heads(split_heads(Q)) == Q exactly", np.array_equal(mha.merge_heads(q_heads), q))
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("The same as n_head separate attentions, concatenated", """
+    Compute it the long way: for each head h take its columns of W_q, W_k, W_v (and of the biases),
+    project x, run one ScaledDotProductAttention, and collect the outputs; concatenate them along the
+    features and apply W_o. The library's batched version must give the same numbers. Also: concat then
+    W_o is a sum over heads, Σ_h head_h W_o[h·d_k:(h+1)·d_k, :], each head writing its own contribution
+    into the output.""")
+y = mha(x)                                                              # [B, T, d_model]
+heads, weights = [], []
+for h in range(n_head):
+    cols = slice(h * d_k, (h + 1) * d_k)
+    q_h = x @ mha.q_proj.weight.data[:, cols] + mha.q_proj.bias.data[cols]    # [B, T, d_k]
+    k_h = x @ mha.k_proj.weight.data[:, cols] + mha.k_proj.bias.data[cols]
+    v_h = x @ mha.v_proj.weight.data[:, cols] + mha.v_proj.bias.data[cols]
+    single = ScaledDotProductAttention()
+    heads.append(single(q_h, k_h, v_h))                                 # [B, T, d_k]
+    weights.append(single.weights)                                      # [B, T, T]
+concat = np.concatenate(heads, axis=-1)                                 # [B, T, d_model]
+y_by_hand = concat @ mha.out_proj.weight.data + mha.out_proj.bias.data
+per_head = sum(heads[h] @ mha.out_proj.weight.data[h * d_k:(h + 1) * d_k] for h in range(n_head))
+print(f"  library y[0, 0]  = {y[0, 0]}\n  by hand y[0, 0]  = {y_by_hand[0, 0]}")
+lesson.check("MultiHeadAttention == concat of n_head separate attentions, then W_o",
+             np.allclose(y, y_by_hand, atol=1e-13), f"max difference {np.abs(y - y_by_hand).max():.1e}")
+lesson.check("each head's weights match the library's mha.weights[:, h]",
+             all(np.allclose(weights[h], mha.weights[:, h], atol=1e-14) for h in range(n_head)))
+lesson.check("concat(heads) W_o == Σ_h head_h W_o[rows of head h] (+ bias)",
+             np.allclose(per_head + mha.out_proj.bias.data, y, atol=1e-13))
+different = min(np.abs(weights[a] - weights[b]).max() for a in range(n_head) for b in range(a))
+lesson.check("even with random weights, the heads attend differently", different > 0.05,
+             f"the two most alike heads still differ by up to {different:.2f} in a weight")
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("The backward goes the same way in reverse", """
+    Backward runs W_o's backward, then split_heads (the backward of a merge is a split), the attention
+    backward for all heads at once, merge_heads, and the three projections' backward; x receives the
+    sum of the gradients through Q, K and V. check_layer compares all of it with finite differences.""")
+backend.seed(1)
+small = MultiHeadAttention(d_model=4, n_head=2)
+errors = check_layer(small, {"x": backend.randn((2, 3, 4), rng=np.random.default_rng(2))})
+print("  relative errors: " + ", ".join(f"{name} {e:.0e}" for name, e in errors.items()))
+lesson.check("every gradient of MultiHeadAttention matches finite differences to 1e-7",
+             max(errors.values()) < 1e-7, f"largest {max(errors.values()):.1e}")
+
+# --------------------------------------------------------------------------------------------------------
+words = ["the", "cat", "sat", "on", "the", "mat", "with", "a", "hat"]
+vocab = sorted(set(words))
+T = len(words)
+lesson.step("Two heads, two jobs", f"""
+    Heads matter because each can compute its own pattern. Build the input of "{' '.join(words)}" as
+    [one-hot of the word | one-hot of the position], and set the projections of a 2-head layer by hand:
+    head 0 ("previous token"): query t = c·e_t, key s = c·e_(s+1), so the score is large only for
+    s = t − 1; its value is the word's one-hot, so head 0 outputs the previous word.
+    head 1 ("find the cat"): every query is the same vector c·u (a bias), and only the key of "cat"
+    has c·u, so every position looks at "cat". With c = 6 and d_k = 16, the winning score is
+    36/√16 = 9 against 0, so a winning weight is ≈ e⁹/(e⁹ + T − 1) ≈ 0.999.""")
+V_size = len(vocab)
+d_head = 16                                                              # d_k: room for T + 1 positions
+d_model = 2 * d_head
+word_rows, pos_rows = slice(0, V_size), slice(V_size, V_size + T)
+tokens = np.array([vocab.index(w) for w in words])
+x = np.zeros((1, T, d_model))                                           # [B=1, T, d_model]
+x[0, np.arange(T), tokens] = 1.0                                        # word one-hot
+x[0, np.arange(T), V_size + np.arange(T)] = 1.0                         # position one-hot
+c = 6.0
+two = MultiHeadAttention(d_model, n_head=2)
+for layer in (two.q_proj, two.k_proj, two.v_proj, two.out_proj):
+    layer.weight.data[...] = 0.0
+    layer.bias.data[...] = 0.0
+for t in range(T):
+    two.q_proj.weight.data[V_size + t, t] = c                           # head 0 query of position t: c·e_t
+    two.k_proj.weight.data[V_size + t, t + 1] = c                       # head 0 key of position t: c·e_(t+1)
+two.q_proj.bias.data[d_head] = c                                        # head 1 query: c·u for everyone
+two.k_proj.weight.data[vocab.index("cat"), d_head] = c                  # head 1 key: c·u only for "cat"
+for v in range(V_size):
+    two.v_proj.weight.data[v, v] = 1.0                                  # head 0 value: the word's one-hot
+    two.v_proj.weight.data[v, d_head + v] = 1.0                         # head 1 value: the same
+two.out_proj.weight.data[...] = np.eye(d_model)                         # W_o = I: see the heads' outputs
+out = two(x)[0]                                                         # [T, d_model]
+W0, W1 = two.weights[0, 0], two.weights[0, 1]                           # [T, T] each
+previous = [vocab[int(np.argmax(out[t, :V_size]))] for t in range(T)]
+print("  head 0 outputs (the word it read):  " + " ".join(f"{p:>4}" for p in ["avg"] + previous[1:]))
+print("  the sentence, one position later:   " + " ".join(f"{w:>4}" for w in ["-"] + words[:-1]))
+cat = words.index("cat")
+lesson.check("head 0 puts > 0.99 of its weight on the previous position (t = 1 .. T−1)",
+             all(W0[t, t - 1] > 0.99 for t in range(1, T)), f"smallest {min(W0[t, t - 1] for t in range(1, T)):.4f}")
+lesson.check("so head 0 outputs the previous word at every t ≥ 1", previous[1:] == words[:-1])
+lesson.check("position 0 has no previous token: head 0 spreads evenly there", np.allclose(W0[0], 1 / T))
+lesson.check("head 1 puts > 0.99 of every query's weight on 'cat'", np.all(W1[:, cat] > 0.99),
+             f"smallest {W1[:, cat].min():.4f}")
+lesson.check("and head 1 outputs 'cat' everywhere",
+             all(vocab[int(np.argmax(out[t, d_head:d_head + V_size]))] == "cat" for t in range(T)))
+
+# --------------------------------------------------------------------------------------------------------
+lesson.step("Picture: what each head looks at", """
+    Top: the two hand-set heads on the sentence: head 0 a diagonal one step below the main diagonal,
+    head 1 a single column on "cat". Bottom: the three heads of the random layer from step 2 (first
+    sequence): untrained, they already differ, and training shapes each into a pattern of its own.""")
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, axes = plt.subplots(2, 3, figsize=(16, 10), layout="constrained")
+for ax, W, title in ((axes[0, 0], W0, "head 0: previous token"), (axes[0, 1], W1, "head 1: find 'cat'")):
+    ax.imshow(W, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(T))
+    ax.set_xticklabels(words, rotation=45)
+    ax.set_yticks(range(T))
+    ax.set_yticklabels(words)
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query")
+    ax.set_title(title)
+axes[0, 2].axis("off")
+axes[0, 2].text(0.0, 0.5, "hand-set projections\n\nhead 0: q_t = c·e_t,  k_s = c·e_(s+1)\n"
+                "head 1: q_t = c·u,  k_s = c·u if word_s = 'cat'\n\nvalues: the word's one-hot\nW_o = I",
+                va="center", fontsize=12, family="monospace")
+for h in range(n_head):
+    image = axes[1, h].imshow(weights[h][0], cmap="viridis", vmin=0, vmax=1)
+    axes[1, h].set_title(f"random layer, head {h}")
+    axes[1, h].set_xlabel("key position")
+    axes[1, h].set_ylabel("query position")
+fig.colorbar(image, ax=axes[1, :], fraction=0.02)
+lesson.figure(fig, "07_heads")
+
+lesson.done()

@@ -1,0 +1,221 @@
+"""Lesson 13: Sampling: temperature, top-k, greedy, seeds and the KV cache.
+
+A language model gives, for the next token, a vector of logits z (one per vocabulary entry). Turning that
+into text is a choice:
+
+    p = softmax(z / T)             temperature T: T < 1 sharpens, T > 1 flattens, T -> 0 is argmax
+    top-k                          keep the k largest logits, renormalise, sample among those only
+    greedy                         always the argmax (generate(..., temperature=0))
+
+The model here is the one lesson 12 trained, when its checkpoint is in the --out folder; otherwise a tiny
+model is trained first (a few seconds), so this lesson also runs on its own.
+
+Run:  python lessons/13_sampling.py        (add --no-pause to run straight through)
+"""
+import math
+import time
+
+import numpy as np
+
+from _lesson import Lesson
+
+from tinytransformer import backend
+from tinytransformer.checkpoint import load_checkpoint, restore
+from tinytransformer.data import CharTokenizer
+from tinytransformer.generate import generate, next_token_probs
+from tinytransformer.models import GPT, GPTConfig
+from tinytransformer.trainer import TrainConfig, train
+
+lesson = Lesson("13 Sampling", __doc__)
+
+
+def entropy(p) -> float:
+    """H(p) = −Σ p log p in nats (terms with p = 0 contribute 0)."""
+    p = backend.to_numpy(p).ravel()
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def to_numpy(a):
+    return backend.to_numpy(a)
+
+
+# ---------------------------------------------------------------------------------------------------------
+lesson.step("A model to sample from", """
+    We need a GPT trained on Shakespeare. Lesson 12 leaves its checkpoint in <out>/12_train_gpt/ckpt.npz;
+    if it is not there, a tiny GPT is trained for 40 iterations now. Either way the model is rebuilt from
+    its checkpoint exactly as scripts/sample.py does it: the config, the weights, the tokenizer.""")
+checkpoint_path = lesson.out / "12_train_gpt" / "ckpt.npz"
+if checkpoint_path.exists():
+    print(f"  using lesson 12's model: {checkpoint_path}")
+else:
+    out_dir = lesson.out / "13_model"
+    print(f"  no {checkpoint_path}; training a tiny model in {out_dir}")
+    train(TrainConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, max_iters=40, lr=3e-3,
+                      min_lr=3e-4, warmup_iters=5, lr_decay_iters=40, eval_interval=40, eval_iters=5,
+                      log_interval=20, sample_chars=10, out_dir=str(out_dir)),
+          log=lambda line: print("    " + line))
+    checkpoint_path = out_dir / "ckpt.npz"
+checkpoint = load_checkpoint(checkpoint_path)
+model = GPT(GPTConfig(**checkpoint.config["model"]))
+restore(checkpoint, model)
+model.eval()
+tokenizer = CharTokenizer.from_dict(checkpoint.tokenizer)
+V, block_size = model.config.vocab_size, model.config.block_size
+print(f"  {model.num_parameters():,} parameters, vocabulary {V}, context {block_size}, "
+      f"trained {checkpoint.iteration} iterations (val loss {checkpoint.extra['best_val_loss']:.3f})")
+
+prompt = "First Citizen:\nBefore we proceed any further, hear me spea"
+idx = backend.asarray(tokenizer.encode(prompt)[None, -block_size:])     # [1, ≤ block_size]
+logits, _ = model(idx)
+last = logits[:, -1, :]                                                 # [1, V]: the next character's logits
+print(f"  prompt ends: {prompt[-30:]!r}; the model's logits for the next character: shape {tuple(last.shape)}")
+
+# ---------------------------------------------------------------------------------------------------------
+lesson.step("Temperature", """
+    p_i = exp(z_i/T) / Σ_j exp(z_j/T). Dividing by T scales every log-odds: p_i/p_j = exp((z_i − z_j)/T).
+    So halving T squares every probability ratio (the likely get likelier) and doubling it takes their
+    square root (the distribution flattens). The entropy H(p) = −Σ p_i ln p_i measures how spread out p
+    is: 0 for a certain outcome, ln V for uniform.""")
+temperatures = (0.5, 1.0, 2.0)
+probs = {T: to_numpy(next_token_probs(last, temperature=T))[0] for T in temperatures}
+top = np.argsort(probs[1.0])[::-1][:12]                                 # the 12 likeliest at T = 1
+for T in temperatures:
+    shown = ", ".join(f"{tokenizer.decode([i])!r}:{probs[T][i]:.2f}" for i in top[:6])
+    print(f"  T = {T}:  entropy {entropy(probs[T]):.3f} nats;  {shown}, ...")
+print(f"  (ln V = {math.log(V):.3f})")
+lesson.check("entropy increases with T (0.5 < 1 < 2)",
+             entropy(probs[0.5]) < entropy(probs[1.0]) < entropy(probs[2.0]))
+a, b = top[0], top[1]
+ratio_1, ratio_half = probs[1.0][a] / probs[1.0][b], probs[0.5][a] / probs[0.5][b]
+char_a, char_b = tokenizer.decode([a]), tokenizer.decode([b])
+print(f"  p({char_a!r})/p({char_b!r}): {ratio_1:.3f} at T = 1, {ratio_half:.3f} at T = 0.5 "
+      f"(= {ratio_1:.3f}² = {ratio_1 ** 2:.3f})")
+lesson.check("halving T squares the probability ratios", abs(ratio_half / ratio_1 ** 2 - 1) < 1e-3)
+
+sweep = np.geomspace(0.02, 50, 40)
+sweep_entropy = [entropy(next_token_probs(last, temperature=T)) for T in sweep]
+cold = to_numpy(next_token_probs(last, temperature=0.01))[0]
+hot = to_numpy(next_token_probs(last, temperature=1000.0))[0]
+argmax = int(to_numpy(last).argmax())
+print(f"  T = 0.01: p(argmax {tokenizer.decode([argmax])!r}) = {cold[argmax]:.6f};   T = 1000: entropy "
+      f"{entropy(hot):.4f} (ln V = {math.log(V):.4f})")
+lesson.check("T -> 0 approaches one-hot at the argmax (T = 0.01: p > 0.99)",
+             cold.argmax() == argmax and cold[argmax] > 0.99)
+lesson.check("T -> ∞ approaches uniform (T = 1000: entropy within 0.01 of ln V)",
+             abs(entropy(hot) - math.log(V)) < 0.01)
+
+# ---------------------------------------------------------------------------------------------------------
+lesson.step("Top-k", """
+    Even at T = 1 a model gives every character some small probability, and over hundreds of steps the
+    unlikely ones do get drawn. Top-k sampling keeps the k largest logits, sets the rest to −∞ (probability
+    0), and renormalises: the kept tokens keep their ratios.""")
+k = 5
+top_k_probs = to_numpy(next_token_probs(last, temperature=1.0, top_k=k))[0]
+kept = np.flatnonzero(top_k_probs)
+print(f"  top-{k}: non-zero for {[tokenizer.decode([i]) for i in kept]}, sum {top_k_probs.sum():.6f}")
+lesson.check(f"exactly k = {k} tokens have non-zero probability, the {k} likeliest",
+             len(kept) == k and set(kept) == set(top[:k]))
+lesson.check("the kept tokens keep their ratios (and sum to 1)",
+             np.allclose(top_k_probs[kept] / probs[1.0][kept], top_k_probs[kept[0]] / probs[1.0][kept[0]],
+                         rtol=1e-4) and abs(top_k_probs.sum() - 1) < 1e-5)
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, (ax_bars, ax_entropy) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+width = 0.2
+labels = [repr(tokenizer.decode([i])) for i in top]                    # quoted, so that ' ' and '\n' show
+bars = [(f"T = {T}", probs[T]) for T in temperatures] + [(f"top-{k}, T = 1", top_k_probs)]
+for n, (name, p) in enumerate(bars):
+    ax_bars.bar(np.arange(len(top)) + (n - 1.5) * width, p[top], width, label=name)
+ax_bars.set_xticks(range(len(top)), labels)
+ax_bars.set(xlabel=f"next character (the 12 likeliest at T = 1) after ...{prompt[-12:]!r}",
+            ylabel="probability", title="temperature reshapes the next-character distribution")
+ax_bars.legend()
+ax_entropy.semilogx(sweep, sweep_entropy)
+ax_entropy.axhline(math.log(V), color="gray", linestyle="--", lw=1, label=f"ln V = {math.log(V):.2f} (uniform)")
+ax_entropy.axhline(0, color="gray", linestyle=":", lw=1, label="0 (one-hot: greedy)")
+ax_entropy.set(xlabel="temperature T", ylabel="entropy of p (nats)", title="entropy vs temperature")
+ax_entropy.legend(fontsize=8)
+ax_entropy.grid(alpha=0.3, which="both")
+fig.tight_layout()
+lesson.figure(fig, "13_temperature_and_top_k")
+
+# ---------------------------------------------------------------------------------------------------------
+n_new = block_size - 1 if lesson.quick else 400
+start = backend.asarray(tokenizer.encode("\n")[None, :])               # [1, 1]
+lesson.step("Greedy decoding and seeds", f"""
+    generate(model, idx, n, temperature=0) takes the argmax at every step: deterministic, no randomness
+    used. With temperature > 0 each step draws a uniform number from a generator seeded by seed=..., so
+    the same seed gives the same text and another seed another text. Top-k with k = 1 leaves only the
+    argmax: it is greedy whatever the seed. Here: {n_new} new characters after a newline.""")
+greedy = generate(model, start, n_new, temperature=0)
+greedy_again = generate(model, start, n_new, temperature=0)
+top_1 = generate(model, start, n_new, temperature=1.0, top_k=1, seed=123)
+first_logits, _ = model(start)
+print("  greedy:   " + repr(tokenizer.decode(greedy[0, 1:])[:70]))
+lesson.check("greedy's first character is the argmax of the logits",
+             int(greedy[0, 1]) == int(to_numpy(first_logits[0, -1]).argmax()))
+lesson.check("greedy is deterministic, and equals top-k with k = 1",
+             bool((greedy == greedy_again).all() and (greedy == top_1).all()))
+text_1, text_1b, text_2 = (tokenizer.decode(generate(model, start, n_new, temperature=1.0, seed=s)[0, 1:])
+                           for s in (1, 1, 2))
+print("  seed 1:   " + repr(text_1[:70]))
+print("  seed 1:   " + repr(text_1b[:70]))
+print("  seed 2:   " + repr(text_2[:70]))
+lesson.check("the same seed gives the same text", text_1 == text_1b)
+lesson.check("another seed gives another text", text_1 != text_2)
+
+
+def distinct_fraction(text, n=4):
+    """Distinct n-character substrings / all of them: low when the text repeats itself."""
+    grams = [text[i:i + n] for i in range(len(text) - n + 1)]
+    return len(set(grams)) / len(grams)
+
+
+greedy_text = tokenizer.decode(greedy[0, 1:])
+print(f"  distinct 4-character substrings: greedy {distinct_fraction(greedy_text):.2f}, "
+      f"sampled (seed 1) {distinct_fraction(text_1):.2f}")
+lesson.check("greedy text repeats itself more than sampled text",
+             distinct_fraction(greedy_text) < distinct_fraction(text_1))
+lesson.say("""
+    Greedy decoding falls into loops: once a phrase is the most likely continuation of itself, it
+    repeats forever. Sampling at a moderate temperature, often with top-k, is what makes model text
+    varied; greedy remains the right choice when there is one correct answer (lesson 14's translation).""")
+
+# ---------------------------------------------------------------------------------------------------------
+lesson.step("The KV cache", f"""
+    Without a cache, step t runs the whole context of t tokens through the model again, to use only the
+    last position's logits: generating n tokens costs O(n²) token-passes. In causal attention the keys
+    and values of earlier positions never change, so generate(..., use_cache=True) keeps them (per block
+    and head) and runs only the newest token each step: O(n) token-passes. Up to the context length
+    ({block_size}) the two give the same logits, so the same tokens. (Beyond it every position shifts;
+    the library then runs the cropped window in full, as without the cache.)""")
+n_cached = block_size - 1                                               # stay within the context
+batch = backend.asarray(np.repeat(tokenizer.encode("\n")[None, :], 8, axis=0))   # [8, 1]: 8 samples at once
+with_cache = generate(model, batch, n_cached, temperature=0.8, seed=7, use_cache=True)
+without_cache = generate(model, batch, n_cached, temperature=0.8, seed=7, use_cache=False)
+lesson.check(f"with and without the cache: the same {n_cached} tokens in all 8 rows",
+             bool((with_cache == without_cache).all()))
+
+
+def best_time(use_cache, repeats=3):
+    times = []
+    for _ in range(repeats):
+        backend.synchronize()
+        t0 = time.perf_counter()
+        generate(model, batch, n_cached, temperature=0.8, seed=7, use_cache=use_cache)
+        backend.synchronize()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+t_cache, t_full = best_time(True), best_time(False)
+print(f"  {n_cached} tokens × 8 rows: with cache {1000 * t_cache:.0f} ms, without {1000 * t_full:.0f} ms "
+      f"({t_full / t_cache:.1f}× faster with the cache; best of 3)")
+if not lesson.quick:
+    lesson.check("the cache is faster (full run only; timings on a busy machine vary)", t_cache < t_full)
+else:
+    print("  (--quick: timing is reported, not checked)")
+
+lesson.done()
