@@ -151,7 +151,6 @@ def model_flops_per_step(cfg, n_params_without_positions):
 def matmul_peak_gflops(cfg, dtype, repeats=20):
     """Best float32 GEMM rate over the model's own matrix shapes (N = batch·block rows)."""
     from tinytransformer import backend
-    xp = backend.xp
     n, d = cfg.batch_size * cfg.block_size, cfg.n_embd
     best = 0.0
     for k, m in ((d, d), (d, 4 * d), (4 * d, d), (d, 3 * d)):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
+from tinytransformer.backend import BackendError  # noqa: E402
 from tinytransformer.checkpoint import CheckpointError  # noqa: E402
 from tinytransformer.trainer import PRESETS, TrainConfig, TrainingDiverged, train  # noqa: E402
 
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
         print(f"error: training diverged at {err}", file=sys.stderr)
         print(json.dumps({"error": "diverged", "message": str(err)}))
         return 1
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
+    except (BackendError, CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     sample = summary.pop("sample")

@@ -13,7 +13,7 @@ from collections import defaultdict
 import numpy
 from hypothesis import settings
 
-from tinytransformer import backend, check_layer, relative_error
+from tinytransformer import LayerNorm, Linear, Module, backend, check_layer, relative_error
 
 # Centred differences in float64 with h = 1e-5 are accurate to about 1e-10 relative (truncation O(h²),
 # rounding ~1e-16/h), while a backward with a real mistake in it is off by 1e-3 or more. 1e-7 sits
@@ -90,3 +90,19 @@ def set_torch_param(torch, param, array) -> None:
     """Overwrite a torch parameter in place with our array (same layout; transpose before if needed)."""
     with torch.no_grad():
         param.copy_(torch.as_tensor(numpy.ascontiguousarray(backend.to_numpy(array))))
+
+
+class TinyNet(Module):
+    """x -> Linear -> LayerNorm -> Linear: the small model of the optimizer and checkpoint tests."""
+
+    def __init__(self, d_in=4, d_hidden=8, d_out=3, seed=0):
+        rng = numpy.random.default_rng(seed)
+        self.fc1 = Linear(d_in, d_hidden, rng=rng)
+        self.ln = LayerNorm(d_hidden)
+        self.fc2 = Linear(d_hidden, d_out, rng=rng)
+
+    def forward(self, x):
+        return self.fc2(self.ln(self.fc1(x)))
+
+    def backward(self, dy):
+        return self.fc1.backward(self.ln.backward(self.fc2.backward(dy)))

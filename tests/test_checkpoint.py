@@ -8,29 +8,12 @@ import pytest
 from tinytransformer import backend, checkpoint
 from tinytransformer.checkpoint import (CheckpointError, check_config, load_checkpoint, restore,
                                         save_checkpoint)
-from tinytransformer.layernorm import LayerNorm
-from tinytransformer.linear import Linear
-from tinytransformer.module import Module
 from tinytransformer.optim import AdamW, clip_grad_norm, cosine_lr
+
+from helpers import TinyNet
 
 CONFIG = {"d_in": 4, "d_hidden": 8, "d_out": 3, "activation": "none", "sizes": [1, 2]}
 TOKENIZER = {"kind": "char", "chars": "\n !abcü—"}
-
-
-class TinyNet(Module):
-    """x -> Linear -> LayerNorm -> Linear."""
-
-    def __init__(self, d_in=4, d_hidden=8, d_out=3, seed=0):
-        rng = np.random.default_rng(seed)
-        self.fc1 = Linear(d_in, d_hidden, rng=rng)
-        self.ln = LayerNorm(d_hidden)
-        self.fc2 = Linear(d_hidden, d_out, rng=rng)
-
-    def forward(self, x):
-        return self.fc2(self.ln(self.fc1(x)))
-
-    def backward(self, dy):
-        return self.fc1.backward(self.ln.backward(self.fc2.backward(dy)))
 
 
 def train_step(model, optimizer, it, data_rng):

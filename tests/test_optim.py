@@ -13,24 +13,10 @@ from tinytransformer import backend
 from tinytransformer.embedding import Embedding
 from tinytransformer.layernorm import LayerNorm
 from tinytransformer.linear import Linear
-from tinytransformer.module import Module, Parameter
+from tinytransformer.module import Parameter
 from tinytransformer.optim import AdamW, clip_grad_norm, cosine_lr
 
-
-class TinyNet(Module):
-    """x -> Linear -> LayerNorm -> Linear; loss = mean squared error against a target."""
-
-    def __init__(self, d_in=4, d_hidden=8, d_out=3, seed=0):
-        rng = np.random.default_rng(seed)
-        self.fc1 = Linear(d_in, d_hidden, rng=rng)
-        self.ln = LayerNorm(d_hidden)
-        self.fc2 = Linear(d_hidden, d_out, rng=rng)
-
-    def forward(self, x):
-        return self.fc2(self.ln(self.fc1(x)))
-
-    def backward(self, dy):
-        return self.fc1.backward(self.ln.backward(self.fc2.backward(dy)))
+from helpers import TinyNet
 
 
 def loss_and_backward(model, x, target):

@@ -6,7 +6,6 @@ well under a minute; the full recipe is measured in the README.
 import hashlib
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -265,6 +264,18 @@ def test_sampling_errors(trained_dir, tmp_path):
     (corrupt_dir / "ckpt.npz").write_bytes(good[: len(good) // 2])
     corrupt = run_script(SAMPLE_SCRIPT, "--out-dir", corrupt_dir, check=False)
     assert corrupt.returncode == 2 and "not a valid tinytransformer checkpoint" in corrupt.stderr
+
+
+def test_gpu_preset_without_cupy_says_how_to_install_it(tmp_path, corpus_slice):
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed here: the gpu preset would run")
+    except ImportError:
+        pass
+    result = run_script(TRAIN_SCRIPT, "--preset", "gpu", "--max-iters", "1", "--data", corpus_slice,
+                        "--out-dir", tmp_path, check=False)
+    assert result.returncode == 2 and "pip install cupy-cuda12x" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_missing_corpus_error(tmp_path, monkeypatch):
