@@ -186,7 +186,6 @@ class DeviceRNG:
     """Uniform random numbers generated where the arrays live (for dropout masks), seeded."""
 
     def __init__(self, seed_value=None):
-        self.seed_value = seed_value
         if _state.name == "cupy":
             self._rng = _state.module.random.RandomState(seed_value)
         else:

@@ -74,22 +74,20 @@ def check_layer(layer, inputs: dict, forward_kwargs: dict | None = None, seed: i
     ("weight", "q_proj.bias", ...).
     """
     forward_kwargs = forward_kwargs or {}
-    out = layer(**inputs, **forward_kwargs)
+    layer.zero_grad()
+    out = layer(**inputs, **forward_kwargs)                      # also fills the caches backward reads
     g = backend.randn(out.shape, rng=backend.new_host_rng(seed), dtype=out.dtype)  # same g on any backend
 
     def f():
         return (layer(**inputs, **forward_kwargs) * g).sum()
 
-    # Analytic gradients: one forward to refresh the caches, then backward(g).
-    layer.zero_grad()
-    layer(**inputs, **forward_kwargs)
+    # Analytic gradients: backward(g) gives df/dx and df/dθ, since f = Σ out ⊙ g.
     grads = layer.backward(g)
+    grads = [gr for gr in (grads if isinstance(grads, tuple) else (grads,)) if gr is not None]
     float_inputs = [name for name, x in inputs.items() if x.dtype.kind == "f"]
-    if not isinstance(grads, tuple):
-        grads = (grads,)
-    if len(float_inputs) != len([gr for gr in grads if gr is not None]):
+    if len(float_inputs) != len(grads):
         raise ValueError(f"backward returned {len(grads)} gradient(s) for float inputs {float_inputs}.")
-    analytic = dict(zip(float_inputs, [gr for gr in grads if gr is not None]))
+    analytic = dict(zip(float_inputs, grads))
     analytic.update({name: p.grad.copy() for name, p in layer.named_parameters()})
 
     errors = {}
