@@ -334,6 +334,8 @@ def main(argv=None):
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = threads
     args, cfg = parse_args(argv)
+    from tinytransformer.backend import reuse_freed_memory
+    reuse_freed_memory()  # as train_shakespeare.py does; process-wide, so PyTorch's steps get it too
     if args.memory_of:
         return memory_child(args, cfg)
     if args.scaling:

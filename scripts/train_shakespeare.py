@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from tinytransformer.backend import BackendError  # noqa: E402
+from tinytransformer.backend import BackendError, reuse_freed_memory  # noqa: E402
 from tinytransformer.checkpoint import CheckpointError  # noqa: E402
 from tinytransformer.trainer import PRESETS, TrainConfig, TrainingDiverged, train  # noqa: E402
 
@@ -64,6 +64,7 @@ def parse_args(argv=None) -> TrainConfig:
 
 def main(argv=None) -> int:
     cfg = parse_args(argv)
+    reuse_freed_memory()  # the same activation arrays every step: reuse them instead of re-faulting pages
     try:
         summary = train(cfg, log=lambda msg: print(msg, flush=True))
     except TrainingDiverged as err:

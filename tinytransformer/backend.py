@@ -226,6 +226,37 @@ def scatter_add(target, indices, values) -> None:
         standin.scatter_add(target, indices, values)
 
 
+# --- the host allocator ----------------------------------------------------------------------------------
+
+def reuse_freed_memory(max_array_bytes: int = 32 * 2**20) -> bool:
+    """Ask the C library's malloc to keep freed memory and hand it out again (glibc on Linux only).
+
+    A training step allocates and frees the same large activation arrays every time. By default glibc
+    serves each allocation over ~128 kB with a fresh ``mmap`` and returns it to the kernel on ``free``;
+    the next step's array of the same size then costs a page fault per 4 kB page, each page zeroed by
+    the kernel (about 4,900 faults and 5 ms of a 57 ms step on the cpu preset). Raising malloc's mmap and
+    trim thresholds keeps arrays up to ``max_array_bytes`` in the heap, where freed blocks are reused.
+    It changes no result, only where memory comes from; resident memory stays near the step's peak
+    between steps instead of dropping back.
+
+    Process-wide, so the scripts call it, not the library. Returns whether the setting took (False on
+    other C libraries). Larger arrays (the gpu preset's on the CPU) still get their own mmap.
+    """
+    import ctypes
+    import sys
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's <malloc.h>
+    mmap_ok = mallopt(M_MMAP_THRESHOLD, max_array_bytes)   # mallopt returns 1 on success, 0 on error
+    trim_ok = mallopt(M_TRIM_THRESHOLD, 4 * max_array_bytes)
+    return bool(mmap_ok and trim_ok)
+
+
 # Honour the environment variable at import time (after everything above is defined).
 if os.environ.get(ENV_VAR):
     use(os.environ[ENV_VAR])

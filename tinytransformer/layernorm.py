@@ -4,6 +4,7 @@ from __future__ import annotations
 from . import backend
 from .backend import xp
 from .module import Module, Parameter, check_last_dim
+from .reductions import row_mean
 
 
 class LayerNorm(Module):
@@ -16,6 +17,9 @@ class LayerNorm(Module):
         dx = r · (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))
     (derived in lessons/10). Forward keeps x̂ and r: the two things the backward needs, instead of x.
     ``bias=False`` drops β (y = γ ⊙ x̂), as nanoGPT's models without biases do.
+
+    The per-row means are taken by ``row_mean`` (``row_mean(a, b)`` is the mean of a ⊙ b), which is
+    ``mean(axis=-1, keepdims=True)`` computed faster on short rows.
     """
 
     def __init__(self, d_model: int, eps: float = 1e-5, bias: bool = True):
@@ -27,11 +31,12 @@ class LayerNorm(Module):
 
     def forward(self, x):
         check_last_dim(x, self.d_model, "LayerNorm", "d_model")
-        mean = x.mean(axis=-1, keepdims=True)                                    # [..., 1]
+        mean = row_mean(x)                                                       # [..., 1]
         centered = x - mean                                                      # [..., D]
-        var = (centered * centered).mean(axis=-1, keepdims=True)                 # [..., 1], biased
+        var = row_mean(centered, centered)                                       # [..., 1], biased
         self.rstd = 1.0 / xp.sqrt(var + self.eps)                                # [..., 1]
-        self.xhat = centered * self.rstd                                         # [..., D]
+        centered *= self.rstd                                                    # in place: x̂ [..., D]
+        self.xhat = centered
         y = self.xhat * self.weight.data                                         # [..., D]
         if self.bias is not None:
             y += self.bias.data
@@ -39,10 +44,9 @@ class LayerNorm(Module):
 
     def backward(self, dy):
         xhat, rstd = self.xhat, self.rstd
-        leading = tuple(range(dy.ndim - 1))
-        self.weight.grad += (dy * xhat).sum(axis=leading)                        # [D]
+        dy2, xhat2 = dy.reshape(-1, self.d_model), xhat.reshape(-1, self.d_model)  # [N, D]: rows
+        self.weight.grad += xp.einsum("nd,nd->d", dy2, xhat2)                    # [D]: Σ_rows dy ⊙ x̂
         if self.bias is not None:
-            self.bias.grad += dy.sum(axis=leading)                               # [D]
+            self.bias.grad += dy2.sum(axis=0)                                    # [D]: Σ_rows dy
         g = dy * self.weight.data                                                # [..., D]: dL/dx̂
-        return rstd * (g - g.mean(axis=-1, keepdims=True)
-                       - xhat * (g * xhat).mean(axis=-1, keepdims=True))         # [..., D]
+        return rstd * (g - row_mean(g) - xhat * row_mean(g, xhat))               # [..., D]
