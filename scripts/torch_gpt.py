@@ -22,16 +22,14 @@ class Attention(nn.Module):
     def __init__(self, n_embd, n_head, bias, dropout, fused):
         super().__init__()
         self.n_head, self.fused, self.dropout = n_head, fused, dropout
-        self.q_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.k_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.v_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # Q, K, V in one product, as nanoGPT
         self.out_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.attn_drop = nn.Dropout(dropout)
 
     def forward(self, x):
         B, T, C = x.shape
-        q, k, v = (proj(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-                   for proj in (self.q_proj, self.k_proj, self.v_proj))
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+                   for t in self.c_attn(x).split(C, dim=2))
         if self.fused:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                                dropout_p=self.dropout if self.training else 0.0)
@@ -101,8 +99,11 @@ class TorchGPT(nn.Module):
             attn, ffn = prefix + "self_attn.", prefix + "ffn."
             put_norm(block.ln1, attn + "ln")
             put_norm(block.ln2, ffn + "ln")
-            pairs = [(block.attn.q_proj, attn + "sublayer.q_proj"), (block.attn.k_proj, attn + "sublayer.k_proj"),
-                     (block.attn.v_proj, attn + "sublayer.v_proj"), (block.attn.out_proj, attn + "sublayer.out_proj"),
+            qkv = [attn + "sublayer." + name for name in ("q_proj", "k_proj", "v_proj")]
+            put(block.attn.c_attn.weight, np.concatenate([state[n + ".weight"].T for n in qkv]))  # [3d, d]
+            if block.attn.c_attn.bias is not None:
+                put(block.attn.c_attn.bias, np.concatenate([state[n + ".bias"] for n in qkv]))
+            pairs = [(block.attn.out_proj, attn + "sublayer.out_proj"),
                      (block.fc1, ffn + "sublayer.fc1"), (block.fc2, ffn + "sublayer.fc2")]
             for linear, name in pairs:
                 put(linear.weight, state[name + ".weight"], transpose=True)

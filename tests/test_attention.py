@@ -238,6 +238,34 @@ def test_mha_self_attention_gradients_with_padding_mask():
         assert_gradients_check(layer, {"x": x}, {"mask": padding_mask(is_pad)}, name="MultiHeadAttention")
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_mha_fused_qkv_projection_equals_three_separate_projections(bias):
+    """Self-attention's one [d, 3d] product (the default) against q_proj, k_proj, v_proj one by one."""
+    rng = numpy.random.default_rng(11)
+    with backend.using("float64"):
+        layer = MultiHeadAttention(D_MODEL, N_HEAD, bias=bias, rng=rng)
+        x, dy = backend.randn((B, T, D_MODEL), rng=rng), backend.randn((B, T, D_MODEL), rng=rng)
+        results = {}
+        for fused in (True, False):
+            layer.fuse_qkv = fused
+            layer.zero_grad()
+            y = layer(x, mask=causal_mask(T))
+            dx = layer.backward(dy)
+            results[fused] = [y, dx] + [p.grad.copy() for p in layer.parameters()]
+    assert len(results[True]) == (10 if bias else 6)
+    for fused, plain in zip(results[True], results[False]):
+        numpy.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-14)
+
+
+def test_mha_separate_projections_gradients():
+    rng = numpy.random.default_rng(12)
+    with backend.using("float64"):
+        layer = MultiHeadAttention(D_MODEL, N_HEAD, rng=rng)
+        layer.fuse_qkv = False
+        x = backend.randn((B, T, D_MODEL), rng=rng)
+        assert_gradients_check(layer, {"x": x}, {"mask": causal_mask(T)}, name="MultiHeadAttention")
+
+
 @pytest.mark.parametrize("masked", [False, True])
 def test_mha_cross_attention_gradients(masked):
     rng = numpy.random.default_rng(9)

@@ -42,8 +42,10 @@ def test_torch_twin_computes_the_same_loss_and_gradients(torch, fused, bias):
         ffn = ours.blocks[i].ffn.sublayer
         np.testing.assert_allclose(ffn.fc1.weight.grad, block.fc1.weight.grad.numpy().T, rtol=1e-10, atol=1e-10)
         attn = ours.blocks[i].self_attn.sublayer
-        np.testing.assert_allclose(attn.q_proj.weight.grad, block.attn.q_proj.weight.grad.numpy().T,
-                                   rtol=1e-10, atol=1e-10)
+        d = config.n_embd
+        for j, projection in enumerate((attn.q_proj, attn.k_proj, attn.v_proj)):  # c_attn stacks Q, K, V
+            twin_grad = block.attn.c_attn.weight.grad[j * d:(j + 1) * d].numpy().T
+            np.testing.assert_allclose(projection.weight.grad, twin_grad, rtol=1e-10, atol=1e-10)
 
 
 def test_bench_runs_and_reports(torch):
