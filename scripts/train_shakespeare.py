@@ -64,7 +64,7 @@ def parse_args(argv=None) -> TrainConfig:
 
 def main(argv=None) -> int:
     cfg = parse_args(argv)
-    reuse_freed_memory()  # the same activation arrays every step: reuse them instead of re-faulting pages
+    reuse_freed_memory()  # the same activation arrays every step: reuse their memory, no fresh pages
     try:
         summary = train(cfg, log=lambda msg: print(msg, flush=True))
     except TrainingDiverged as err:

@@ -231,13 +231,15 @@ def scatter_add(target, indices, values) -> None:
 def reuse_freed_memory(max_array_bytes: int = 32 * 2**20) -> bool:
     """Ask the C library's malloc to keep freed memory and hand it out again (glibc on Linux only).
 
-    A training step allocates and frees the same large activation arrays every time. By default glibc
-    serves each allocation over ~128 kB with a fresh ``mmap`` and returns it to the kernel on ``free``;
-    the next step's array of the same size then costs a page fault per 4 kB page, each page zeroed by
-    the kernel (about 4,900 faults and 5 ms of a 57 ms step on the cpu preset). Raising malloc's mmap and
-    trim thresholds keeps arrays up to ``max_array_bytes`` in the heap, where freed blocks are reused.
-    It changes no result, only where memory comes from; resident memory stays near the step's peak
-    between steps instead of dropping back.
+    A training step allocates and frees the same large activation arrays every time. glibc serves an
+    allocation above its mmap threshold with a fresh ``mmap`` and returns it to the kernel on ``free``;
+    the next step's array then costs a page fault per 4 kB page, each page zeroed by the kernel. The
+    threshold starts at 128 kB and rises by itself once a large block has been freed, so whether a
+    process pays this depends on its history: the benchmark process did (about 4,900 faults and 5 ms
+    of a 57 ms cpu-preset step), a training run that had just loaded the corpus did not. Setting the
+    mmap and trim thresholds makes every process keep arrays up to ``max_array_bytes`` in the heap,
+    where freed blocks are reused. It changes no result, only where memory comes from; resident memory
+    stays near the step's peak between steps instead of dropping back.
 
     Process-wide, so the scripts call it, not the library. Returns whether the setting took (False on
     other C libraries). Larger arrays (the gpu preset's on the CPU) still get their own mmap.
