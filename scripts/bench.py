@@ -6,8 +6,11 @@
     python scripts/bench.py --scaling --plot scaling.png # step time against sequence length and width
 
 Both run the same architecture (scripts/torch_gpt.py mirrors tinytransformer's GPT and loads its
-weights) on identical shapes, dtype and thread count. Repeats alternate A, B, A, B, ... so that a drift
-in the machine's speed hits both; figures are medians with min and max. Achieved GFLOP/s counts model
+weights) on identical shapes, dtype and thread count. Each timing round runs in a fresh process of its
+own, one library per process, as a user runs them: in one shared process, the thread pools that one
+library leaves spinning after its last step slow the other one's next steps (PyTorch timed 45 ms per
+step on the cpu preset right after tinytransformer's steps, 29 ms on its own). Rounds alternate A, B,
+A, B, ... so that a drift in the machine's speed hits both; figures are medians with min and max. Achieved GFLOP/s counts model
 FLOPs as nanoGPT's estimate_mfu does (6·N per token for the matrices, plus 12·L·d·T for attention),
 and is compared with the float32 matmul peak measured in the same run on the model's own shapes.
 
@@ -43,13 +46,14 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both (default: what each library picks, all cores)")
     parser.add_argument("--repeats", type=int, default=7, help="alternating timing rounds")
-    parser.add_argument("--steps", type=int, default=5, help="training steps per round")
+    parser.add_argument("--steps", type=int, default=10, help="training steps per round")
     parser.add_argument("--profile", action="store_true", help="print tinytransformer's time per layer type")
     parser.add_argument("--no-torch", action="store_true", help="time tinytransformer only")
     parser.add_argument("--scaling", action="store_true",
                         help="step time against sequence length (64..1024) and against n_embd")
     parser.add_argument("--plot", type=Path, default=None, help="with --scaling: save the plot here")
     parser.add_argument("--memory-of", choices=["tt", "torch"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--time-of", choices=sorted(STEPS), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     settings = dict(PRESETS[args.preset])
     for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "dropout", "device"):
@@ -134,6 +138,36 @@ def time_steps(step, n):
         step()
     step.sync()
     return (time.perf_counter() - t0) / n
+
+
+STEPS = {"tt": "tinytransformer (NumPy)", "torch": "PyTorch eager (fused SDPA)",
+         "torch_unfused": "PyTorch eager (unfused)"}
+
+
+def make_step(which, cfg, dtype):
+    """A training step of one library; PyTorch's starts from tinytransformer's initial weights."""
+    tt = TinyTransformerStep(cfg, dtype)
+    if which == "tt":
+        return tt
+    return TorchStep(cfg, dtype, fused_attention=(which == "torch"), weights_from=tt.model)
+
+
+def time_child(args, cfg):
+    """In a fresh process (see --time-of): warm up, then print the mean ms per step of --steps steps."""
+    if args.threads and args.time_of != "tt":
+        import torch
+        torch.set_num_threads(args.threads)
+    step = make_step(args.time_of, cfg, args.dtype)
+    step()  # warm-up: first-call allocations, thread pools starting
+    step()
+    print(json.dumps({"ms": time_steps(step, args.steps) * 1000}))
+
+
+def time_in_fresh_process(which, argv, extra=()):
+    """ms per step of one library, timed by a child process that runs nothing else."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, *extra, "--time-of", which]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["ms"]
 
 
 def summarize(values):
@@ -266,20 +300,17 @@ def memory_child(args, cfg):
 # --- scaling ----------------------------------------------------------------------------------------------
 
 def scaling(args, cfg):
-    import dataclasses
     have_torch = _torch_available() and not args.no_torch
     results = {"seq": [], "width": []}
     seq_lengths = [64, 128, 256, 512, 1024]
     widths = [64, 128, 256, 512]
     print("step time (ms) against sequence length, n_embd %d, batch %d:" % (cfg.n_embd, cfg.batch_size))
     for T in seq_lengths:
-        c = dataclasses.replace(cfg, block_size=T)
-        results["seq"].append((T, *_pair_times(args, c, have_torch)))
+        results["seq"].append((T, *_pair_times(args, have_torch, ["--block-size", str(T)])))
         print("  T=%5d  tinytransformer %8.1f  torch %8.1f" % results["seq"][-1])
     print("step time (ms) against n_embd, block %d:" % cfg.block_size)
     for d in widths:
-        c = dataclasses.replace(cfg, n_embd=d)
-        results["width"].append((d, *_pair_times(args, c, have_torch)))
+        results["width"].append((d, *_pair_times(args, have_torch, ["--n-embd", str(d)])))
         print("  d=%5d  tinytransformer %8.1f  torch %8.1f" % results["width"][-1])
     if args.plot:
         import matplotlib
@@ -303,17 +334,14 @@ def scaling(args, cfg):
     return results
 
 
-def _pair_times(args, cfg, have_torch, rounds=3, steps=2):
-    tt = TinyTransformerStep(cfg, args.dtype)
-    torch_step = TorchStep(cfg, args.dtype) if have_torch else None
-    tt()
-    if torch_step:
-        torch_step()
+def _pair_times(args, have_torch, overrides, rounds=3):
+    """Median ms per step of tinytransformer and PyTorch (fused SDPA), each round in fresh processes."""
+    argv = [a for a in args.argv if a not in ("--scaling", "--plot", str(args.plot))] + overrides
     a, b = [], []
     for _ in range(rounds):
-        a.append(time_steps(tt, steps) * 1000)
-        if torch_step:
-            b.append(time_steps(torch_step, steps) * 1000)
+        a.append(time_in_fresh_process("tt", argv, ["--steps", "2"]))
+        if have_torch:
+            b.append(time_in_fresh_process("torch", argv, ["--steps", "2"]))
     return statistics.median(a), statistics.median(b) if b else float("nan")
 
 
@@ -334,39 +362,35 @@ def main(argv=None):
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = threads
     args, cfg = parse_args(argv)
+    args.argv = argv
     from tinytransformer.backend import reuse_freed_memory
     reuse_freed_memory()  # as train_shakespeare.py does; process-wide, so PyTorch's steps get it too
     if args.memory_of:
         return memory_child(args, cfg)
+    if args.time_of:
+        return time_child(args, cfg)
     if args.scaling:
         scaling(args, cfg)
         return 0
 
-    tt = TinyTransformerStep(cfg, args.dtype)
+    tt = TinyTransformerStep(cfg, args.dtype)  # in this process: the parameter count and --profile
     have_torch = _torch_available() and not args.no_torch
     if not have_torch and not args.no_torch:
         print("PyTorch is not installed: timing tinytransformer only (pip install -e .[oracle]).")
-    torch_steps = {}
+    names = ["tt", "torch", "torch_unfused"] if have_torch else ["tt"]
+    import numpy
+    versions = f"numpy {numpy.__version__}"
     if have_torch:
         import torch
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        torch_steps["torch"] = TorchStep(cfg, args.dtype, fused_attention=True, weights_from=tt.model)
-        torch_steps["torch_unfused"] = TorchStep(cfg, args.dtype, fused_attention=False, weights_from=tt.model)
-    import numpy
+        versions += f", torch {torch.__version__}"
     print(f"preset {args.preset}: n_layer {cfg.n_layer}, n_head {cfg.n_head}, n_embd {cfg.n_embd}, block "
           f"{cfg.block_size}, batch {cfg.batch_size}, dropout {cfg.dropout}, {args.dtype}, device {cfg.device}; "
-          f"numpy {numpy.__version__}" + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
-                                          if have_torch else ""))
+          f"{versions}; threads: {args.threads or 'each library picks (all cores)'}")
 
-    for step in (tt, *torch_steps.values()):  # warm-up: first-call allocations, BLAS thread start
-        step()
-        step()
-    times = {"tt": [], **{name: [] for name in torch_steps}}
-    for _ in range(args.repeats):  # A, B, C, A, B, C, ...
-        times["tt"].append(time_steps(tt, args.steps) * 1000)
-        for name, step in torch_steps.items():
-            times[name].append(time_steps(step, args.steps) * 1000)
+    times = {name: [] for name in names}
+    for _ in range(args.repeats):  # A, B, C, A, B, C, ...: each a fresh process
+        for name in names:
+            times[name].append(time_in_fresh_process(name, argv))
     tt_ms = summarize(times["tt"])
     n_params = tt.model.num_parameters() - tt.model.wpe.weight.data.size
     flops = model_flops_per_step(cfg, n_params)
@@ -378,8 +402,8 @@ def main(argv=None):
               f"{tokens / t['median'] * 1000:10,.0f} tok/s  {flops / t['median'] / 1e6:6.1f} GFLOP/s")
 
     print(f"\none training step (forward, backward, clip, AdamW), median of {args.repeats} rounds of "
-          f"{args.steps} steps:")
-    row("tinytransformer (NumPy)" if cfg.device == "cpu" else "tinytransformer (CuPy)", tt_ms)
+          f"{args.steps} steps, each round in a fresh process:")
+    row(STEPS["tt"] if cfg.device == "cpu" else "tinytransformer (CuPy)", tt_ms)
     summary = {"preset": args.preset, "device": cfg.device, "dtype": args.dtype, "tt_ms": tt_ms["median"],
                "tt_ms_min": tt_ms["min"], "tt_ms_max": tt_ms["max"],
                "gflops": flops / tt_ms["median"] / 1e6, "matmul_peak_gflops": peak,
@@ -387,8 +411,8 @@ def main(argv=None):
     if have_torch:
         t = summarize(times["torch"])
         u = summarize(times["torch_unfused"])
-        row("PyTorch eager (fused SDPA)", t)
-        row("PyTorch eager (unfused)", u)
+        row(STEPS["torch"], t)
+        row(STEPS["torch_unfused"], u)
         ratios = [a / b for a, b in zip(times["tt"], times["torch"])]
         summary.update(torch_ms=t["median"], torch_unfused_ms=u["median"],
                        ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios),
