@@ -162,6 +162,7 @@ class MultiHeadAttention(Module):
         self.out_proj = Linear(d_model, d_model, bias=bias, rng=rng)
         self.cross = False  # whether the last forward was cross-attention (backward returns two grads)
         self.fuse_qkv = True  # self-attention: one product for Q, K and V (see _project_qkv)
+        self.fused = False    # whether the last forward took that path (its backward must too)
 
     def split_heads(self, x):
         B, T, _ = x.shape
@@ -194,7 +195,8 @@ class MultiHeadAttention(Module):
                 raise ValueError(f"Cross-attention context must be [B, T_k, d_model] with the same B as x "
                                  f"{tuple(x.shape)}, got {tuple(context.shape)}.")
         c = context if self.cross else x
-        if self.cross or not self.fuse_qkv:
+        self.fused = self.fuse_qkv and not self.cross
+        if not self.fused:
             q = self.split_heads(self.q_proj(x))                                # [B, h, T_q, d_k]
             k = self.split_heads(self.k_proj(c))                                # [B, h, T_k, d_k]
             v = self.split_heads(self.v_proj(c))                                # [B, h, T_k, d_k]
@@ -254,7 +256,7 @@ class MultiHeadAttention(Module):
     def backward(self, dy):
         dheads = self.split_heads(self.out_proj.backward(dy))                   # [B, h, T_q, d_k]
         dq, dk, dv = self.attention.backward(dheads)                            # each [B, h, T, d_k]
-        if not self.cross and self.fuse_qkv:
+        if self.fused:
             return self._project_qkv_backward(dq, dk, dv)                       # [B, T, d_model]
         dx = self.q_proj.backward(self.merge_heads(dq))                         # [B, T_q, d_model]
         dc = (self.k_proj.backward(self.merge_heads(dk))
