@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinytransformer import backend
 
@@ -75,6 +77,19 @@ def test_scatter_add_accumulates_repeated_indices(name):
         result = backend.to_numpy(target)
     # index 1 appears three times: 1 + 5 + 7 and 2 + 6 + 8
     numpy.testing.assert_array_equal(result, [[0, 0], [13, 16], [0, 0], [3, 4]])
+
+
+@settings(max_examples=50, deadline=None)
+@given(n_rows=st.integers(1, 6), n=st.integers(0, 40), width=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_sorted_scatter_add_equals_numpy_add_at(n_rows, n, width, seed):
+    rng = numpy.random.default_rng(seed)
+    indices = rng.integers(0, n_rows, n)
+    values = rng.standard_normal((n, width))
+    start = rng.standard_normal((n_rows, width))
+    expected, got = start.copy(), start.copy()
+    numpy.add.at(expected, indices, values)
+    backend.scatter_add_sorted(got, indices, values)
+    numpy.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
 
 
 def test_plain_fancy_index_add_would_lose_repeats():

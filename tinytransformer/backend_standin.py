@@ -172,5 +172,9 @@ xp = _StandinModule(numpy, "standin")
 
 
 def scatter_add(target, indices, values):
-    """``target[indices] += values`` with repeats accumulating (the CuPy spelling is cupyx.scatter_add)."""
-    numpy.add.at(_unwrap(target), _unwrap(indices), _unwrap(values))
+    """``target[indices] += values`` with repeats accumulating (the CuPy spelling is cupyx.scatter_add).
+
+    Computed as the numpy backend computes it, so that the two give the same bits.
+    """
+    from .backend import scatter_add_sorted
+    scatter_add_sorted(_unwrap(target), _unwrap(indices), _unwrap(values))
