@@ -10,9 +10,10 @@ weights) on identical shapes, dtype and thread count. Each timing round runs in 
 own, one library per process, as a user runs them: in one shared process, the thread pools that one
 library leaves spinning after its last step slow the other one's next steps (PyTorch timed 45 ms per
 step on the cpu preset right after tinytransformer's steps, 29 ms on its own). Rounds alternate A, B,
-A, B, ... so that a drift in the machine's speed hits both; figures are medians with min and max. Achieved GFLOP/s counts model
-FLOPs as nanoGPT's estimate_mfu does (6·N per token for the matrices, plus 12·L·d·T for attention),
-and is compared with the float32 matmul peak measured in the same run on the model's own shapes.
+A, B, ... so that a drift in the machine's speed hits both; figures are medians with min and max.
+Achieved GFLOP/s counts model FLOPs as nanoGPT's estimate_mfu does (6·N per token for the matrices,
+plus 12·L·d·T for attention), and is compared with the float32 matmul peak measured in the same run
+on the model's own shapes.
 
 The last line is a JSON summary.
 """
@@ -336,7 +337,7 @@ def scaling(args, cfg):
 
 def _pair_times(args, have_torch, overrides, rounds=3):
     """Median ms per step of tinytransformer and PyTorch (fused SDPA), each round in fresh processes."""
-    argv = [a for a in args.argv if a not in ("--scaling", "--plot", str(args.plot))] + overrides
+    argv = args.argv + overrides  # the child ignores --scaling and --plot: --time-of comes first
     a, b = [], []
     for _ in range(rounds):
         a.append(time_in_fresh_process("tt", argv, ["--steps", "2"]))
@@ -364,7 +365,7 @@ def main(argv=None):
     args, cfg = parse_args(argv)
     args.argv = argv
     from tinytransformer.backend import reuse_freed_memory
-    reuse_freed_memory()  # as train_shakespeare.py does; process-wide, so PyTorch's steps get it too
+    reuse_freed_memory()  # as train_shakespeare.py does; every process this script starts calls it
     if args.memory_of:
         return memory_child(args, cfg)
     if args.time_of:
