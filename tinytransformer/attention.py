@@ -145,7 +145,8 @@ class MultiHeadAttention(Module):
     all three of Q, K, V (it was used three times), in cross-attention the context receives K's and V's.
 
     ``forward(x)`` is self-attention and ``backward`` returns dx; ``forward(x, context)`` is
-    cross-attention and ``backward`` returns (dx, dcontext).
+    cross-attention and ``backward`` returns (dx, dcontext). In self-attention Q, K and V all come
+    from x, so their three products run as one, x [W_q W_k W_v] (``_project_qkv``).
     """
 
     def __init__(self, d_model: int, n_head: int, bias: bool = True, dropout: float = 0.0, seed=None,
