@@ -234,10 +234,12 @@ class MultiHeadAttention(Module):
             dqkv[:, :, i] = grad.transpose(0, 2, 1, 3)                          # merge heads, in place
         dqkv = dqkv.reshape(B * T, 3 * d)                                       # [B·T, 3d]
         dw = x.reshape(-1, d).T @ dqkv                                          # [d, 3d]
+        db = dqkv.sum(axis=0) if self.q_proj.bias is not None else None         # [3d]
         for i, projection in enumerate((self.q_proj, self.k_proj, self.v_proj)):
-            projection.weight.grad += dw[:, i * d:(i + 1) * d]
-            if projection.bias is not None:
-                projection.bias.grad += dqkv[:, i * d:(i + 1) * d].sum(axis=0)
+            columns = slice(i * d, (i + 1) * d)                                 # this projection's third
+            projection.weight.grad += dw[:, columns]
+            if db is not None:
+                projection.bias.grad += db[columns]
         return (dqkv @ w.T).reshape(B, T, d)                                    # [B, T, d]
 
     def _forward_cached(self, x, cache):
