@@ -408,6 +408,115 @@ def test_mha_bad_inputs_are_explained():
         layer(backend.randn((2, 3, 8)), backend.randn((1, 5, 8)))
 
 
+# --- masks and inputs that would compute the wrong thing --------------------------------------------------
+#
+# NumPy broadcasts from the right, so a mask of the wrong meaning can fit the scores [B, h, T_q, T_k]
+# and compute a wrong answer without an error; and a float64 input silently upcasts a float32 layer.
+
+def test_mha_refuses_a_padding_mask_that_would_broadcast_as_t_q_by_t_k():
+    """A [B, T_k] mask with B = T_q: NumPy reads it as [T_q, T_k], each *query* getting a sequence's row."""
+    layer = MultiHeadAttention(8, 2, rng=numpy.random.default_rng(0))
+    x = backend.randn((3, 3, 8), rng=numpy.random.default_rng(1))           # B = T_q = T_k = 3
+    is_pad = numpy.array([[False, False, False], [False, False, True], [False, True, True]])
+    right = layer(x, mask=padding_mask(is_pad))                               # [B, 1, 1, T_k]
+    with pytest.raises(ValueError, match=r"^MultiHeadAttention: a mask of shape \(3, 3\) is ambiguous when "
+                                         r"B = T_q = 3: it could be \[T_q, T_k\], the same for every "
+                                         r"sequence, or a \[B, T_k\] padding mask.*Give it four axes: "
+                                         r"mask\[None, None\] is \[1, 1, T_q, T_k\]; padding_mask\(is_pad\) "
+                                         r"is \[B, 1, 1, T_k\]\. MultiHeadAttention takes a mask of shape "
+                                         r"\[B, n_head, T_q, T_k\] = \[3, 2, 3, 3\]"):
+        layer(x, mask=~is_pad)
+    # the four-axis spelling of the same intent gives the right answer
+    numpy.testing.assert_allclose(layer(x, mask=(~is_pad)[:, None, None, :]), right, rtol=0, atol=0)
+    # a [T_q, T_k] mask with B = T_q: causal_mask's own masks pass (they are [T_q, T_k] by construction);
+    # a mask of the same shape from elsewhere needs its four axes
+    causal = layer(x, mask=causal_mask(3))
+    numpy.testing.assert_array_equal(layer(x, mask=causal_mask(3).copy()[None, None]), causal)
+    with pytest.raises(ValueError, match=r"is ambiguous when B = T_q = 3"):
+        layer(x, mask=causal_mask(3).copy())
+    # B = T_q = 1: both readings are the same broadcast, nothing to refuse
+    layer(x[:1, :1], mask=numpy.ones((1, 1), dtype=bool))
+
+
+@pytest.mark.parametrize("shape, x_shape, match", [
+    ((2, 3), (2, 4, 8), r"a mask of shape \(2, 3\) does not broadcast to the attention scores \(2, 2, 4, 4\) "
+                        r"\(\[\.\.\., T_q, T_k\]\)\. MultiHeadAttention takes a mask of shape "
+                        r"\[B, n_head, T_q, T_k\] = \[2, 2, 4, 4\], where any axis may be 1, or \[T_q, T_k\] = "
+                        r"\[4, 4\]: one mask shared by every sequence\. Build masks with causal_mask\(T\)"),
+    ((3, 4), (3, 3, 8), r"a mask of shape \(3, 4\) does not broadcast to the attention scores \(3, 2, 3, 3\)"),
+    ((2, 3, 3), (2, 3, 8), r"a mask of shape \(2, 3, 3\) has 3 axes, which NumPy would align from the right, "
+                           r"rarely as meant: a \[B, T_q, T_k\] mask needs the head axis, mask\[:, None\] "
+                           r"\(\[B, 1, T_q, T_k\]\)\. MultiHeadAttention takes"),
+    ((3, 3, 3), (3, 3, 8), r"a mask of shape \(3, 3, 3\) does not broadcast to the attention scores"),
+    ((3,), (2, 3, 8), r"a mask of shape \(3,\) has 1 axes, which NumPy would align from the right, rarely as "
+                      r"meant: a \[T_k\] mask shared by every sequence and query is mask\[None, None, None\]"),
+    ((1, 2, 2, 3, 3), (2, 3, 8), r"a mask of shape \(1, 2, 2, 3, 3\) does not broadcast to the attention"),
+    ((2, 2, 3, 1), (2, 3, 8), None),                                        # broadcasts as meant: allowed
+    ((1, 1, 1, 3), (2, 3, 8), None),
+])
+def test_mha_mask_shapes_that_would_broadcast_another_way_are_refused(shape, x_shape, match):
+    layer = MultiHeadAttention(8, 2)                                        # n_head = 2
+    x = backend.randn(x_shape)
+    mask = numpy.ones(shape, dtype=bool)
+    if match is None:
+        assert layer(x, mask=mask).shape == x_shape
+        return
+    with pytest.raises(ValueError, match="^MultiHeadAttention: " + match):
+        layer(x, mask=mask)
+
+
+BOOLEAN_MASK_MESSAGE = (r"a mask must be a boolean array, True where query i may attend to key j; got {got}\. "
+                        r"Convert a 0/1 mask of allowed positions with \(mask == 1\), an additive mask of 0 "
+                        r"and -inf with \(mask == 0\)\. Build masks with causal_mask\(T\) \(\[T, T\]\) and "
+                        r"padding_mask\(is_pad\) \(\[B, T_k\], True at padding -> \[B, 1, 1, T_k\]\)")
+
+
+@pytest.mark.parametrize("mask, got", [
+    (numpy.tril(numpy.ones((T, T), dtype=numpy.int64)), "dtype int64"),
+    (numpy.tril(numpy.ones((T, T))), "dtype float64"),
+    (numpy.where(numpy.tril(numpy.ones((T, T))) > 0, 0.0, -numpy.inf), "dtype float64"),   # additive
+    ([[True] * T] * T, "a list"),
+])
+def test_masks_must_be_boolean(mask, got):
+    x = backend.randn((B, T, 8))
+    with pytest.raises(TypeError, match="^MultiHeadAttention: " + BOOLEAN_MASK_MESSAGE.format(got=got)):
+        MultiHeadAttention(8, 2)(x, mask=mask)
+    q = backend.randn((B, T, D_K))
+    with pytest.raises(TypeError, match="^ScaledDotProductAttention: " + BOOLEAN_MASK_MESSAGE.format(got=got)):
+        ScaledDotProductAttention()(q, q, q, mask)
+
+
+def test_sdpa_refuses_a_mask_that_would_enlarge_the_scores():
+    q = backend.randn((B, T, D_K))                                          # scores [B, T, T]
+    with pytest.raises(ValueError, match=r"^ScaledDotProductAttention: a mask of shape \(5, 1, 4, 4\) does not "
+                                         r"broadcast to the attention scores \(2, 4, 4\) \(\[\.\.\., T_q, "
+                                         r"T_k\]\)\. Aligned from the right, each of its axes must be 1 or "
+                                         r"the size of the scores' axis\."):
+        ScaledDotProductAttention()(q, q, q, numpy.ones((5, 1, T, T), dtype=bool))
+
+
+def test_an_input_of_another_dtype_than_the_weights_is_refused():
+    """A float64 x into a float32 layer would make every activation float64 while the weights stay float32."""
+    layer = MultiHeadAttention(8, 2)                                        # float32
+    x32, x64 = backend.randn((B, T, 8)), backend.randn((B, T, 8), dtype=numpy.float64)
+    with pytest.raises(TypeError, match=r"^MultiHeadAttention got x of dtype float64, but its weights are "
+                                        r"float32\. Convert the input, x\.astype\('float32'\), or build the "
+                                        r"model in float64: `with backend\.using\('float64'\): model = \.\.\.`"):
+        layer(x64)
+    with pytest.raises(TypeError, match=r"^MultiHeadAttention got context of dtype float64, but its weights are "
+                                        r"float32\. Convert the input, context\.astype\('float32'\)"):
+        layer(x32, x64)
+    with backend.using("float64"):
+        layer64 = MultiHeadAttention(8, 2)
+    with pytest.raises(TypeError, match=r"^MultiHeadAttention got x of dtype float32, but its weights are "
+                                        r"float64\. Convert the input, x\.astype\('float64'\)"):
+        layer64(x32)
+    with pytest.raises(TypeError, match=r"^Attention got Q, K, V of dtypes float32, float64, float32; they must "
+                                        r"share one dtype"):
+        q = backend.randn((B, T, D_K))
+        ScaledDotProductAttention()(q, q.astype(numpy.float64), q)
+
+
 def test_n_head_must_divide_d_model():
     with pytest.raises(ValueError, match=r"n_head=3 does not divide d_model=8.*Choose n_head from \[1, 2, 4, 8\]"):
         MultiHeadAttention(8, 3)

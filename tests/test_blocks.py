@@ -123,6 +123,20 @@ def test_blocks_stay_float32():
                          {"mask": causal_mask(T), "context_mask": padding_mask(SOURCE_PAD)})
 
 
+def test_blocks_refuse_an_input_of_another_dtype_than_their_weights():
+    """Checked at the block's entry: its first LayerNorm would otherwise upcast x before attention sees it."""
+    x64 = backend.randn((B, T, D), dtype=numpy.float64)
+    with pytest.raises(TypeError, match=r"^EncoderBlock got x of dtype float64, but its weights are float32\. "
+                                        r"Convert the input, x\.astype\('float32'\)"):
+        EncoderBlock(D, N_HEAD)(x64)
+    with pytest.raises(TypeError, match=r"^DecoderBlock got x of dtype float64, but its weights are float32\."):
+        DecoderBlock(D, N_HEAD)(x64, mask=causal_mask(T))
+    with pytest.raises(TypeError, match=r"^DecoderBlock got context of dtype float64, but its weights are "
+                                        r"float32\. Convert the input, context\.astype\('float32'\)"):
+        DecoderBlock(D, N_HEAD, cross=True)(backend.randn((B, T, D)), mask=causal_mask(T),
+                                            context=backend.randn((B, S, D), dtype=numpy.float64))
+
+
 def test_decoder_block_with_cross_attention_needs_a_context():
     block = DecoderBlock(D, N_HEAD, cross=True)
     with pytest.raises(ValueError, match="pass the encoder output as context"):

@@ -4,6 +4,12 @@ Masks are boolean and say where attention is *allowed*: ``mask[..., i, j]`` is T
 look at key j (the convention of ``torch.nn.functional.scaled_dot_product_attention``). A mask only has
 to broadcast against the scores ``[..., T_q, T_k]``: a causal mask is ``[T, T]``, a padding mask for
 multi-head attention is ``[B, 1, 1, T_k]``.
+
+Both layers check a mask before using it (``check_mask``): a boolean array that broadcasts to the
+scores without enlarging them. MultiHeadAttention also refuses the shapes that NumPy would broadcast
+the wrong way: a ``[B, T_k]`` padding mask reads as ``[T_q, T_k]`` when B = T_q, a ``[B, T_q, T_k]``
+mask as ``[n_head, T_q, T_k]`` when B = n_head. So it takes four axes, or two that are ``[T_q, T_k]``:
+when B = T_q, a two-axis mask must be one that ``causal_mask`` made (``mask[None, None]`` otherwise).
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from . import backend
 from .backend import xp
 from .dropout import Dropout
 from .linear import Linear
-from .module import Module, check_last_dim
+from .module import Module, check_input_dtype, check_last_dim
 from .reductions import row_sum
 
 
@@ -33,9 +39,42 @@ def causal_mask(length: int, past: int = 0):
     return _causal_masks[key]
 
 
+def is_causal_mask(mask) -> bool:
+    """Whether ``mask`` is one of the masks ``causal_mask`` returned: known to be [T_q, T_k]."""
+    T_q, T_k = mask.shape
+    return _causal_masks.get((backend.name(), T_q, T_k - T_q)) is mask
+
+
 def padding_mask(is_pad):
     """[B, T_k] True-where-padding -> [B, 1, 1, T_k] True-where-attention-is-allowed (for B, heads, T_q)."""
     return ~is_pad[:, None, None, :]
+
+
+def _broadcasts_to(mask_shape, shape) -> bool:
+    """Whether an array of mask_shape broadcasts to shape without enlarging it (axes aligned from the right)."""
+    return len(mask_shape) <= len(shape) and all(m in (1, n) for m, n in zip(mask_shape[::-1], shape[::-1]))
+
+
+MASK_HINT = ("Build masks with causal_mask(T) ([T, T]) and padding_mask(is_pad) ([B, T_k], True at "
+             "padding -> [B, 1, 1, T_k]); combine them with &.")
+
+
+def check_mask(mask, scores_shape, layer: str, expected: str = "") -> None:
+    """A mask must be boolean (True = may attend) and broadcast to the scores [..., T_q, T_k] as they are.
+
+    Python-level checks of dtype and shape only: nothing reads the mask's contents. ``expected`` says
+    which shapes the layer takes, for the message.
+    """
+    if not hasattr(mask, "dtype") or mask.dtype.kind != "b":
+        got = f"dtype {mask.dtype}" if hasattr(mask, "dtype") else f"a {type(mask).__name__}"
+        raise TypeError(f"{layer}: a mask must be a boolean array, True where query i may attend to key j; "
+                        f"got {got}. Convert a 0/1 mask of allowed positions with (mask == 1), an "
+                        f"additive mask of 0 and -inf with (mask == 0). {MASK_HINT}")
+    if not _broadcasts_to(tuple(mask.shape), tuple(scores_shape)):
+        expected = expected or ("Aligned from the right, each of its axes must be 1 or the size of the "
+                                "scores' axis.")
+        raise ValueError(f"{layer}: a mask of shape {tuple(mask.shape)} does not broadcast to the attention "
+                         f"scores {tuple(scores_shape)} ([..., T_q, T_k]). {expected} {MASK_HINT}")
 
 
 def masked_softmax(scores, mask=None):
@@ -110,8 +149,13 @@ class ScaledDotProductAttention(Module):
         if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
             raise ValueError(f"Attention shapes do not fit: Q {tuple(q.shape)}, K {tuple(k.shape)}, "
                              f"V {tuple(v.shape)}. Q and K need the same d_k; K and V the same T_k.")
+        if not q.dtype == k.dtype == v.dtype:
+            raise TypeError(f"Attention got Q, K, V of dtypes {q.dtype}, {k.dtype}, {v.dtype}; they must "
+                            "share one dtype (a wider one would silently spread to every result).")
         scale = 1.0 / math.sqrt(q.shape[-1])
         scores = q @ xp.swapaxes(k, -1, -2)                             # [..., T_q, d_k] @ [..., d_k, T_k]
+        if mask is not None:
+            check_mask(mask, scores.shape, "ScaledDotProductAttention")
         scores *= scale                                                 # a new array: safe to scale in place
         blocked = None if mask is None else ~mask                       # where attention is not allowed
         weights = masked_softmax_inplace(scores, blocked)               # [..., T_q, T_k]
@@ -189,13 +233,17 @@ class MultiHeadAttention(Module):
         check_last_dim(x, self.d_model, "MultiHeadAttention", "d_model")
         if x.ndim != 3:
             raise ValueError(f"MultiHeadAttention expects x of shape [B, T, d_model], got {tuple(x.shape)}.")
+        check_input_dtype(x, self.out_proj.weight.data, "MultiHeadAttention")
         self.cross = context is not None
         if self.cross:
             check_last_dim(context, self.d_model, "MultiHeadAttention (context)", "d_model")
             if context.ndim != 3 or context.shape[0] != x.shape[0]:
                 raise ValueError(f"Cross-attention context must be [B, T_k, d_model] with the same B as x "
                                  f"{tuple(x.shape)}, got {tuple(context.shape)}.")
+            check_input_dtype(context, self.out_proj.weight.data, "MultiHeadAttention", "context")
         c = context if self.cross else x
+        if mask is not None:
+            self._check_mask(mask, x.shape[0], x.shape[1], c.shape[1])
         self.fused = self.fuse_qkv and not self.cross
         if not self.fused:
             q = self.split_heads(self.q_proj(x))                                # [B, h, T_q, d_k]
@@ -205,6 +253,31 @@ class MultiHeadAttention(Module):
             q, k, v = self._project_qkv(x)                                      # the same, one product
         heads = self.attention(q, k, v, mask)                                   # [B, h, T_q, d_k]
         return self.out_proj(self.merge_heads(heads))                           # [B, T_q, d_model]
+
+    def _check_mask(self, mask, B: int, T_q: int, T_k: int) -> None:
+        """The mask must be boolean and of shape [B, n_head, T_q, T_k] (any axis may be 1), or [T_q, T_k].
+
+        NumPy aligns shapes from the right, so a [B, T_k] padding mask broadcasts as [T_q, T_k] when
+        B = T_q, and a [B, T_q, T_k] mask as [n_head, T_q, T_k] when B = n_head: both compute a wrong
+        answer without an error. Three axes are therefore refused, and two axes whenever B = T_q > 1,
+        where the shape alone cannot tell the two meanings apart, unless the mask is one that
+        ``causal_mask`` made (which is [T_q, T_k] by construction).
+        """
+        full = (B, self.n_head, T_q, T_k)
+        shapes = (f"MultiHeadAttention takes a mask of shape [B, n_head, T_q, T_k] = {list(full)}, where any "
+                  f"axis may be 1, or [T_q, T_k] = [{T_q}, {T_k}]: one mask shared by every sequence.")
+        check_mask(mask, full, "MultiHeadAttention", shapes)                   # boolean, broadcasts
+        if mask.ndim == 2 and mask.shape[0] == B == T_q > 1 and not is_causal_mask(mask):
+            raise ValueError(f"MultiHeadAttention: a mask of shape {tuple(mask.shape)} is ambiguous when "
+                             f"B = T_q = {B}: it could be [T_q, T_k], the same for every sequence, or a "
+                             "[B, T_k] padding mask, one row per sequence, which NumPy would broadcast as "
+                             "[T_q, T_k]. Give it four axes: mask[None, None] is [1, 1, T_q, T_k]; "
+                             "padding_mask(is_pad) is [B, 1, 1, T_k]. " + shapes)
+        if mask.ndim in (1, 3):
+            fix = ("a [B, T_q, T_k] mask needs the head axis, mask[:, None] ([B, 1, T_q, T_k])" if mask.ndim == 3
+                   else "a [T_k] mask shared by every sequence and query is mask[None, None, None]")
+            raise ValueError(f"MultiHeadAttention: a mask of shape {tuple(mask.shape)} has {mask.ndim} axes, "
+                             f"which NumPy would align from the right, rarely as meant: {fix}. " + shapes)
 
     def _project_qkv(self, x):
         """Self-attention's Q, K, V from one [N, d] @ [d, 3d] product instead of three [N, d] @ [d, d].

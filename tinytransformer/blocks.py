@@ -14,7 +14,7 @@ from .attention import MultiHeadAttention
 from .dropout import Dropout
 from .feedforward import FeedForward
 from .layernorm import LayerNorm
-from .module import Module
+from .module import Module, check_input_dtype
 
 
 class Residual(Module):
@@ -78,6 +78,7 @@ class EncoderBlock(Module):
                             dropout, seed=seeds[2], bias=bias)
 
     def forward(self, x, mask=None):
+        check_input_dtype(x, self.ffn.ln.weight.data, "EncoderBlock")     # before LayerNorm upcasts it
         return self.ffn(self.attn(x, mask=mask))                            # [B, T, d_model]
 
     def backward(self, dy):
@@ -110,6 +111,9 @@ class DecoderBlock(Module):
 
     def forward(self, x, mask=None, context=None, context_mask=None, cache=None):
         """``cache``: a dict for generation with a KV cache (see MultiHeadAttention.forward)."""
+        check_input_dtype(x, self.ffn.ln.weight.data, "DecoderBlock")     # before LayerNorm upcasts it
+        if context is not None:
+            check_input_dtype(context, self.ffn.ln.weight.data, "DecoderBlock", "context")
         x = (self.self_attn(x, mask=mask) if cache is None
              else self.self_attn(x, cache=cache))                           # [B, T, d_model]
         if self.cross_attn is not None:

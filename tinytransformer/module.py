@@ -116,6 +116,20 @@ def check_last_dim(x, expected: int, layer: str, what: str = "features") -> None
                          f"{tuple(x.shape)}. Reshape the input or build the layer with the right size.")
 
 
+def check_input_dtype(x, weight, layer: str, what: str = "x") -> None:
+    """A float input must have the dtype of the layer's weights.
+
+    NumPy would not complain: a float64 x times float32 weights is float64, so every activation after
+    it (and every array kept for backward) would silently be float64 while the weights stay float32,
+    at twice the memory. A gradient check the other way round (float64 weights, float32 input) would
+    measure float32 rounding. One comparison per call: cheap enough for the hot path.
+    """
+    if x.dtype != weight.dtype:
+        raise TypeError(f"{layer} got {what} of dtype {x.dtype}, but its weights are {weight.dtype}. "
+                        f"Convert the input, {what}.astype({str(weight.dtype)!r}), or build the model "
+                        f"in {x.dtype}: `with backend.using({str(x.dtype)!r}): model = ...`.")
+
+
 def check_token_ids(idx, vocab_size: int, layer: str, allowed_extra=None) -> None:
     """Token ids must be integers in [0, vocab_size); ``allowed_extra`` (e.g. ignore_index) is let through."""
     if idx.dtype.kind not in "iu":
