@@ -7,6 +7,7 @@ How a whole model is checked:
 4. the clear errors, float32 kept end to end, the CuPy stand-in, and that training lowers the loss.
 """
 import math
+import re
 
 import numpy
 import pytest
@@ -17,6 +18,7 @@ from _model_helpers import (assert_model_gradients, assert_torch_grads, decoder_
 from helpers import assert_matches_torch, to_torch
 from tinytransformer import (AdamW, Embedding, LayerNorm, LearnedPositionalEncoding, Linear, Parameter,
                              backend, causal_mask, padding_mask, sinusoidal_table)
+from tinytransformer.generate import generate, greedy_decode
 from tinytransformer.models import (GPT, EncoderClassifier, EncoderConfig, GPTConfig, Seq2Seq,
                                     Seq2SeqConfig)
 
@@ -502,3 +504,167 @@ def test_encoder_ignores_what_the_padded_positions_hold():
     assert not numpy.allclose(hidden_after[IS_PAD], hidden[IS_PAD])         # the pads did change ...
     numpy.testing.assert_allclose(hidden_after[~IS_PAD], hidden[~IS_PAD], rtol=0, atol=1e-13)
     numpy.testing.assert_allclose(logits_after, logits, rtol=0, atol=1e-13)  # ... and nothing else
+
+
+# --- 6. backward belongs to the last forward, once -------------------------------------------------------
+#
+# Every layer keeps what its forward computed for its backward, so a backward is right only for the
+# last forward, and only once. What would silently compute wrong gradients is refused, with the call
+# that fixes it; accumulating gradients over batches (a forward and a backward each) stays possible.
+
+def second_batch(name, inputs):
+    """Another batch for the same model: different tokens, so different gradients."""
+    if name == "GPT":
+        return gpt_batch(seed=1)
+    changed = numpy.where(IS_PAD, PAD, TOKENS % 6 + 1)                      # other tokens, same padding
+    return (changed, *inputs[1:])
+
+
+def gradients(model):
+    return {name: p.grad.copy() for name, p in model.named_parameters()}
+
+
+def test_gradient_accumulation_adds_the_gradients_of_each_batch():
+    with backend.using("float64"):
+        for name, model, first in each_model():
+            second = second_batch(name, first)
+            forward_backward(model, first)
+            g_first = gradients(model)
+            forward_backward(model, second)
+            g_second = gradients(model)
+            model.zero_grad()
+            for inputs in (first, second):                                 # no zero_grad in between
+                model(*inputs)
+                model.backward()
+            flat = [numpy.concatenate([g.ravel() for g in grads.values()]) for grads in (g_first, g_second)]
+            assert not numpy.allclose(*flat), f"{name}: choose batches with different gradients"
+            for pname, grad in gradients(model).items():
+                numpy.testing.assert_allclose(grad, g_first[pname] + g_second[pname], rtol=1e-12, atol=1e-15,
+                                              err_msg=f"{name}: {pname}")
+
+
+@pytest.mark.parametrize("name, build, call", [("GPT", tiny_gpt, "model(idx, targets)"),
+                                               ("EncoderClassifier", tiny_encoder, "model(idx, targets)"),
+                                               ("Seq2Seq", tiny_seq2seq, "model(src, tgt_in, targets)")])
+def test_backward_before_any_forward_is_refused(name, build, call):
+    with pytest.raises(RuntimeError, match=rf"^{name}\.backward\(\) was called before any forward: there is "
+                                           rf"nothing to back-propagate\. Run `logits, loss = "
+                                           rf"{re.escape(call)}` first, then backward\(\)\.$"):
+        build().backward()
+
+
+def test_a_second_backward_is_refused_and_adds_nothing():
+    for name, model, inputs in each_model():
+        forward_backward(model, inputs)
+        once = gradients(model)
+        with pytest.raises(RuntimeError, match=r"\.backward\(\) was already called for the last forward; a "
+                                               r"second call would add the same gradients to param\.grad "
+                                               r"again\. Run a forward before each backward"):
+            model.backward()
+        for pname, grad in gradients(model).items():
+            numpy.testing.assert_array_equal(grad, once[pname], err_msg=f"{name}: {pname}")
+        forward_backward(model, inputs)                                    # a new forward: allowed again
+        for pname, grad in gradients(model).items():
+            numpy.testing.assert_array_equal(grad, once[pname], err_msg=f"{name}: {pname}")
+
+
+def test_backward_after_a_forward_without_targets_is_refused():
+    """model(x1, y1); model(x2); model.backward() used to back-propagate x1's loss through x2's activations."""
+    for name, model, first in each_model():
+        second = second_batch(name, first)
+        model.zero_grad()
+        model(*first)
+        logits, loss = model(*second[:-1])                                 # no targets: no loss
+        assert loss is None
+        with pytest.raises(RuntimeError, match=r"\.backward\(\) starts from the loss, but the last forward was "
+                                               r"given no targets and computed none .* or give backward the "
+                                               r"gradient of the logits: backward\(dlogits\)\."):
+            model.backward()
+        assert all(not p.grad.any() for p in model.parameters()), name      # nothing was added
+        # backward(dlogits) with the second forward's dlogits is the way to go without a loss:
+        model.loss_fn(logits, backend.asarray(second[-1]))
+        model.backward(model.loss_fn.backward())
+        expected = gradients(model)
+        forward_backward(model, second)
+        for pname, grad in gradients(model).items():
+            numpy.testing.assert_allclose(grad, expected[pname], rtol=1e-6, atol=1e-7, err_msg=f"{name}: {pname}")
+
+
+def test_backward_dlogits_of_another_shape_is_refused():
+    for name, model, inputs in each_model():
+        logits, _ = model(*inputs)
+        wrong = backend.asarray(numpy.ones((1, *logits.shape[1:]), dtype=numpy.float32))
+        with pytest.raises(ValueError, match=rf"\.backward\(dlogits\): dlogits has shape "
+                                             rf"{re.escape(str(wrong.shape))}, but the last forward's logits "
+                                             rf"have shape {re.escape(str(logits.shape))}\."):
+            model.backward(wrong)
+
+
+def replaced_message(by):
+    return (rf"\.backward\(\): the activations kept for backward are not those of a finished forward: "
+            rf"{re.escape(by)} replaced them\. Run the forward again, `logits, loss = model\(")
+
+
+def test_backward_after_generation_or_a_partial_forward_is_refused():
+    idx, targets = gpt_batch()
+    gpt, encoder, seq2seq = tiny_gpt(), tiny_encoder(), tiny_seq2seq()
+    memory = seq2seq.encode(SOURCE)                                        # for decode() on its own
+    cases = [(gpt, "forward_cached() (generation)", lambda: gpt.forward_cached(idx[:, :2], [{}, {}])),
+             (gpt, "forward_cached() (generation)", lambda: generate(gpt, idx[:, :2], 2)),
+             (encoder, "encode()", lambda: encoder.encode(TOKENS)),
+             (seq2seq, "encode()", lambda: greedy_decode(seq2seq, SOURCE, bos_id=BOS, max_len=2)),
+             (seq2seq, "decode()", lambda: seq2seq.decode(memory, SOURCE, TARGET_IN)),
+             (seq2seq, "run_encoder()", lambda: seq2seq.run_encoder(backend.randn((2, 6, 4)))),
+             (gpt, "a forward that stopped with an error", lambda: gpt(idx, numpy.full_like(targets, 99)))]
+    inputs = {id(gpt): (idx, targets), id(encoder): (TOKENS, SEQUENCE_LABELS),
+              id(seq2seq): (SOURCE, TARGET_IN, TARGET)}
+    for model, by, run in cases:
+        model(*inputs[id(model)])
+        try:
+            run()
+        except IndexError:                                                 # the forward with bad targets
+            pass
+        with pytest.raises(RuntimeError, match=replaced_message(by)):
+            model.backward()
+        model(*inputs[id(model)])                                          # a finished forward: allowed again
+        model.backward()
+
+
+# --- 7. what a model takes as token ids ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, run", [("GPT", lambda ids: tiny_gpt()(ids)),
+                                       ("EncoderClassifier", lambda ids: tiny_encoder()(ids)),
+                                       ("GPT.forward_cached", lambda ids: tiny_gpt().forward_cached(ids, [{}, {}]))])
+def test_token_ids_must_be_a_non_empty_integer_batch(name, run):
+    with pytest.raises(TypeError, match=rf"^{re.escape(name)} expects token ids as an integer array of shape "
+                                        r"\[B, T\], got a list\. Convert it first: backend\.asarray\(ids\)"):
+        run([[1, 2, 3]])
+    with pytest.raises(TypeError, match=rf"^{re.escape(name)} expects integer token ids, got dtype float64\. "
+                                        r"Token ids index the embedding table"):
+        run(numpy.ones((1, 3)))
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)} expects token ids of shape \[B, T\], got shape "
+                                         r"\(3,\)\. One sequence of T ids is a batch of one: ids\[None, :\]"):
+        run(numpy.ones(3, dtype=numpy.int64))
+    for empty in [(2, 0), (0, 3)]:
+        with pytest.raises(ValueError, match=rf"^{re.escape(name)} got empty token ids, shape "
+                                             rf"{re.escape(str(empty))}: \[B, T\] needs at least one sequence "
+                                             r"of at least one token\.$"):
+            run(numpy.zeros(empty, dtype=numpy.int64))
+
+
+def test_seq2seq_source_and_target_ids_are_checked():
+    model, ok = tiny_seq2seq(), numpy.ones((2, 3), dtype=numpy.int64)
+    with pytest.raises(TypeError, match=r"^Seq2Seq expects source ids as an integer array of shape \[B, S\], "
+                                        r"got a list\."):
+        model([[1, 2, 3]], ok)
+    with pytest.raises(TypeError, match=r"^Seq2Seq expects target ids as an integer array of shape \[B, T\], "
+                                        r"got a list\."):
+        model(ok, [[1, 2, 3]])
+    with pytest.raises(ValueError, match=r"^Seq2Seq got empty source ids, shape \(2, 0\): \[B, S\] needs"):
+        model(numpy.zeros((2, 0), dtype=numpy.int64), ok)
+    with pytest.raises(ValueError, match=r"^Seq2Seq got empty target ids, shape \(2, 0\): \[B, T\] needs"):
+        model(ok, numpy.zeros((2, 0), dtype=numpy.int64))
+    with pytest.raises(ValueError, match=r"^source \(1, 3\) and target \(2, 3\) hold different numbers of "
+                                         r"sequences: row b of the target is the translation of row b of the "
+                                         r"source, so both need the same B\.$"):
+        model(ok[:1], ok)

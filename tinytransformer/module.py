@@ -130,6 +130,27 @@ def check_input_dtype(x, weight, layer: str, what: str = "x") -> None:
                         f"in {x.dtype}: `with backend.using({str(x.dtype)!r}): model = ...`.")
 
 
+def check_token_batch(idx, model: str, what: str = "token ids", axes: str = "[B, T]") -> None:
+    """A model's input: token ids as an integer array of shape [B, T] with B ≥ 1 and T ≥ 1.
+
+    (The upper limits, T ≤ block_size and ids < vocab_size, are checked where they are known.)
+    """
+    if not hasattr(idx, "dtype") or not hasattr(idx, "ndim"):
+        raise TypeError(f"{model} expects {what} as an integer array of shape {axes}, got a "
+                        f"{type(idx).__name__}. Convert it first: backend.asarray(ids) (a list of "
+                        f"equally long lists of ints becomes a {axes} array on the current backend).")
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{model} expects integer {what}, got dtype {idx.dtype}. Token ids index the "
+                        "embedding table: encode text with the model's tokenizer, or convert whole "
+                        "numbers with ids.astype('int64').")
+    if idx.ndim != 2:
+        raise ValueError(f"{model} expects {what} of shape {axes}, got shape {tuple(idx.shape)}. "
+                         "One sequence of T ids is a batch of one: ids[None, :] has shape [1, T].")
+    if idx.shape[0] == 0 or idx.shape[1] == 0:
+        raise ValueError(f"{model} got empty {what}, shape {tuple(idx.shape)}: {axes} needs at least "
+                         "one sequence of at least one token.")
+
+
 def check_token_ids(idx, vocab_size: int, layer: str, allowed_extra=None) -> None:
     """Token ids must be integers in [0, vocab_size); ``allowed_extra`` (e.g. ignore_index) is let through."""
     if idx.dtype.kind not in "iu":

@@ -19,9 +19,9 @@ from ..embedding import Embedding
 from ..layernorm import LayerNorm
 from ..linear import Linear
 from ..loss import CrossEntropyLoss
-from ..module import Module
+from ..module import check_token_batch
 from ..positional import PositionalEncoding
-from .common import init_gpt2, summary
+from .common import Model, init_gpt2, summary
 
 
 @dataclass
@@ -45,13 +45,17 @@ class EncoderConfig:
         return asdict(self)
 
 
-class EncoderClassifier(Module):
+class EncoderClassifier(Model):
     """Encoder-only Transformer with a sequence- or token-classification head.
 
     Sequence head:  pooled_b = Σ_t keep_bt h_bt / Σ_t keep_bt  (mean over real tokens),  logits = pooled W
                     backward: dh_bt = keep_bt · dpooled_b / Σ_t keep_bt
     Token head:     logits_bt = h_bt W   (targets at padding positions should be ignore_index, -100)
+
+    ``backward`` belongs to the last forward and runs once per forward (see ``Model``).
     """
+
+    forward_example = "model(idx, targets)"
 
     def __init__(self, config: EncoderConfig):
         if config.head not in ("sequence", "token"):
@@ -73,11 +77,11 @@ class EncoderClassifier(Module):
 
     def encode(self, idx):
         """idx [B, T] -> hidden states [B, T, n_embd] (after the final LayerNorm)."""
-        if idx.ndim != 2:
-            raise ValueError(f"EncoderClassifier expects token ids of shape [B, T], got {tuple(idx.shape)}.")
+        check_token_batch(idx, "EncoderClassifier")
         if idx.shape[1] > self.config.block_size:  # also with sinusoidal positions, which have no limit
             raise ValueError(f"Sequence too long: model context is {self.config.block_size}, got "
                              f"{idx.shape[1]}. Crop to block_size tokens.")
+        self._activations_replaced("encode()")
         is_pad = idx == self.config.pad_id                                      # [B, T]
         mask = padding_mask(is_pad)                                             # [B, 1, 1, T]
         x = self.wpe(self.wte(idx))                                             # [B, T, n_embd]
@@ -90,17 +94,18 @@ class EncoderClassifier(Module):
 
     def forward(self, idx, targets=None):
         """-> (logits, loss or None); logits [B, n_classes] or [B, T, n_classes] (token head)."""
+        self._activations_replaced("a forward that stopped with an error")     # until it finishes
         h = self.encode(idx)                                                    # [B, T, n_embd]
         if self.config.head == "sequence":
             self.count = backend.xp.maximum(self.keep.sum(axis=1), 1.0)         # [B, 1]
             h = (h * self.keep).sum(axis=1) / self.count                        # [B, n_embd]
         logits = self.head(h)
         loss = self.loss_fn(logits, targets) if targets is not None else None
-        return logits, loss
+        return self._forward_finished(logits, loss)
 
     def backward(self, dlogits=None):
-        if dlogits is None:
-            dlogits = self.loss_fn.backward()
+        """Gradients of every parameter (accumulated); from the loss of the last forward by default."""
+        dlogits = self._start_backward(dlogits)
         dh = self.head.backward(dlogits)
         if self.config.head == "sequence":
             dh = self.keep * (dh / self.count)[:, None, :]                      # [B, T, n_embd]

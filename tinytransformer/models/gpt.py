@@ -17,9 +17,9 @@ from ..embedding import Embedding
 from ..layernorm import LayerNorm
 from ..linear import Linear
 from ..loss import CrossEntropyLoss
-from ..module import Module
+from ..module import check_token_batch
 from ..positional import PositionalEncoding
-from .common import init_gpt2, summary
+from .common import Model, init_gpt2, summary
 
 
 @dataclass
@@ -41,13 +41,16 @@ class GPTConfig:
         return asdict(self)
 
 
-class GPT(Module):
+class GPT(Model):
     """Decoder-only Transformer language model.
 
     Forward:  h₀ = E[idx] + P[:T];  h_l = Block_l(h_{l−1}, causal mask);  logits = LN(h_L) W_outᵀ
     With ``tie_weights`` W_out is the token embedding E itself ([vocab, n_embd]), so the output layer
     scores each token by how well h matches its embedding, and E's gradient gets both contributions.
+    ``backward`` belongs to the last forward and runs once per forward (see ``Model``).
     """
+
+    forward_example = "model(idx, targets)"
 
     def __init__(self, config: GPTConfig):
         self.config = c = config
@@ -66,12 +69,12 @@ class GPT(Module):
 
     def forward(self, idx, targets=None):
         """idx [B, T] token ids -> (logits [B, T, vocab], loss or None)."""
-        if idx.ndim != 2:
-            raise ValueError(f"GPT expects token ids of shape [B, T], got {tuple(idx.shape)}.")
+        check_token_batch(idx, "GPT")
         T = idx.shape[1]
         if T > self.config.block_size:
             raise ValueError(f"Sequence too long: model context is {self.config.block_size}, got {T}. "
                              "Crop to the last block_size tokens.")
+        self._activations_replaced("a forward that stopped with an error")     # until it finishes
         x = self.wpe(self.wte(idx))                                             # [B, T, n_embd]
         if self.drop is not None:
             x = self.drop(x)
@@ -80,7 +83,7 @@ class GPT(Module):
             x = block(x, mask=mask)                                             # [B, T, n_embd]
         logits = self._head(self.ln_f(x))                                       # [B, T, vocab]
         loss = self.loss_fn(logits, targets) if targets is not None else None
-        return logits, loss
+        return self._forward_finished(logits, loss)
 
     def _head(self, h):
         self.h = h
@@ -90,8 +93,7 @@ class GPT(Module):
 
     def backward(self, dlogits=None):
         """Gradients of every parameter (accumulated); from the loss of the last forward by default."""
-        if dlogits is None:
-            dlogits = self.loss_fn.backward()                                   # [B, T, vocab]
+        dlogits = self._start_backward(dlogits)                                 # [B, T, vocab]
         if self.lm_head is not None:
             dh = self.lm_head.backward(dlogits)
         else:  # tied: logits = h Eᵀ, so dE += dlogitsᵀ h and dh = dlogits E
@@ -109,7 +111,10 @@ class GPT(Module):
         """Logits for new tokens idx [B, T_new] given ``caches`` (one dict per block) of earlier ones.
 
         Generation only: the keys and values of earlier positions are reused rather than recomputed.
+        There is no backward for it; it overwrites what the last forward kept for one.
         """
+        check_token_batch(idx, "GPT.forward_cached")
+        self._activations_replaced("forward_cached() (generation)")
         start = 0 if caches[0].get("k") is None else caches[0]["k"].shape[2]
         x = self.wpe(self.wte(idx), start=start)                                # [B, T_new, n_embd]
         for block, cache in zip(self.blocks, caches):

@@ -20,9 +20,9 @@ from ..embedding import Embedding
 from ..layernorm import LayerNorm
 from ..linear import Linear
 from ..loss import CrossEntropyLoss
-from ..module import Module
+from ..module import check_token_batch
 from ..positional import PositionalEncoding
-from .common import init_gpt2, summary
+from .common import Model, init_gpt2, summary
 
 
 @dataclass
@@ -46,8 +46,13 @@ class Seq2SeqConfig:
         return asdict(self)
 
 
-class Seq2Seq(Module):
-    """Encoder-decoder Transformer: masks are built from ``pad_id`` (source and target) and causality."""
+class Seq2Seq(Model):
+    """Encoder-decoder Transformer: masks are built from ``pad_id`` (source and target) and causality.
+
+    ``backward`` belongs to the last forward and runs once per forward (see ``Model``).
+    """
+
+    forward_example = "model(src, tgt_in, targets)"
 
     def __init__(self, config: Seq2SeqConfig):
         self.config = c = config
@@ -72,12 +77,14 @@ class Seq2Seq(Module):
     # --- the two stacks, on already-embedded inputs (PyTorch's nn.Transformer works at this level) ----
     def run_encoder(self, x, src_mask=None):
         """x [B, S, n_embd] -> memory [B, S, n_embd]."""
+        self._activations_replaced("run_encoder()")
         for block in self.encoder_blocks:
             x = block(x, mask=src_mask)
         return self.encoder_norm(x)
 
     def run_decoder(self, y, memory, tgt_mask=None, memory_mask=None):
         """y [B, T, n_embd], memory [B, S, n_embd] -> decoder output [B, T, n_embd]."""
+        self._activations_replaced("run_decoder()")
         for block in self.decoder_blocks:
             y = block(y, mask=tgt_mask, context=memory, context_mask=memory_mask)
         return self.decoder_norm(y)
@@ -106,9 +113,11 @@ class Seq2Seq(Module):
 
     def encode(self, src):
         """src [B, S] -> memory [B, S, n_embd], the encoder's output that cross-attention reads."""
-        if src.ndim != 2 or src.shape[1] > self.config.block_size:
+        check_token_batch(src, "Seq2Seq", "source ids", "[B, S]")
+        if src.shape[1] > self.config.block_size:
             raise ValueError(f"source must be [B, S] with S ≤ block_size {self.config.block_size}, "
                              f"got {tuple(src.shape)}.")
+        self._activations_replaced("encode()")
         src_mask = padding_mask(src == self.config.pad_id)
         x = self.src_pos(self.src_emb(src))                                     # [B, S, n_embd]
         if self.src_drop is not None:
@@ -117,15 +126,26 @@ class Seq2Seq(Module):
 
     def forward(self, src, tgt_in, targets=None):
         """src [B, S], tgt_in [B, T] (BOS + target[:-1]) -> (logits [B, T, tgt_vocab], loss or None)."""
-        if tgt_in.ndim != 2 or tgt_in.shape[1] > self.config.block_size:
-            raise ValueError(f"target must be [B, T] with T ≤ block_size {self.config.block_size}, "
-                             f"got {tuple(tgt_in.shape)}.")
+        self._check_target(tgt_in, src)
+        self._activations_replaced("a forward that stopped with an error")     # until it finishes
         logits = self.decode(self.encode(src), src, tgt_in)                    # [B, T, tgt_vocab]
         loss = self.loss_fn(logits, targets) if targets is not None else None
-        return logits, loss
+        return self._forward_finished(logits, loss)
+
+    def _check_target(self, tgt_in, src):
+        check_token_batch(tgt_in, "Seq2Seq", "target ids", "[B, T]")
+        if tgt_in.shape[1] > self.config.block_size:
+            raise ValueError(f"target must be [B, T] with T ≤ block_size {self.config.block_size}, "
+                             f"got {tuple(tgt_in.shape)}.")
+        if hasattr(src, "shape") and len(src.shape) == 2 and src.shape[0] != tgt_in.shape[0]:
+            raise ValueError(f"source {tuple(src.shape)} and target {tuple(tgt_in.shape)} hold different "
+                             "numbers of sequences: row b of the target is the translation of row b of "
+                             "the source, so both need the same B.")
 
     def decode(self, memory, src, tgt_in):
         """Decoder logits [B, T, tgt_vocab] for tgt_in given the encoder's memory of src."""
+        self._check_target(tgt_in, src)
+        self._activations_replaced("decode()")
         src_mask, tgt_mask = self.masks(src, tgt_in)
         y = self.tgt_pos(self.tgt_emb(tgt_in))                                  # [B, T, n_embd]
         if self.tgt_drop is not None:
@@ -133,8 +153,8 @@ class Seq2Seq(Module):
         return self.head(self.run_decoder(y, memory, tgt_mask, src_mask))       # [B, T, tgt_vocab]
 
     def backward(self, dlogits=None):
-        if dlogits is None:
-            dlogits = self.loss_fn.backward()
+        """Gradients of every parameter (accumulated); from the loss of the last forward by default."""
+        dlogits = self._start_backward(dlogits)
         dy, dmemory = self.backward_decoder(self.head.backward(dlogits))
         if self.tgt_drop is not None:
             dy = self.tgt_drop.backward(dy)
