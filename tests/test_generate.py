@@ -4,6 +4,7 @@ The weights are re-drawn larger than GPT-2's (randomise_weights) so that the nex
 are far from uniform: top-k and temperature then have something to cut and to flatten.
 """
 import math
+import warnings
 
 import numpy
 import pytest
@@ -173,14 +174,84 @@ def test_sample_draws_each_token_with_its_probability():
 
 def test_generate_rejects_bad_arguments():
     model = small_gpt()
-    with pytest.raises(ValueError, match="temperature must be ≥ 0, got -0.5"):
-        generate(model, prompt(2), 3, temperature=-0.5)
-    with pytest.raises(ValueError, match="top_k must be ≥ 1, got 0"):
-        generate(model, prompt(2), 3, top_k=0)
-    with pytest.raises(ValueError, match=r"a prompt of at least one token\), got \(2, 0\)"):
+    for temperature in [-0.5, float("nan"), float("inf"), -float("inf")]:
+        with pytest.raises(ValueError, match=rf"temperature must be a finite number ≥ 0 \(0 is greedy: always "
+                                             rf"the most likely token\), got {temperature}\."):
+            generate(model, prompt(2), 3, temperature=temperature)
+    with pytest.raises(TypeError, match=r"temperature must be a number, got '0.8' \(str\)"):
+        generate(model, prompt(2), 3, temperature="0.8")
+    for top_k, error in [(0, ValueError), (-2, ValueError), (2.5, TypeError), (True, TypeError)]:
+        with pytest.raises(error, match=rf"top_k must be an int ≥ 1 \(sample among the k most likely tokens\) "
+                                        rf"or None \(among all\), got {top_k}\."):
+            generate(model, prompt(2), 3, top_k=top_k)
+    with pytest.raises(ValueError, match=r"max_new_tokens must be an int ≥ 0, got -5"):
+        generate(model, prompt(2), -5)
+    with pytest.raises(ValueError, match=r"generate got empty prompt ids, shape \(2, 0\): \[B, T\] needs at "
+                                         r"least one sequence of at least one token"):
         generate(model, prompt(0), 3)
-    with pytest.raises(ValueError, match=r"idx must be \[B, T\]"):
+    with pytest.raises(ValueError, match=r"generate expects prompt ids of shape \[B, T\], got shape \(3,\)\. "
+                                         r"One sequence of T ids is a batch of one: ids\[None, :\]"):
         generate(model, backend.asarray(numpy.array([1, 2, 3])), 3)
+    with pytest.raises(TypeError, match=r"generate expects prompt ids as an integer array of shape \[B, T\], "
+                                        r"got a list\. Convert it first: backend.asarray\(ids\)"):
+        generate(model, [[1, 2]], 3)
+    assert generate(model, prompt(2), 0).shape == (2, 2)                   # 0 new tokens is allowed
+
+
+def test_next_token_probs_refuses_what_is_not_a_temperature():
+    logits = backend.randn((2, VOCAB), rng=numpy.random.default_rng(0))
+    for temperature in [0, 0.0, -1.0, float("nan"), float("inf")]:
+        with pytest.raises(ValueError, match=rf"temperature must be a finite number > 0, got {temperature}\. "
+                                             "It divides the logits"):
+            next_token_probs(logits, temperature)
+
+
+# --- temperatures at the ends of the float range --------------------------------------------------------
+#
+# z/T overflows for a tiny T (1e-45: every z/T is ±inf, and softmax gives NaN; in float32 1e-46 even
+# rounds to 0), and a huge T rounds to inf in float32. Every finite T > 0 must give a distribution, and
+# the right one: all on the most likely token as T -> 0, uniform as T -> inf.
+
+TIES = numpy.array([[1.0, 3.0, 3.0, -2.0, 0.5],     # two most likely tokens, tied
+                    [0.2, -1.0, 4.0, 3.99, 1.0]])   # a near tie: 4.0 wins
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("temperature", [1e-30, 1e-45, 1e-46, 5e-324])
+def test_a_tiny_temperature_gives_the_greedy_distribution_not_nan(dtype, temperature):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                       # no overflow warnings either
+        probs = backend.to_numpy(next_token_probs(backend.asarray(TIES, dtype=dtype), temperature))
+    numpy.testing.assert_array_equal(probs, [[0, 0.5, 0.5, 0, 0], [0, 0, 1, 0, 0]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("temperature", [1e30, 1e300])
+def test_a_huge_temperature_gives_the_uniform_distribution(dtype, temperature):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        probs = backend.to_numpy(next_token_probs(backend.asarray(TIES, dtype=dtype), temperature))
+    numpy.testing.assert_allclose(probs, 1 / TIES.shape[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [1e-3, 0.05, 0.8, 1.0, 3.0, 1e4])
+def test_the_overflow_guards_change_no_probability(temperature):
+    """Against softmax(z/T) written out in float64, at temperatures where it does not overflow."""
+    logits = 4.0 * numpy.random.default_rng(1).standard_normal((3, VOCAB))
+    scaled = logits / temperature
+    expected = numpy.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    expected /= expected.sum(axis=-1, keepdims=True)
+    with backend.using("float64"):
+        probs = backend.to_numpy(next_token_probs(backend.asarray(logits), temperature))
+    numpy.testing.assert_allclose(probs, expected, rtol=1e-12, atol=1e-300)
+
+
+def test_generate_at_a_tiny_temperature_is_greedy():
+    model = small_gpt()
+    greedy = backend.to_numpy(generate(model, prompt(3), 10, temperature=0))
+    for temperature in [1e-45, 1e-46]:
+        tiny = backend.to_numpy(generate(model, prompt(3), 10, temperature=temperature, seed=0))
+        numpy.testing.assert_array_equal(tiny, greedy, err_msg=f"temperature {temperature}")
 
 
 def test_generation_runs_in_eval_mode_and_restores_the_mode():

@@ -634,7 +634,8 @@ def test_backward_after_generation_or_a_partial_forward_is_refused():
 
 @pytest.mark.parametrize("name, run", [("GPT", lambda ids: tiny_gpt()(ids)),
                                        ("EncoderClassifier", lambda ids: tiny_encoder()(ids)),
-                                       ("GPT.forward_cached", lambda ids: tiny_gpt().forward_cached(ids, [{}, {}]))])
+                                       ("GPT.forward_cached",
+                                        lambda ids: tiny_gpt().forward_cached(ids, [{}, {}]))])
 def test_token_ids_must_be_a_non_empty_integer_batch(name, run):
     with pytest.raises(TypeError, match=rf"^{re.escape(name)} expects token ids as an integer array of shape "
                                         r"\[B, T\], got a list\. Convert it first: backend\.asarray\(ids\)"):

@@ -1,18 +1,65 @@
 """Generating text: sample one token at a time from a GPT, or decode greedily with an encoder-decoder."""
 from __future__ import annotations
 
+import math
+import numbers
+
 from . import backend
 from .attention import masked_softmax
 from .backend import xp
+from .module import check_token_batch
+
+
+def check_sampling(temperature, top_k, greedy: bool = False) -> None:
+    """temperature: a finite number > 0 (or 0, greedy, where ``greedy`` allows it); top_k: int ≥ 1 or None.
+
+    A NaN temperature would pass every comparison (nan < 0 is False) and turn each probability into NaN.
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a number, got {temperature!r} ({type(temperature).__name__}).")
+    allowed = ("a finite number ≥ 0 (0 is greedy: always the most likely token)" if greedy
+               else "a finite number > 0")
+    if not math.isfinite(temperature) or temperature < 0 or (temperature == 0 and not greedy):
+        raise ValueError(f"temperature must be {allowed}, got {temperature}. It divides the logits: below 1 "
+                         "sharpens the distribution, above 1 flattens it.")
+    if top_k is not None and (not _is_int(top_k) or top_k < 1):
+        error = ValueError if _is_int(top_k) else TypeError
+        raise error(f"top_k must be an int ≥ 1 (sample among the k most likely tokens) or None (among all), "
+                    f"got {top_k!r}.")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def divide_by_temperature(logits, temperature: float):
+    """(logits − row max) / T for logits [B, V] and any finite T > 0, without overflow: [B, V], all ≤ 0.
+
+    A tiny T (1e-45) makes z/T overflow to ±inf, and softmax of that is NaN. Shifting each row by its
+    maximum first changes no probability (softmax does not see shifts) and keeps the numbers finite:
+    the largest entry is exactly 0 at any T, and the others are ≤ 0. Two guards cover what is left:
+    below 1, T could still send −gap/T past the largest float, so gaps are floored at −10⁴·T (where
+    exp(−10⁴) is already exactly 0, so no probability changes); and T is kept inside the dtype's range,
+    as a smaller one would round to 0 (1e-46 in float32) and a larger one to inf. As T -> 0 the result
+    puts all the probability on the most likely token (split evenly between ties): greedy.
+    """
+    finfo = xp.finfo(logits.dtype)
+    t = min(max(float(temperature), float(finfo.tiny)), float(finfo.max))
+    shifted = logits - logits.max(axis=-1, keepdims=True)                  # [B, V], ≤ 0
+    if t < 1.0:
+        shifted = xp.maximum(shifted, -1e4 * t)                            # exp(−10⁴) = 0: nothing lost
+    return shifted / t                                                     # [B, V], ≤ 0
 
 
 def next_token_probs(logits, temperature: float = 1.0, top_k: int | None = None):
     """Last-position logits [B, V] -> sampling probabilities [B, V].
 
     temperature T divides the logits: T < 1 sharpens the distribution (T -> 0 is greedy), T > 1 flattens
-    it. top_k keeps only the k most likely tokens (the rest get probability 0).
+    it; any finite T > 0 gives finite probabilities (``divide_by_temperature``). top_k keeps only the k
+    most likely tokens (the rest get probability 0).
     """
-    logits = logits / temperature                                          # [B, V]
+    check_sampling(temperature, top_k)
+    logits = divide_by_temperature(logits, temperature)                    # [B, V]
     if top_k is not None:
         k = min(top_k, logits.shape[-1])
         kth = xp.sort(logits, axis=-1)[:, -k][:, None]                     # [B, 1]: k-th largest
@@ -35,18 +82,18 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
              seed: int | None = None, use_cache: bool = True):
     """Continue each row of idx [B, T0] by max_new_tokens tokens sampled from a GPT; returns [B, T0 + n].
 
-    temperature = 0 picks the most likely token (greedy). The context is cropped to the model's last
+    temperature = 0 picks the most likely token (greedy); NaN, inf and negative temperatures are refused,
+    and top_k must be an int ≥ 1 or None. The context is cropped to the model's last
     block_size tokens as it grows. With ``use_cache`` the keys and values of earlier positions are kept
     (a KV cache) so each step processes one new token instead of the whole context; once the context is
     longer than block_size every position shifts, the cache no longer applies, and each step runs the
     cropped window in full, exactly as without the cache. Both paths give the same tokens.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be ≥ 0, got {temperature}.")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be ≥ 1, got {top_k}.")
-    if idx.ndim != 2 or idx.shape[1] == 0:
-        raise ValueError(f"idx must be [B, T] with T ≥ 1 (a prompt of at least one token), got {tuple(idx.shape)}.")
+    check_sampling(temperature, top_k, greedy=True)
+    if not _is_int(max_new_tokens) or max_new_tokens < 0:
+        error = ValueError if _is_int(max_new_tokens) else TypeError
+        raise error(f"max_new_tokens must be an int ≥ 0, got {max_new_tokens!r}.")
+    check_token_batch(idx, "generate", "prompt ids")
     block_size = model.config.block_size
     rng = backend.new_host_rng(seed)
     was_training = model.training
