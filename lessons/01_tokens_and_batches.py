@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 01: from characters to integers, and from a text to training batches.
 
 A language model reads numbers, not letters. This lesson turns Tiny Shakespeare into token ids with the
@@ -8,16 +9,18 @@ holds block_size training examples at once: every prefix x[:t+1] predicts the ne
 
 Run:  python lessons/01_tokens_and_batches.py        (add --no-pause to run straight through)
 """
+
+# %%
 import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import backend
 from tinytransformer.data import SHAKESPEARE_SIZE, CharDataset, CharTokenizer, find_shakespeare
 
-lesson = Lesson("01 Tokens and batches", __doc__)
+lesson = Lesson("01 Tokens and batches", __doc__, steps=7)
 backend.use("numpy")  # lessons run on the CPU
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The corpus", """
     Tiny Shakespeare is one plain-text file of about 1.1 million characters: the lines of several plays,
     each speech headed by the speaker's name. find_shakespeare() returns its path (a cached copy, a
@@ -30,7 +33,7 @@ print("  | " + text[:150].replace("\n", "\n  | "))
 lesson.check("the corpus has its known length", len(text) == SHAKESPEARE_SIZE,
              f"{len(text):,} characters")
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The vocabulary: one id per distinct character", """
     CharTokenizer.from_text(text) sorts the set of characters of the text; a character's id is its
     place in that sorted list. So the vocabulary is fixed by the corpus, and vocab_size is both the number
@@ -43,7 +46,7 @@ lesson.check("Tiny Shakespeare has 65 distinct characters", tokenizer.vocab_size
 lesson.check("ids are 0 .. 64 in sorted character order",
              [tokenizer.stoi[c] for c in sorted(set(text))] == list(range(65)))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Encode and decode", """
     encode maps a string to an array of ids, decode maps ids back to the string. Nothing is lost: a
     character tokenizer is a bijection between strings over the vocabulary and id sequences. A character
@@ -65,7 +68,7 @@ except ValueError as err:
 print(f"  encode('Romeo é') -> ValueError: {raised[:70]}...")
 lesson.check("an unknown character is refused, by name", "'é'" in raised)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Train and validation splits", """
     CharDataset encodes the whole text once and keeps it as one long array of ids. As in nanoGPT, the
     first 90% is for training and the last 10% is held out to measure how well the model does on text it
@@ -76,7 +79,7 @@ lesson.check("the two splits together are the whole text, in order",
              len(data.train) + len(data.val) == len(text)
              and tokenizer.decode(data.val[:200]) == text[len(data.train):len(data.train) + 200])
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 batch_size, block_size = 4, 8
 lesson.step("A batch: inputs x and targets y, shifted by one", f"""
     get_batch draws batch_size random starting points and cuts a window of block_size ids at each: x
@@ -97,7 +100,7 @@ train_text = text[:len(data.train)]
 lesson.check("each window x[b] followed by y[b, -1] is a stretch of the training text",
              all(tokenizer.decode(np.append(x[b], y[b, -1])) in train_text for b in range(batch_size)))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("One block holds block_size training examples", """
     The model predicts a next character at every position, from everything up to that position. So the
     window x[0] gives block_size examples: context x[0, :t+1] -> target y[0, t], for t = 0 .. T-1. The
@@ -118,7 +121,7 @@ lesson.check("the contexts have lengths 1 .. block_size",
              [len(c) for c, _ in pairs] == list(range(1, block_size + 1)))
 lesson.check("a batch holds batch_size * block_size targets", y.size == batch_size * block_size)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Pictures: how often each character occurs, and a batch as a grid of ids", """
     Characters are far from equally common: space, 'e', 't', 'o' dominate, while '$' occurs once and '&'
     three times. A model that knew only these frequencies would already beat uniform guessing; the left panel

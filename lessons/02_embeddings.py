@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 02: token embeddings, and why their backward is a scatter-add.
 
 An embedding layer is a table W [vocab_size, d_model] with one learned vector per token id; its forward
@@ -9,17 +10,19 @@ silently loses the repeats, and confirms the backward with finite differences.
 
 Run:  python lessons/02_embeddings.py        (add --no-pause to run straight through)
 """
+
+# %%
 import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import Embedding, backend, check_layer
 from tinytransformer.data import CharTokenizer
 
-lesson = Lesson("02 Embeddings", __doc__)
+lesson = Lesson("02 Embeddings", __doc__, steps=6)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The table", """
     Take a toy vocabulary: the characters of "banana bandana". Embedding(vocab_size, d_model) holds
     W [vocab_size, d_model], one row of d_model numbers per token id, drawn at random at first and
@@ -36,7 +39,7 @@ for v in range(V):
 print(f"  'banana' -> idx = {idx.tolist()}")
 lesson.check("the table has one row per token", W.shape == (V, d_model))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Lookup = one-hot times the table", """
     embedding(idx)[b, t] = W[idx[b, t]]. Write token v as the one-hot row vector e_v (a 1 in column v,
     0 elsewhere): then e_v W picks out row v of W. So the lookup is the matrix product onehot(idx) W,
@@ -50,7 +53,7 @@ lesson.check("embedding(idx) == onehot(idx) @ W, exactly", np.array_equal(y, one
 lesson.check("equal tokens get equal vectors (positions 1, 3, 5 are all 'a')",
              np.array_equal(y[0, 1], y[0, 3]) and np.array_equal(y[0, 1], y[0, 5]))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Backward: a scatter-add", """
     For a product Y = X W the weight gradient is dW = Xᵀ dY. With X = onehot(idx), row v of Xᵀ dY is
     the sum of dY[t] over the positions t where idx[t] = v:   dW[v] = Σ_{t: idx[t]=v} dY[t].
@@ -81,7 +84,7 @@ lesson.check(f"tokens that do not occur ({', '.join(repr(tokenizer.chars[v]) for
              np.all(dW[unused] == 0))
 lesson.check("there is no gradient for the integer ids (backward returns None)", dx is None)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The trap: a fancy-index update loses the repeats", """
     The tempting one-liner dW[idx] += dY does not accumulate. NumPy evaluates it as
     dW[idx] = dW[idx] + dY: it reads every row once, adds, and writes back, so for a repeated id one
@@ -101,7 +104,7 @@ lesson.check("so it is wrong for the repeated tokens 'a' and 'n'",
              not np.allclose(naive[a], dW[a]) and not np.allclose(naive[n], dW[n]))
 lesson.check("and right only for 'b', which occurs once", np.allclose(naive[b_], dW[b_]))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Across a batch, and checked by finite differences", """
     Repeats across the rows of a batch accumulate the same way (Embedding flattens [B, T] into one list
     of positions). Finally the proof that the backward is right: check_layer nudges every entry of W by
@@ -125,7 +128,7 @@ print(f"  relative error of dW against finite differences: {errors['weight']:.1e
 lesson.check("Embedding's backward matches finite differences to 1e-8", errors["weight"] < 1e-8,
              f"{errors['weight']:.1e}")
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Picture: where the gradient rows come from", """
     Left: the upstream gradient dY, one row per position of "banana". Right: dW, one row per token.
     Row 'a' is the sum of rows 1, 3 and 5 on the left, row 'n' of rows 2 and 4; rows of tokens not in

@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 03: positional encodings, because attention alone cannot see word order.
 
 Self-attention compares every token with every other token by content only. Shuffle the input tokens and
@@ -10,17 +11,19 @@ table: it has no row past its length.
 
 Run:  python lessons/03_positional_encoding.py        (add --no-pause to run straight through)
 """
+
+# %%
 import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import (Embedding, LearnedPositionalEncoding, MultiHeadAttention,
                              SinusoidalPositionalEncoding, backend, check_layer, sinusoidal_table)
 
-lesson = Lesson("03 Positional encoding", __doc__)
+lesson = Lesson("03 Positional encoding", __doc__, steps=6)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 length, d = 100, 64
 lesson.step("The sinusoidal table", f"""
     "Attention Is All You Need" adds a fixed vector to position t:
@@ -44,7 +47,7 @@ lesson.check("every entry lies in [-1, 1], so it does not swamp unit-scale token
 lesson.check("no two of the 100 positions share a row",
              min(np.linalg.norm(P[a] - P[b]) for a in range(length) for b in range(a)) > 0.1)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Why sines and cosines: a shift is a rotation", """
     For each pair, (sin ω(t+k), cos ω(t+k)) is (sin ωt, cos ωt) rotated by the angle ωk, whatever t is
     (the angle-addition formulas). So there is one fixed matrix M_k, block-diagonal with 2x2 rotations,
@@ -65,7 +68,7 @@ print(f"  P[t]·P[t+{k}] for t = 0, 10, 50: {dots[0]:.6f} {dots[10]:.6f} {dots[5
       f"  Σ cos(ω_i·{k}) = {np.cos(omega * k).sum():.6f}")
 lesson.check(f"P[t]·P[t+{k}] is the same for every t", np.allclose(dots, np.cos(omega * k).sum()))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Attention alone cannot tell who made whom", """
     Give four words an embedding each and run the library's MultiHeadAttention on two sentences with the
     same words in another order, with no positions added. Each output is softmax(QKᵀ/√d_k)V, where Q, K, V
@@ -94,7 +97,7 @@ lesson.check("without positions, output(B) is output(A) with its rows permuted",
 lesson.check("so the two sentences give the same bag of output vectors (e.g. equal means)",
              np.allclose(out_a.mean(axis=0), out_b.mean(axis=0), atol=1e-12))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Add positions, and the sentences differ", """
     Now add P[t] before attention: the input of "Zuko" is embedding(Zuko) + P[0] in sentence A and
     embedding(Zuko) + P[3] in sentence B. Its queries, keys and values change with its place, so its
@@ -114,7 +117,7 @@ for name, encoding in (("sinusoidal", sinusoidal), ("learned", learned)):
     lesson.check(f"with {name} positions every word's output changes with the word order",
                  min(gaps.values()) > 0.05 * scale)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("A learned table stops at its length", """
     A learned table P [block_size, d_model] is a parameter like the embedding table (its backward adds
     Σ_b dy[b] into the rows that were used). It can fit whatever the data needs, but it has exactly
@@ -141,7 +144,7 @@ errors = check_layer(small, {"x": backend.randn((2, 3, 3), rng=np.random.default
 lesson.check("the learned table's backward matches finite differences to 1e-8", max(errors.values()) < 1e-8,
              ", ".join(f"{n} {e:.1e}" for n, e in errors.items()))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Pictures", """
     Left: the sinusoidal table; fast columns on the left, slow on the right. Middle: P[t]·P[s] for all
     pairs: a band along the diagonal, the same at every t, falling off with |t - s|. Right: how far each

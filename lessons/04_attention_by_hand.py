@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 04: scaled dot-product attention, computed by hand on four tokens.
 
 out = softmax(QKᵀ/√d_k) V, one piece at a time: the scores (every query dotted with every key, divided
@@ -9,6 +10,8 @@ key's value), and attention as message passing on a graph whose edge weights are
 
 Run:  python lessons/04_attention_by_hand.py        (add --no-pause to run straight through)
 """
+
+# %%
 import math
 
 import numpy as np
@@ -16,14 +19,14 @@ from _lesson import Lesson
 
 from tinytransformer import ScaledDotProductAttention, backend
 
-lesson = Lesson("04 Attention by hand", __doc__)
+lesson = Lesson("04 Attention by hand", __doc__, steps=7)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 
 tokens = ["I", "saw", "a", "cat"]
 T, d_k, d_v = 4, 4, 2
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Queries, keys and values", f"""
     Each of the T = {T} tokens has a query q_i (what it is looking for), a key k_j (what it offers to be
     found by) and a value v_j (what it hands over when found). In a Transformer these come from the
@@ -46,7 +49,7 @@ for name, M in (("Q", Q), ("K", K), ("V", V)):
     for t, row in zip(tokens, M):
         print(f"     {t:>4}: {row}")
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Scores: S = QKᵀ / √d_k", f"""
     Score S[i, j] says how well query i matches key j: their dot product, divided by √d_k = {math.sqrt(d_k):g}
     (lesson 05 shows why). The result is a T x T table: row i is query i against every key.""")
@@ -60,7 +63,7 @@ print("  S =")
 for t, row in zip(tokens, scores):
     print(f"     {t:>4}: " + "  ".join(f"{s:5.2f}" for s in row))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Softmax: each row of scores becomes weights", """
     W[i, j] = exp(S[i, j]) / Σ_j' exp(S[i, j']). Every weight is positive, each row sums to 1, and a
     larger score gets a larger share. A row of equal scores (the all-zero query) gives equal weights
@@ -81,7 +84,7 @@ lesson.check("every row of W sums to 1", np.allclose(weights.sum(axis=1), 1.0, a
 lesson.check("every weight is positive", np.all(weights > 0))
 lesson.check("the all-zero query spreads its attention evenly (1/4 each)", np.allclose(weights[3], 1 / T))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Weighted sum of values: out = W V", """
     Output i is a blend of all the values, mixed in the proportions of row i of W:
     out_i = Σ_j W[i, j] v_j. Then the library's ScaledDotProductAttention computes all of this in three
@@ -102,7 +105,7 @@ lesson.check("our outputs equal the library's output", np.allclose(out, library_
 lesson.check("the all-zero query gets the plain average of the values",
              np.allclose(out[3], V.mean(axis=0), atol=1e-15))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Attention as a soft lookup in a key-value store", """
     A Python dict returns the value whose key equals the query, exactly. Attention returns a blend of
     all values, weighted by how well each key matches. Store four values under four orthonormal keys and
@@ -135,7 +138,7 @@ print(f"  query = key 1 + key 2 (s = 16): weights {attention.weights[0]}  answer
 lesson.check("a query matching keys 1 and 2 equally retrieves (value 1 + value 2) / 2",
              np.allclose(blend, (values[1] + values[2]) / 2, atol=1e-5))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Attention as message passing on a graph", """
     Read W as a graph: token j sends its value v_j along an edge to token i, with edge weight W[i, j];
     token i adds up what it receives. Plain self-attention is a complete graph with edges weighted by
@@ -164,7 +167,7 @@ lesson.check("after one round only cat's neighbours (a, cat) feel the change",
 lesson.check("after two rounds 'saw' (two hops away) feels it too, 'I' (three hops) does not",
              changed_2[1] > 0 and changed_2[0] == 0)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Pictures", """
     Left: the weights W of the four-token example. Middle: the same W drawn as a graph, each arrow
     j -> i as thick as W[i, j] (self-loops written as numbers). Right: the soft lookup sharpening into a

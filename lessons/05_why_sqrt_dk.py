@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 05: why attention divides the scores by √d_k.
 
 If the entries of q and k are independent with mean 0 and variance 1, the dot product q·k is a sum of d_k
@@ -9,6 +10,8 @@ softmax_backward, for d_k from 1 to 512.
 
 Run:  python lessons/05_why_sqrt_dk.py        (add --no-pause to run straight through)
 """
+
+# %%
 import math
 
 import numpy as np
@@ -17,7 +20,7 @@ from _lesson import Lesson
 from tinytransformer import ScaledDotProductAttention, backend, masked_softmax, numerical_gradient
 from tinytransformer.attention import softmax_backward
 
-lesson = Lesson("05 Why divide by √d_k", __doc__)
+lesson = Lesson("05 Why divide by √d_k", __doc__, steps=5)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)
@@ -27,7 +30,7 @@ n_pairs = 12_000 if lesson.quick else 100_000                           # (q, k)
 n_queries = 400 if lesson.quick else 4_000                              # queries for softmax statistics
 T = 16                                                                  # keys per query
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The variance of q·k grows like d_k", f"""
     q·k = Σ_c q_c k_c. Each product q_c k_c has mean 0 and variance E[q_c²] E[k_c²] = 1, and the d_k
     products are independent, so their variances add: Var(q·k) = d_k, a spread of √d_k. Divided by
@@ -56,7 +59,7 @@ lesson.check("Var(q·k) ≈ d_k within 10% for every d_k", np.all(np.abs(var_uns
              f"ratios {np.round(var_unscaled / dks, 3).min()} .. {np.round(var_unscaled / dks, 3).max()}")
 lesson.check("Var(q·k/√d_k) ≈ 1 within 10% for every d_k", np.all(np.abs(var_scaled - 1) < 0.10))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Without scaling, softmax saturates", f"""
     Give each of {n_queries} random queries T = {T} random keys and compare the weights of the library's
     ScaledDotProductAttention (softmax(qKᵀ/√d_k)) with the unscaled softmax(qKᵀ). (The unscaled version
@@ -94,7 +97,7 @@ lesson.check("unscaled: the largest weight averages above 0.9 at d_k = 512", max
 lesson.check("scaled: the largest weight averages below 0.3 at every d_k (uniform would be 1/16)",
              max(max_scaled) < 0.3, f"{min(max_scaled):.3f} .. {max(max_scaled):.3f}")
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Saturated softmax passes almost no gradient", """
     The gradient that reaches the scores is ds = Jᵀ dw with J[a, b] = ∂w_a/∂s_b = w_a(δ_ab − w_b), which
     is what softmax_backward computes. If one weight is ≈ 1 and the rest ≈ 0, every entry of J is ≈ 0:
@@ -116,7 +119,7 @@ lesson.check("unscaled at d_k = 512: most queries (> 50%) get |J| < 0.01", dead_
 lesson.check("scaled: at every d_k, fewer than 1% of queries get |J| < 0.01", max(dead_scaled) < 0.01,
              f"at most {max(dead_scaled):.2%}")
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The softmax backward is right", """
     The Jacobians above come from softmax_backward, so check it: against the formula
     J = diag(w) − w wᵀ written out by hand, and against finite differences of masked_softmax (nudge each
@@ -133,7 +136,7 @@ for label, scores in (("spread-out", rng.standard_normal(6)), ("saturated", 20.0
                  np.allclose(J, np.diag(w) - np.outer(w, w), atol=1e-15))
     lesson.check(f"{label}: softmax_backward matches finite differences to 1e-6", error < 1e-6)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Pictures", """
     Left: Var(q·k) grows in proportion to d_k; Var(q·k/√d_k) stays at 1. Middle: the largest attention
     weight, scaled and unscaled. Right: the median size of the softmax Jacobian: unscaled, it falls by

@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 06: masks, which decide which keys each query may look at.
 
 A mask is a boolean table: mask[i, j] is True when query i may attend to key j. Disallowed scores are
@@ -10,12 +11,14 @@ a query with nothing left to see gets zeros rather than NaN.
 
 Run:  python lessons/06_masks.py        (add --no-pause to run straight through)
 """
+
+# %%
 import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import MultiHeadAttention, backend, causal_mask, masked_softmax, padding_mask
 
-lesson = Lesson("06 Masks", __doc__)
+lesson = Lesson("06 Masks", __doc__, steps=6)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)
@@ -25,7 +28,7 @@ def show(mask, indent="     "):
     return "\n".join(indent + " ".join("1" if a else "." for a in row) for row in mask)
 
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 T = 6
 lesson.step("The causal mask", f"""
     causal_mask(T) is the lower-triangular [T, T] table: row t allows keys 0..t. A language model
@@ -36,7 +39,7 @@ print(show(mask))
 lesson.check("mask[i, j] is True exactly when j <= i",
              all(mask[i, j] == (j <= i) for i in range(T) for j in range(T)))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("−∞ before the softmax gives weight exactly 0", """
     masked_softmax sets disallowed scores to −∞; exp(−∞) = 0, so those weights are exactly 0 and the
     allowed weights are an ordinary softmax over the allowed scores only (each row still sums to 1). A
@@ -54,7 +57,7 @@ lesson.check(f"row {row} is the softmax of its {row + 1} allowed scores alone",
              np.allclose(weights[row, :row + 1], by_hand, atol=1e-15))
 lesson.check("row 0 can see only itself: weight 1 on key 0", weights[0, 0] == 1.0)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 d_model, n_head = 16, 4
 lesson.step("The future cannot leak", f"""
     Run the library's MultiHeadAttention (d_model = {d_model}, {n_head} heads) on a sequence of T = {T}
@@ -79,7 +82,7 @@ lesson.check("outputs 4 and 5 do change (they see the new tokens)", np.all(moved
 lesson.check("without the mask, every output changes", np.all(unmasked > 1e-3))
 lesson.check("every head puts weight 0 on the future", np.all(causal_weights[:, ~mask] == 0.0))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Padding: a batch of sequences of different lengths", """
     A batch is one array [B, T, d_model], so shorter sequences are filled up to T with padding tokens.
     padding_mask(is_pad) turns the [B, T] table of "is padding" into a [B, 1, 1, T] mask that forbids
@@ -110,7 +113,7 @@ lesson.check("each padded sequence gives its real tokens the same outputs as run
              all(np.allclose(out[b, :n], alone[b], atol=1e-12) for b, n in enumerate(lengths)),
              f"max difference {max(np.abs(out[b, :n] - alone[b]).max() for b, n in enumerate(lengths)):.1e}")
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Both at once, and a row with nothing to see", """
     Masks combine with AND: causal_mask(T) & padding_mask(is_pad) broadcasts [T, T] against
     [B, 1, 1, T] to [B, 1, T, T]. With padding on the *left* (as when prompts of different lengths are
@@ -137,7 +140,7 @@ lesson.check("the other rows sum to 1 over real, non-future keys only",
              np.allclose(left_weights[:, 2:].sum(-1), 1.0, atol=1e-15)
              and np.all(left_weights[:, 2:, :2] == 0.0))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Pictures", """
     Top: the masks (white = allowed). Bottom: the weights of head 0 under each mask. Causal weights live
     on and below the diagonal; padded columns are 0; with left padding, the first two rows are empty.""")

@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 07: multi-head attention, n_head attentions side by side.
 
 One attention head computes one set of weights per query: one notion of "what is relevant". Multi-head
@@ -10,17 +11,19 @@ hand so that one head looks one token back and the other always looks at the sam
 
 Run:  python lessons/07_multi_head.py        (add --no-pause to run straight through)
 """
+
+# %%
 import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import MultiHeadAttention, ScaledDotProductAttention, backend, check_layer
 
-lesson = Lesson("07 Multi-head attention", __doc__)
+lesson = Lesson("07 Multi-head attention", __doc__, steps=5)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 B, T, d_model, n_head = 2, 5, 12, 3
 lesson.step("Splitting into heads is a reshape", f"""
     With d_model = {d_model} and n_head = {n_head}, each head gets d_k = {d_model // n_head} features.
@@ -42,7 +45,7 @@ lesson.check("head h of the split is columns h·d_k .. (h+1)·d_k of Q, for ever
              all(np.array_equal(q_heads[:, h], q[:, :, h * d_k:(h + 1) * d_k]) for h in range(n_head)))
 lesson.check("merge_heads(split_heads(Q)) == Q exactly", np.array_equal(mha.merge_heads(q_heads), q))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The same as n_head separate attentions, concatenated", """
     Compute it the long way: for each head h take its columns of W_q, W_k, W_v (and of the biases),
     project x, run one ScaledDotProductAttention, and collect the outputs; concatenate them along the
@@ -73,7 +76,7 @@ different = min(np.abs(weights[a] - weights[b]).max() for a in range(n_head) for
 lesson.check("even with random weights, the heads attend differently", different > 0.05,
              f"the two most alike heads still differ by up to {different:.2f} in a weight")
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The backward goes the same way in reverse", """
     Backward runs W_o's backward, then split_heads (the backward of a merge is a split), the attention
     backward for all heads at once, merge_heads, and the three projections' backward; x receives the
@@ -85,7 +88,7 @@ print("  relative errors: " + ", ".join(f"{name} {e:.0e}" for name, e in errors.
 lesson.check("every gradient of MultiHeadAttention matches finite differences to 1e-7",
              max(errors.values()) < 1e-7, f"largest {max(errors.values()):.1e}")
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 words = ["the", "cat", "sat", "on", "the", "mat", "with", "a", "hat"]
 vocab = sorted(set(words))
 T = len(words)
@@ -134,7 +137,7 @@ lesson.check("head 1 puts > 0.99 of every query's weight on 'cat'", np.all(W1[:,
 lesson.check("and head 1 outputs 'cat' everywhere",
              all(vocab[int(np.argmax(out[t, d_head:d_head + V_size]))] == "cat" for t in range(T)))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Picture: what each head looks at", """
     Top: the two hand-set heads on the sentence: head 0 a diagonal one step below the main diagonal,
     head 1 a single column on "cat". Bottom: the three heads of the random layer from step 2 (first

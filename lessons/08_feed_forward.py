@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 08: the feed-forward network, the part of a block that is not an average.
 
 Attention's output for a query is Σ_j w_j v_j with weights w_j ≥ 0 that sum to 1: a weighted average
@@ -10,18 +11,20 @@ exactly from two ReLUs, and trains a tiny FeedForward on XOR, which no linear ma
 
 Run:  python lessons/08_feed_forward.py        (add --no-pause to run straight through)
 """
+
+# %%
 import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import (GELU, AdamW, FeedForward, Linear, MultiHeadAttention, ReLU,
                              ScaledDotProductAttention, backend, check_layer, numerical_gradient)
 
-lesson = Lesson("08 The feed-forward network", __doc__)
+lesson = Lesson("08 The feed-forward network", __doc__, steps=7)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Attention only averages", """
     Take T = 8 tokens with 2 features (points in the plane) and apply pure self-attention,
     x <- softmax(xxᵀ/√d_k) x, four times. Each output is a convex combination of the inputs, so it lies
@@ -48,7 +51,7 @@ lesson.check("every output stays inside the inputs' bounding box",
 lesson.check("four layers = one averaging matrix M: rows ≥ 0 summing to 1, and output = M x",
              np.all(mixing >= 0) and np.allclose(mixing.sum(axis=1), 1) and np.allclose(mixing @ points, layers[-1]))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("With projections it is still linear in the inputs", """
     Real attention projects first, V = x W_v, and mixes after: y = (softmax(QKᵀ/√d_k) x W_v) W_o. For
     one head without biases that is y = W x P, with W the attention weights (data-dependent) and
@@ -83,7 +86,7 @@ lesson.check("two heads: at most 2 x 2 = 4 dimensions",
 lesson.check("the FeedForward's ReLU leaves the subspace (a third singular value > 1% of the first)",
              singular["FeedForward (ReLU)"][2] > 0.01 * singular["FeedForward (ReLU)"][0])
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("ReLU and GELU", """
     ReLU(x) = max(0, x): the identity for positive inputs, 0 for negative ones; its derivative is a step
     (1 or 0), so a unit whose input is negative passes no gradient at all. GELU(x) = x·Φ(x) (here in
@@ -113,7 +116,7 @@ lesson.check("GELU's minimum is about −0.17, near x = −0.75",
 lesson.check("GELU ≈ x for x ≥ 3 and ≈ 0 for x ≤ −3 (within 0.01)",
              np.all(np.abs(gelu_y - grid)[grid >= 3] < 0.01) and np.all(np.abs(gelu_y)[grid <= -3] < 0.01))
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("|x| from two ReLUs", """
     |x| = ReLU(x) + ReLU(−x). That is a FeedForward with d_model = 1 and two hidden units: W₁ = [1, −1],
     W₂ = [1, 1]ᵀ, no biases. Set those weights in the library's FeedForward and it computes |x| exactly.
@@ -131,7 +134,7 @@ print(f"  best line (least squares): {line[0]:+.3f}·x {line[1]:+.3f}, misses |x
 lesson.check("the hand-set FeedForward computes |x| exactly", np.array_equal(absolute(xs), np.abs(xs)))
 lesson.check("the best line misses |x| by more than 1 somewhere on [−3, 3]", line_error > 1.0)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 steps = 400 if lesson.quick else 1000
 lesson.step("A tiny FFN learns XOR; a linear map cannot", f"""
     The half adder: from two bits (a, b) compute a XOR b (the sum bit) and a AND b (the carry). The
@@ -181,7 +184,7 @@ lesson.check("the trained Linear layer reaches the least-squares optimum, 0.1562
              best_mse.mean() - 1e-9 <= histories["Linear"][-1] < best_mse.mean() + 1e-3,
              f"{histories['Linear'][-1]:.5f}")
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Position-wise: the same small network at every token", """
     In a block, FeedForward sees x [B, T, d_model] and applies the same W₁, W₂ to every token on its
     own: no information moves between positions (that is attention's job). So running it on a whole
@@ -198,7 +201,7 @@ errors = check_layer(FeedForward(d_model=3, d_hidden=5), {"x": backend.randn((2,
 print("  relative errors: " + ", ".join(f"{name} {e:.0e}" for name, e in errors.items()))
 lesson.check("FeedForward's backward matches finite differences to 1e-7", max(errors.values()) < 1e-7)
 
-# --------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Pictures", """
     First figure: the point cloud under four layers of pure attention (it can only contract), and ReLU
     and GELU with their derivatives. Second: the XOR output of the trained GELU network over the whole

@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 09: Residual connections and LayerNorm: pre-norm versus post-norm, measured through depth.
 
 A Transformer block wraps each sublayer f (attention, feed-forward) in a residual connection and a
@@ -11,6 +12,8 @@ gradient backward through them, and records the gradient that reaches each layer
 
 Run:  python lessons/09_residuals_and_layernorm.py        (add --no-pause to run straight through)
 """
+
+# %%
 import numpy as np
 
 from _lesson import Lesson
@@ -18,7 +21,7 @@ from _lesson import Lesson
 from tinytransformer import DecoderBlock, EncoderBlock, LayerNorm, backend, causal_mask
 from tinytransformer.models import GPT, GPTConfig
 
-lesson = Lesson("09 Residual connections and LayerNorm", __doc__)
+lesson = Lesson("09 Residual connections and LayerNorm", __doc__, steps=5)
 
 # Settings: --quick keeps every stack small enough to run in a couple of seconds.
 DEPTH = 12 if lesson.quick else 24          # blocks in each deep stack
@@ -35,7 +38,7 @@ def cosine(a, b) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("LayerNorm normalises each row", """
     LayerNorm works on one position's feature vector x (a row of D numbers) at a time:
     μ = mean(x), σ² = mean((x − μ)²), x̂ = (x − μ)/√(σ² + eps), y = γ ⊙ x̂ + β.
@@ -53,7 +56,7 @@ lesson.check("every output row has mean 0 (to 1e-5)", float(abs(row_mean).max())
 lesson.check("every output row has variance 1 (to 1e-3; eps = 1e-5 makes it σ²/(σ² + eps))",
              float(abs(row_var - 1).max()) < 1e-3)
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("LayerNorm's backward divides by σ", """
     The backward (derived in lesson 10) is dx = (1/σ)·(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) with
     g = dy ⊙ γ. Two consequences matter for deep stacks. The gradient is divided by the σ of the
@@ -74,7 +77,7 @@ lesson.check("each row of dx sums to 0 and is orthogonal to x̂",
              float(abs(dx_scaled.sum(-1)).max()) < 1e-5 and float(abs((dx_scaled * xhat).sum(-1)).max()) < 1e-4)
 print(f"  cosine(dx, dy) = {cosine(dx, dy):.3f}: the gradient has been turned, not only scaled")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The residual path carries dy straight through", """
     Pre-norm: y = x + f(LN(x)) gives dx = dy + LNᵀ(fᵀ(dy)). The first term is the residual path: the
     output's gradient arrives at the input unchanged, whatever f does. To see that term alone, switch
@@ -122,7 +125,7 @@ for norm_kind in ("pre", "post"):
         lesson.check("post-norm with f = 0: the gradient at the input is not dy (LayerNorms are on its path)",
                      float(abs(dx_in - g).max()) > 1e-2)
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step(f"Gradient norm through {DEPTH} random blocks", f"""
     Now with working branches: {DEPTH} blocks with the library's default initial weights (uniform
     ±1/√fan_in, as PyTorch), input x ~ N(0, 1) of shape [{B}, {T}, {D}], a random gradient dy with
@@ -184,7 +187,7 @@ for ax in (ax_norm, ax_cos):
 fig.tight_layout()
 lesson.figure(fig, "09_gradient_through_depth")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step(f"In a real GPT: {GPT_DEPTH} blocks, GPT-2 initialisation", """
     A GPT feeds its blocks small vectors: token plus position embeddings drawn with std 0.02 each. Before
     any training, we measure the gradient of the real loss (random tokens) reaching each block's input,

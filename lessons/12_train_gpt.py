@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 12: Training a small GPT on Shakespeare.
 
 Everything so far comes together: a character-level GPT learns to predict the next character of Tiny
@@ -14,6 +15,8 @@ iterations of a larger model (about a minute on a laptop CPU).
 
 Run:  python lessons/12_train_gpt.py        (add --no-pause to run straight through)
 """
+
+# %%
 import json
 import math
 from collections import Counter
@@ -25,9 +28,9 @@ from _lesson import Lesson
 from tinytransformer.data import find_shakespeare
 from tinytransformer.trainer import TrainConfig, train
 
-lesson = Lesson("12 Training a small GPT on Shakespeare", __doc__)
+lesson = Lesson("12 Training a small GPT on Shakespeare", __doc__, steps=3)
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("What loss to expect", """
     The loss is the mean cross-entropy of the next character, in nats. A model that knows nothing gives
     every one of the V = 65 characters probability 1/65, so its loss is ln 65 ≈ 4.17; GPT-2's
@@ -43,7 +46,7 @@ print(f"  corpus: {len(corpus):,} characters, vocabulary V = {len(counts)}")
 print(f"  uniform guess: ln V = {uniform:.3f} nats;  character frequencies alone: {unigram_entropy:.3f} nats")
 print(f"  most common characters: {counts.most_common(5)}")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 if lesson.quick:
     cfg = TrainConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, max_iters=40, lr=3e-3,
                       min_lr=3e-4, warmup_iters=5, lr_decay_iters=40, eval_interval=20, eval_iters=5,
@@ -105,7 +108,7 @@ fig.tight_layout()
 lesson.figure(fig, "12_loss_curve")
 print(f"  (the trainer's own plot: {cfg.out_dir}/loss.png)")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("A sample", f"""
     After training, the trainer continues the prompt "\\n" by {cfg.sample_chars} characters, sampling
     each from the model's next-character distribution at temperature 0.8 (lesson 13), with a fixed seed.

@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 13: Sampling: temperature, top-k, greedy, seeds and the KV cache.
 
 A language model gives, for the next token, a vector of logits z (one per vocabulary entry). Turning that
@@ -12,12 +13,13 @@ model is trained first (a few seconds), so this lesson also runs on its own.
 
 Run:  python lessons/13_sampling.py        (add --no-pause to run straight through)
 """
+
+# %%
 import math
-import time
 
 import numpy as np
 
-from _lesson import Lesson
+from _lesson import Lesson, one_blas_thread
 
 from tinytransformer import backend
 from tinytransformer.checkpoint import load_checkpoint, restore
@@ -26,7 +28,7 @@ from tinytransformer.generate import generate, next_token_probs
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.trainer import TrainConfig, train
 
-lesson = Lesson("13 Sampling", __doc__)
+lesson = Lesson("13 Sampling", __doc__, steps=5)
 
 
 def entropy(p) -> float:
@@ -40,7 +42,7 @@ def to_numpy(a):
     return backend.to_numpy(a)
 
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("A model to sample from", """
     We need a GPT trained on Shakespeare. Lesson 12 leaves its checkpoint in <out>/12_train_gpt/ckpt.npz;
     if it is not there, a tiny GPT is trained for 40 iterations now. Either way the model is rebuilt from
@@ -71,7 +73,7 @@ logits, _ = model(idx)
 last = logits[:, -1, :]                                                 # [1, V]: the next character's logits
 print(f"  prompt ends: {prompt[-30:]!r}; the model's logits for the next character: shape {tuple(last.shape)}")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Temperature", """
     p_i = exp(z_i/T) / Σ_j exp(z_j/T). Dividing by T scales every log-odds: p_i/p_j = exp((z_i − z_j)/T).
     So halving T squares every probability ratio (the likely get likelier) and doubling it takes their
@@ -105,7 +107,7 @@ lesson.check("T -> 0 approaches one-hot at the argmax (T = 0.01: p > 0.99)",
 lesson.check("T -> ∞ approaches uniform (T = 1000: entropy within 0.01 of ln V)",
              abs(entropy(hot) - math.log(V)) < 0.01)
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Top-k", """
     Even at T = 1 a model gives every character some small probability, and over hundreds of steps the
     unlikely ones do get drawn. Top-k sampling keeps the k largest logits, sets the rest to −∞ (probability
@@ -141,7 +143,7 @@ ax_entropy.grid(alpha=0.3, which="both")
 fig.tight_layout()
 lesson.figure(fig, "13_temperature_and_top_k")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 n_new = block_size - 1 if lesson.quick else 400
 start = backend.asarray(tokenizer.encode("\n")[None, :])               # [1, 1]
 lesson.step("Greedy decoding and seeds", f"""
@@ -183,7 +185,7 @@ lesson.say("""
     repeats forever. Sampling at a moderate temperature, often with top-k, is what makes model text
     varied; greedy remains the right choice when there is one correct answer (lesson 14's translation).""")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The KV cache", f"""
     Without a cache, step t runs the whole context of t tokens through the model again, to use only the
     last position's logits: generating n tokens costs O(n²) token-passes. In causal attention the keys
@@ -199,20 +201,16 @@ lesson.check(f"with and without the cache: the same {n_cached} tokens in all 8 r
              bool((with_cache == without_cache).all()))
 
 
-def best_time(use_cache, repeats=3):
-    times = []
-    for _ in range(repeats):
-        backend.synchronize()
-        t0 = time.perf_counter()
-        generate(model, batch, n_cached, temperature=0.8, seed=7, use_cache=use_cache)
-        backend.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def sample_time(use_cache):
+    """Median of 3 timed runs, on one BLAS thread (small matrices gain nothing from more)."""
+    return lesson.median_time(lambda: generate(model, batch, n_cached, temperature=0.8, seed=7,
+                                               use_cache=use_cache), repeat=3, synchronize=backend.synchronize)
 
 
-t_cache, t_full = best_time(True), best_time(False)
+with one_blas_thread():
+    t_cache, t_full = sample_time(True), sample_time(False)
 print(f"  {n_cached} tokens × 8 rows: with cache {1000 * t_cache:.0f} ms, without {1000 * t_full:.0f} ms "
-      f"({t_full / t_cache:.1f}× faster with the cache; best of 3)")
+      f"({t_full / t_cache:.1f}× faster with the cache; median of 3)")
 if not lesson.quick:
     lesson.check("the cache is faster (full run only; timings on a busy machine vary)", t_cache < t_full)
 else:

@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 14: An encoder-decoder learns a toy translation: reversing strings.
 
 The task of scripts/train_seq2seq.py: translate a string of letters into the same string reversed,
@@ -11,21 +12,22 @@ a second of training; full: the script's model on 3-10 letters).
 
 Run:  python lessons/14_seq2seq_translation.py        (add --no-pause to run straight through)
 """
+
+# %%
 import sys
 import time
-from pathlib import Path
 
 import matplotlib
 import numpy as np
 
-from _lesson import Lesson
+from _lesson import REPO, Lesson
 
 from tinytransformer import AdamW, backend, clip_grad_norm, cosine_lr
 from tinytransformer.models import Seq2Seq, Seq2SeqConfig
 
-lesson = Lesson("14 Encoder-decoder: a toy translation", __doc__)
+lesson = Lesson("14 Encoder-decoder: a toy translation", __doc__, steps=5)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(REPO / "scripts"))  # a notebook has no __file__; _lesson knows the checkout
 chosen_backend = matplotlib.get_backend()
 import train_seq2seq as task  # noqa: E402  (the task: PAD, BOS, EOS, ITOS, encode, exact_match_accuracy, ...)
 
@@ -41,7 +43,7 @@ else:  # the script's model, for fewer iterations than its 1500
                 "log_interval": 50}
 S = settings
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The data", f"""
     Random strings of {S['min_len']}-{S['max_len']} letters, all distinct; {S['n_train']} for training and
     {S['n_test']} held out, never seen in training. One vocabulary of {len(task.ITOS)} tokens: PAD = 0,
@@ -64,7 +66,7 @@ lesson.check("targets spell the source reversed, then EOS",
              task.to_text(task.until_eos(targets[0].tolist())) == "attend"[::-1])
 lesson.check("no held-out string is in the training set", not set(train_strings) & set(test_strings))
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The model", f"""
     Seq2Seq: {S['n_layer']} encoder block(s) (bidirectional over the source) and {S['n_layer']} decoder
     block(s) (causal self-attention, then cross-attention over the encoder's output), n_embd =
@@ -79,7 +81,7 @@ model = Seq2Seq(config)
 optimizer = AdamW(model.named_parameters(), lr=S["lr"], weight_decay=0.01)
 print(f"  {model.num_parameters():,} parameters")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Training", f"""
     The loop of scripts/train_seq2seq.py: a random batch of {S['batch_size']} examples, forward with the
     loss, zero the gradients, backward, clip the gradient norm to 1, AdamW step with a warmed-up cosine
@@ -111,7 +113,7 @@ lesson.check("the training loss falls to less than half its starting value", end
 lesson.check("so does the loss on held-out strings", held_out[-1][1] < 0.5 * held_out[0][1],
              f"{held_out[0][1]:.3f} -> {held_out[-1][1]:.3f}")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Translating unseen strings", """
     At inference there is no target to read: greedy_decode encodes the source once, then starts from BOS
     and appends the most likely token until EOS, feeding its own outputs back in. A prediction counts
@@ -127,7 +129,7 @@ if not lesson.quick:
 else:
     print("  (--quick: the accuracy is reported; the full run checks it)")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Where the decoder looks", """
     Run the model once on a held-out example, teacher-forced with its own prediction, and read the
     cross-attention weights of the last decoder block: [h, T_tgt, T_src], one row per output position.
@@ -138,7 +140,7 @@ example = max(test_strings[:100], key=len)                           # a long ex
 prediction = predictions[test_strings.index(example)]
 heads_path = lesson.out / "14_cross_attention_heads.png"
 task.plot_cross_attention(model, example, prediction, heads_path)    # also leaves the weights in the model
-print(f"  figure (every head, by scripts/train_seq2seq.py): {heads_path}")
+lesson.figure_file(heads_path, "every head, by scripts/train_seq2seq.py")
 weights = backend.to_numpy(model.decoder_blocks[-1].cross_attn.sublayer.weights)[0]   # [h, T_tgt, T_src]
 mean_weights = weights.mean(axis=0)                                  # [T_tgt, T_src]
 L = len(example)

@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 15: The cost of attention: time and memory grow with the square of the sequence length.
 
 Self-attention compares every position with every other: the scores S = Q Kᵀ/√d_k of one head form an
@@ -11,21 +12,22 @@ With --quick the lengths are small (n ≤ 256); the full run goes to n = 2048, w
 
 Run:  python lessons/15_cost_of_attention.py        (add --no-pause to run straight through)
 """
-import time
+
+# %%
 import tracemalloc
 
 import numpy as np
 
-from _lesson import Lesson
+from _lesson import Lesson, one_blas_thread
 
 from tinytransformer import MultiHeadAttention, ScaledDotProductAttention, backend, causal_mask
 
-lesson = Lesson("15 The cost of attention", __doc__)
+lesson = Lesson("15 The cost of attention", __doc__, steps=3)
 
 B, D_MODEL, N_HEAD = 1, 64, 4
 D_K = D_MODEL // N_HEAD
 LENGTHS = [32, 64, 128, 256] if lesson.quick else [32, 64, 128, 256, 512, 1024, 2048]
-REPEATS = 3 if lesson.quick else 5
+REPEATS = 5                             # timed runs per measurement; the median is kept
 
 mha = MultiHeadAttention(D_MODEL, N_HEAD, rng=backend.new_host_rng(0))
 sdpa = ScaledDotProductAttention()
@@ -43,16 +45,8 @@ def sdpa_forward_backward(n):
     sdpa.backward(backend.randn(out.shape, rng=backend.new_host_rng(6)))
 
 
-def best_time(fn, n):
-    fn(n)                                                                     # warm up (allocations, caches)
-    times = []
-    for _ in range(REPEATS):
-        backend.synchronize()
-        t0 = time.perf_counter()
-        fn(n)
-        backend.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)                                                         # the least disturbed run
+def median_time(fn, n):
+    return lesson.median_time(lambda: fn(n), repeat=REPEATS, synchronize=backend.synchronize)
 
 
 def peak_memory(fn, n):
@@ -64,7 +58,7 @@ def peak_memory(fn, n):
     return peak
 
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("The n × n matrix", f"""
     One multi-head attention layer, d_model = {D_MODEL}, h = {N_HEAD} heads, batch B = {B}. For the backward,
     the forward keeps the attention weights W = softmax(S): one n × n matrix per head and per sequence
@@ -86,7 +80,7 @@ lesson.say(f"""
     is why long-context implementations (FlashAttention) never store the n × n matrix: they compute the
     softmax block by block and recompute it in the backward.""")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Peak memory of forward + backward", """
     The kept weights are not the only n × n arrays: the scores, the gradient of the weights and of the
     scores exist at the same time during the backward. Python's tracemalloc counts every NumPy
@@ -99,21 +93,25 @@ ratio = peak[2 * n_big] / peak[n_big]
 lesson.check(f"peak memory grows ~n² at large n: from n = {n_big} to {2 * n_big} it rises more than 3× "
              "(n² would give 4×, n 2×)", ratio > 3.0, f"×{ratio:.2f}")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Time of forward + backward", f"""
     FLOPs of the forward: the four projections 4 · 2 · n · d_model² (linear in n), the two attention
     products Q Kᵀ and W V 2 · 2 · n² · d_model (quadratic); the backward costs about twice the forward.
     The quadratic part overtakes when n > 2 · d_model = {2 * D_MODEL}. On a log-log plot, time ∝ n^p is a
-    line of slope p: near 1 at small n (and fixed overheads flatten it further), rising towards 2. Best
-    of {REPEATS} runs each, with backend.synchronize() around the timer (it matters on a GPU, lesson 16).""")
+    line of slope p: near 1 at small n (and fixed overheads flatten it further), rising towards 2. Each
+    time is the median of {REPEATS} runs after a warm-up, with backend.synchronize() around the timer (it
+    matters on a GPU, lesson 16), and BLAS on one thread: these matrices are too small to gain from
+    more, and on a busy machine extra threads only wait for cores and scramble the timings.""")
 timings = {"MultiHeadAttention": [], "ScaledDotProductAttention": []}
-for n in LENGTHS:
-    timings["MultiHeadAttention"].append(best_time(mha_forward_backward, n))
-    timings["ScaledDotProductAttention"].append(best_time(sdpa_forward_backward, n))
-    flops_linear, flops_quadratic = 8 * B * n * D_MODEL ** 2, 4 * B * n * n * D_MODEL
-    print(f"  n = {n:>5}: MHA {1000 * timings['MultiHeadAttention'][-1]:8.2f} ms, attention core "
-          f"{1000 * timings['ScaledDotProductAttention'][-1]:8.2f} ms;  forward FLOPs: projections "
-          f"{flops_linear / 1e6:7.1f} M, attention {flops_quadratic / 1e6:8.1f} M")
+with one_blas_thread() as pinned:
+    print("  BLAS: one thread while timing" if pinned else "  BLAS: threads as they are (no OpenBLAS to set)")
+    for n in LENGTHS:
+        timings["MultiHeadAttention"].append(median_time(mha_forward_backward, n))
+        timings["ScaledDotProductAttention"].append(median_time(sdpa_forward_backward, n))
+        flops_linear, flops_quadratic = 8 * B * n * D_MODEL ** 2, 4 * B * n * n * D_MODEL
+        print(f"  n = {n:>5}: MHA {1000 * timings['MultiHeadAttention'][-1]:8.2f} ms, attention core "
+              f"{1000 * timings['ScaledDotProductAttention'][-1]:8.2f} ms;  forward FLOPs: projections "
+              f"{flops_linear / 1e6:7.1f} M, attention {flops_quadratic / 1e6:8.1f} M")
 logs = np.log(LENGTHS[-3:])
 slopes = {name: float(np.polyfit(logs, np.log(t[-3:]), 1)[0]) for name, t in timings.items()}
 for name, slope in slopes.items():

@@ -1,3 +1,4 @@
+# %% [markdown]
 """Lesson 16: The same code on a GPU with CuPy.
 
 CuPy is NumPy's interface on an NVIDIA GPU: cupy.exp, cupy.matmul, cupy.ndarray. Every layer of
@@ -16,18 +17,21 @@ be seen (and tested) without a GPU.
 
 Run:  python lessons/16_gpu_with_cupy.py        (add --no-pause to run straight through)
 """
+
+# %%
+import statistics
 import time
 
 import numpy as np
 
-from _lesson import Lesson
+from _lesson import Lesson, one_blas_thread
 
 from tinytransformer import AdamW, backend, relative_error
 from tinytransformer.models import GPT, GPTConfig
 
-lesson = Lesson("16 The same code on a GPU", __doc__)
+lesson = Lesson("16 The same code on a GPU", __doc__, steps=6)
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Choosing the backend", """
     backend.use("cupy") imports CuPy and asks CUDA for a device. Where either is missing it raises
     backend.BackendError with the reason and how to install the right CuPy wheel; a program can catch it
@@ -48,7 +52,7 @@ finally:
     backend.use("numpy")
 ON_GPU = DEVICE == "cupy"
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Nothing changes in the layers", """
     Build the same GPT twice, once per backend, and run one forward and backward on the same batch.
     Initial weights are drawn on the host with NumPy and then copied to the device, so the two models
@@ -86,7 +90,7 @@ else:
                  errors[worst] == 0 and dev[1] == cpu[1])
 lesson.check("the results stay float32 on both", cpu[2] == dev[2] == "float32")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("Host and device arrays do not mix", f"""
     A NumPy array lives in host memory, a CuPy array in GPU memory. CuPy refuses to combine them
     (device + host raises TypeError) and refuses to turn a device array into a NumPy array silently
@@ -122,7 +126,7 @@ lesson.say("""
     when it is printed. float(loss) on a GPU waits for every queued kernel, so calling it every step
     also removes the overlap of CPU and GPU work.""")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 lesson.step("float32", """
     GPUs are built for 32-bit floats: an H100 does float64 at half its float32 rate, a consumer card at
     1/32 or 1/64 of it, and float32 halves the memory and the bytes moved. tinytransformer's default dtype
@@ -144,23 +148,26 @@ with backend.using("float32", backend=DEVICE):
     lesson.check("a float64 array promotes float32 weights to float64; asking for the dtype avoids it",
                  (weights + careless).dtype == np.float64 and (weights + careful).dtype == np.float32)
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 size = (4096 if ON_GPU else 512) if lesson.quick else (8192 if ON_GPU else 1024)
 lesson.step("Timing needs backend.synchronize()", f"""
     A CuPy call returns as soon as the GPU has been told what to do; the work runs later, while Python
     goes on. A timer around the call measures only the launch. backend.synchronize() waits until the GPU
     has finished everything queued: call it before starting the timer and before stopping it. (On NumPy
     and the stand-in it does nothing: the CPU finishes each call before returning.) Here: a
-    {size} × {size} matrix product on {DEVICE}, timed both ways.""")
-with backend.using("float32", backend=DEVICE):
+    {size} × {size} matrix product on {DEVICE}, timed both ways (median of 5; BLAS on one thread).""")
+launches, finishes = [], []
+with backend.using("float32", backend=DEVICE), one_blas_thread():
     a = backend.randn((size, size), rng=backend.new_host_rng(2))
     a @ a                                                       # warm up (on a GPU: library handles, kernels)
-    backend.synchronize()
-    t0 = time.perf_counter()
-    a @ a
-    launch = time.perf_counter() - t0                                      # without synchronize
-    backend.synchronize()
-    finished = time.perf_counter() - t0                                    # with synchronize
+    for _ in range(5):                                          # the median of 5 is what a busy machine allows
+        backend.synchronize()
+        t0 = time.perf_counter()
+        a @ a
+        launches.append(time.perf_counter() - t0)                          # without synchronize
+        backend.synchronize()
+        finishes.append(time.perf_counter() - t0)                          # with synchronize
+launch, finished = statistics.median(launches), statistics.median(finishes)
 print(f"  timer stopped right after the call: {1000 * launch:8.3f} ms")
 print(f"  timer stopped after synchronize():  {1000 * finished:8.3f} ms")
 print(f"  ({2 * size ** 3 / finished / 1e12:.2f} TFLOP/s)")
@@ -170,36 +177,34 @@ if ON_GPU:
 else:
     print("  (on the CPU the two agree: there is nothing in flight to wait for)")
 
-# ---------------------------------------------------------------------------------------------------------
+# %%
 widths = [32, 64] if lesson.quick else [32, 64, 128, 256]
 lesson.step("A training step, NumPy against the device", f"""
     One full training step (forward, backward, AdamW) of a 2-layer GPT with batch 8 × 64 tokens, for
-    n_embd in {widths}, best of 3 after a warm-up, synchronized. A GPU pays a fixed cost per kernel
-    launch (microseconds) and wins only when each kernel has enough work: at small widths NumPy can be
-    faster. The stand-in is NumPy plus a wrapper around every call, so it is a little slower than NumPy
+    n_embd in {widths}, median of 3 after a warm-up, synchronized, NumPy's BLAS on one thread. A GPU
+    pays a fixed cost per kernel launch (microseconds) and wins only when each kernel has enough work:
+    at small widths NumPy can be faster. The stand-in is NumPy plus a wrapper around every call, so it is a little slower than NumPy
     and says nothing about GPU speed; it is there to check correctness.""")
 
 
-def step_time(backend_name, width, repeats=3):
+def step_time(backend_name, width):
     with backend.using("float32", backend=backend_name):
         model = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=2, n_head=4, n_embd=width, seed=0))
         optimizer = AdamW(model.named_parameters(), lr=1e-3)
         ids = np.random.default_rng(0).integers(0, 65, size=(8, 65))
         x, y = backend.asarray(ids[:, :-1]), backend.asarray(ids[:, 1:])
-        times = []
-        for _ in range(repeats + 1):
-            backend.synchronize()
-            t0 = time.perf_counter()
+
+        def train_step():
             model.zero_grad()
             model(x, y)
             model.backward()
             optimizer.step()
-            backend.synchronize()
-            times.append(time.perf_counter() - t0)
-        return min(times[1:])                                              # times[0] is the warm-up
+
+        return lesson.median_time(train_step, repeat=3, synchronize=backend.synchronize)
 
 
-step_times = {name: [step_time(name, w) for w in widths] for name in ("numpy", DEVICE)}
+with one_blas_thread():
+    step_times = {name: [step_time(name, w) for w in widths] for name in ("numpy", DEVICE)}
 for i, w in enumerate(widths):
     print(f"  n_embd {w:>4}: numpy {1000 * step_times['numpy'][i]:7.1f} ms, {DEVICE} "
           f"{1000 * step_times[DEVICE][i]:7.1f} ms")

@@ -1,73 +1,154 @@
-"""What every lesson shares: steps that wait for Enter, checks that fail loudly, figures saved as PNG.
+"""What every lesson shares: steps, checks that fail loudly, figures; in a terminal or in a notebook.
 
-A lesson is a plain script:
+A lesson is a plain script, and at the same time a Jupyter notebook in jupytext's "percent" format: each
+step starts a cell with a `# %%` line, so Jupyter (with jupytext), VS Code and PyCharm open it as cells.
 
-    lesson = Lesson("04 Attention by hand", __doc__)
+    # %%
+    lesson = Lesson("04 Attention by hand", __doc__, steps=7)
+
+    # %%
     lesson.step("Scores", "Each query is compared with every key by a dot product ...")
     ...compute with the library, print the numbers that matter...
     lesson.check("attention rows sum to 1", np.allclose(weights.sum(-1), 1))
     lesson.figure(fig, "attention_weights")
     lesson.done()
 
-Command line (every lesson): ``--no-pause`` runs straight through (so does a run whose stdin is not a
-terminal), ``--out DIR`` is where figures go (default lessons/figures/, which git ignores), ``--show``
-also opens each figure in a window, ``--quick`` uses the small settings of the test suite where a lesson
-trains or measures.
+The lesson says how many steps it has (`steps=N`), so that every heading reads "step k of N"; a lesson
+that takes more or fewer steps than it says stops with an error, so the number cannot drift.
+
+In a terminal (`python lessons/NN_name.py`): the lesson waits for Enter between steps (Ctrl-C or Ctrl-D
+at the prompt ends it with one line, "stopped at step k of N"), prints each step's prose and each
+figure's path in the step that makes it. Options: ``--no-pause`` runs straight through (so does a run
+whose stdin is not a terminal), ``--out DIR`` is where figures go (default lessons/figures/, which git
+ignores), ``--show`` also opens each figure in a window, ``--quick`` uses the small settings of the test
+suite where a lesson trains or measures, ``--exercise`` runs the lesson on the learner's own functions.
+
+In a notebook kernel (or any IPython) the command line belongs to the kernel, so it is not read; the same
+settings come from environment variables, which a terminal run reads too (a flag wins over its variable):
+LESSON_QUICK=1, LESSON_OUT=DIR, LESSON_EXERCISE=1. In a notebook each step's prose is rendered as
+Markdown and each figure is shown inline, in the cell that makes it (and also saved as PNG).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import glob
+import os
+import statistics
 import sys
 import textwrap
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+REPO = Path(__file__).resolve().parent.parent     # the checkout (a lesson in a notebook has no __file__)
+sys.path.insert(0, str(REPO))                     # run from a checkout without installing
 
 import matplotlib  # noqa: E402
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "figures"
+DEFAULT_OUT = REPO / "lessons" / "figures"
+TRUE_WORDS = ("1", "true", "yes", "on")
 
 
 class LessonCheckFailed(AssertionError):
     """A claim the lesson makes did not hold: the lesson stops here."""
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in TRUE_WORDS
+
+
+def _ipython_shell():
+    """The running IPython shell (a notebook kernel or the IPython terminal), or None in plain Python."""
+    if "IPython" not in sys.modules:               # IPython is never imported just to find out
+        return None
+    from IPython import get_ipython
+    return get_ipython()
+
+
 class Lesson:
-    def __init__(self, title: str, doc: str | None = None, argv=None):
+    def __init__(self, title: str, doc: str | None = None, steps: int | None = None, argv=None):
+        shell = _ipython_shell()
+        self.in_ipython = shell is not None and argv is None
+        # A notebook kernel can display Markdown and images; the IPython terminal cannot, so it gets text.
+        self.rich = self.in_ipython and getattr(shell, "kernel", None) is not None
         parser = argparse.ArgumentParser(description=doc or title,
                                          formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--no-pause", action="store_true", help="do not wait for Enter between steps")
-        parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the figures (PNG)")
+        parser.add_argument("--out", type=Path, default=Path(os.environ.get("LESSON_OUT") or DEFAULT_OUT),
+                            help="folder for the figures (PNG); env LESSON_OUT")
         parser.add_argument("--show", action="store_true", help="also open each figure in a window")
-        parser.add_argument("--quick", action="store_true", help="small settings (used by the test suite)")
-        self.args = parser.parse_args(argv)
-        self.pause = not self.args.no_pause and sys.stdin.isatty()
+        parser.add_argument("--quick", action="store_true", default=_env_flag("LESSON_QUICK"),
+                            help="small settings (used by the test suite); env LESSON_QUICK=1")
+        parser.add_argument("--exercise", action="store_true", default=_env_flag("LESSON_EXERCISE"),
+                            help="use your own functions from lessons/exercises/; env LESSON_EXERCISE=1")
+        # The kernel's argv (-f kernel.json) is not the lesson's: in IPython only the environment counts.
+        self.args = parser.parse_args([] if self.in_ipython else argv)
+        self.pause = not self.args.no_pause and not self.in_ipython and sys.stdin.isatty()
         self.quick = self.args.quick
+        self.exercise_mode = self.args.exercise
         self.out = self.args.out
         self.out.mkdir(parents=True, exist_ok=True)
-        if not self.args.show:
+        if not self.args.show and not self.in_ipython:
             matplotlib.use("Agg")  # save figures without ever opening a window
         self.title = title
+        self.total_steps = steps
         self.n_steps = 0
+        self.headings = []  # in the order first taken
         self.n_checks = 0
         self.figures = []
         self.start = time.perf_counter()
-        print("=" * 78)
-        print(title)
-        print("=" * 78)
+        if self.rich:
+            self._markdown(f"# {title}")
+        else:
+            print("=" * 78)
+            print(title)
+            print("=" * 78)
+
+    # --- output -------------------------------------------------------------------------------------------
+    def _markdown(self, text: str) -> None:
+        from IPython.display import Markdown, display
+        display(Markdown(text))
+
+    def _of_n(self) -> str:
+        return f"step {self.n_steps} of {self.total_steps}" if self.total_steps else f"step {self.n_steps}"
 
     def step(self, heading: str, explanation: str = "") -> None:
-        """Start a step: wait for Enter (unless --no-pause), then print its heading and explanation."""
+        """Start a step: wait for Enter (in a terminal, unless --no-pause), then show heading and prose."""
         if self.n_steps > 0 and self.pause:
-            input("\n[Enter] for the next step ")
-        self.n_steps += 1
-        print(f"\n--- Step {self.n_steps}: {heading} ---")
-        if explanation:
-            print(textwrap.fill(textwrap.dedent(explanation).strip(), width=78))
+            self._wait_for_enter()
+        if heading in self.headings:            # a notebook cell run again keeps its number
+            self.n_steps = self.headings.index(heading) + 1
+        else:
+            if self.total_steps is not None and len(self.headings) >= self.total_steps:
+                raise RuntimeError(f"{self.title} says it has {self.total_steps} steps but starts another "
+                                   f"({heading!r}): fix steps= in its Lesson(...)")
+            self.headings.append(heading)
+            self.n_steps = len(self.headings)
+        prose = textwrap.dedent(explanation).strip()
+        title = f"Step {self.n_steps}" + (f" of {self.total_steps}" if self.total_steps else "") + f": {heading}"
+        if self.rich:
+            self._markdown(f"### {title}\n\n{prose}")
+            return
+        print(f"\n--- {title} ---")
+        if prose:
+            print(textwrap.fill(prose, width=78))
+
+    def _wait_for_enter(self) -> None:
+        """Wait for Enter; Ctrl-C or Ctrl-D ends the lesson with one line instead of a traceback."""
+        try:
+            input("\n[Enter] for the next step (Ctrl-C or Ctrl-D stops) ")
+        except (KeyboardInterrupt, EOFError) as stop:
+            print(f"\nstopped at {self._of_n()}")
+            # 130 = 128 + SIGINT, the shell's status for Ctrl-C; end of input is an ordinary way to leave.
+            sys.exit(130 if isinstance(stop, KeyboardInterrupt) else 0)
 
     def say(self, text: str) -> None:
-        print(textwrap.fill(textwrap.dedent(text).strip(), width=78))
+        text = textwrap.dedent(text).strip()
+        if self.rich:
+            self._markdown(text)
+        else:
+            print(textwrap.fill(text, width=78))
 
     def check(self, claim: str, holds: bool, detail: str = "") -> None:
         """Print the claim with ✓, or stop the lesson with LessonCheckFailed."""
@@ -77,18 +158,112 @@ class Lesson:
         print(f"  ✓ {claim}" + (f"  [{detail}]" if detail else ""))
 
     def figure(self, fig, name: str) -> Path:
-        """Save a matplotlib figure as <out>/<name>.png (and show it with --show)."""
+        """Save a figure as <out>/<name>.png and show it here: inline in a notebook, as a path in a terminal."""
         import matplotlib.pyplot as plt
         path = self.out / f"{name}.png"
         fig.savefig(path, dpi=100, bbox_inches="tight")
-        self.figures.append(path)
-        print(f"  figure: {path}")
+        self.figure_file(path)
         if self.args.show:
             plt.show()
-        plt.close(fig)
+        plt.close(fig)  # in a notebook the inline backend would otherwise draw it a second time
         return path
 
+    def figure_file(self, path: Path, note: str = "") -> None:
+        """Show a PNG that is already saved (by the lesson, or by a script it calls) in the current step."""
+        self.figures.append(Path(path))
+        if self.rich:
+            from IPython.display import Image, display
+            display(Image(filename=str(path)))
+        else:
+            print(f"  figure{f' ({note})' if note else ''}: {path}")
+
     def done(self) -> None:
+        if self.total_steps is not None and len(self.headings) != self.total_steps:
+            raise RuntimeError(f"{self.title} says it has {self.total_steps} steps but took {len(self.headings)}: "
+                               f"fix steps= in its Lesson(...)")
         seconds = time.perf_counter() - self.start
-        print(f"\nDone: {self.n_steps} steps, {self.n_checks} checks passed, {len(self.figures)} figure(s), "
+        print(f"\nDone: {len(self.headings)} steps, {self.n_checks} checks passed, {len(self.figures)} figure(s), "
               f"{seconds:.1f}s.")
+
+    # --- exercises --------------------------------------------------------------------------------------
+    def exercise(self, name: str, library_fn):
+        """The library's function, or with --exercise the learner's version of it from lessons/exercises/."""
+        if not self.exercise_mode:
+            return library_fn
+        import _exercises  # only needed, and only imported, when the learner asks for exercises
+        return _exercises.load(name, library_fn)
+
+    # --- timing -----------------------------------------------------------------------------------------
+    @staticmethod
+    def median_time(fn, repeat: int = 5, warmup: int = 1, synchronize=None) -> float:
+        """Seconds one call of fn takes: the median of `repeat` timed calls, after `warmup` untimed ones.
+
+        `synchronize` (e.g. backend.synchronize) is called before the timer starts and before it stops,
+        so that work still queued on a GPU is counted (lesson 16).
+
+        On a busy machine a single run can be slowed many times over by another process; the median of
+        several ignores the unlucky runs where the minimum would hide a real cost and the mean would
+        absorb every hiccup."""
+        synchronize = synchronize or (lambda: None)
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(repeat):
+            synchronize()
+            t0 = time.perf_counter()
+            fn()
+            synchronize()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+
+# --- one BLAS thread while timing ---------------------------------------------------------------------------
+# Small matrices gain nothing from several BLAS threads, and on a machine shared with other work those
+# threads wait for cores and make timings erratic. The usual switch, OPENBLAS_NUM_THREADS=1, must be set
+# before NumPy is imported, which a notebook has already done; so call OpenBLAS's own setter through ctypes
+# on the library NumPy has loaded (the same thing threadpoolctl does, without the dependency).
+_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads")
+
+
+def _loaded_openblas():
+    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy uses, or None (e.g. Accelerate, MKL)."""
+    import numpy as np
+    candidates = []
+    try:
+        with open("/proc/self/maps") as maps:       # Linux: the shared libraries this process has loaded
+            candidates = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:
+        pass
+    if not candidates:                              # elsewhere: the copy shipped inside NumPy's wheel
+        root = Path(np.__file__).resolve().parent
+        candidates = sorted(glob.glob(str(root.parent / "numpy*libs" / "*openblas*")))
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)                 # already loaded: this returns the same library
+        except OSError:
+            continue
+        for setter in _OPENBLAS_SETTERS:
+            if hasattr(lib, setter):
+                getter = getattr(lib, setter.replace("set_num_threads", "get_num_threads"))
+                return getattr(lib, setter), getter
+    return None
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run the block with OpenBLAS on one thread, then restore its thread count.
+
+    Yields True when the thread count was set, False when NumPy's BLAS is not an OpenBLAS we can reach
+    (then the timings simply run as they are)."""
+    functions = _loaded_openblas()
+    if functions is None:
+        yield False
+        return
+    set_threads, get_threads = functions
+    before = get_threads()
+    set_threads(1)
+    try:
+        yield True
+    finally:
+        set_threads(before)
