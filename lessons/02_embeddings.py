@@ -89,8 +89,11 @@ lesson.step("The trap: a fancy-index update loses the repeats", """
     The tempting one-liner dW[idx] += dY does not accumulate. NumPy evaluates it as
     dW[idx] = dW[idx] + dY: it reads every row once, adds, and writes back, so for a repeated id one
     of the writes wins (in practice the last; NumPy does not promise which) and the other contributions
-    vanish. np.add.at (NumPy) and cupyx.scatter_add (CuPy)
-    accumulate; the library calls whichever fits the backend, through backend.scatter_add.""")
+    vanish. np.add.at (NumPy) and cupyx.scatter_add (CuPy) accumulate. The library's
+    backend.scatter_add uses cupyx.scatter_add on CuPy; on NumPy it avoids np.add.at, which works one
+    element at a time, and sorts instead (backend.scatter_add_sorted): it orders the rows of dY by token
+    id, so that each token's rows form one run, sums every run at once with np.add.reduceat, and adds
+    one sum per distinct token into dW. Same sums, several times faster; shown below.""")
 naive = np.zeros((V, d_model))
 naive[idx[0]] += dy[0]                                               # WRONG for repeated ids
 n = tokenizer.stoi["n"]
@@ -103,6 +106,18 @@ lesson.check("the naive update keeps just one of the three 'a' gradients",
 lesson.check("so it is wrong for the repeated tokens 'a' and 'n'",
              not np.allclose(naive[a], dW[a]) and not np.allclose(naive[n], dW[n]))
 lesson.check("and right only for 'b', which occurs once", np.allclose(naive[b_], dW[b_]))
+order = np.argsort(idx[0], kind="stable")                            # positions grouped by token id
+sorted_ids = idx[0][order]
+run_starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])   # where each id's run begins
+run_sums = np.add.reduceat(dy[0][order], run_starts, axis=0)        # [distinct ids, d_model]: one sum per run
+print(f"  sorted by id: positions {order.tolist()}, ids {sorted_ids.tolist()}, runs start at {run_starts.tolist()}")
+for start, total in zip(run_starts, run_sums):
+    print(f"    id {sorted_ids[start]} ({tokenizer.chars[sorted_ids[start]]!r}): run sum {total}")
+reference = np.zeros((V, d_model))
+np.add.at(reference, idx[0], dy[0])                                  # the one-element-at-a-time reference
+lesson.check("one sum per run, added at the run's id, is the library's dW (and np.add.at's)",
+             np.allclose(dW[sorted_ids[run_starts]], run_sums, atol=1e-14)
+             and np.allclose(dW, reference, atol=1e-14))
 
 # %%
 lesson.step("Across a batch, and checked by finite differences", """

@@ -18,6 +18,7 @@ from _lesson import Lesson
 
 from tinytransformer import (Embedding, LearnedPositionalEncoding, MultiHeadAttention,
                              SinusoidalPositionalEncoding, backend, check_layer, sinusoidal_table)
+from tinytransformer.models import GPT, GPTConfig
 
 lesson = Lesson("03 Positional encoding", __doc__, steps=6)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
@@ -32,7 +33,14 @@ lesson.step("The sinusoidal table", f"""
     ω_i = 1/10000^(2i/d_model): the first pair turns once every 2π ≈ 6.3 positions, the last (for
     d_model = {d}) once every {2 * np.pi * 10000 ** ((d - 2) / d):,.0f}. Read across a row, the fast hands
     tell nearby positions apart, the slow ones far ones.
-    Below: sinusoidal_table({length}, {d}), and one entry recomputed by hand.""")
+    Below: sinusoidal_table({length}, {d}), and one entry recomputed by hand.
+    How large is P next to a token vector? Every entry lies in [-1, 1] and each row has norm
+    √(d_model/2). The 2017 paper multiplies the token embeddings by √d_model before adding P (its code
+    draws them with std 1/√d_model, so after the scale they have norm ≈ √d_model, P's size). This library
+    follows GPT-2 instead, in all three model families: embeddings start at std 0.02 and are added
+    unscaled. With learned positions (the default of GPT and the encoder, also std 0.02) the two start
+    at the same size; with the sinusoidal table the positions start far larger, and training grows the
+    token vectors as it needs them.""")
 P = sinusoidal_table(length, d)                                        # [T, d_model]
 t, i = 7, 3
 by_hand_sin = np.sin(t / 10000 ** (2 * i / d))
@@ -42,8 +50,15 @@ print(f"  P[{t}, {2 * i + 1}] = {P[t, 2 * i + 1]:.6f};  by hand cos(...) = {by_h
 print(f"  P[0, :8] = {P[0, :8]}   (sin 0 = 0, cos 0 = 1)")
 lesson.check("the library's table matches the formula", abs(P[t, 2 * i] - by_hand_sin) < 1e-12
              and abs(P[t, 2 * i + 1] - by_hand_cos) < 1e-12)
-lesson.check("every entry lies in [-1, 1], so it does not swamp unit-scale token vectors",
-             np.abs(P).max() <= 1.0)
+lesson.check("every entry lies in [-1, 1], and every row has norm √(d_model/2)",
+             np.abs(P).max() <= 1.0 and np.allclose(np.linalg.norm(P, axis=1), np.sqrt(d / 2)))
+gpt = GPT(GPTConfig(vocab_size=65, block_size=length, n_layer=1, n_head=4, n_embd=d, seed=0,
+                    positional="sinusoidal"))
+token_norm = float(np.linalg.norm(gpt.wte.weight.data, axis=1).mean())   # a freshly initialised token vector
+print(f"  at initialisation: a token vector has norm {token_norm:.3f} (std 0.02 × √{d} = {0.02 * np.sqrt(d):.2f}), "
+      f"a row of P {np.sqrt(d / 2):.2f}: {np.sqrt(d / 2) / token_norm:.0f}× larger")
+lesson.check("here embeddings are not scaled by √d_model: a new GPT's sinusoidal positions outweigh its "
+             "token vectors more than 10×", np.sqrt(d / 2) > 10 * token_norm, f"×{np.sqrt(d / 2) / token_norm:.0f}")
 lesson.check("no two of the 100 positions share a row",
              min(np.linalg.norm(P[a] - P[b]) for a in range(length) for b in range(a)) > 0.1)
 

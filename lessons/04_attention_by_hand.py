@@ -169,9 +169,10 @@ lesson.check("after two rounds 'saw' (two hops away) feels it too, 'I' (three ho
 
 # %%
 lesson.step("Pictures", """
-    Left: the weights W of the four-token example. Middle: the same W drawn as a graph, each arrow
-    j -> i as thick as W[i, j] (self-loops written as numbers). Right: the soft lookup sharpening into a
-    hard one as s grows.""")
+    Left: the weights W of the four-token example. Middle: the message-passing experiment, the chain
+    I - saw - a - cat: each arrow j -> i is an allowed edge, as thick as its weight W[i, j]; each token
+    is coloured by how much its output moved when v_cat changed, after one round (top) and two rounds
+    (bottom). Right: the soft lookup sharpening into a hard one as s grows.""")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
@@ -186,25 +187,28 @@ ax1.set_yticklabels([f"q: {t}" for t in tokens])
 ax1.set_title("W = softmax(QKᵀ/√d_k): rows sum to 1")
 fig.colorbar(image, ax=ax1, fraction=0.045)
 
-angles = np.pi / 2 - np.arange(T) * 2 * np.pi / T
-xy = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-for i in range(T):
-    for j in range(T):
-        if i != j:
-            ax2.add_patch(FancyArrowPatch(xy[j], xy[i], connectionstyle="arc3,rad=0.15", arrowstyle="-|>",
-                                          mutation_scale=12, linewidth=12 * weights[i, j],
-                                          color="tab:blue", alpha=0.35 + 0.65 * weights[i, j],
-                                          shrinkA=22, shrinkB=22))
-for i in range(T):
-    ax2.scatter(*xy[i], s=1400, color="white", edgecolor="black", zorder=3)
-    ax2.text(*xy[i], tokens[i], ha="center", va="center", zorder=4)
-    ax2.text(*(xy[i] * np.array([1.55, 1.35])), f"self\n{weights[i, i]:.2f}", ha="center", va="center",
-             fontsize=9)
-ax2.set_xlim(-1.9, 1.9)
-ax2.set_ylim(-1.6, 1.6)
-ax2.set_aspect("equal")
+moved = np.stack([changed_1, changed_2])                               # [round, token]
+for row, (label, changes) in enumerate((("one round", changed_1), ("two rounds", changed_2))):
+    y = 1.0 - 1.2 * row
+    for i in range(T):
+        for j in range(T):
+            if chain[i, j] and i != j:                                  # an allowed edge j -> i
+                ax2.add_patch(FancyArrowPatch((j, y), (i, y), connectionstyle="arc3,rad=0.6",  # two arcs
+                                              arrowstyle="-|>", mutation_scale=10, color="tab:blue",
+                                              linewidth=1 + 6 * chain_weights[i, j], alpha=0.6,
+                                              shrinkA=16, shrinkB=16))
+    ax2.scatter(range(T), [y] * T, s=900, c=changes, cmap="Reds", vmin=0, vmax=moved.max(),
+                edgecolor="black", zorder=3)
+    for i in range(T):
+        dark = changes[i] > 0.6 * moved.max()
+        ax2.text(i, y, tokens[i], ha="center", va="center", zorder=4, color="white" if dark else "black")
+        ax2.text(i, y - 0.42, f"moved {changes[i]:.2f}", ha="center", va="center", fontsize=8)
+    ax2.text(-0.75, y, label, ha="right", va="center")
+ax2.text(T - 1, 1.6, "v_cat changed", ha="center", va="center")
+ax2.set_xlim(-2.2, T - 0.4)
+ax2.set_ylim(-0.9, 1.8)
 ax2.axis("off")
-ax2.set_title("message passing: arrow j → i has width ∝ W[i, j]")
+ax2.set_title("chain mask: one hop per round (arrow width ∝ W[i, j])")
 
 ax3.plot(sharpness, lookup_weight, "o-", label="weight on the matching key")
 ax3.plot(sharpness, np.array(lookup_error) / np.linalg.norm(values[2]), "s-",

@@ -140,9 +140,30 @@ lesson.check("and head 1 outputs 'cat' everywhere",
 # %%
 lesson.step("Picture: what each head looks at", """
     Top: the two hand-set heads on the sentence: head 0 a diagonal one step below the main diagonal,
-    head 1 a single column on "cat". Bottom: the three heads of the random layer from step 2 (first
-    sequence): untrained, they already differ, and training shapes each into a pattern of its own.""")
+    head 1 a single column on "cat". Bottom: how sharp a head is depends on the size of its
+    projections. Head 0 again, with c = 1, 2, 3 instead of 6: the winning score c²/√d_k shrinks
+    (0.25, 1, 2.25 instead of 9), and the same pattern fades towards an even spread, where the random
+    layer of step 2 sits (its small scores give nearly uniform heads). Training grows the projections
+    a head needs, and with them its focus. Checked against e^(c²/4) / (e^(c²/4) + T − 1).""")
 import matplotlib.pyplot as plt  # noqa: E402
+
+softer = {}
+for c_small in (1.0, 2.0, 3.0):
+    head = MultiHeadAttention(d_model, n_head=2)
+    for mine, hand_set in zip(head.parameters(), two.parameters()):
+        mine.data[...] = hand_set.data
+    head.q_proj.weight.data *= c_small / c                              # scores scale with (c_small / c)²
+    head.k_proj.weight.data *= c_small / c
+    head(x)
+    softer[c_small] = head.weights[0, 0]                                # [T, T]: head 0
+    on_previous = np.array([softer[c_small][t, t - 1] for t in range(1, T)])
+    expected = np.exp(c_small ** 2 / 4) / (np.exp(c_small ** 2 / 4) + T - 1)
+    print(f"  c = {c_small:g}: score {c_small ** 2 / 4:g}, weight on the previous token {on_previous.mean():.3f} "
+          f"(e^(c²/4) / (e^(c²/4) + {T - 1}) = {expected:.3f})")
+    lesson.check(f"c = {c_small:g}: the weight on the previous token is e^(c²/4) / (e^(c²/4) + T − 1)",
+                 np.allclose(on_previous, expected, atol=1e-12))
+lesson.check("the smaller the projections, the softer the head (c = 1 < 2 < 3 < 6)",
+             softer[1.0][1, 0] < softer[2.0][1, 0] < softer[3.0][1, 0] < W0[1, 0])
 
 fig, axes = plt.subplots(2, 3, figsize=(16, 10), layout="constrained")
 for ax, W, title in ((axes[0, 0], W0, "head 0: previous token"), (axes[0, 1], W1, "head 1: find 'cat'")):
@@ -158,11 +179,14 @@ axes[0, 2].axis("off")
 axes[0, 2].text(0.0, 0.5, "hand-set projections\n\nhead 0: q_t = c·e_t,  k_s = c·e_(s+1)\n"
                 "head 1: q_t = c·u,  k_s = c·u if word_s = 'cat'\n\nvalues: the word's one-hot\nW_o = I",
                 va="center", fontsize=12, family="monospace")
-for h in range(n_head):
-    image = axes[1, h].imshow(weights[h][0], cmap="viridis", vmin=0, vmax=1)
-    axes[1, h].set_title(f"random layer, head {h}")
-    axes[1, h].set_xlabel("key position")
-    axes[1, h].set_ylabel("query position")
+for ax, (c_small, W) in zip(axes[1], softer.items()):
+    image = ax.imshow(W, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(T))
+    ax.set_xticklabels(words, rotation=45)
+    ax.set_yticks(range(T))
+    ax.set_yticklabels(words)
+    ax.set_xlabel("key (attended to)")
+    ax.set_title(f"head 0 with c = {c_small:g}: score {c_small ** 2 / 4:g} instead of 9")
 fig.colorbar(image, ax=axes[1, :], fraction=0.02)
 lesson.figure(fig, "07_heads")
 
