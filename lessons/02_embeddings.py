@@ -19,6 +19,8 @@ from tinytransformer import Embedding, backend, check_layer
 from tinytransformer.data import CharTokenizer
 
 lesson = Lesson("02 Embeddings", __doc__, steps=6)
+# With --exercise, your embedding_backward (lessons/exercises/) runs in place of the library's.
+Embedding.backward = lesson.exercise("embedding_backward", Embedding.backward)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 

@@ -19,6 +19,9 @@ from _lesson import Lesson
 from tinytransformer import MultiHeadAttention, backend, causal_mask, masked_softmax, padding_mask
 
 lesson = Lesson("06 Masks", __doc__, steps=6)
+# With --exercise, your causal_mask and masked_softmax (lessons/exercises/) run in place of the library's.
+causal_mask = lesson.exercise("causal_mask", causal_mask)
+masked_softmax = lesson.exercise("masked_softmax", masked_softmax)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)
@@ -38,6 +41,8 @@ mask = causal_mask(T)                                                   # [T, T]
 print(show(mask))
 lesson.check("mask[i, j] is True exactly when j <= i",
              all(mask[i, j] == (j <= i) for i in range(T) for j in range(T)))
+lesson.check("the mask is boolean (True = allowed), so that ~mask means 'not allowed'",
+             mask.dtype == bool, f"dtype {mask.dtype}")
 
 # %%
 lesson.step("−∞ before the softmax gives weight exactly 0", """
@@ -56,6 +61,9 @@ lesson.check("every row still sums to 1", np.allclose(weights.sum(axis=1), 1.0, 
 lesson.check(f"row {row} is the softmax of its {row + 1} allowed scores alone",
              np.allclose(weights[row, :row + 1], by_hand, atol=1e-15))
 lesson.check("row 0 can see only itself: weight 1 on key 0", weights[0, 0] == 1.0)
+large = masked_softmax(1000.0 * scores, mask)                           # exp(1000) overflows float64
+lesson.check("scores in the thousands give no inf or NaN, rows still sum to 1 (the row max is subtracted)",
+             np.all(np.isfinite(large)) and np.allclose(large.sum(axis=1), 1.0, atol=1e-15))
 
 # %%
 d_model, n_head = 16, 4
@@ -133,6 +141,9 @@ print(f"  naive softmax of a fully masked row: {naive}")
 print(f"  masked_softmax, head 0, query 0 (fully masked): {left_weights[0, 0]}")
 print(f"  masked_softmax, head 0, query 4:                {left_weights[0, 4]}")
 lesson.check("the combined mask has shape [B, 1, T, T]", both.shape == (1, 1, T, T))
+empty_rows = masked_softmax(scores, both[0, 0])                        # rows 0 and 1 fully masked
+lesson.check("masked_softmax on its own: fully masked rows are all zeros (no NaN), the others sum to 1",
+             np.all(empty_rows[:2] == 0.0) and np.allclose(empty_rows[2:].sum(axis=1), 1.0, atol=1e-15))
 lesson.check("the naive softmax of a fully masked row is NaN", np.all(np.isnan(naive)))
 lesson.check("masked_softmax gives the fully masked rows 0 and 1 all zeros, no NaN",
              np.all(left_weights[:, :2] == 0.0) and not np.isnan(out_left).any())

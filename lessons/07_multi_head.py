@@ -19,6 +19,9 @@ from _lesson import Lesson
 from tinytransformer import MultiHeadAttention, ScaledDotProductAttention, backend, check_layer
 
 lesson = Lesson("07 Multi-head attention", __doc__, steps=5)
+# With --exercise, your split_heads and merge_heads (lessons/exercises/) run in place of the library's.
+MultiHeadAttention.split_heads = lesson.exercise("split_heads", MultiHeadAttention.split_heads)
+MultiHeadAttention.merge_heads = lesson.exercise("merge_heads", MultiHeadAttention.merge_heads)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)

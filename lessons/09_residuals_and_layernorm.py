@@ -22,6 +22,8 @@ from tinytransformer import DecoderBlock, EncoderBlock, LayerNorm, backend, caus
 from tinytransformer.models import GPT, GPTConfig
 
 lesson = Lesson("09 Residual connections and LayerNorm", __doc__, steps=5)
+# With --exercise, your layernorm_forward (lessons/exercises/) runs in place of the library's.
+LayerNorm.forward = lesson.exercise("layernorm_forward", LayerNorm.forward)
 
 # Settings: --quick keeps every stack small enough to run in a couple of seconds.
 DEPTH = 12 if lesson.quick else 24          # blocks in each deep stack
@@ -55,6 +57,11 @@ print(f"  output rows: largest |mean| {float(abs(row_mean).max()):.1e}, "
 lesson.check("every output row has mean 0 (to 1e-5)", float(abs(row_mean).max()) < 1e-5)
 lesson.check("every output row has variance 1 (to 1e-3; eps = 1e-5 makes it σ²/(σ² + eps))",
              float(abs(row_var - 1).max()) < 1e-3)
+ln_affine = LayerNorm(D)                                                 # γ, β away from 1, 0
+ln_affine.weight.data[...] = backend.randn((D,), rng=backend.new_host_rng(1))
+ln_affine.bias.data[...] = backend.randn((D,), rng=backend.new_host_rng(2))
+lesson.check("with γ and β set, the output is γ ⊙ x̂ + β (x̂: the normalised rows above)",
+             np.allclose(ln_affine(x), ln_affine.weight.data * y + ln_affine.bias.data, atol=1e-5))
 
 # %%
 lesson.step("LayerNorm's backward divides by σ", """

@@ -26,6 +26,10 @@ from tinytransformer import (GELU, CrossEntropyLoss, LayerNorm, Linear, MultiHea
 from tinytransformer.attention import softmax_backward
 
 lesson = Lesson("10 Backpropagation by hand", __doc__, steps=9)
+# With --exercise, your backwards (lessons/exercises/) run in place of the library's, in this order.
+LayerNorm.backward = lesson.exercise("layernorm_backward", LayerNorm.backward)
+GELU.backward = lesson.exercise("gelu_backward", GELU.backward)
+CrossEntropyLoss.backward = lesson.exercise("cross_entropy_backward", CrossEntropyLoss.backward)
 
 TOL = 1e-8           # a correct backward in float64 lands near 1e-10, two orders below this
 results = {}         # "layer: tensor" -> relative error, for the figure
@@ -165,6 +169,11 @@ lesson.check("dz = (softmax(z) − onehot(y)) / N",
              np.allclose(by_hand, dz.reshape(-1, 5), rtol=1e-12, atol=1e-15))
 worst = record("cross-entropy", check_layer(loss_fn, {"logits": logits, "targets": targets}))
 lesson.check(f"cross-entropy's backward matches finite differences to {TOL:g}", worst < TOL, f"{worst:.1e}")
+padded = backend.asarray(np.array([[0, 1, -100], [3, -100, 0]]))  # ignore_index: N counts kept ones
+ignored = check_layer(loss_fn, {"logits": logits, "targets": padded})["logits"]
+print(f"    with two targets ignored (-100): relative error {ignored:.1e}")
+lesson.check(f"... and with ignored targets (their rows get 0, N = 4 kept), to {TOL:g}", ignored < TOL,
+             f"{ignored:.1e}")
 
 # %%
 lesson.step("A wrong backward is caught", """
