@@ -1,0 +1,365 @@
+"""The exercises of lessons/exercises/, graded by the lessons' own checks (``--exercise``).
+
+For every exercise: the stub, still empty, stops its lesson with one friendly line and no traceback; a
+correct solution passes its lesson; a deliberately wrong one is caught by the lesson, by the check meant
+to catch it. Correct solutions are built here from the library (they never live in lessons/): each is
+written into a temporary exercises folder that LESSON_EXERCISES_DIR points the lessons to.
+The GPT forward has no lesson yet: it is graded here, against GPT's logits in float64.
+"""
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinytransformer import backend
+from tinytransformer.attention import causal_mask
+from tinytransformer.models import GPT, GPTConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = ROOT / "lessons"
+STUBS = LESSONS / "exercises"
+NOT_WRITTEN = 3  # lessons/_exercises.py: exit status of a lesson stopped by a stub
+
+# Each exercise and its lesson, in the order that lesson asks for them.
+EXERCISES = {
+    "embedding_backward": "02_embeddings.py",
+    "attention_forward": "04_attention_by_hand.py",
+    "causal_mask": "06_masks.py",
+    "masked_softmax": "06_masks.py",
+    "split_heads": "07_multi_head.py",
+    "merge_heads": "07_multi_head.py",
+    "layernorm_forward": "09_residuals_and_layernorm.py",
+    "layernorm_backward": "10_backprop_by_hand.py",
+    "gelu_backward": "10_backprop_by_hand.py",
+    "cross_entropy_backward": "10_backprop_by_hand.py",
+}
+
+
+def library_method(name, module, cls, method):
+    """A correct solution that is the library's method (taken when the lesson imports the file, which is
+    before the lesson puts the exercise in the method's place)."""
+    return f"""
+        from {module} import {cls}
+        _library = {cls}.{method}
+
+        def {name}(self, *args, **kwargs):
+            return _library(self, *args, **kwargs)
+        """
+
+
+CORRECT = {
+    "embedding_backward": library_method("embedding_backward", "tinytransformer.embedding", "Embedding",
+                                         "backward"),
+    "attention_forward": library_method("attention_forward", "tinytransformer.attention",
+                                        "ScaledDotProductAttention", "forward"),
+    "causal_mask": """
+        from tinytransformer.attention import causal_mask as _library
+
+        def causal_mask(length):
+            return _library(length)
+        """,
+    "masked_softmax": """
+        from tinytransformer.attention import masked_softmax as _library
+
+        def masked_softmax(scores, mask=None):
+            return _library(scores, mask)
+        """,
+    "split_heads": library_method("split_heads", "tinytransformer.attention", "MultiHeadAttention",
+                                  "split_heads"),
+    "merge_heads": library_method("merge_heads", "tinytransformer.attention", "MultiHeadAttention",
+                                  "merge_heads"),
+    "layernorm_forward": library_method("layernorm_forward", "tinytransformer.layernorm", "LayerNorm",
+                                        "forward"),
+    "layernorm_backward": library_method("layernorm_backward", "tinytransformer.layernorm", "LayerNorm",
+                                         "backward"),
+    "gelu_backward": library_method("gelu_backward", "tinytransformer.activations", "GELU", "backward"),
+    "cross_entropy_backward": library_method("cross_entropy_backward", "tinytransformer.loss",
+                                             "CrossEntropyLoss", "backward"),
+}
+
+# Plausible wrong solutions: (exercise, what is wrong, its source, the words of the check that must stop it).
+WRONG = [
+    ("embedding_backward", "fancy-index += loses repeated tokens", """
+        def embedding_backward(self, dy):
+            self.weight.grad[self.idx.reshape(-1)] += dy.reshape(-1, dy.shape[-1])
+        """, "dW equals the sum over positions computed by hand"),
+    ("attention_forward", "no 1/sqrt(d_k)", """
+        import numpy as np
+        from tinytransformer import masked_softmax
+
+        def attention_forward(self, q, k, v, mask=None):
+            self.weights = masked_softmax(q @ np.swapaxes(k, -1, -2), mask)
+            return self.weights @ v
+        """, "our weights equal the library's attention.weights"),
+    ("attention_forward", "ignores the mask", """
+        import math
+        import numpy as np
+        from tinytransformer import masked_softmax
+
+        def attention_forward(self, q, k, v, mask=None):
+            self.weights = masked_softmax(q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1]))
+            return self.weights @ v
+        """, "removed edges get weight exactly 0"),
+    ("causal_mask", "off by one: the diagonal is masked too", """
+        import numpy as np
+
+        def causal_mask(length):
+            return np.tril(np.ones((length, length), dtype=bool), k=-1)
+        """, "mask[i, j] is True exactly when j <= i"),
+    ("causal_mask", "0/1 floats instead of booleans", """
+        import numpy as np
+
+        def causal_mask(length):
+            return np.tri(length)
+        """, "the mask is boolean"),
+    ("masked_softmax", "no max shift: exp overflows on large scores", """
+        import numpy as np
+
+        def masked_softmax(scores, mask=None):
+            if mask is not None:
+                scores = np.where(mask, scores, -np.inf)
+            e = np.exp(scores)
+            total = e.sum(axis=-1, keepdims=True)
+            return e / np.where(total == 0, 1.0, total)
+        """, "scores in the thousands give no inf or NaN"),
+    ("masked_softmax", "a fully masked row gives NaN", """
+        import numpy as np
+
+        def masked_softmax(scores, mask=None):
+            if mask is not None:
+                scores = np.where(mask, scores, -np.inf)
+            e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            return e / e.sum(axis=-1, keepdims=True)
+        """, "masked_softmax on its own: fully masked rows are all zeros"),
+    ("split_heads", "reshape to [B, n_head, T, d_k] without the transpose", """
+        def split_heads(self, x):
+            B, T, _ = x.shape
+            return x.reshape(B, self.n_head, T, self.d_k)
+        """, "head h of the split is columns"),
+    ("merge_heads", "heads merged in the wrong order (features interleaved)", """
+        def merge_heads(self, x):
+            B, _, T, _ = x.shape
+            return x.transpose(0, 2, 3, 1).reshape(B, T, self.d_model)
+        """, "merge_heads(split_heads(Q)) == Q exactly"),
+    ("layernorm_forward", "forgets γ and β", """
+        import numpy as np
+
+        def layernorm_forward(self, x):
+            mean = x.mean(axis=-1, keepdims=True)
+            var = x.var(axis=-1, keepdims=True)
+            self.rstd = 1.0 / np.sqrt(var + self.eps)
+            self.xhat = (x - mean) * self.rstd
+            return self.xhat
+        """, "with γ and β set, the output is γ ⊙ x̂ + β"),
+    ("layernorm_forward", "variance divided by D - 1", """
+        import numpy as np
+
+        def layernorm_forward(self, x):
+            mean = x.mean(axis=-1, keepdims=True)
+            var = x.var(axis=-1, keepdims=True, ddof=1)
+            self.rstd = 1.0 / np.sqrt(var + self.eps)
+            self.xhat = (x - mean) * self.rstd
+            y = self.xhat * self.weight.data
+            return y + self.bias.data if self.bias is not None else y
+        """, "every output row has variance 1"),
+    ("layernorm_backward", "misses the term through σ", """
+        def layernorm_backward(self, dy):
+            rows = tuple(range(dy.ndim - 1))
+            self.weight.grad += (dy * self.xhat).sum(axis=rows)
+            self.bias.grad += dy.sum(axis=rows)
+            g = dy * self.weight.data
+            return self.rstd * (g - g.mean(axis=-1, keepdims=True))
+        """, "LayerNorm's backward matches finite differences"),
+    ("gelu_backward", "the derivative of ReLU", """
+        def gelu_backward(self, dy):
+            return dy * (self.x > 0)
+        """, "GELU's backward matches finite differences"),
+    ("cross_entropy_backward", "no 1/N", """
+        def cross_entropy_backward(self, dloss=1.0):
+            dz = self.probs.copy()
+            dz[self.rows, self.targets] -= 1.0
+            return (dz * dloss).reshape(self.shape)
+        """, "dz = (softmax(z) − onehot(y)) / N"),
+    ("cross_entropy_backward", "divides by every row, ignored targets included", """
+        def cross_entropy_backward(self, dloss=1.0):
+            dz = self.probs.copy()
+            dz[self.rows, self.targets] -= 1.0
+            return (dz * dloss / len(self.rows)).reshape(self.shape)
+        """, "... and with ignored targets"),
+]
+
+
+def write_solutions(folder: Path, wanted: dict) -> Path:
+    """An exercises folder: the stubs, with the exercises in ``wanted`` replaced by the given sources."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stub in STUBS.glob("*.py"):
+        (folder / stub.name).write_text(stub.read_text())
+    for name, source in wanted.items():
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    return folder
+
+
+def run_lesson(lesson: str, out: Path, exercises_dir: Path | None = None):
+    env = dict(os.environ)
+    env.pop("LESSON_EXERCISES_DIR", None)
+    if exercises_dir is not None:
+        env["LESSON_EXERCISES_DIR"] = str(exercises_dir)
+    result = subprocess.run([sys.executable, str(LESSONS / lesson), "--exercise", "--no-pause", "--quick",
+                             "--out", str(out)], capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
+    return result, result.stdout + result.stderr
+
+
+def earlier_in_lesson(name: str) -> list:
+    lesson = EXERCISES[name]
+    names = [n for n, les in EXERCISES.items() if les == lesson]
+    return names[:names.index(name)]
+
+
+def test_every_exercise_has_a_stub_and_a_line_in_the_readme():
+    readme = (STUBS / "README.md").read_text()
+    for name in [*EXERCISES, "gpt_forward"]:
+        source = (STUBS / f"{name}.py").read_text()
+        assert f"def {name}(" in source and "# TODO" in source and "raise NotImplementedError" in source
+        assert f"`{name}.py`" in readme
+    for name, lesson in EXERCISES.items():
+        assert f'lesson.exercise("{name}"' in (LESSONS / lesson).read_text(), f"{lesson} does not ask for {name}"
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_an_empty_stub_stops_its_lesson_with_one_friendly_line(name, tmp_path):
+    earlier = earlier_in_lesson(name)
+    if earlier:   # the lesson reaches this stub once the exercises it asks for before are solved
+        folder = write_solutions(tmp_path / "exercises", {n: CORRECT[n] for n in earlier})
+        shown = str(folder / f"{name}.py")
+    else:         # the real stubs in lessons/exercises/, as a learner runs them
+        folder, shown = None, f"lessons/exercises/{name}.py"
+    result, output = run_lesson(EXERCISES[name], tmp_path, folder)
+    assert result.returncode == NOT_WRITTEN, output[-3000:]
+    assert (f"Exercise {name!r} is not written yet: open {shown}, replace the `raise NotImplementedError` "
+            "with your code, and run this lesson again with --exercise.") in result.stdout
+    assert "Traceback" not in output and "CHECK FAILED" not in output
+
+
+@pytest.mark.parametrize("lesson", sorted(set(EXERCISES.values())))
+def test_correct_solutions_pass_their_lesson(lesson, tmp_path):
+    names = [n for n, les in EXERCISES.items() if les == lesson]
+    folder = write_solutions(tmp_path / "exercises", {n: CORRECT[n] for n in names})
+    result, output = run_lesson(lesson, tmp_path, folder)
+    assert result.returncode == 0, output[-3000:]
+    assert "checks passed" in result.stdout and "CHECK FAILED" not in output
+    for name in names:   # the lesson really ran on the files of the folder
+        assert f"[exercise] {name}: yours, from {folder / name}.py" in result.stdout
+
+
+@pytest.mark.parametrize("name, wrong, source, caught_by", WRONG, ids=[f"{w[0]}: {w[1]}" for w in WRONG])
+def test_a_wrong_solution_is_caught_by_its_lesson(name, wrong, source, caught_by, tmp_path):
+    lesson = EXERCISES[name]
+    others = {n: CORRECT[n] for n, les in EXERCISES.items() if les == lesson and n != name}
+    folder = write_solutions(tmp_path / "exercises", {**others, name: source})
+    result, output = run_lesson(lesson, tmp_path, folder)
+    assert result.returncode not in (0, NOT_WRITTEN), output[-3000:]
+    assert f"CHECK FAILED: {caught_by}" in output, output[-3000:]
+
+
+# --- in-process: the loader itself, and the GPT forward that no lesson grades yet -------------------------
+@pytest.fixture
+def exercises(monkeypatch, tmp_path):
+    """lessons/_exercises.py, loading from a fresh folder of stubs in tmp_path."""
+    monkeypatch.syspath_prepend(str(LESSONS))
+    import _exercises
+    monkeypatch.setattr(_exercises, "_loaded", {})
+    folder = write_solutions(tmp_path / "exercises", {})
+    monkeypatch.setenv("LESSON_EXERCISES_DIR", str(folder))
+    return _exercises, folder
+
+
+def test_an_error_in_the_learners_code_keeps_its_traceback(exercises, capsys):
+    _exercises, folder = exercises
+    (folder / "causal_mask.py").write_text("def causal_mask(length):\n    return length[0]\n")
+    mask = _exercises.load("causal_mask", causal_mask)
+    with pytest.raises(TypeError):
+        mask(4)
+    assert "The error below comes from your exercise 'causal_mask'" in capsys.readouterr().err
+
+
+def test_a_not_implemented_error_from_deeper_down_is_not_taken_for_the_stub(exercises):
+    _exercises, folder = exercises
+    (folder / "causal_mask.py").write_text("from tinytransformer import Module\n\n"
+                                           "def causal_mask(length):\n    return Module().forward()\n")
+    with pytest.raises(NotImplementedError):     # Module.forward raised it, not the exercise's stub
+        _exercises.load("causal_mask", causal_mask)(4)
+
+
+def test_a_missing_exercise_file_is_named(exercises, capsys):
+    _exercises, folder = exercises
+    with pytest.raises(SystemExit) as stop:
+        _exercises.load("no_such_exercise", causal_mask)
+    assert stop.value.code == NOT_WRITTEN
+    assert f"expected {folder / 'no_such_exercise.py'}" in capsys.readouterr().out
+
+
+def gpt_forward_from_layers(self, idx):
+    """A correct gpt_forward, assembled from the layers (what a learner writes), for the grading test."""
+    x = self.wpe(self.wte(idx))                                         # [B, T, n_embd]
+    if self.drop is not None:
+        x = self.drop(x)
+    mask = causal_mask(idx.shape[1])
+    for block in self.blocks:
+        x = block(x, mask=mask)
+    h = self.ln_f(x)
+    return self.lm_head(h) if self.lm_head is not None else h @ self.wte.weight.data.T
+
+
+def gpt_forward_without_mask(self, idx):
+    x = self.wpe(self.wte(idx))
+    for block in self.blocks:
+        x = block(x)                                                    # WRONG: sees the future
+    return self.ln_f(x) @ self.wte.weight.data.T
+
+
+def gpt_forward_without_final_norm(self, idx):
+    x = self.wpe(self.wte(idx))
+    mask = causal_mask(idx.shape[1])
+    for block in self.blocks:
+        x = block(x, mask=mask)
+    return x @ self.wte.weight.data.T                                   # WRONG: no ln_f
+
+
+def grade_gpt_forward(gpt_forward) -> float:
+    """Largest |difference| between gpt_forward's logits and GPT's, in float64, over two small models."""
+    worst = 0.0
+    with backend.using("float64"):
+        for config in (GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, seed=3),
+                       GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=4, n_embd=16, seed=4,
+                                 tie_weights=False, norm="post", positional="sinusoidal")):
+            model = GPT(config)
+            idx = np.random.default_rng(0).integers(0, config.vocab_size, size=(3, 7))
+            expected, _ = model(idx)
+            logits = gpt_forward(model, idx)
+            assert logits.shape == expected.shape and logits.dtype == np.float64
+            worst = max(worst, float(np.abs(logits - expected).max()))
+    return worst
+
+
+def test_gpt_forward_is_graded_against_gpt_in_float64(exercises):
+    assert grade_gpt_forward(gpt_forward_from_layers) < 1e-12
+    assert grade_gpt_forward(gpt_forward_without_mask) > 1e-3
+    assert grade_gpt_forward(gpt_forward_without_final_norm) > 1e-3
+
+
+def test_gpt_forward_stub_and_solution_through_the_loader(exercises, capsys):
+    _exercises, folder = exercises
+    with pytest.raises(SystemExit) as stop:
+        grade_gpt_forward(_exercises.load("gpt_forward", gpt_forward_from_layers))
+    assert stop.value.code == NOT_WRITTEN
+    assert "Exercise 'gpt_forward' is not written yet" in capsys.readouterr().out
+    solution = inspect.getsource(gpt_forward_from_layers).replace("def gpt_forward_from_layers(", "def gpt_forward(")
+    (folder / "gpt_forward.py").write_text("from tinytransformer.attention import causal_mask\n\n\n" + solution)
+    _exercises._loaded.clear()
+    assert grade_gpt_forward(_exercises.load("gpt_forward", lambda self, idx: self(idx)[0])) < 1e-12
