@@ -57,6 +57,7 @@ else:
                       log_interval=50, sample_chars=300)
 cfg.out_dir = str(lesson.out / "12_train_gpt")        # metrics.jsonl, loss.png and ckpt.npz go here
 cfg.seed = 1337
+cfg.overwrite = True                                 # a rerun of this lesson replaces its earlier run
 
 lesson.step("The run", f"""
     A GPT with n_layer = {cfg.n_layer}, n_head = {cfg.n_head}, n_embd = {cfg.n_embd}, context

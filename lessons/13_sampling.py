@@ -55,7 +55,7 @@ else:
     print(f"  no {checkpoint_path}; training a tiny model in {out_dir}")
     train(TrainConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, max_iters=40, lr=3e-3,
                       min_lr=3e-4, warmup_iters=5, lr_decay_iters=40, eval_interval=40, eval_iters=5,
-                      log_interval=20, sample_chars=10, out_dir=str(out_dir)),
+                      log_interval=20, sample_chars=10, out_dir=str(out_dir), overwrite=True),
           log=lambda line: print("    " + line))
     checkpoint_path = out_dir / "ckpt.npz"
 checkpoint = load_checkpoint(checkpoint_path)

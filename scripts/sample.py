@@ -2,12 +2,14 @@
 """Generate text from a trained checkpoint (from scripts/train_shakespeare.py, CPU- or GPU-trained).
 
     python scripts/sample.py --out-dir out/shakespeare --prompt "ROMEO:" --num-samples 2
+    python scripts/sample.py --which last          # the latest state instead of the best model
 
 Same seed, same text.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -18,45 +20,85 @@ from tinytransformer.checkpoint import CheckpointError, load_checkpoint, restore
 from tinytransformer.data import CharTokenizer  # noqa: E402
 from tinytransformer.generate import generate  # noqa: E402
 from tinytransformer.models.gpt import GPT, GPTConfig  # noqa: E402
-from tinytransformer.trainer import CHECKPOINT_NAME, DEVICES  # noqa: E402
+from tinytransformer.trainer import CHECKPOINT_NAME, DEVICES, LATEST_NAME  # noqa: E402
+
+CHECKPOINTS = {"best": CHECKPOINT_NAME, "last": LATEST_NAME}
+MIN_TEMPERATURE = 1e-3  # below it the logits / temperature overflow; 0 asks for the most likely instead
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out-dir", default="out/shakespeare", help="folder holding ckpt.npz")
+    parser.add_argument("--out-dir", default="out/shakespeare",
+                        help="folder of the training run (default: out/shakespeare)")
+    parser.add_argument("--which", choices=sorted(CHECKPOINTS), default="best",
+                        help="best: ckpt.npz, the model with the lowest val loss; last: last.npz, the latest "
+                             "state (default: best)")
     parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
-    parser.add_argument("--max-new-tokens", type=int, default=500, help="characters to generate")
+    parser.add_argument("--max-new-tokens", type=int, default=500,
+                        help="characters to generate, >= 0 (default: 500)")
     parser.add_argument("--temperature", type=float, default=0.8,
-                        help="< 1 more predictable, > 1 more random, 0 always the most likely")
-    parser.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely")
-    parser.add_argument("--num-samples", type=int, default=1, help="how many samples")
-    parser.add_argument("--seed", type=int, default=1337, help="random seed")
+                        help=f"< 1 more predictable, > 1 more random, 0 always the most likely; 0 or a "
+                             f"finite number >= {MIN_TEMPERATURE:g} (default: 0.8)")
+    parser.add_argument("--top-k", type=int, default=None,
+                        help="sample only among the k most likely, k >= 1 (default: all)")
+    parser.add_argument("--num-samples", type=int, default=1, help="how many samples, >= 1 (default: 1)")
+    parser.add_argument("--seed", type=int, default=1337, help="random seed, >= 0 (default: 1337)")
     parser.add_argument("--device", choices=sorted(DEVICES), default="cpu",
-                        help="cpu (NumPy), gpu (CuPy) or standin (CPU stand-in for CuPy)")
+                        help="cpu (NumPy), gpu (CuPy) or standin (CPU stand-in for CuPy) (default: cpu)")
     parser.add_argument("--no-cache", action="store_true", help="generate without the KV cache")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    problems = []
+    if not (args.temperature == 0 or (math.isfinite(args.temperature) and args.temperature >= MIN_TEMPERATURE)):
+        problems.append(f"--temperature {args.temperature}: must be 0 (the most likely character) or a finite "
+                        f"number >= {MIN_TEMPERATURE:g}")
+    if args.top_k is not None and args.top_k < 1:
+        problems.append(f"--top-k {args.top_k}: must be at least 1 (leave it out to sample among all)")
+    if args.num_samples < 1:
+        problems.append(f"--num-samples {args.num_samples}: must be at least 1")
+    if args.max_new_tokens < 0:
+        problems.append(f"--max-new-tokens {args.max_new_tokens}: must be at least 0")
+    if args.seed < 0:
+        problems.append(f"--seed {args.seed}: must be at least 0")
+    if problems:
+        parser.error("; ".join(problems))
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    path = Path(args.out_dir) / CHECKPOINTS[args.which]
     try:
         backend.use(DEVICES[args.device])
-        checkpoint = load_checkpoint(Path(args.out_dir) / CHECKPOINT_NAME)
+        checkpoint = load_checkpoint(path)
+        model_config = checkpoint.config.get("model", checkpoint.config)
+        if not isinstance(checkpoint.tokenizer, dict) or checkpoint.tokenizer.get("kind") != "char" \
+                or not set(model_config) <= set(GPTConfig.__dataclass_fields__):
+            raise CheckpointError(f"{path} does not hold a character-level GPT with its tokenizer (as "
+                                  "scripts/train_shakespeare.py saves): sample.py cannot sample from it.")
         tokenizer = CharTokenizer.from_dict(checkpoint.tokenizer)
         prompt_ids = tokenizer.encode(args.prompt)
         if len(prompt_ids) == 0:
             raise ValueError("The prompt is empty: give at least one character, e.g. --prompt $'\\n'.")
-    except (CheckpointError, ValueError, backend.BackendError) as err:
+        model = GPT(GPTConfig(**model_config))
+        restore(checkpoint, model)
+    except (CheckpointError, ValueError, TypeError, backend.BackendError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    model = GPT(GPTConfig(**checkpoint.config["model"]))
-    restore(checkpoint, model)
     idx = backend.asarray(prompt_ids[None, :].repeat(args.num_samples, axis=0))      # [num_samples, T]
-    out = generate(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                   seed=args.seed, use_cache=not args.no_cache)
-    for row in out:
-        print(tokenizer.decode(row))
-        print("-" * 40)
+    try:
+        out = generate(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                       seed=args.seed, use_cache=not args.no_cache)
+        for row in out:
+            print(tokenizer.decode(row))
+            print("-" * 40)
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
 
 

@@ -5,23 +5,41 @@
     python scripts/train_shakespeare.py --preset gpu       # the 6-layer "baby GPT", on CuPy
     python scripts/train_shakespeare.py --max-iters 3000 --resume   # continue a run
 
-Writes <out-dir>/ckpt.npz (whenever val loss improves, and on Ctrl-C), metrics.jsonl and loss.png.
-The last line printed is a JSON summary.
+Writes to <out-dir>: ckpt.npz (the best model: whenever val loss improves), last.npz (the latest state:
+at every evaluation and on Ctrl-C), metrics.jsonl and loss.png. The last line printed is a JSON summary.
+
+--resume reads the run's settings back from <out-dir>/last.npz: the model's shape, the corpus (checked
+by its SHA-256) and the training settings. Flags given with --resume change only what can safely change
+(e.g. --max-iters, --lr, the intervals); the model's shape, --data and --seed are refused.
+A run refuses an --out-dir that holds another run unless given --resume or --overwrite, and a folder
+in use by a running run. Ctrl-C saves last.npz and exits with status 130.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
+import os
+import signal
 import sys
-import typing
-from pathlib import Path
+
+
+def _interrupted_while_starting(*_):
+    sys.stderr.write("\ninterrupted during start-up; nothing was written\n")
+    raise SystemExit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_while_starting)  # until main() takes over (imports take a while)
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import typing  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from tinytransformer.backend import BackendError, reuse_freed_memory  # noqa: E402
 from tinytransformer.checkpoint import CheckpointError  # noqa: E402
-from tinytransformer.trainer import PRESETS, TrainConfig, TrainingDiverged, train  # noqa: E402
+from tinytransformer.run_folder import FolderInUse  # noqa: E402
+from tinytransformer.trainer import (PRESETS, TrainConfig, TrainingDiverged, WriteFailed, Interrupted,  # noqa: E402
+                                     resume_config, to_json, train)
 
 HELP = {
     "n_layer": "transformer blocks", "n_head": "attention heads", "n_embd": "model width (d_model)",
@@ -30,53 +48,116 @@ HELP = {
     "max_iters": "training iterations", "lr": "peak learning rate", "min_lr": "final learning rate",
     "warmup_iters": "linear warmup iterations", "lr_decay_iters": "iteration where the cosine ends",
     "beta1": "AdamW beta1", "beta2": "AdamW beta2", "weight_decay": "AdamW weight decay (matrices)",
-    "grad_clip": "clip the global gradient norm to this", "eval_interval": "evaluate every N iterations",
+    "grad_clip": "clip the global gradient norm to this; 0: no clipping",
+    "eval_interval": "evaluate every N iterations",
     "eval_iters": "batches per evaluation", "log_interval": "print every N iterations",
     "sample_chars": "characters sampled at the end", "device": "cpu (NumPy), gpu (CuPy), standin "
     "(CPU stand-in that checks the GPU code path)", "dtype": "float32 or float64",
-    "seed": "random seed (weights, batches, dropout)", "out_dir": "folder for checkpoint and logs",
+    "seed": "random seed (weights, batches, dropout)", "out_dir": "folder for checkpoints and logs",
     "data": "a text file to train on (default: Tiny Shakespeare, found or downloaded)",
-    "resume": "continue from <out-dir>/ckpt.npz",
+    "resume": "continue the run in <out-dir> from last.npz, with the settings recorded there",
+    "overwrite": "start afresh in an <out-dir> that holds another run, deleting its ckpt.npz, last.npz, "
+                 "metrics.jsonl and loss.png",
 }
 
 
-def parse_args(argv=None) -> TrainConfig:
+def _default_text(name: str, preset: str) -> str:
+    """'(default: 4 with --preset cpu; gpu: 6)': the chosen preset's value, and the others' where different."""
+    def value(p):
+        return {**dataclasses.asdict(TrainConfig()), **PRESETS[p]}[name]
+    others = [f"{p}: {value(p)}" for p in sorted(PRESETS) if p != preset and value(p) != value(preset)]
+    return f"(default: {value(preset)} with --preset {preset}" + ("; " + ", ".join(others) if others else "") + ")"
+
+
+def parse_args(argv=None) -> tuple[str | None, dict]:
+    """-> (the --preset given or None, the settings given explicitly on the command line)."""
+    # The chosen preset first, so that --help shows its defaults: `--preset gpu --help`.
+    chosen = argparse.ArgumentParser(add_help=False)
+    chosen.add_argument("--preset", choices=sorted(PRESETS), default=None)
+    preset_for_help = chosen.parse_known_args(argv)[0].preset or "cpu"
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
-                        help="starting settings (default cpu); any flag below overrides one of them")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="starting settings (default cpu); any flag below overrides one of them. "
+                             "Not with --resume, which reads the run's own settings back")
     hints = typing.get_type_hints(TrainConfig)
+    # Every default is None, so that a flag given explicitly can be told from one left out (--resume
+    # keeps the recorded value of every flag left out); the help shows the preset's value.
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=HELP[field.name])
+                                help=f"{HELP[field.name]} {_default_text(field.name, preset_for_help)}")
         else:
             base = str if field.name == "data" else kind
             choices = {"device": ["cpu", "gpu", "standin"], "dtype": ["float32", "float64"]}.get(field.name)
             parser.add_argument(flag, type=base, default=None, choices=choices,
-                                help=f"{HELP[field.name]} (preset cpu: {field.default})")
+                                help=f"{HELP[field.name]} {_default_text(field.name, preset_for_help)}")
     args = vars(parser.parse_args(argv))
-    settings = dict(PRESETS[args.pop("preset")])
-    settings.update({k: v for k, v in args.items() if v is not None})
-    return TrainConfig(**settings)
+    preset = args.pop("preset")
+    return preset, {name: value for name, value in args.items() if value is not None}
+
+
+def settings_of(preset: str | None, given: dict) -> TrainConfig:
+    """The run's settings: read back from its checkpoint with --resume, else the preset and the flags."""
+    if given.get("resume"):
+        if preset is not None:
+            raise ValueError(f"--preset {preset} with --resume: a resumed run keeps the settings recorded in "
+                             "its checkpoint; leave --preset out (flags such as --max-iters may still change)")
+        given = {name: value for name, value in given.items() if name != "resume"}
+        out_dir = given.pop("out_dir", TrainConfig.out_dir)
+        return resume_config(out_dir, given)
+    return TrainConfig(**{**PRESETS[preset or "cpu"], **given})
+
+
+def log(message: str) -> None:
+    try:
+        print(message, flush=True)
+    except BrokenPipeError:
+        # The reader has gone (e.g. `| head`): send what is left to /dev/null, so that neither this
+        # print nor the interpreter's last flush fails again, and let the trainer save and stop.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise
 
 
 def main(argv=None) -> int:
-    cfg = parse_args(argv)
-    reuse_freed_memory()  # the same activation arrays every step: reuse their memory, no fresh pages
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C -> KeyboardInterrupt, handled below
     try:
-        summary = train(cfg, log=lambda msg: print(msg, flush=True))
+        preset, given = parse_args(argv)
+        cfg = settings_of(preset, given)
+        reuse_freed_memory()  # the same activation arrays every step: reuse their memory, no fresh pages
+        summary = train(cfg, log=log)
     except TrainingDiverged as err:
         print(f"error: training diverged at {err}", file=sys.stderr)
-        print(json.dumps({"error": "diverged", "message": str(err)}))
+        log(to_json({"error": "diverged", "message": str(err)}))
         return 1
-    except (BackendError, CheckpointError, FileNotFoundError, ValueError) as err:
+    except (BackendError, CheckpointError, FolderInUse, WriteFailed, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as err:
+        print(f"{err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted during start-up; no training step was run", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141  # the output was closed before training started; nothing to save
     sample = summary.pop("sample")
-    print("-" * 40 + "\n" + sample.strip("\n") + "\n" + "-" * 40)
-    print(json.dumps(summary), flush=True)
+    try:
+        if not summary["interrupted"]:
+            log("-" * 40 + "\n" + sample.strip("\n") + "\n" + "-" * 40)
+        log(to_json(summary))
+    except BrokenPipeError:
+        pass
+    if summary["stop_reason"] == "output closed":
+        print(f"the output was closed: saved iteration {summary['iters']} to {summary['latest']}; continue "
+              "with --resume", file=sys.stderr)
+        return 141  # 128 + SIGPIPE, as a program stopped by a closed pipe
+    if summary["interrupted"]:
+        print(f"interrupted: saved iteration {summary['iters']} to {summary['latest']}; continue with "
+              "--resume", file=sys.stderr)
+        return 130  # 128 + SIGINT, the conventional status after Ctrl-C
     return 0
 
 

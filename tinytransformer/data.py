@@ -60,8 +60,11 @@ class CharTokenizer:
 
     @classmethod
     def from_dict(cls, state: dict) -> "CharTokenizer":
-        if state.get("kind") != "char":
-            raise ValueError(f"Not a character tokenizer: {state.get('kind')!r}.")
+        if not isinstance(state, dict) or state.get("kind") != "char":
+            found = "no tokenizer" if state is None else f"a tokenizer of kind {state.get('kind')!r}" \
+                if isinstance(state, dict) else repr(state)
+            raise ValueError(f"Not a character tokenizer ({found}): a checkpoint of "
+                             "scripts/train_shakespeare.py holds one.")
         return cls(state["chars"])
 
 
@@ -129,6 +132,17 @@ def find_shakespeare(path=None, download: bool = True, log=print) -> Path:
         "Tiny Shakespeare was not found: " + "; ".join(problems) + ". Download it with\n"
         f"    curl -o tinyshakespeare.txt {SHAKESPEARE_URL}\n"
         f"and pass --data tinyshakespeare.txt, or put it at {cached}.")
+
+
+def read_text(path) -> str:
+    """The text of a corpus file; a clear error when it is not UTF-8 text (e.g. a binary or Latin-1 file)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"--data {path} is not UTF-8 text: byte {data[err.start]:#04x} at position "
+                         f"{err.start} is not valid UTF-8. Pass a plain text file, or convert this one, e.g. "
+                         f"iconv -f latin1 -t utf-8 {path} > converted.txt") from None
 
 
 def _write_cache(target: Path, data: bytes) -> None:

@@ -8,12 +8,26 @@
 ``scripts/train_shakespeare.py`` is the command line around ``train``. Resuming is exact: the checkpoint
 holds the weights, AdamW's moments, the batch sampler's random state and the dropout generators' states,
 so a resumed run computes the same losses as one that was never interrupted.
+
+The run's folder (``out_dir``) holds:
+
+    ckpt.npz       the best model so far (lowest val loss); what sample.py loads by default
+    last.npz       the latest state: written at every evaluation and when the run stops early (Ctrl-C,
+                   a closed output pipe); ``resume`` continues from it
+    metrics.jsonl  one JSON record per log line and per evaluation
+    loss.png       the loss curves
+    run.lock       present while a run owns the folder (run_folder.RunLock)
+
+A run refuses to start over another run's files unless told to (``overwrite``), and ``resume`` reads the
+run's settings back from its checkpoint (``resume_config``).
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import os
 import signal
 import statistics
 import time
@@ -21,14 +35,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import backend
-from .checkpoint import check_config, load_checkpoint, restore, save_checkpoint
-from .data import CharDataset, CharTokenizer, find_shakespeare
+from .checkpoint import CheckpointError, check_config, load_checkpoint, restore, save_checkpoint
+from .data import SHAKESPEARE_SHA256, CharDataset, CharTokenizer, find_shakespeare, read_text
 from .dropout import dropout_states, set_dropout_states
 from .generate import generate
 from .models.gpt import GPT, GPTConfig
 from .optim import AdamW, clip_grad_norm, cosine_lr
+from .run_folder import RunLock, remove_stale_temporaries
 
-CHECKPOINT_NAME = "ckpt.npz"
+CHECKPOINT_NAME = "ckpt.npz"   # the best model
+LATEST_NAME = "last.npz"       # the latest state, to resume from
+METRICS_NAME = "metrics.jsonl"
+PLOT_NAME = "loss.png"
 
 
 @dataclass
@@ -51,7 +69,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     weight_decay: float = 0.1
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0       # 0: no clipping (as nanoGPT)
     # evaluation and logging
     eval_interval: int = 250
     eval_iters: int = 20
@@ -63,7 +81,8 @@ class TrainConfig:
     seed: int = 1337
     out_dir: str = "out/shakespeare"
     data: str | None = None      # a text file; default: Tiny Shakespeare, found or downloaded
-    resume: bool = False
+    resume: bool = False         # continue the run in out_dir from its last.npz
+    overwrite: bool = False      # start afresh in an out_dir that holds another run, deleting its files
 
 
 PRESETS = {
@@ -82,26 +101,117 @@ class TrainingDiverged(RuntimeError):
     """The loss or the gradients became NaN or inf."""
 
 
+class SettingsError(ValueError):
+    """A setting is out of range or does not fit the run; the message names the flag, value and fix."""
+
+
+class WriteFailed(OSError):
+    """The run could not write to its folder (read-only, full, not a folder); what was saved is kept."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C ended the run; the message says what was saved."""
+
+
+def flag(name: str) -> str:
+    """A TrainConfig field's command-line flag: n_layer -> --n-layer."""
+    return "--" + name.replace("_", "-")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_settings(cfg: "TrainConfig") -> None:
+    """Raise SettingsError naming every setting of ``cfg`` that is out of range, before any work is done.
+
+    Each message names the flag, the value and what is allowed, e.g. ``--batch-size 0: must be an
+    integer >= 1``.
+    """
+    problems = []
+
+    def need(ok: bool, name: str, rule: str) -> None:
+        if not ok:
+            problems.append(f"{flag(name)} {getattr(cfg, name)!r}: {rule}")
+
+    for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "eval_interval", "eval_iters",
+                 "log_interval"):
+        need(_is_int(getattr(cfg, name)) and getattr(cfg, name) >= 1, name, "must be an integer >= 1")
+    for name in ("max_iters", "warmup_iters", "sample_chars", "seed"):
+        need(_is_int(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "must be an integer >= 0")
+    need(_is_int(cfg.lr_decay_iters) and _is_int(cfg.warmup_iters) and cfg.lr_decay_iters >= cfg.warmup_iters,
+         "lr_decay_iters", f"must be an integer >= --warmup-iters ({cfg.warmup_iters}): the cosine decay "
+         "follows the warmup")
+    if not problems and cfg.n_embd % cfg.n_head:
+        problems.append(f"--n-head {cfg.n_head}: must divide --n-embd {cfg.n_embd} (each head gets "
+                        "n_embd / n_head features)")
+    need(_is_number(cfg.dropout) and 0 <= cfg.dropout < 1, "dropout", "must be a probability in [0, 1)")
+    need(_is_number(cfg.lr) and cfg.lr > 0, "lr", "must be a finite number > 0")
+    need(_is_number(cfg.min_lr) and 0 <= cfg.min_lr <= (cfg.lr if _is_number(cfg.lr) else math.inf),
+         "min_lr", f"must be between 0 and --lr ({cfg.lr})")
+    for name in ("beta1", "beta2"):
+        need(_is_number(getattr(cfg, name)) and 0 <= getattr(cfg, name) < 1, name, "must be in [0, 1)")
+    need(_is_number(cfg.weight_decay) and cfg.weight_decay >= 0, "weight_decay", "must be a finite number >= 0")
+    need(_is_number(cfg.grad_clip) and cfg.grad_clip >= 0, "grad_clip",
+         "must be a finite number >= 0 (0 turns clipping off)")
+    need(cfg.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}")
+    need(cfg.dtype in ("float32", "float64"), "dtype", "must be float32 or float64")
+    need(isinstance(cfg.out_dir, str) and cfg.out_dir != "", "out_dir", "must name a folder")
+    need(cfg.data is None or (isinstance(cfg.data, str) and cfg.data != ""), "data", "must name a text file")
+    for name in ("bias", "resume", "overwrite"):
+        need(isinstance(getattr(cfg, name), bool), name, "must be True or False")
+    if cfg.resume is True and cfg.overwrite is True:
+        problems.append("--resume and --overwrite: choose one (--resume continues the run in --out-dir, "
+                        "--overwrite deletes it and starts afresh)")
+    if problems:
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
+
+
+def json_safe(value):
+    """``value`` with every NaN or infinity replaced by None, so that json.dumps writes strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def to_json(value) -> str:
+    """Strict JSON (NaN and infinity become null), which every JSON parser reads."""
+    return json.dumps(json_safe(value), allow_nan=False)
+
+
 def model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
     return GPTConfig(vocab_size=vocab_size, seed=cfg.seed, **{f: getattr(cfg, f) for f in MODEL_FIELDS})
 
 
-def estimate_loss(model, dataset, cfg: TrainConfig, it: int) -> dict:
-    """Mean loss over eval_iters batches of each split, dropout off.
+def estimate_loss(model, dataset, cfg: TrainConfig, it: int, should_stop=lambda: False) -> dict | None:
+    """Mean loss over eval_iters batches of each split, dropout off; None if ``should_stop()`` turned
+    true on the way (Ctrl-C during a long evaluation).
 
     The batches come from a generator seeded by (seed, iteration), not the training sampler, so
     evaluating does not change which batches training sees (and resume stays exact).
     """
     model.eval()
     out = {}
-    for i, split in enumerate(("train", "val")):
-        rng = backend.new_host_rng([cfg.seed, it, i])
-        losses = []
-        for _ in range(cfg.eval_iters):
-            x, y = dataset.get_batch(split, cfg.batch_size, cfg.block_size, rng)
-            losses.append(float(model(x, y)[1]))
-        out[split] = sum(losses) / len(losses)
-    model.train()
+    try:
+        for i, split in enumerate(("train", "val")):
+            rng = backend.new_host_rng([cfg.seed, it, i])
+            losses = []
+            for _ in range(cfg.eval_iters):
+                if should_stop():
+                    return None
+                x, y = dataset.get_batch(split, cfg.batch_size, cfg.block_size, rng)
+                losses.append(float(model(x, y)[1]))
+            out[split] = sum(losses) / len(losses)
+    finally:
+        model.train()
     return out
 
 
@@ -134,77 +244,257 @@ def _format_eta(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s"
 
 
+# --- the run's folder ----------------------------------------------------------------------------------
+
+# What a resumed run may change (the optimisation and the bookkeeping) and what it may not: the settings
+# that fix the weights' shapes, the text it learns from, and the seed of its evaluation batches.
+FIXED_ON_RESUME = ("n_layer", "n_head", "n_embd", "block_size", "bias", "seed", "data")
+SHAPE_FIELDS = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "bias")
+
+
+def latest_checkpoint(out_dir) -> Path:
+    """The checkpoint to resume from: last.npz, or ckpt.npz for a run saved before last.npz existed."""
+    out_dir = Path(out_dir)
+    latest = out_dir / LATEST_NAME
+    return latest if latest.exists() or not (out_dir / CHECKPOINT_NAME).exists() else out_dir / CHECKPOINT_NAME
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resume_config(out_dir, given: dict) -> TrainConfig:
+    """The settings of the run saved in ``out_dir``, read from its checkpoint, with the settings in
+    ``given`` (the flags given on the command line) applied where they may change.
+
+    Settings that cannot change on resume (FIXED_ON_RESUME) are refused when they differ from the
+    recorded ones; ``data`` may name another path only if the file's content (SHA-256) is the same.
+    """
+    path = latest_checkpoint(out_dir)
+    checkpoint = load_checkpoint(path)
+    recorded = checkpoint.config.get("train")
+    if not isinstance(recorded, dict):
+        raise CheckpointError(f"{path} records no training settings (it was not written by "
+                              "scripts/train_shakespeare.py), so --resume cannot continue it.")
+    names = {field.name for field in dataclasses.fields(TrainConfig)}
+    settings = {name: value for name, value in recorded.items() if name in names}
+    corpus = checkpoint.config.get("data") or {}
+    if corpus.get("path"):
+        settings["data"] = corpus["path"]
+        if corpus.get("sha256") == SHAKESPEARE_SHA256 and not Path(corpus["path"]).is_file():
+            settings["data"] = None  # Tiny Shakespeare: find it again (cache, download, shared copy)
+    for name, value in given.items():
+        if name not in FIXED_ON_RESUME or value == settings.get(name):
+            continue
+        if name == "data" and corpus.get("sha256") and Path(value).is_file() \
+                and file_sha256(value) == corpus["sha256"]:
+            continue  # the same text, moved
+        was = corpus.get("path", settings.get(name)) if name == "data" else settings.get(name)
+        raise SettingsError(f"{flag(name)} {value}: the run in {out_dir} was trained with {flag(name)} {was}, "
+                            "and a resumed run must keep it. Leave the flag out to resume with the recorded "
+                            "value, or start a new run in another --out-dir.")
+    settings.update(given)
+    settings.update(out_dir=str(out_dir), resume=True, overwrite=False)
+    if _is_int(settings.get("max_iters")) and settings["max_iters"] <= checkpoint.iteration:
+        if "max_iters" in given:
+            raise SettingsError(f"--max-iters {given['max_iters']}: the run in {out_dir} is already at "
+                                f"iteration {checkpoint.iteration}, so there is nothing to train. Pass a "
+                                f"--max-iters above {checkpoint.iteration} to train on.")
+        raise SettingsError(f"the run in {out_dir} has finished: it is at iteration {checkpoint.iteration} "
+                            f"of --max-iters {settings['max_iters']}. Pass a larger --max-iters to train on.")
+    return TrainConfig(**settings)
+
+
+def _previous_run_files(out_dir: Path) -> list:
+    names = (CHECKPOINT_NAME, LATEST_NAME, METRICS_NAME, PLOT_NAME)
+    return [out_dir / name for name in names if (out_dir / name).exists()]
+
+
+def _read_metrics(path: Path, log) -> list:
+    """The records of metrics.jsonl; a line that does not parse (torn by a full disk or a kill during
+    an append) is dropped, with a note."""
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            log(f"{path}: dropped line {number}, which is not a whole JSON record ({err}); it was torn "
+                "while being written, and the checkpoint does not depend on it")
+    return [r for r in records if isinstance(r, dict) and "iter" in r and "kind" in r]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
 def train(cfg: TrainConfig, log=print) -> dict:
-    """Run (or resume) a training run; returns the summary that the script prints as JSON."""
+    """Run (or resume) a training run; returns the summary that the script prints as JSON.
+
+    Raises SettingsError (a bad setting, or a folder that holds another run), CheckpointError,
+    FolderInUse (another run owns ``out_dir``), WriteFailed, TrainingDiverged, or Interrupted (a second
+    Ctrl-C, or one outside the training loop). A first Ctrl-C, or a closed output pipe, ends the run at
+    the next step with the state saved in last.npz; the summary says ``"interrupted": true``.
+    """
     start_time = time.perf_counter()
-    backend.use(DEVICES[cfg.device], dtype=cfg.dtype)
+    check_settings(cfg)
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    metrics_path = out_dir / "metrics.jsonl"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SettingsError(f"--out-dir {out_dir} is a file, not a folder: choose another --out-dir.")
+    ckpt_path, latest_path = out_dir / CHECKPOINT_NAME, out_dir / LATEST_NAME
+    metrics_path = out_dir / METRICS_NAME
 
-    checkpoint = load_checkpoint(ckpt_path) if cfg.resume else None
+    # Everything is read and checked before the folder is touched.
+    checkpoint = load_checkpoint(latest_checkpoint(out_dir)) if cfg.resume else None
+    corpus = find_shakespeare(cfg.data, log=log)
+    text = read_text(corpus)
+    corpus_record = {"path": str(corpus.resolve()), "sha256": file_sha256(corpus)}
+    if checkpoint:
+        recorded = checkpoint.config.get("data") or {}
+        if recorded.get("sha256") and recorded["sha256"] != corpus_record["sha256"]:
+            raise SettingsError(f"--data {corpus}: not the text the run in {out_dir} was trained on "
+                                f"({recorded.get('path')}, SHA-256 {recorded['sha256'][:16]}...; this file's "
+                                f"is {corpus_record['sha256'][:16]}...). Resume on that text, or start a new "
+                                "run in another --out-dir.")
     tokenizer = CharTokenizer.from_dict(checkpoint.tokenizer) if checkpoint else None
-    text = find_shakespeare(cfg.data, log=log).read_text(encoding="utf-8")
     dataset = CharDataset(text, tokenizer)
-
+    for split in ("train", "val"):
+        if len(getattr(dataset, split)) <= cfg.block_size:
+            raise SettingsError(f"--data {corpus}: its {split} split has {len(getattr(dataset, split))} "
+                                f"characters, too few for --block-size {cfg.block_size}. Use a longer text "
+                                "or a smaller --block-size.")
     gpt_config = model_config(cfg, dataset.tokenizer.vocab_size)
     if checkpoint:
-        check_config(checkpoint.config["model"], gpt_config.to_dict())
+        check_config({k: checkpoint.config["model"].get(k) for k in SHAPE_FIELDS},
+                     {k: getattr(gpt_config, k) for k in SHAPE_FIELDS})
+    backend.use(DEVICES[cfg.device], dtype=cfg.dtype)
+
+    try:
+        lock = RunLock(out_dir, log)
+        lock.__enter__()
+    except OSError as err:
+        raise WriteFailed(f"cannot write to --out-dir {out_dir} ({err.strerror or err}): choose a folder "
+                          "you can write to.") from err
+    try:
+        remove_stale_temporaries(out_dir, log)
+        if not cfg.resume:
+            previous = _previous_run_files(out_dir)
+            if previous and not cfg.overwrite:
+                raise SettingsError(
+                    f"--out-dir {out_dir} already holds a training run ({', '.join(p.name for p in previous)}). "
+                    "Continue it with --resume, replace it with --overwrite (deletes those files), or "
+                    "choose another --out-dir.")
+            for path in previous:
+                path.unlink()
+            if previous:
+                log(f"--overwrite: deleted the previous run's {', '.join(p.name for p in previous)} in {out_dir}")
+        return _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corpus_record)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted during start-up; no training step was run") from None
+    except OSError as err:
+        raise WriteFailed(f"writing to {out_dir} failed ({err}). The checkpoints saved before are kept; "
+                          "free some space or choose a writable --out-dir, then continue with --resume.") from err
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corpus_record) -> dict:
+    out_dir = Path(cfg.out_dir)
+    ckpt_path, latest_path = out_dir / CHECKPOINT_NAME, out_dir / LATEST_NAME
+    metrics_path, plot_path = out_dir / METRICS_NAME, out_dir / PLOT_NAME
     model = GPT(gpt_config)
     optimizer = AdamW(model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                       weight_decay=cfg.weight_decay)
     rng = backend.new_host_rng(cfg.seed)  # draws the training batches
-    start_iter, best_val, records = 0, math.inf, []
+    start_iter, best_val, records, evaluated_at_start = 0, math.inf, [], False
     if checkpoint:
         restore(checkpoint, model, optimizer)
         rng.bit_generator.state = checkpoint.rng_state["batches"]
         if "dropout" in checkpoint.rng_state:  # absent when the run was saved under CuPy
             set_dropout_states(model, checkpoint.rng_state["dropout"])
         start_iter, best_val = checkpoint.iteration, checkpoint.extra["best_val_loss"]
+        best_val = math.inf if best_val is None else best_val
+        evaluated_at_start = checkpoint.extra.get("evaluated", True)
         if metrics_path.exists():  # forget what the interrupted run logged after its checkpoint
-            records = [r for r in map(json.loads, metrics_path.read_text().splitlines())
-                       if r["iter"] < start_iter or (r["kind"] == "eval" and r["iter"] == start_iter)]
-        log(f"resuming from {ckpt_path} at iteration {start_iter} (best val loss {best_val:.4f})")
-    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    log(f"model: {model.num_parameters():,} parameters; data: {len(dataset.train):,} train and "
-        f"{len(dataset.val):,} val tokens, vocabulary {dataset.tokenizer.vocab_size}; "
-        f"backend {backend.name()} {cfg.dtype}")
+            records = [r for r in _read_metrics(metrics_path, log)
+                       if r["iter"] < start_iter or (r["kind"] == "eval" and r["iter"] == start_iter
+                                                     and evaluated_at_start)]
+        log(f"resuming from {latest_checkpoint(out_dir)} at iteration {start_iter} (best val loss "
+            f"{best_val:.4f}), settings as recorded there; training on to iteration {cfg.max_iters}")
+    _write_atomically(metrics_path, "".join(to_json(r) + "\n" for r in records))
+
+    # A first Ctrl-C, or a closed output pipe, asks the loop to stop between steps (and evaluation
+    # between batches), so that the state it saves is consistent. A second Ctrl-C stops at once.
+    stop = {"reason": None}
+
+    def on_ctrl_c(*_):
+        if stop["reason"] is not None:
+            raise KeyboardInterrupt
+        stop["reason"] = "interrupted"
+        # os.write, not print: a signal handler may run in the middle of a print
+        os.write(2, b"\nCtrl-C: saving the run and stopping (press Ctrl-C again to stop without saving)\n")
+
+    def say(message: str) -> None:
+        if stop["reason"] == "output closed":
+            return
+        try:
+            log(message)
+        except BrokenPipeError:  # e.g. piped into `head`, which has exited: save and stop quietly
+            stop["reason"] = "output closed"
 
     def record(entry: dict) -> None:
         records.append(entry)
         with open(metrics_path, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+            f.write(to_json(entry) + "\n")
 
-    def save(it: int) -> None:
+    def save(path: Path, it: int, evaluated: bool) -> None:
         rng_state = {"batches": rng.bit_generator.state}
         if backend.name() != "cupy":  # CuPy's generators cannot report their state
             rng_state["dropout"] = dropout_states(model)
-        save_checkpoint(ckpt_path, model=model, optimizer=optimizer, iteration=it, rng_state=rng_state,
-                        config={"model": gpt_config.to_dict(), "train": dataclasses.asdict(cfg)},
-                        tokenizer=dataset.tokenizer.to_dict(), extra={"best_val_loss": best_val})
+        save_checkpoint(path, model=model, optimizer=optimizer, iteration=it, rng_state=rng_state,
+                        config={"model": gpt_config.to_dict(), "train": dataclasses.asdict(cfg),
+                                "data": corpus_record},
+                        tokenizer=dataset.tokenizer.to_dict(),
+                        extra={"best_val_loss": json_safe(best_val), "evaluated": evaluated})
 
-    # Ctrl-C asks the loop to stop between steps, so that the checkpoint it writes is consistent.
-    stop = {"requested": False}
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: stop.update(requested=True))
+    say(f"model: {model.num_parameters():,} parameters; data: {len(dataset.train):,} train and "
+        f"{len(dataset.val):,} val tokens, vocabulary {dataset.tokenizer.vocab_size}; "
+        f"backend {backend.name()} {cfg.dtype}")
     step_times, last_loss, it = [], None, start_iter
     tokens_per_step = cfg.batch_size * cfg.block_size
+    clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf  # 0: no clipping (the norm is still measured)
+    previous_handler = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         for it in range(start_iter, cfg.max_iters + 1):
             evaluate = it % cfg.eval_interval == 0 or it == cfg.max_iters
-            if evaluate and not (checkpoint and it == start_iter):  # the resumed iteration was evaluated
-                losses = estimate_loss(model, dataset, cfg, it)
-                log(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-                record({"kind": "eval", "iter": it, "train_loss": losses["train"], "val_loss": losses["val"]})
-                plot_losses(records, out_dir / "loss.png")
-                if losses["val"] < best_val:
-                    best_val = losses["val"]
-                    save(it)
-            if it == cfg.max_iters:
+            evaluation_cut_short = False
+            if evaluate and not (checkpoint and it == start_iter and evaluated_at_start):
+                losses = estimate_loss(model, dataset, cfg, it, should_stop=lambda: stop["reason"] is not None)
+                evaluation_cut_short = losses is None  # a resumed run evaluates this iteration again
+                if losses is not None:
+                    say(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+                    record({"kind": "eval", "iter": it, "train_loss": losses["train"],
+                            "val_loss": losses["val"]})
+                    plot_losses(records, plot_path)
+                    improved = losses["val"] < best_val
+                    best_val = min(best_val, losses["val"])
+                    save(latest_path, it, evaluated=True)  # first: resume needs it, and ckpt.npz may wait
+                    if improved:
+                        save(ckpt_path, it, evaluated=True)
+            if stop["reason"] is not None:
+                save(latest_path, it, evaluated=not evaluation_cut_short)
+                say(f"{stop['reason']}: saved iteration {it} to {latest_path}; continue with --resume")
                 break
-            if stop["requested"]:
-                log(f"interrupted: saving iteration {it} to {ckpt_path}; continue with --resume")
-                save(it)
+            if it == cfg.max_iters:
                 break
 
             t0 = time.perf_counter()
@@ -214,13 +504,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
             model.zero_grad()
             _, loss = model(x, y)
             model.backward()
-            grad_norm = clip_grad_norm(model.parameters(), cfg.grad_clip)
+            grad_norm = clip_grad_norm(model.parameters(), clip)
             last_loss = float(loss)  # copies one number from the device: also waits for the GPU
             if not (math.isfinite(last_loss) and math.isfinite(grad_norm)):
                 raise TrainingDiverged(
                     f"iteration {it}: loss {last_loss}, gradient norm {grad_norm}. Training stopped before "
-                    f"the update; the last good checkpoint ({ckpt_path}) is untouched. Try a lower --lr "
-                    "or --dtype float64.")
+                    f"the update; the last good checkpoints ({ckpt_path}, {latest_path}) are untouched. Try "
+                    "a lower --lr or --dtype float64.")
             optimizer.step(lr)
             backend.synchronize()
             step_times.append(time.perf_counter() - t0)
@@ -228,16 +518,25 @@ def train(cfg: TrainConfig, log=print) -> dict:
             if it % cfg.log_interval == 0:
                 ms = 1000 * statistics.median(step_times[-cfg.log_interval:])
                 eta = (cfg.max_iters - it - 1) * ms / 1000
-                log(f"iter {it}: loss {last_loss:.4f}, lr {lr:.2e}, time {ms:.1f}ms, "
+                say(f"iter {it}: loss {last_loss:.4f}, lr {lr:.2e}, time {ms:.1f}ms, "
                     f"{tokens_per_step / ms * 1000:,.0f} tok/s, ETA {_format_eta(eta)}")
                 record({"kind": "train", "iter": it, "loss": last_loss, "lr": lr, "ms": ms})
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted again: stopped without saving; {latest_path} holds the state of the "
+                          "last evaluation (or of the start); continue with --resume") from None
     finally:
         signal.signal(signal.SIGINT, previous_handler)
 
-    model.eval()
-    prompt = backend.asarray(dataset.tokenizer.encode("\n")[None, :])
-    sample = dataset.tokenizer.decode(generate(model, prompt, cfg.sample_chars, temperature=0.8,
-                                               seed=cfg.seed)[0])
+    sample = ""
+    if stop["reason"] is None:
+        model.eval()
+        prompt = backend.asarray(dataset.tokenizer.encode("\n")[None, :])
+        try:
+            sample = dataset.tokenizer.decode(generate(model, prompt, cfg.sample_chars, temperature=0.8,
+                                                       seed=cfg.seed)[0])
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted while sampling; the run is complete and saved in {out_dir}") \
+                from None
     ms_per_iter = 1000 * statistics.median(step_times) if step_times else float("nan")
     return {
         "best_val_loss": best_val,
@@ -251,6 +550,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         "dtype": cfg.dtype,
         "n_params": model.num_parameters(),
         "checkpoint": str(ckpt_path),
-        "interrupted": stop["requested"],
+        "latest": str(latest_path),
+        "interrupted": stop["reason"] is not None,
+        "stop_reason": stop["reason"],
         "sample": sample,
     }
