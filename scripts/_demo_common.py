@@ -6,10 +6,13 @@ looks for them.
 from __future__ import annotations
 
 import argparse
-import json
+import math
+import os
 import sys
+from pathlib import Path
 
 from tinytransformer import backend
+from tinytransformer.trainer import to_json
 
 DEVICES = {
     "cpu": "numpy",        # NumPy on the CPU
@@ -44,7 +47,8 @@ def make_parser(description: str, **defaults) -> argparse.ArgumentParser:
     p.add_argument("--beta2", type=float,
                    help="AdamW's beta2, the decay of its running mean of squared gradients")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (weight matrices only)")
-    p.add_argument("--grad-clip", type=float, help="clip the global gradient norm to this value")
+    p.add_argument("--grad-clip", type=float,
+                   help="clip the global gradient norm to this value; 0: no clipping")
     p.add_argument("--n-train", type=positive_int, help="number of distinct training examples")
     p.add_argument("--n-test", type=positive_int,
                    help="number of held-out test examples (none seen in training)")
@@ -60,15 +64,69 @@ def make_parser(description: str, **defaults) -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """Parse the command line, and refuse settings the model cannot be built with."""
-    args = parser.parse_args()
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse the command line, and refuse every setting out of its range, naming the flag, the value and
+    the range, before any work is done (the integer flags' lower bounds are checked by positive_int)."""
+    args = parser.parse_args(argv)
+    problems = []
+
+    def need(ok, name, rule):
+        if not ok:
+            problems.append(f"--{name.replace('_', '-')} {getattr(args, name)}: {rule}")
+
+    def finite(value):
+        return math.isfinite(value)
+
     if args.n_embd % args.n_head:
-        parser.error(f"--n-head {args.n_head} must divide --n-embd {args.n_embd}: each head gets "
-                     "n_embd / n_head features")
-    if not 0 <= args.min_lr <= args.lr:
-        parser.error(f"--min-lr {args.min_lr} must be between 0 and --lr {args.lr}")
+        problems.append(f"--n-head {args.n_head}: must divide --n-embd {args.n_embd} (each head gets "
+                        "n_embd / n_head features)")
+    need(finite(args.dropout) and 0 <= args.dropout < 1, "dropout", "must be a probability in [0, 1)")
+    need(finite(args.lr) and args.lr > 0, "lr", "must be a finite number > 0")
+    need(finite(args.min_lr) and 0 <= args.min_lr <= args.lr, "min_lr", f"must be between 0 and --lr {args.lr}")
+    need(args.warmup_iters >= 0, "warmup_iters", "must be an integer >= 0")
+    need(finite(args.beta2) and 0 <= args.beta2 < 1, "beta2", "must be in [0, 1)")
+    need(finite(args.weight_decay) and args.weight_decay >= 0, "weight_decay", "must be a finite number >= 0")
+    need(finite(args.grad_clip) and args.grad_clip >= 0, "grad_clip",
+         "must be a finite number >= 0 (0 turns clipping off)")
+    need(args.seed >= 0, "seed", "must be an integer >= 0")
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        problems.append(f"--out-dir {out_dir}: is a file, not a folder")
+    if problems:
+        parser.error("; ".join(problems))
     return args
+
+
+def prepare_out_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Make --out-dir and check that it can be written, after the settings are checked and before
+    training: found at the end, a folder that cannot be written would lose the run."""
+    out_dir = Path(args.out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        parser.error(f"--out-dir {out_dir}: cannot write there ({err.strerror or err}); choose another folder")
+
+
+def max_norm(grad_clip: float) -> float:
+    """clip_grad_norm's bound for --grad-clip: 0 means no clipping (as nanoGPT), i.e. no bound."""
+    return grad_clip if grad_clip > 0 else math.inf
+
+
+def run(main) -> None:
+    """Run a script's ``main``: Ctrl-C exits with status 130 and a one-line message, no traceback; a
+    closed output pipe (e.g. `| head`) exits quietly."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ninterrupted (Ctrl-C); the demos save their checkpoint only at the end, so nothing was "
+              "saved", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
 
 
 def use_device(device: str) -> None:
@@ -86,5 +144,5 @@ def log(line: str) -> None:
 
 
 def print_summary(summary: dict) -> None:
-    """The last line of every run: one JSON object, for scripts and tests to read."""
-    log(json.dumps(summary))
+    """The last line of every run: one JSON object (strict: NaN and infinity become null)."""
+    log(to_json(summary))

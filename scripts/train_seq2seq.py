@@ -34,7 +34,8 @@ matplotlib.use("Agg")  # write PNG files, open no window (works on a server with
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from _demo_common import log, make_parser, parse_args, print_summary, use_device  # noqa: E402
+from _demo_common import (log, make_parser, max_norm, parse_args, prepare_out_dir,  # noqa: E402
+                          print_summary, run, use_device)
 from tinytransformer import AdamW, backend, clip_grad_norm, cosine_lr  # noqa: E402
 from tinytransformer.checkpoint import save_checkpoint  # noqa: E402
 from tinytransformer.generate import greedy_decode  # noqa: E402
@@ -163,6 +164,7 @@ def main():
         parser.error("need 1 <= --min-len <= --max-len")
     if args.n_train + args.n_test > sum(len(LETTERS) ** n for n in range(args.min_len, args.max_len + 1)):
         parser.error("there are fewer distinct strings of these lengths than --n-train + --n-test")
+    prepare_out_dir(parser, args)
     use_device(args.device)
     t_start = time.time()
 
@@ -196,7 +198,7 @@ def main():
         logits, loss = model(src, tgt_in, targets)   # forward, and the loss of predicting every target
         model.zero_grad()                            # gradients accumulate, so clear last step's
         model.backward()                             # every layer's backward, from the loss back
-        clip_grad_norm(model.parameters(), args.grad_clip)
+        clip_grad_norm(model.parameters(), max_norm(args.grad_clip))
         optimizer.step(lr=lr)
 
         last = it == args.iters - 1
@@ -233,4 +235,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -20,6 +20,7 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,49 @@ def test_a_seed_gives_the_same_run(tmp_path, name):
     other, _ = run_script(name, *tiny, "--seed", "8", "--out-dir", str(tmp_path / "c"))
     assert first["final_loss"] == again["final_loss"] and first["accuracy"] == again["accuracy"]
     assert other["final_loss"] != first["final_loss"]
+
+
+def run_raw(name, *args, timeout=120):
+    env = {key: value for key, value in os.environ.items() if key != "TINYTRANSFORMER_BACKEND"}
+    return subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("name", ["train_seq2seq.py", "train_classifier.py"])
+def test_nonsense_settings_are_refused_before_any_work(tmp_path, name):
+    result = run_raw(name, "--lr=-1e-3", "--dropout", "1", "--grad-clip=-1", "--beta2", "1.5",
+                     "--weight-decay=-0.1", "--seed=-3", "--out-dir", str(tmp_path / "run"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    for message in ["--lr -0.001: must be a finite number > 0", "--dropout 1.0: must be a probability in [0, 1)",
+                    "--grad-clip -1.0: must be a finite number >= 0 (0 turns clipping off)",
+                    "--beta2 1.5: must be in [0, 1)", "--weight-decay -0.1: must be a finite number >= 0",
+                    "--seed -3: must be an integer >= 0"]:
+        assert message in result.stderr
+    assert not (tmp_path / "run").exists()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    result = run_raw(name, "--out-dir", str(a_file))
+    assert result.returncode == 2 and f"--out-dir {a_file}: is a file, not a folder" in result.stderr
+
+
+def test_grad_clip_zero_means_no_clipping(tmp_path):
+    tiny = ["--iters", "6", "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--max-len", "6",
+            "--n-train", "200", "--n-test", "20", "--log-interval", "1", "--lr", "1e-2", "--warmup-iters", "0"]
+    unclipped, _ = run_script("train_seq2seq.py", *tiny, "--grad-clip", "0", "--out-dir", str(tmp_path / "a"))
+    unbounded, _ = run_script("train_seq2seq.py", *tiny, "--grad-clip", "1e9", "--out-dir", str(tmp_path / "b"))
+    assert unclipped["final_loss"] == unbounded["final_loss"]
+
+
+def test_ctrl_c_exits_130_without_a_traceback(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "TINYTRANSFORMER_BACKEND"}
+    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "train_classifier.py"), "--iters", "100000",
+                             "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--n-train", "200",
+                             "--n-test", "20", "--log-interval", "1", "--out-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc.stdout.readline()
+    assert proc.stdout.readline().startswith("iter 0")  # training
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    assert stderr.strip() == ("interrupted (Ctrl-C); the demos save their checkpoint only at the end, so "
+                              "nothing was saved")
