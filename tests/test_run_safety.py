@@ -243,6 +243,8 @@ def test_nonsense_settings_are_refused_before_anything_is_written(tmp_path, text
 def test_check_settings_names_every_problem():
     with pytest.raises(SettingsError, match=r"(?s)--n-head 3: must divide --n-embd 16.*--min-lr"):
         check_settings(TrainConfig(n_head=3, n_embd=16, min_lr=1.0))
+    with pytest.raises(SettingsError, match="--resume and --overwrite: choose one"):
+        check_settings(TrainConfig(resume=True, overwrite=True))
     check_settings(TrainConfig())  # the defaults are fine
 
 

@@ -298,8 +298,9 @@ def resume_config(out_dir, given: dict) -> TrainConfig:
                             "and a resumed run must keep it. Leave the flag out to resume with the recorded "
                             "value, or start a new run in another --out-dir.")
     settings.update(given)
-    settings.update(out_dir=str(out_dir), resume=True, overwrite=False)
-    if _is_int(settings.get("max_iters")) and settings["max_iters"] <= checkpoint.iteration:
+    settings.update(out_dir=str(out_dir), resume=True, overwrite=given.get("overwrite", False))
+    check_settings(TrainConfig(**settings))
+    if settings["max_iters"] <= checkpoint.iteration:
         if "max_iters" in given:
             raise SettingsError(f"--max-iters {given['max_iters']}: the run in {out_dir} is already at "
                                 f"iteration {checkpoint.iteration}, so there is nothing to train. Pass a "
@@ -440,8 +441,10 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
         if stop["reason"] is not None:
             raise KeyboardInterrupt
         stop["reason"] = "interrupted"
-        # os.write, not print: a signal handler may run in the middle of a print
-        os.write(2, b"\nCtrl-C: saving the run and stopping (press Ctrl-C again to stop without saving)\n")
+        try:  # os.write, not print: a signal handler may run in the middle of a print
+            os.write(2, b"\nCtrl-C: saving the run and stopping (press Ctrl-C again to stop without saving)\n")
+        except OSError:
+            pass  # no terminal to tell; the run stops and saves all the same
 
     def say(message: str) -> None:
         if stop["reason"] == "output closed":
@@ -523,7 +526,7 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
                 record({"kind": "train", "iter": it, "loss": last_loss, "lr": lr, "ms": ms})
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted again: stopped without saving; {latest_path} holds the state of the "
-                          "last evaluation (or of the start); continue with --resume") from None
+                          "last evaluation; continue with --resume") from None
     finally:
         signal.signal(signal.SIGINT, previous_handler)
 
