@@ -9,7 +9,6 @@ loadable. The runs are tiny (a 1-layer model on a few thousand characters), so e
 import errno
 import importlib.util
 import json
-import math
 import os
 import shutil
 import signal

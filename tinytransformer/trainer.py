@@ -351,8 +351,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
     out_dir = Path(cfg.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SettingsError(f"--out-dir {out_dir} is a file, not a folder: choose another --out-dir.")
-    ckpt_path, latest_path = out_dir / CHECKPOINT_NAME, out_dir / LATEST_NAME
-    metrics_path = out_dir / METRICS_NAME
 
     # Everything is read and checked before the folder is touched.
     checkpoint = load_checkpoint(latest_checkpoint(out_dir)) if cfg.resume else None
