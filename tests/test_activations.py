@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from helpers import (GRADIENT_PROPERTY, assert_gradients_check, assert_matches_torch, assert_stays_float32,
                      to_torch)
-from tinytransformer import GELU, ReLU, backend
-from tinytransformer.activations import gelu_plain, gelu_plain_backward, make_activation
+from tinytransformer import GELU, ReLU, activations, backend
+from tinytransformer.activations import gelu_backward_formula, gelu_formula, make_activation
 
 
 def inputs_away_from_zero(shape, rng):
@@ -38,17 +38,40 @@ def test_gelu_gradients_for_random_inputs(shape, seed):
 @settings(max_examples=25, deadline=None)
 @given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), scale=st.floats(0.1, 20.0),
        dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2**32 - 1))
-def test_in_place_gelu_equals_the_formula_as_written(shape, scale, dtype, seed):
-    """GELU's forward and backward compute in place for speed; gelu_plain* are the formulas as they read."""
+def test_in_place_gelu_equals_the_formula_bit_for_bit(shape, scale, dtype, seed):
+    """On NumPy, GELU computes in place for speed; gelu_formula* are the formulas as they read (what a GPU
+    runs, fused). They do the same operations in the same order, so the bits agree."""
     rng = numpy.random.default_rng(seed)
     with backend.using(dtype):
         x, dy = backend.randn(shape, std=scale, rng=rng), backend.randn(shape, rng=rng)
         layer = GELU()
         y = layer(x)
         dx = layer.backward(dy)
-        tolerance = 1e-6 if dtype == "float32" else 1e-14
-        numpy.testing.assert_allclose(y, gelu_plain(x), rtol=tolerance, atol=tolerance)
-        numpy.testing.assert_allclose(dx, gelu_plain_backward(x, dy), rtol=tolerance, atol=tolerance)
+        numpy.testing.assert_array_equal(y, gelu_formula(x))
+        numpy.testing.assert_array_equal(dx, gelu_backward_formula(x, dy))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gelu_on_the_standin_takes_the_fused_path_and_gives_numpys_bits(dtype, monkeypatch):
+    rng = numpy.random.default_rng(3)
+    x, dy = rng.standard_normal((4, 6, 8)) * 3, rng.standard_normal((4, 6, 8))
+    with backend.using(dtype):
+        layer = GELU()
+        y, dx = layer(backend.asarray(x, dtype=dtype)), layer.backward(backend.asarray(dy, dtype=dtype))
+    calls = []
+    for name in ("gelu_formula", "gelu_backward_formula"):  # count the calls of the fused formulas
+        fused = getattr(activations, name)
+        monkeypatch.setattr(activations, name, lambda *a, f=fused: calls.append(f) or f(*a))
+    with backend.using(dtype, backend="standin"):
+        layer = GELU()
+        y_device = layer(backend.asarray(x, dtype=dtype))
+        dx_device = layer.backward(backend.asarray(dy, dtype=dtype))
+        assert isinstance(y_device, backend.xp.ndarray) and isinstance(dx_device, backend.xp.ndarray)
+        y_device, dx_device = backend.to_numpy(y_device), backend.to_numpy(dx_device)
+    assert len(calls) == 2                                   # forward and backward went through the formulas
+    assert y_device.dtype == dx_device.dtype == numpy.dtype(dtype)
+    numpy.testing.assert_array_equal(y_device, y)
+    numpy.testing.assert_array_equal(dx_device, dx)
 
 
 def test_relu_forward_and_backward():

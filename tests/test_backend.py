@@ -42,12 +42,93 @@ def test_default_dtype_must_be_float32_or_float64():
         backend.set_default_dtype("float16")
 
 
-def test_missing_cupy_is_explained(monkeypatch):
-    # Make `import cupy` fail even on a machine where CuPy is installed.
+@pytest.mark.parametrize("driver, wheel", [((13, 0), "cupy-cuda13x"), ((12, 8), "cupy-cuda12x")])
+def test_missing_cupy_names_the_wheel_for_the_driver(monkeypatch, driver, wheel):
+    # Make `import cupy` fail even on a machine where CuPy is installed; pretend nvidia-smi said `driver`.
     monkeypatch.setitem(sys.modules, "cupy", None)
-    with pytest.raises(backend.BackendError, match=r"needs CuPy, which is not installed.*pip install cupy-cuda12x"):
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "driver_cuda_version", lambda: driver)
+    with pytest.raises(backend.BackendError, match=rf"needs CuPy, which is not installed.*supports CUDA "
+                                                   rf"{driver[0]}\.{driver[1]}: install `pip install {wheel}`"):
         backend.use("cupy")
     assert backend.name() == "numpy"  # a failed switch changes nothing
+
+
+class _FakeRuntime:
+    """cupy.cuda.runtime of a CuPy built for CUDA 13 on a machine whose driver supports CUDA 12.8."""
+    @staticmethod
+    def getDeviceCount():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
+
+    driverGetVersion = staticmethod(lambda: 12080)
+    runtimeGetVersion = staticmethod(lambda: 13000)
+
+
+def test_cupy_that_cannot_run_names_the_wheel_to_swap_to(monkeypatch):
+    fake = type(sys)("cupy")
+    fake.cuda = type(sys)("cupy.cuda")
+    fake.cuda.runtime = _FakeRuntime
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "installed_cupy_wheels", lambda: ["cupy-cuda13x"])
+    with pytest.raises(backend.BackendError) as caught:
+        backend.use("cupy")
+    message = str(caught.value)
+    assert "cudaErrorInsufficientDriver" in message                         # CuPy's own words
+    assert "supports CUDA 12.8 and cupy-cuda13x is installed: it needs a driver for CUDA 13" in message
+    assert "`pip uninstall cupy-cuda13x`, then `pip install cupy-cuda12x`" in message
+    assert backend.name() == "numpy"
+
+
+@pytest.mark.parametrize("driver, installed, runtime, expected", [
+    (None, [], None, "No NVIDIA driver was found (`nvidia-smi` did not run)"),
+    (None, [], None, "`pip install cupy-cuda13x` for CUDA 13.x, `pip install cupy-cuda12x` for CUDA 12.x"),
+    ((13, 0), [], None, 'CUDA 13.0: install `pip install cupy-cuda13x` (or `pip install -e ".[gpu-cuda13]"`)'),
+    ((12, 4), [], None, 'CUDA 12.4: install `pip install cupy-cuda12x` (or `pip install -e ".[gpu-cuda12]"`)'),
+    ((11, 8), [], None, "CUDA 11.8: install `pip install cupy-cuda11x`."),
+    ((14, 1), [], None, "CUDA 14.1: install `pip install cupy-cuda13x`"),  # newer drivers run older builds
+    ((10, 2), [], None, "older than any CuPy wheel this project knows (cupy-cuda11x, cupy-cuda12x, "
+                        "cupy-cuda13x): update the driver"),
+    ((12, 8), ["cupy-cuda13x"], None, "cupy-cuda13x is installed: it needs a driver for CUDA 13. Replace it"),
+    ((13, 0), ["cupy-cuda12x"], (12, 8), "cupy-cuda12x is installed: it is not the wheel built for this "
+                                         "driver. Replace it: `pip uninstall cupy-cuda12x`, then `pip install "
+                                         "cupy-cuda13x`"),
+    ((13, 0), ["cupy-cuda13x"], (13, 0), "the matching wheel, cupy-cuda13x, is installed; check the GPU"),
+    ((13, 0), ["cupy-cuda12x", "cupy-cuda13x"], None,
+     "Several CuPy wheels are installed (cupy-cuda12x, cupy-cuda13x); they overwrite each other. Uninstall all "
+     "of them (`pip uninstall cupy-cuda12x cupy-cuda13x`), then install the one for your driver. Your NVIDIA "
+     "driver supports CUDA 13.0: install `pip install cupy-cuda13x`"),
+], ids=["no_driver", "no_driver_lists_wheels", "cuda13", "cuda12", "cuda11", "newer_than_known", "too_old",
+        "wheel_newer_than_driver", "older_wheel", "right_wheel", "two_wheels"])
+def test_cupy_install_hint_names_the_wheel_that_fits_the_driver(driver, installed, runtime, expected):
+    assert expected in backend.cupy_install_hint(driver, installed=installed, runtime=runtime)
+
+
+NVIDIA_SMI_BANNER = """
++-----------------------------------------------------------------------------------------+
+| NVIDIA-SMI 580.65.06              Driver Version: 580.65.06      CUDA Version: 13.0     |
+|-----------------------------------------+------------------------+----------------------+
+"""
+
+
+def test_driver_cuda_version_is_read_from_nvidia_smi():
+    assert backend.parse_nvidia_smi(NVIDIA_SMI_BANNER) == (13, 0)
+    assert backend.parse_nvidia_smi(NVIDIA_SMI_BANNER.replace("13.0", "12.8")) == (12, 8)
+    assert backend.parse_nvidia_smi("NVIDIA-SMI has failed because it couldn't communicate with the driver") is None
+
+
+def test_fuse_on_numpy_is_the_formula_itself():
+    calls = []
+
+    def formula(x, y):
+        calls.append((type(x), type(y)))
+        return x * y + 1.0
+
+    fused = backend.fuse(formula)
+    assert fused.__name__ == "formula" and fused.__wrapped__ is formula
+    x = numpy.arange(3.0)
+    numpy.testing.assert_array_equal(fused(x, x), x * x + 1.0)
+    assert calls == [(numpy.ndarray, numpy.ndarray)]  # called once, with the arrays as they are
 
 
 def run_python(code, **env):

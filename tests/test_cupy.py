@@ -91,3 +91,38 @@ def test_causal_mask_is_built_on_the_device():
     with backend.using(backend="cupy"):
         import cupy
         assert isinstance(causal_mask(3), cupy.ndarray)
+
+
+# --- the fused formulas (backend.fuse -> cupy.fuse) against NumPy's in-place paths --------------------------
+
+def test_gelu_fused_kernels_match_numpy_and_stay_float32():
+    from tinytransformer import GELU
+    assert_cupy_matches_numpy(lambda rng: GELU(), {"x": 3 * X})
+    with backend.using("float32", backend="cupy"):
+        layer = GELU()
+        y = layer(backend.asarray(X))
+        assert y.dtype == numpy.float32 and layer.backward(y).dtype == numpy.float32
+
+
+def test_adamw_fused_step_matches_numpy_and_stays_float32():
+    """Both backends get the same gradients (copied from the host), so only the update itself is compared."""
+    from tinytransformer import AdamW, Parameter
+    rng = numpy.random.default_rng(2)
+    shapes = {"weight": (6, 5), "bias": (5,)}
+    start = {name: rng.standard_normal(shape).astype(numpy.float32) for name, shape in shapes.items()}
+    grads = [{name: rng.standard_normal(shape).astype(numpy.float32) for name, shape in shapes.items()}
+             for _ in range(3)]
+    results = {}
+    for name in ("cupy", "numpy"):
+        with backend.using("float32", backend=name):
+            params = {k: Parameter(backend.asarray(v)) for k, v in start.items()}
+            optimizer = AdamW(list(params.items()), lr=1e-2, weight_decay=0.1)
+            for step_grads in grads:
+                for k, p in params.items():
+                    p.grad[...] = backend.asarray(step_grads[k])
+                optimizer.step()
+            assert all(p.data.dtype == optimizer.m[k].dtype == optimizer.v[k].dtype == numpy.float32
+                       for k, p in params.items())
+            results[name] = {k: backend.to_numpy(p.data) for k, p in params.items()}
+    for k in shapes:
+        numpy.testing.assert_allclose(results["cupy"][k], results["numpy"][k], rtol=RTOL, atol=ATOL, err_msg=k)

@@ -295,15 +295,22 @@ def test_schedule_without_warmup_starts_at_lr():
 
 # --- the stand-in for CuPy ------------------------------------------------------------------------------
 
-def test_runs_under_the_standin_backend_with_the_same_numbers():
-    with backend.using("float64"):
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_runs_under_the_standin_backend_with_the_same_numbers(dtype):
+    """On the stand-in (as on CuPy) AdamW takes its fused path, adamw_formula; it must give the bits of
+    the in-place NumPy path, update the parameters in place and keep their dtype."""
+    with backend.using(dtype):
         host = TinyNet()
         host_opt = AdamW(host.named_parameters(), weight_decay=0.1)
         host_losses = train(host, host_opt, 4)
         with backend.using(backend="standin"):
             device = TinyNet()
             device_opt = AdamW(device.named_parameters(), weight_decay=0.1)
+            arrays = {name: p.data for name, p in device.named_parameters()}
             device_losses = train(device, device_opt, 2)
+            assert all(p.data is arrays[name] for name, p in device.named_parameters())
+            assert all(m.dtype == v.dtype == np.dtype(dtype) for m, v in
+                       zip(device_opt.m.values(), device_opt.v.values()))
             state = device_opt.state_dict()                       # host copies of device arrays
             assert all(isinstance(a, np.ndarray) for a in state["v"].values())
             device_opt.load_state_dict(state)                     # and back onto the device

@@ -142,3 +142,53 @@ def test_gradient_check_runs_on_the_standin():
         mask = standin(numpy.tril(numpy.ones((3, 3), dtype=bool)))
         errors = check_layer(layer, {"x": x}, {"mask": mask})
     assert max(errors.values()) <= GRAD_TOL, errors
+
+
+# --- backend.fuse: what cupy.fuse accepts ----------------------------------------------------------------
+
+@backend.fuse
+def _axpy(a, x, y):
+    return a * x + y                                          # element-wise: what cupy.fuse compiles
+
+
+@backend.fuse
+def _moments(x):
+    return x * 2.0, backend.xp.sqrt(x)                       # several outputs: a tuple, as cupy.fuse
+
+
+def test_fuse_runs_an_element_wise_formula_on_device_arrays():
+    with backend.using(backend="standin"):
+        a = backend.asarray(numpy.float32(3.0))               # a number that changes: a 0-d device array
+        x, y = standin(numpy.arange(4, dtype=numpy.float32)), standin(numpy.ones(4, dtype=numpy.float32))
+        out = _axpy(a, x, y)
+        twice, root = _moments(x)
+        assert all(isinstance(r, backend.xp.ndarray) and r.dtype == numpy.float32 for r in (out, twice, root))
+        numpy.testing.assert_array_equal(backend.to_numpy(out), [1.0, 4.0, 7.0, 10.0])
+        numpy.testing.assert_array_equal(backend.to_numpy(root), numpy.sqrt(numpy.arange(4, dtype=numpy.float32)))
+
+
+def test_fuse_refuses_host_arrays_and_python_numbers_as_arguments():
+    with backend.using(backend="standin"):
+        x = standin(numpy.ones(3, dtype=numpy.float32))
+        with pytest.raises(TypeError, match="a host NumPy array cannot be mixed with device arrays"):
+            _axpy(x, numpy.ones(3, dtype=numpy.float32), x)
+        with pytest.raises(TypeError, match="Pass backend.asarray"):  # cupy.fuse would promote to float64
+            _axpy(2.0, x, x)
+
+
+@pytest.mark.parametrize("formula, what", [
+    (lambda x: x.sum(), "method or attribute 'sum'"),
+    (lambda x: backend.xp.sum(x), "not sum"),
+    (lambda x: backend.xp.where(x > 0, x, 0.0), "not where"),
+    (lambda x: numpy.add.reduce(x), "add.reduce"),
+    (lambda x: x[0] * 2.0, "indexing"),
+    (lambda x: backend.xp.exp(x, out=x), "out="),
+    (lambda x: x.__iadd__(1.0), "in-place"),
+], ids=["method", "reduction", "where", "ufunc_reduce", "indexing", "out", "in_place"])
+def test_fuse_refuses_what_cupy_fuse_cannot_compile(formula, what):
+    fused = backend.fuse(formula)
+    with backend.using(backend="standin"):
+        x = standin(numpy.ones(3, dtype=numpy.float32))
+        with pytest.raises(TypeError, match="cupy.fuse compiles element-wise formulas only.*" + what):
+            fused(x)
+        numpy.testing.assert_array_equal(backend.to_numpy(x), [1.0, 1.0, 1.0])  # nothing was overwritten

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from . import backend
 from .backend import xp
 from .module import Module
 
@@ -29,22 +30,31 @@ class GELU(Module):
 
     The tanh form is used because NumPy has no erf (the exact GELU needs it); the two differ by < 1e-3.
 
-    ``forward`` and ``backward`` evaluate these formulas with in-place operations, which saves about a
-    third of the time (fewer temporary arrays); ``gelu_plain`` and ``gelu_plain_backward`` below are the
-    same formulas written out directly, and tests/test_activations.py holds the two equal.
+    Two ways to evaluate the same formulas, chosen by the backend:
+    - on a GPU (CuPy, and the stand-in that imitates it), ``gelu_formula`` and ``gelu_backward_formula``
+      below, each fused into one kernel by ``backend.fuse``; the backward recomputes tanh(u), which is
+      cheaper on a GPU than storing it and reading it back;
+    - on NumPy, ``forward`` and ``backward`` evaluate them with in-place operations, which saves about a
+      third of the time (fewer temporary arrays), and keep tanh(u) for the backward.
+    Both do the same floating-point operations in the same order, so on the CPU they agree bit for bit
+    (tests/test_activations.py).
     """
 
     C = math.sqrt(2.0 / math.pi)
     A = 0.044715
+    CA = C * A          # u = x·(C + CA·x²)
+    CA3 = 3 * C * A     # du/dx = C + CA3·x²
 
     def __init__(self):
         self.x = None
-        self.t = None  # tanh(u), shared by forward and backward
+        self.t = None  # tanh(u), kept by the NumPy path for its backward
 
     def forward(self, x):
         self.x = x
+        if backend.is_gpu():
+            return gelu_formula(x)                  # one fused kernel
         u = x * x                                   # the same math, computed in place to save memory passes:
-        u *= self.A * self.C                        #   C·0.044715·x²
+        u *= self.CA                                #   C·0.044715·x²
         u += self.C                                 #   C·(1 + 0.044715·x²)
         u *= x                                      #   u = C·(x + 0.044715·x³)
         self.t = xp.tanh(u, out=u)                  # t = tanh(u)
@@ -54,9 +64,11 @@ class GELU(Module):
         return y
 
     def backward(self, dy):
+        if backend.is_gpu():
+            return gelu_backward_formula(self.x, dy)  # one fused kernel
         x, t = self.x, self.t
         du_dx = x * x                               # du/dx = C·(1 + 3·0.044715·x²)
-        du_dx *= 3 * self.A * self.C
+        du_dx *= self.CA3
         du_dx += self.C
         sech2 = t * t                               # 1 − tanh²(u)
         xp.subtract(1.0, sech2, out=sech2)
@@ -69,15 +81,19 @@ class GELU(Module):
         return grad
 
 
-def gelu_plain(x):
-    """GELU (tanh form) as the formula reads: ½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))."""
-    return 0.5 * x * (1.0 + xp.tanh(GELU.C * (x + GELU.A * x ** 3)))
+@backend.fuse
+def gelu_formula(x):
+    """GELU (tanh form) as the formula reads: ½ x (1 + tanh(u)), u = √(2/π)(x + 0.044715 x³)."""
+    t = xp.tanh(x * (GELU.C + x * x * GELU.CA))                         # tanh(u)
+    return 0.5 * x * (1.0 + t)
 
 
-def gelu_plain_backward(x, dy):
-    """dy ⊙ GELU'(x) as the formula reads."""
-    t = xp.tanh(GELU.C * (x + GELU.A * x ** 3))
-    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU.C * (1.0 + 3 * GELU.A * x * x))
+@backend.fuse
+def gelu_backward_formula(x, dy):
+    """dy ⊙ GELU'(x) as the formula reads: dy·(½(1 + t) + ½·x·(1 − t²)·du/dx)."""
+    t = xp.tanh(x * (GELU.C + x * x * GELU.CA))                         # tanh(u)
+    du_dx = GELU.C + x * x * GELU.CA3                                   # √(2/π)(1 + 3·0.044715 x²)
+    return 0.5 * ((1.0 - t * t) * x * du_dx + t + 1.0) * dy
 
 
 ACTIVATIONS = {"relu": ReLU, "gelu": GELU}

@@ -22,6 +22,7 @@ that a model built with the same seed starts from the same weights on every back
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import numpy
@@ -29,11 +30,11 @@ import numpy
 BACKENDS = ("numpy", "cupy", "standin")
 ENV_VAR = "TINYTRANSFORMER_BACKEND"
 
-CUPY_INSTALL_HINT = (
-    "Install the CuPy wheel that matches your CUDA version: `pip install cupy-cuda12x` for CUDA 12.x, "
-    "`pip install cupy-cuda11x` for CUDA 11.x (or `pip install -e .[gpu]`, which picks cupy-cuda12x). "
-    "`nvidia-smi` shows the CUDA version of your driver."
-)
+# The CuPy wheel for each CUDA major version. A driver runs code built for its own CUDA major version or
+# an older one, never a newer one: a CUDA 12 driver cannot run cupy-cuda13x.
+CUPY_WHEELS = {11: "cupy-cuda11x", 12: "cupy-cuda12x", 13: "cupy-cuda13x"}
+# The extras of this package that install them (setup.cfg); `.[gpu]` is `.[gpu-cuda12]`.
+CUPY_EXTRAS = {12: "gpu-cuda12", 13: "gpu-cuda13"}
 
 
 class BackendError(RuntimeError):
@@ -69,20 +70,121 @@ xp = _ArrayModule()
 
 # --- choosing the backend ------------------------------------------------------------------------------
 
+_cupy = None  # the CuPy module once _load_cupy has checked that it works here
+
+
 def _load_cupy():
+    global _cupy
+    if _cupy is not None:
+        return _cupy
     try:
         import cupy
     except ImportError as err:
         raise BackendError(f"The 'cupy' backend needs CuPy, which is not installed ({err}). "
-                           + CUPY_INSTALL_HINT) from err
+                           + cupy_install_hint(driver_cuda_version())) from err
     try:
         n_gpus = cupy.cuda.runtime.getDeviceCount()
-    except Exception as err:  # CUDARuntimeError when there is no driver or no device
-        raise BackendError(f"CuPy is installed but cannot reach a CUDA GPU ({err}). Check `nvidia-smi`, "
-                           "or use the 'numpy' backend on this machine. " + CUPY_INSTALL_HINT) from err
+        if n_gpus > 0:
+            # One tiny kernel: compiles (needs CUDA's NVRTC library) and launches, so that a broken
+            # install fails here, with this message, and not in the middle of a training step.
+            float((cupy.arange(3, dtype=cupy.float32) * 2).sum())
+    except Exception as err:  # CUDARuntimeError without a driver or device; wrong wheel; no NVRTC
+        driver, runtime = _cupy_versions(cupy)
+        raise BackendError(f"CuPy is installed but cannot run on a CUDA GPU ({type(err).__name__}: "
+                           f"{err}). " + cupy_install_hint(driver if driver is not None else
+                                                            driver_cuda_version(),
+                                                            installed=installed_cupy_wheels(),
+                                                            runtime=runtime)) from err
     if n_gpus == 0:
-        raise BackendError("CuPy is installed but no CUDA GPU is visible. Use the 'numpy' backend here.")
+        raise BackendError("CuPy is installed but no CUDA GPU is visible (check `nvidia-smi` and "
+                           "CUDA_VISIBLE_DEVICES). Use the 'numpy' backend here.")
+    _cupy = cupy
     return cupy
+
+
+# --- which CuPy wheel fits this machine -------------------------------------------------------------------
+
+def _version_pair(encoded):
+    """CUDA's integer version (12080 for 12.8, 13000 for 13.0) -> (12, 8); 0 (no driver) -> None."""
+    return (encoded // 1000, encoded % 1000 // 10) if encoded else None
+
+
+def _cupy_versions(cupy):
+    """(driver, runtime) CUDA versions as CuPy sees them; each None where it cannot tell."""
+    versions = []
+    for query in ("driverGetVersion", "runtimeGetVersion"):
+        try:
+            versions.append(_version_pair(int(getattr(cupy.cuda.runtime, query)())))
+        except Exception:  # no driver library at all
+            versions.append(None)
+    return tuple(versions)
+
+
+def parse_nvidia_smi(text: str):
+    """The driver's CUDA version from ``nvidia-smi``'s banner ("... CUDA Version: 13.0 ..."), or None."""
+    import re
+    found = re.search(r"CUDA Version\s*:\s*(\d+)\.(\d+)", text)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def driver_cuda_version():
+    """The highest CUDA version the NVIDIA driver supports, from ``nvidia-smi``; None without a driver."""
+    import subprocess
+    try:
+        out = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):  # no nvidia-smi: no NVIDIA driver installed
+        return None
+    return parse_nvidia_smi(out)
+
+
+def installed_cupy_wheels() -> list:
+    """The CuPy distributions pip has installed (normally one, e.g. ["cupy-cuda12x"])."""
+    from importlib import metadata
+    names = {dist.metadata["Name"] for dist in metadata.distributions()}
+    return sorted(n for n in names if n and n.lower().startswith("cupy"))
+
+
+def cupy_install_hint(driver=None, installed=(), runtime=None) -> str:
+    """What to install (or uninstall) to get CuPy working, for a driver supporting CUDA ``driver``.
+
+    ``driver`` and ``runtime`` are (major, minor) or None where unknown; ``installed`` lists the CuPy
+    wheels present. Pure, so that every case is tested without a GPU (tests/test_backend.py).
+    """
+    installed = list(installed)
+    if len(installed) > 1:
+        return (f"Several CuPy wheels are installed ({', '.join(installed)}); they overwrite each other. "
+                f"Uninstall all of them (`pip uninstall {' '.join(installed)}`), then install the one for "
+                "your driver." + ("" if driver is None else " " + cupy_install_hint(driver)))
+    if driver is None:
+        listed = ", ".join(f"`pip install {wheel}` for CUDA {major}.x" for major, wheel in
+                           sorted(CUPY_WHEELS.items(), reverse=True))
+        return ("No NVIDIA driver was found (`nvidia-smi` did not run): the 'cupy' backend needs an NVIDIA "
+                "GPU and its driver; use the 'numpy' backend on this machine. With a driver, `nvidia-smi` "
+                f"shows its CUDA version; install the CuPy wheel for it: {listed}.")
+    major, minor = driver
+    wheel = CUPY_WHEELS.get(major)
+    if wheel is None:
+        newest = max(CUPY_WHEELS)
+        if major > newest:
+            wheel = CUPY_WHEELS[newest]  # a driver runs code built for an older CUDA
+        else:
+            return (f"Your NVIDIA driver supports CUDA {major}.{minor}, older than any CuPy wheel this "
+                    f"project knows ({', '.join(CUPY_WHEELS.values())}): update the driver.")
+    extra = CUPY_EXTRAS.get(major)
+    how = f"`pip install {wheel}`" + (f' (or `pip install -e ".[{extra}]"`)' if extra else "")
+    if installed and installed[0] != wheel:
+        built_for = next((m for m, w in CUPY_WHEELS.items() if w == installed[0]), None)
+        if runtime is not None:
+            built_for = runtime[0]
+        why = (f"it needs a driver for CUDA {built_for}" if built_for and built_for > major
+               else "it is not the wheel built for this driver")
+        return (f"Your NVIDIA driver supports CUDA {major}.{minor} and {installed[0]} is installed: {why}. "
+                f"Replace it: `pip uninstall {installed[0]}`, then {how}.")
+    if installed:
+        return (f"Your NVIDIA driver supports CUDA {major}.{minor} and the matching wheel, {wheel}, is "
+                "installed; check the GPU with `nvidia-smi` and that CUDA's libraries are found "
+                "(`python -c \"import cupy; cupy.show_config()\"`).")
+    return f"Your NVIDIA driver supports CUDA {major}.{minor}: install {how}."
 
 
 def use(name: str, dtype=None) -> None:
@@ -241,6 +343,39 @@ def scatter_add_sorted(target, indices, values) -> None:
     sorted_indices = indices[order]
     run_starts = numpy.flatnonzero(numpy.r_[True, sorted_indices[1:] != sorted_indices[:-1]])
     target[sorted_indices[run_starts]] += numpy.add.reduceat(values[order], run_starts, axis=0)
+
+
+# --- fusing an element-wise formula into one GPU kernel ---------------------------------------------------
+
+class fuse:
+    """``@backend.fuse`` on an element-wise formula: one GPU kernel under CuPy, the formula itself elsewhere.
+
+    On a GPU each operation of ``0.5 * x * (1.0 + xp.tanh(...))`` is a kernel launch and a pass over
+    memory. ``cupy.fuse`` compiles the whole formula into one kernel that reads each input once and writes
+    each output once. On NumPy and the stand-in the call runs the formula as written, so there is one
+    formula, read as the math, for every backend.
+
+    What may go inside (cupy.fuse's rules, which the stand-in enforces; see backend_standin.fuse):
+    arithmetic operators and ufuncs (``xp.tanh``, ``xp.sqrt``, ...) on the array arguments, Python number
+    literals; no reductions, indexing, methods, in-place operations or ``out=``. A number that changes
+    between calls (a learning rate) is passed as a 0-d array of the arrays' dtype: cupy.fuse would
+    promote a Python float argument to float64. The function may return a tuple of arrays.
+    """
+
+    def __init__(self, formula):
+        self.formula = formula
+        self._kernel = None  # cupy.fuse(formula), made on the first call under CuPy
+        functools.update_wrapper(self, formula)
+
+    def __call__(self, *args):
+        if _state.name == "cupy":
+            if self._kernel is None:
+                self._kernel = _state.module.fuse(self.formula)
+            return self._kernel(*args)
+        if _state.name == "standin":
+            from . import backend_standin as standin
+            return standin.fuse_call(self.formula, args)
+        return self.formula(*args)
 
 
 # --- the host allocator ----------------------------------------------------------------------------------

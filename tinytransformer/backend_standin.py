@@ -178,3 +178,90 @@ def scatter_add(target, indices, values):
     """
     from .backend import scatter_add_sorted
     scatter_add_sorted(_unwrap(target), _unwrap(indices), _unwrap(values))
+
+
+# --- backend.fuse: cupy.fuse's rules --------------------------------------------------------------------------
+
+_FUSE_RULES = ("cupy.fuse compiles element-wise formulas only: arithmetic operators and ufuncs on the "
+               "arguments, and number literals")
+
+
+class _FusedValue(NDArrayOperatorsMixin):
+    """An array inside a fused formula: it allows what cupy.fuse can compile, and refuses the rest.
+
+    Operators and ufuncs (``x * y``, ``xp.tanh(x)``) compute on the NumPy data, so the stand-in gives the
+    formula's numbers exactly. Reductions, ``xp.where`` and other functions, indexing, methods, in-place
+    operations and ``out=`` raise TypeError, as cupy.fuse cannot compile them into one kernel.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data):
+        self._data = data
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__" or "out" in kwargs:
+            raise TypeError(f"{_FUSE_RULES}; not {ufunc.__name__}.{method} or out= (in-place).")
+        data = []
+        for value in inputs:
+            if isinstance(value, _FusedValue):
+                data.append(value._data)
+            elif isinstance(value, (int, float, bool)):
+                data.append(value)
+            else:
+                raise TypeError(f"{_FUSE_RULES}; got a {type(value).__name__} inside the formula.")
+        result = getattr(ufunc, method)(*data, **kwargs)
+        return tuple(map(_FusedValue, result)) if isinstance(result, tuple) else _FusedValue(result)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        raise TypeError(f"{_FUSE_RULES}; not {func.__name__} (a reduction or another non-element-wise "
+                        "function).")
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(f"{_FUSE_RULES}; the formula tried to convert a value to an array.")
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(f"{_FUSE_RULES}; not indexing or assignment.")
+
+    __getitem__ = __setitem__ = _refuse
+
+    # The in-place operators that NDArrayOperatorsMixin would route through ufuncs with out=.
+    def _no_in_place(self, other):
+        raise TypeError(f"{_FUSE_RULES}; not in-place operators (+=, *=, ...): write y = x + ... instead.")
+
+    __iadd__ = __isub__ = __imul__ = __itruediv__ = __ipow__ = _no_in_place
+
+    def __getattr__(self, attr):
+        if attr in ("dtype", "shape", "ndim"):
+            return getattr(self._data, attr)
+        raise TypeError(f"{_FUSE_RULES}; not the method or attribute {attr!r}.")
+
+
+def fuse_call(formula, args):
+    """Run ``formula`` on device-array arguments with cupy.fuse's rules (for ``backend.fuse``).
+
+    Arguments must be the stand-in's device arrays: a host NumPy array is refused as CuPy refuses it, and
+    a Python number too, because cupy.fuse would turn it into a float64 argument and promote a float32
+    formula to float64 (pass a 0-d device array of the right dtype instead).
+    """
+    values = []
+    for arg in args:
+        if isinstance(arg, StandinArray):
+            values.append(_FusedValue(arg._data))
+        elif isinstance(arg, numpy.ndarray):
+            raise TypeError(_HOST_ARRAY_MESSAGE)
+        else:
+            raise TypeError(f"A fused formula takes device arrays, not {type(arg).__name__} ({arg!r}): "
+                            "cupy.fuse would make a Python number a float64 argument and promote float32 "
+                            "results to float64. Pass backend.asarray(value, dtype=x.dtype) instead.")
+    result = formula(*values)
+    if isinstance(result, tuple):
+        return tuple(_fused_result(r) for r in result)
+    return _fused_result(result)
+
+
+def _fused_result(value):
+    if not isinstance(value, _FusedValue):
+        raise TypeError(f"A fused formula must return arrays computed from its arguments, not "
+                        f"{type(value).__name__}.")
+    return StandinArray(numpy.asarray(value._data))

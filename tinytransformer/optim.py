@@ -76,6 +76,8 @@ class AdamW:
         bias_correction1 = 1.0 - beta1 ** t
         bias_correction2 = 1.0 - beta2 ** t
         step_size = lr / bias_correction1                            # lr · m̂/m
+        if backend.is_gpu():
+            return self._fused_step(lr, step_size, math.sqrt(bias_correction2))
         for name, p in self.params.items():
             g, m, v = p.grad, self.m[name], self.v[name]
             # In-place updates (*=, +=, -=): no new arrays for m, v or θ on every step.
@@ -94,6 +96,21 @@ class AdamW:
             update = m / denom
             update *= step_size
             p.data -= update
+
+    def _fused_step(self, lr, step_size, sqrt_bias_correction2):
+        """The same update on a GPU: m, v and the step of each parameter in one fused kernel."""
+        (beta1, beta2), wd = self.betas, self.weight_decay
+        numbers = {}  # dtype -> the step's numbers as 0-d device arrays (cupy.fuse promotes Python floats)
+        for name, p in self.params.items():
+            if p.data.dtype not in numbers:
+                numbers[p.data.dtype] = [backend.asarray(value, dtype=p.data.dtype) for value in
+                                         (beta1, 1.0 - beta1, beta2, 1.0 - beta2, sqrt_bias_correction2,
+                                          self.eps, step_size)]
+            self.m[name], self.v[name], update = adamw_formula(p.grad, self.m[name], self.v[name],
+                                                               *numbers[p.data.dtype])
+            if wd != 0 and self.decays(name):
+                p.data *= 1.0 - lr * wd                              # decay first, as torch does
+            p.data -= update                                         # in place: views of θ see it
 
     # --- saving and loading -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -129,6 +146,20 @@ class AdamW:
             # Host arrays -> the parameter's device and dtype.
             self.m[name] = backend.asarray(state["m"][name], dtype=p.data.dtype)
             self.v[name] = backend.asarray(state["v"][name], dtype=p.data.dtype)
+
+
+@backend.fuse
+def adamw_formula(g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_bias_correction2, eps,
+                  step_size):
+    """AdamW's moments and step for one parameter, as ``AdamW.step`` computes them in place on NumPy.
+
+    Returns (m, v, update) with θ_new = θ − update (after the decay). The operations and their order are
+    those of the in-place code, so that the two agree bit for bit on the CPU.
+    """
+    m = m * beta1 + one_minus_beta1 * g                                 # m = β1·m + (1 − β1)·g
+    v = v * beta2 + g * g * one_minus_beta2                             # v = β2·v + (1 − β2)·g²
+    update = m / (xp.sqrt(v) / sqrt_bias_correction2 + eps) * step_size  # lr · m̂ / (√v̂ + eps)
+    return m, v, update
 
 
 def clip_grad_norm(parameters, max_norm: float) -> float:
