@@ -49,7 +49,7 @@ def test_missing_cupy_names_the_wheel_for_the_driver(monkeypatch, driver, wheel)
     monkeypatch.setattr(backend, "_cupy", None)
     monkeypatch.setattr(backend, "driver_cuda_version", lambda: driver)
     with pytest.raises(backend.BackendError, match=rf"needs CuPy, which is not installed.*supports CUDA "
-                                                   rf"{driver[0]}\.{driver[1]}: install `pip install {wheel}`"):
+                                                   rf'{driver[0]}\.{driver[1]}: install `pip install "{wheel}\[ctk\]"`'):
         backend.use("cupy")
     assert backend.name() == "numpy"  # a failed switch changes nothing
 
@@ -76,28 +76,28 @@ def test_cupy_that_cannot_run_names_the_wheel_to_swap_to(monkeypatch):
     message = str(caught.value)
     assert "cudaErrorInsufficientDriver" in message                         # CuPy's own words
     assert "supports CUDA 12.8 and cupy-cuda13x is installed: it needs a driver for CUDA 13" in message
-    assert "`pip uninstall cupy-cuda13x`, then `pip install cupy-cuda12x`" in message
+    assert '`pip uninstall cupy-cuda13x`, then `pip install "cupy-cuda12x[ctk]"`' in message
     assert backend.name() == "numpy"
 
 
 @pytest.mark.parametrize("driver, installed, runtime, expected", [
     (None, [], None, "No NVIDIA driver was found (`nvidia-smi` did not run)"),
     (None, [], None, "`pip install cupy-cuda13x` for CUDA 13.x, `pip install cupy-cuda12x` for CUDA 12.x"),
-    ((13, 0), [], None, 'CUDA 13.0: install `pip install cupy-cuda13x` (or `pip install -e ".[gpu-cuda13]"`)'),
-    ((12, 4), [], None, 'CUDA 12.4: install `pip install cupy-cuda12x` (or `pip install -e ".[gpu-cuda12]"`)'),
+    ((13, 0), [], None, 'CUDA 13.0: install `pip install "cupy-cuda13x[ctk]"` (or `pip install -e ".[gpu-cuda13]"`)'),
+    ((12, 4), [], None, 'CUDA 12.4: install `pip install "cupy-cuda12x[ctk]"` (or `pip install -e ".[gpu-cuda12]"`)'),
     ((11, 8), [], None, "CUDA 11.8: install `pip install cupy-cuda11x`."),
-    ((14, 1), [], None, "CUDA 14.1: install `pip install cupy-cuda13x`"),  # newer drivers run older builds
+    ((14, 1), [], None, 'CUDA 14.1: install `pip install "cupy-cuda13x[ctk]"`'),  # newer drivers run older builds
     ((10, 2), [], None, "older than any CuPy wheel this project knows (cupy-cuda11x, cupy-cuda12x, "
                         "cupy-cuda13x): update the driver"),
     ((12, 8), ["cupy-cuda13x"], None, "cupy-cuda13x is installed: it needs a driver for CUDA 13. Replace it"),
     ((13, 0), ["cupy-cuda12x"], (12, 8), "cupy-cuda12x is installed: it is not the wheel built for this "
                                          "driver. Replace it: `pip uninstall cupy-cuda12x`, then `pip install "
-                                         "cupy-cuda13x`"),
+                                         '"cupy-cuda13x[ctk]"`'),
     ((13, 0), ["cupy-cuda13x"], (13, 0), "the matching wheel, cupy-cuda13x, is installed; check the GPU"),
     ((13, 0), ["cupy-cuda12x", "cupy-cuda13x"], None,
      "Several CuPy wheels are installed (cupy-cuda12x, cupy-cuda13x); they overwrite each other. Uninstall all "
      "of them (`pip uninstall cupy-cuda12x cupy-cuda13x`), then install the one for your driver. Your NVIDIA "
-     "driver supports CUDA 13.0: install `pip install cupy-cuda13x`"),
+     'driver supports CUDA 13.0: install `pip install "cupy-cuda13x[ctk]"`'),
 ], ids=["no_driver", "no_driver_lists_wheels", "cuda13", "cuda12", "cuda11", "newer_than_known", "too_old",
         "wheel_newer_than_driver", "older_wheel", "right_wheel", "two_wheels"])
 def test_cupy_install_hint_names_the_wheel_that_fits_the_driver(driver, installed, runtime, expected):

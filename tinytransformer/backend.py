@@ -35,6 +35,9 @@ ENV_VAR = "TINYTRANSFORMER_BACKEND"
 CUPY_WHEELS = {11: "cupy-cuda11x", 12: "cupy-cuda12x", 13: "cupy-cuda13x"}
 # The extras of this package that install them (setup.cfg); `.[gpu]` is `.[gpu-cuda12]`.
 CUPY_EXTRAS = {12: "gpu-cuda12", 13: "gpu-cuda13"}
+# CuPy 14's wheels load CUDA's libraries (NVRTC, cuBLAS, ...) from a local CUDA Toolkit, or, with the
+# [ctk] extra, from PyPI: with it a machine needs nothing but the driver.
+CUPY_WITH_LIBRARIES = {12: '"cupy-cuda12x[ctk]"', 13: '"cupy-cuda13x[ctk]"'}
 
 
 class BackendError(RuntimeError):
@@ -102,6 +105,58 @@ def _load_cupy():
     return cupy
 
 
+def use(name: str, dtype=None) -> None:
+    """Switch the array backend: ``"numpy"``, ``"cupy"`` or ``"standin"``; optionally the default dtype."""
+    if name not in BACKENDS:
+        raise BackendError(f"Unknown backend {name!r}; choose one of {', '.join(BACKENDS)}.")
+    if name == "numpy":
+        module = numpy
+    elif name == "cupy":
+        module = _load_cupy()
+    else:
+        from . import backend_standin as standin
+        module = standin.xp
+    _state.name, _state.module = name, module
+    if dtype is not None:
+        set_default_dtype(dtype)
+
+
+def name() -> str:
+    """The current backend's name."""
+    return _state.name
+
+
+def is_gpu() -> bool:
+    """True when arrays live on a device (cupy, or the standin that imitates it)."""
+    return _state.name != "numpy"
+
+
+def set_default_dtype(dtype) -> None:
+    """Floating dtype for new parameters and activations: float32 (training) or float64 (checks)."""
+    dtype = numpy.dtype(dtype)
+    if dtype not in (numpy.float32, numpy.float64):
+        raise BackendError(f"Default dtype must be float32 or float64, got {dtype}.")
+    _state.dtype = dtype
+
+
+def default_dtype() -> numpy.dtype:
+    return _state.dtype
+
+
+@contextlib.contextmanager
+def using(dtype=None, backend=None):
+    """Temporarily switch dtype and/or backend: ``with using("float64"): ...``."""
+    saved = (_state.name, _state.module, _state.dtype)
+    try:
+        if backend is not None:
+            use(backend)
+        if dtype is not None:
+            set_default_dtype(dtype)
+        yield
+    finally:
+        _state.name, _state.module, _state.dtype = saved
+
+
 # --- which CuPy wheel fits this machine -------------------------------------------------------------------
 
 def _version_pair(encoded):
@@ -162,81 +217,24 @@ def cupy_install_hint(driver=None, installed=(), runtime=None) -> str:
                 "GPU and its driver; use the 'numpy' backend on this machine. With a driver, `nvidia-smi` "
                 f"shows its CUDA version; install the CuPy wheel for it: {listed}.")
     major, minor = driver
-    wheel = CUPY_WHEELS.get(major)
-    if wheel is None:
-        newest = max(CUPY_WHEELS)
-        if major > newest:
-            wheel = CUPY_WHEELS[newest]  # a driver runs code built for an older CUDA
-        else:
-            return (f"Your NVIDIA driver supports CUDA {major}.{minor}, older than any CuPy wheel this "
-                    f"project knows ({', '.join(CUPY_WHEELS.values())}): update the driver.")
-    extra = CUPY_EXTRAS.get(major)
-    how = f"`pip install {wheel}`" + (f' (or `pip install -e ".[{extra}]"`)' if extra else "")
+    built_for = min(major, max(CUPY_WHEELS))  # a driver newer than every wheel runs the newest one
+    if built_for not in CUPY_WHEELS:
+        return (f"Your NVIDIA driver supports CUDA {major}.{minor}, older than any CuPy wheel this "
+                f"project knows ({', '.join(CUPY_WHEELS.values())}): update the driver.")
+    wheel, extra = CUPY_WHEELS[built_for], CUPY_EXTRAS.get(built_for)
+    how = (f"`pip install {CUPY_WITH_LIBRARIES.get(built_for, wheel)}`"
+           + (f' (or `pip install -e ".[{extra}]"`)' if extra else ""))
     if installed and installed[0] != wheel:
-        built_for = next((m for m, w in CUPY_WHEELS.items() if w == installed[0]), None)
-        if runtime is not None:
-            built_for = runtime[0]
-        why = (f"it needs a driver for CUDA {built_for}" if built_for and built_for > major
+        needs = runtime[0] if runtime else next((m for m, w in CUPY_WHEELS.items() if w == installed[0]), None)
+        why = (f"it needs a driver for CUDA {needs}" if needs and needs > major
                else "it is not the wheel built for this driver")
         return (f"Your NVIDIA driver supports CUDA {major}.{minor} and {installed[0]} is installed: {why}. "
                 f"Replace it: `pip uninstall {installed[0]}`, then {how}.")
     if installed:
         return (f"Your NVIDIA driver supports CUDA {major}.{minor} and the matching wheel, {wheel}, is "
-                "installed; check the GPU with `nvidia-smi` and that CUDA's libraries are found "
-                "(`python -c \"import cupy; cupy.show_config()\"`).")
+                "installed; check the GPU with `nvidia-smi`, and that CUDA's libraries are found "
+                f"(`python -c \"import cupy; cupy.show_config()\"`; {how} brings them from PyPI).")
     return f"Your NVIDIA driver supports CUDA {major}.{minor}: install {how}."
-
-
-def use(name: str, dtype=None) -> None:
-    """Switch the array backend: ``"numpy"``, ``"cupy"`` or ``"standin"``; optionally the default dtype."""
-    if name not in BACKENDS:
-        raise BackendError(f"Unknown backend {name!r}; choose one of {', '.join(BACKENDS)}.")
-    if name == "numpy":
-        module = numpy
-    elif name == "cupy":
-        module = _load_cupy()
-    else:
-        from . import backend_standin as standin
-        module = standin.xp
-    _state.name, _state.module = name, module
-    if dtype is not None:
-        set_default_dtype(dtype)
-
-
-def name() -> str:
-    """The current backend's name."""
-    return _state.name
-
-
-def is_gpu() -> bool:
-    """True when arrays live on a device (cupy, or the standin that imitates it)."""
-    return _state.name != "numpy"
-
-
-def set_default_dtype(dtype) -> None:
-    """Floating dtype for new parameters and activations: float32 (training) or float64 (checks)."""
-    dtype = numpy.dtype(dtype)
-    if dtype not in (numpy.float32, numpy.float64):
-        raise BackendError(f"Default dtype must be float32 or float64, got {dtype}.")
-    _state.dtype = dtype
-
-
-def default_dtype() -> numpy.dtype:
-    return _state.dtype
-
-
-@contextlib.contextmanager
-def using(dtype=None, backend=None):
-    """Temporarily switch dtype and/or backend: ``with using("float64"): ...``."""
-    saved = (_state.name, _state.module, _state.dtype)
-    try:
-        if backend is not None:
-            use(backend)
-        if dtype is not None:
-            set_default_dtype(dtype)
-        yield
-    finally:
-        _state.name, _state.module, _state.dtype = saved
 
 
 # --- moving data between host and device ---------------------------------------------------------------
