@@ -42,7 +42,8 @@ def parse_args(argv=None):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=None,
                             help=f"override the preset's {name}")
     parser.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
-    parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="default: the preset's")
+    parser.add_argument("--device", choices=["cpu", "gpu", "standin"], default=None,
+                        help="default: the preset's (standin: the CPU stand-in for CuPy, to test the script)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both (default: what each library picks, all cores)")
@@ -354,6 +355,36 @@ def _torch_available():
         return False
 
 
+# --- what the figures ran on ---------------------------------------------------------------------------------
+
+def report_machine(cfg, have_torch, command):
+    """Print NumPy's BLAS and kernel (warning when the environment forces one), and on a GPU the device,
+    CUDA, CuPy and whether TF32 is on for each library. Returns the same facts for the JSON summary."""
+    from tinytransformer.machine import blas_report, describe_blas, gpu_report
+    report = blas_report()
+    lines, warnings = describe_blas(report, command.strip())
+    for line in lines + warnings:
+        print(line)
+    runtime = report["runtime"] or {}
+    facts = {"blas": report["blas"].get("name"), "blas_version": report["blas"].get("version"),
+             "blas_kernel": runtime.get("corename"), "blas_kernel_forced": report["forced"]}
+    if cfg.device == "gpu":
+        gpu = gpu_report()
+        facts["gpu"] = gpu
+        torch_tf32 = None
+        if have_torch:
+            import torch
+            torch_tf32 = bool(torch.backends.cuda.matmul.allow_tf32)
+            facts["torch_cuda"] = torch.version.cuda
+        facts["torch_tf32"] = torch_tf32
+        print(f"GPU: {gpu.get('device')}, {gpu.get('memory_gib')} GiB; CUDA driver {gpu.get('driver_cuda')}, "
+              f"runtime {gpu.get('runtime_cuda')}; CuPy {gpu.get('cupy')} ({', '.join(gpu.get('wheels', []))}); "
+              f"TF32: CuPy {'on' if gpu.get('tf32') else 'off'} (CUPY_TF32), PyTorch "
+              f"{'n/a' if torch_tf32 is None else ('on' if torch_tf32 else 'off')} "
+              "(torch.backends.cuda.matmul.allow_tf32)")
+    return facts
+
+
 # --- main --------------------------------------------------------------------------------------------------
 
 def main(argv=None):
@@ -387,6 +418,7 @@ def main(argv=None):
     print(f"preset {args.preset}: n_layer {cfg.n_layer}, n_head {cfg.n_head}, n_embd {cfg.n_embd}, block "
           f"{cfg.block_size}, batch {cfg.batch_size}, dropout {cfg.dropout}, {args.dtype}, device {cfg.device}; "
           f"{versions}; threads: {args.threads or 'each library picks (all cores)'}")
+    machine = report_machine(cfg, have_torch, "python scripts/bench.py " + " ".join(argv))
 
     times = {name: [] for name in names}
     for _ in range(args.repeats):  # A, B, C, A, B, C, ...: each a fresh process
@@ -432,6 +464,7 @@ def main(argv=None):
               f"fresh process, minus the memory before them): "
               f"tinytransformer {summary['tt_peak_step_mb']:.0f} MB" +
               (f", PyTorch {summary['torch_peak_step_mb']:.0f} MB" if have_torch else ""))
+    summary["machine"] = machine
     if args.profile:
         profile(tt)
     print(json.dumps(summary))
