@@ -58,6 +58,7 @@ HELP = {
     "resume": "continue the run in <out-dir> from last.npz, with the settings recorded there",
     "overwrite": "start afresh in an <out-dir> that holds another run, deleting its ckpt.npz, last.npz, "
                  "metrics.jsonl and loss.png",
+    "max_seconds": "stop after this many seconds (evaluating and saving first); 0: no limit",
 }
 
 

@@ -83,6 +83,7 @@ class TrainConfig:
     data: str | None = None      # a text file; default: Tiny Shakespeare, found or downloaded
     resume: bool = False         # continue the run in out_dir from its last.npz
     overwrite: bool = False      # start afresh in an out_dir that holds another run, deleting its files
+    max_seconds: float = 0.0     # stop (evaluate, save, summarise) once the run has taken this long; 0: no limit
 
 
 PRESETS = {
@@ -158,6 +159,8 @@ def check_settings(cfg: "TrainConfig") -> None:
     need(_is_number(cfg.weight_decay) and cfg.weight_decay >= 0, "weight_decay", "must be a finite number >= 0")
     need(_is_number(cfg.grad_clip) and cfg.grad_clip >= 0, "grad_clip",
          "must be a finite number >= 0 (0 turns clipping off)")
+    need(_is_number(cfg.max_seconds) and cfg.max_seconds >= 0, "max_seconds",
+         "must be a finite number >= 0 (0: no time limit)")
     need(cfg.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}")
     need(cfg.dtype in ("float32", "float64"), "dtype", "must be float32 or float64")
     need(isinstance(cfg.out_dir, str) and cfg.out_dir != "", "out_dir", "must name a folder")
@@ -470,13 +473,15 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
     say(f"model: {model.num_parameters():,} parameters; data: {len(dataset.train):,} train and "
         f"{len(dataset.val):,} val tokens, vocabulary {dataset.tokenizer.vocab_size}; "
         f"backend {backend.name()} {cfg.dtype}")
-    step_times, last_loss, it = [], None, start_iter
+    step_times, last_loss, it, time_limit_reached = [], None, start_iter, False
+    deadline = start_time + cfg.max_seconds if cfg.max_seconds > 0 else math.inf
     tokens_per_step = cfg.batch_size * cfg.block_size
     clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf  # 0: no clipping (the norm is still measured)
     previous_handler = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         for it in range(start_iter, cfg.max_iters + 1):
-            evaluate = it % cfg.eval_interval == 0 or it == cfg.max_iters
+            out_of_time = time.perf_counter() >= deadline  # then this iteration ends the run, as max_iters
+            evaluate = it % cfg.eval_interval == 0 or it == cfg.max_iters or out_of_time
             evaluation_cut_short = False
             if evaluate and not (checkpoint and it == start_iter and evaluated_at_start):
                 losses = estimate_loss(model, dataset, cfg, it, should_stop=lambda: stop["reason"] is not None)
@@ -496,6 +501,11 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
                 say(f"{stop['reason']}: saved iteration {it} to {latest_path}; continue with --resume")
                 break
             if it == cfg.max_iters:
+                break
+            if out_of_time:
+                say(f"time limit of {cfg.max_seconds:g} s reached: stopping at iteration {it}, saved in "
+                    f"{latest_path}; continue with --resume")
+                time_limit_reached = True
                 break
 
             t0 = time.perf_counter()
@@ -554,5 +564,6 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
         "latest": str(latest_path),
         "interrupted": stop["reason"] is not None,
         "stop_reason": stop["reason"],
+        "time_limit_reached": time_limit_reached,
         "sample": sample,
     }
