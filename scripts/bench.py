@@ -436,7 +436,7 @@ def main(argv=None):
 
     print(f"\none training step (forward, backward, clip, AdamW), median of {args.repeats} rounds of "
           f"{args.steps} steps, each round in a fresh process:")
-    row(STEPS["tt"] if cfg.device == "cpu" else "tinytransformer (CuPy)", tt_ms)
+    row({"cpu": STEPS["tt"], "gpu": "tinytransformer (CuPy)"}.get(cfg.device, "tinytransformer (stand-in)"), tt_ms)
     summary = {"preset": args.preset, "device": cfg.device, "dtype": args.dtype, "tt_ms": tt_ms["median"],
                "tt_ms_min": tt_ms["min"], "tt_ms_max": tt_ms["max"],
                "gflops": flops / tt_ms["median"] / 1e6, "matmul_peak_gflops": peak,
