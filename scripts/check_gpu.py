@@ -2,7 +2,7 @@
 """Check a GPU in one command: the real-CuPy tests, every model's training step against NumPy, the gpu
 preset's speed against PyTorch, and a time-boxed training run (tinytransformer/gpucheck.py does the work).
 
-    python scripts/check_gpu.py                  # about 8 minutes on a current datacentre GPU
+    python scripts/check_gpu.py                  # minutes: the time-boxed training alone takes 150 s
     python scripts/check_gpu.py --quick          # tiny models and runs: seconds
     python scripts/check_gpu.py --full           # also the whole gpu-preset training (5000 iterations)
     python scripts/check_gpu.py --backend standin --quick   # the check itself, on the CPU (the tests run this)
