@@ -253,3 +253,33 @@ def test_reuse_freed_memory_stops_the_page_faults_of_every_step():
     # A step of this model allocates ~12 MB of arrays: ~3,000 fresh pages by default, ~none when reused.
     assert default > 500, f"expected the default allocator to fault in fresh pages, got {default}/step"
     assert tuned < default / 20, f"reuse_freed_memory: {tuned} faults/step vs {default} without"
+
+
+class _FakeCupy:
+    """Just enough of CuPy for backend.fuse's dispatch: cupy.fuse, recording what it was given."""
+    def __init__(self):
+        self.fused = []
+
+    def fuse(self, formula):
+        self.fused.append(formula)
+        return lambda *args: ("kernel", formula(*args))
+
+
+@pytest.mark.parametrize("fusion", [True, False])
+def test_fuse_under_cupy_compiles_the_formula_once_unless_fusion_is_off(monkeypatch, fusion):
+    fake = _FakeCupy()
+    monkeypatch.setattr(backend._state, "name", "cupy")
+    monkeypatch.setattr(backend._state, "module", fake)
+    monkeypatch.setattr(backend, "FUSION", fusion)
+
+    def formula(x):
+        return x * 2.0
+
+    fused = backend.fuse(formula)
+    results = [fused(numpy.arange(3.0)), fused(numpy.arange(3.0))]
+    if fusion:
+        assert fake.fused == [formula]                      # cupy.fuse made one kernel, used twice
+        assert all(r[0] == "kernel" for r in results)
+    else:                                                   # TINYTRANSFORMER_FUSE=0: operation by operation
+        assert fake.fused == []
+        numpy.testing.assert_array_equal(results[0], [0.0, 2.0, 4.0])

@@ -126,3 +126,35 @@ def test_a_step_that_crashes_is_a_failed_step_and_the_rest_still_run(monkeypatch
     assert gpucheck.verdict_line(summary) == ("check_gpu: FAIL on standin; failed: cupy_tests; step 12.0 ms, "
                                               "ratio 1.30 vs PyTorch; trained: 40 iterations in 3 s, best val "
                                               "loss 2.5000")
+
+
+def synthetic_steps(rng, grad_noise=1e-7, zero_grad_noise=1e-13):
+    """A host step and a device step that differ the way a correct GPU's would: gradients by rounding
+    (relative grad_noise), and a gradient that is zero in exact arithmetic by different tiny noise."""
+    import numpy
+    before = {"w": rng.standard_normal((64, 32)).astype(numpy.float32),
+              "k_bias": numpy.zeros(32, numpy.float32)}
+    host_grads = {"w": (1e-2 * rng.standard_normal((64, 32))).astype(numpy.float32),
+                  "k_bias": (zero_grad_noise * rng.standard_normal(32)).astype(numpy.float32)}
+    device_grads = {"w": host_grads["w"] * (1 + grad_noise * rng.standard_normal((64, 32))).astype(numpy.float32),
+                    "k_bias": (zero_grad_noise * rng.standard_normal(32)).astype(numpy.float32)}
+
+    def step(grads):
+        return {"loss": 2.0, "before": before, "grads": grads,
+                "changes": gpucheck.numpy_adamw_changes(before, grads)}
+    return step(device_grads), step(host_grads)
+
+
+def test_the_step_comparison_accepts_rounding_and_noise_in_gradients_that_are_zero():
+    import numpy
+    device, host = synthetic_steps(numpy.random.default_rng(0))
+    result = gpucheck.compare_steps(device, host)
+    # k_bias alone differs by ~100% of itself: measured against the model's gradient, it is noise
+    assert result["ok"] and result["grad_error"] < gpucheck.GRAD_TOL / 10 and result["update_error"] == 0
+
+
+def test_the_step_comparison_catches_a_gradient_off_by_a_thousandth():
+    import numpy
+    device, host = synthetic_steps(numpy.random.default_rng(0), grad_noise=1e-3)
+    result = gpucheck.compare_steps(device, host)
+    assert not result["ok"] and result["grad_worst"] == "w" and result["grad_error"] > gpucheck.GRAD_TOL

@@ -345,6 +345,12 @@ def scatter_add_sorted(target, indices, values) -> None:
 
 # --- fusing an element-wise formula into one GPU kernel ---------------------------------------------------
 
+# TINYTRANSFORMER_FUSE=0 runs the fused formulas operation by operation under CuPy too: the same
+# numbers, one kernel per operation, to measure (scripts/bench.py --profile) what fusing gains.
+FUSE_ENV = "TINYTRANSFORMER_FUSE"
+FUSION = os.environ.get(FUSE_ENV, "1") != "0"
+
+
 class fuse:
     """``@backend.fuse`` on an element-wise formula: one GPU kernel under CuPy, the formula itself elsewhere.
 
@@ -366,7 +372,7 @@ class fuse:
         functools.update_wrapper(self, formula)
 
     def __call__(self, *args):
-        if _state.name == "cupy":
+        if _state.name == "cupy" and FUSION:
             if self._kernel is None:
                 self._kernel = _state.module.fuse(self.formula)
             return self._kernel(*args)
