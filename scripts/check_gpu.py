@@ -4,7 +4,8 @@ preset's speed against PyTorch, and a time-boxed training run (tinytransformer/g
 
     python scripts/check_gpu.py                  # minutes: the time-boxed training alone takes 150 s
     python scripts/check_gpu.py --quick          # tiny models and runs: seconds
-    python scripts/check_gpu.py --full           # also the whole gpu-preset training (5000 iterations)
+    python scripts/check_gpu.py --full           # also the profile, fused and not, and the whole gpu-preset run
+    python scripts/check_gpu.py --full --only fusion_profile,full_training   # just those two
     python scripts/check_gpu.py --backend standin --quick   # the check itself, on the CPU (the tests run this)
 
 It prints one verdict line (check_gpu: PASS ... or FAIL ...) and, last, a JSON summary; the exit status is
@@ -34,12 +35,19 @@ def main(argv=None) -> int:
                         help="time limit of the time-boxed training (default 150, --quick 3)")
     parser.add_argument("--data", default=None, help="training text (default: Tiny Shakespeare)")
     parser.add_argument("--out-dir", default="out/check_gpu", help="checkpoints and logs of the training runs")
+    parser.add_argument("--only", default="", help="comma-separated steps to run (cupy_tests, model_steps, "
+                        "benchmark, training; with --full also fusion_profile, full_training)")
     args = parser.parse_args(argv)
     reuse_freed_memory()  # as train_shakespeare.py does
     seconds = args.train_seconds if args.train_seconds is not None else (3.0 if args.quick else 150.0)
     options = CheckOptions(backend=args.backend, quick=args.quick, train_seconds=seconds, full=args.full,
-                           data=args.data, out_dir=args.out_dir, log=lambda msg: print(msg, flush=True))
-    summary = run_checks(options)
+                           data=args.data, out_dir=args.out_dir, log=lambda msg: print(msg, flush=True),
+                           only=tuple(filter(None, args.only.split(","))))
+    try:
+        summary = run_checks(options)
+    except ValueError as err:  # an unknown --only step
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(verdict_line(summary))
     print(json.dumps(summary))
     return 0 if summary["verdict"] == "PASS" else 1

@@ -158,3 +158,32 @@ def test_the_step_comparison_catches_a_gradient_off_by_a_thousandth():
     device, host = synthetic_steps(numpy.random.default_rng(0), grad_noise=1e-3)
     result = gpucheck.compare_steps(device, host)
     assert not result["ok"] and result["grad_worst"] == "w" and result["grad_error"] > gpucheck.GRAD_TOL
+
+
+def test_the_full_steps_profile_fused_and_unfused_and_train_to_the_end(tmp_path, text_file):
+    options = gpucheck.CheckOptions(backend="standin", quick=True, full=True, data=str(text_file),
+                                    out_dir=str(tmp_path), log=lambda msg: None)
+    profile = gpucheck.fusion_profile(options)
+    assert profile["status"] == "pass" and "--profile" in profile["command"]
+    for label in ("fused", "unfused"):
+        assert profile[label]["GELU.forward"] > 0 and profile[label]["AdamW.step"] > 0
+    run = gpucheck.training(options, 0.0, str(tmp_path / "full"), full=True)
+    assert run["status"] == "pass" and run["iters"] == run["max_iters"] == 30 and not run["time_limit_reached"]
+
+
+def test_the_profile_table_is_read_from_bench_output():
+    stdout = ("one training step ...\n\nProfile of one training step (20.4 ms with the timers; self time per "
+              "layer type):\n  layer.method                          ms/step   share\n"
+              "  Linear.backward                          6.10   29.9%\n  GELU.forward                             0.64    3.1%\n"
+              "  (unaccounted: zero_grad, Python)         1.00    4.9%\n{\"preset\": \"gpu\"}\n")
+    assert gpucheck.profile_rows(stdout) == {"Linear.backward": 6.10, "GELU.forward": 0.64}
+
+
+def test_only_runs_the_named_steps_and_refuses_unknown_ones(monkeypatch, tmp_path):
+    monkeypatch.setattr(gpucheck, "model_steps", lambda options: {"status": "pass"})
+    summary = gpucheck.run_checks(gpucheck.CheckOptions(backend="standin", only=("model_steps",),
+                                                        out_dir=str(tmp_path), log=lambda msg: None))
+    assert list(summary["steps"]) == ["model_steps"] and summary["verdict"] == "PASS"
+    with pytest.raises(ValueError, match=r"Unknown step\(s\) \['full_training'\]"):  # needs --full
+        gpucheck.run_checks(gpucheck.CheckOptions(backend="standin", only=("full_training",),
+                                                  out_dir=str(tmp_path), log=lambda msg: None))

@@ -8,7 +8,11 @@
 3. ``benchmark``     scripts/bench.py's training step of the gpu preset, against the PyTorch twin on CUDA
                      when PyTorch with CUDA is installed (the benchmark's own machinery, fresh processes);
 4. ``training``      the gpu preset trained by the library's trainer until a time limit stops it: the
-                     iteration and validation loss it reached.
+                     iteration and validation loss it reached;
+
+and with ``full=True``: ``fusion_profile`` (GPU time per layer type with the fused kernels and with
+fusion off) and ``full_training`` (the gpu preset's whole run, 5000 iterations, against nanoGPT's
+1.48; with ``quick`` a run of 30 iterations).
 
 Each step returns a dict with ``status`` "pass", "fail" or "skip" and what it measured; a step that
 raises is recorded as failed and the next step still runs. ``quick=True`` shrinks every model and run
@@ -64,6 +68,7 @@ class CheckOptions:
     out_dir: str = "out/check_gpu"
     repo: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent)  # tests/, scripts/
     log: object = print
+    only: tuple = ()                  # run only these steps (by name), e.g. to split the check in two
 
 
 def _subprocess_env(repo: Path) -> dict:
@@ -270,15 +275,53 @@ def benchmark(options: CheckOptions) -> dict:
     return out
 
 
+def profile_rows(bench_stdout: str) -> dict:
+    """{layer.method: ms per step} from the --profile table that scripts/bench.py prints."""
+    rows, inside = {}, False
+    for line in bench_stdout.splitlines():
+        if line.startswith("Profile of one training step"):
+            inside = True
+            continue
+        parts = line.split()
+        if inside and len(parts) == 3 and parts[2].endswith("%"):
+            try:
+                rows[parts[0]] = float(parts[1])
+            except ValueError:
+                continue
+    return rows
+
+
+def fusion_profile(options: CheckOptions) -> dict:
+    """Where the gpu preset's step spends its GPU time per layer type, with the fused kernels and with
+    fusion off (TINYTRANSFORMER_FUSE=0): what fusing gains, layer by layer."""
+    cmd = bench_command(options, with_torch=False)
+    cmd[cmd.index("--repeats") + 1] = "1"
+    cmd += ["--profile"]
+    out = {"status": "pass", "command": " ".join(cmd[1:])}
+    for label, fuse in (("fused", "1"), ("unfused", "0")):
+        environ = _subprocess_env(options.repo)
+        environ["TINYTRANSFORMER_FUSE"] = fuse
+        result = subprocess.run(cmd, cwd=options.repo, env=environ, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            return {"status": "fail", "command": out["command"], "error": result.stderr[-3000:]}
+        out[label] = profile_rows(result.stdout)
+        options.log(f"  {label}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in
+                                                 sorted(out[label].items(), key=lambda kv: -kv[1])[:6]))
+    if not out["fused"] or not out["unfused"]:
+        out["status"] = "fail"
+        out["error"] = "bench.py printed no profile table"
+    return out
+
+
 # --- 4. the gpu preset, trained until a time limit -----------------------------------------------------------
 
 def training_config(options: CheckOptions, seconds: float, out_dir: str):
     from .trainer import PRESETS, TrainConfig
     settings = dict(PRESETS["gpu"], device="gpu" if options.backend == "cupy" else options.backend,
                     out_dir=out_dir, data=options.data, max_seconds=seconds, log_interval=50)
-    if options.quick:
+    if options.quick:  # and a "full" run of 30 iterations
         settings.update(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=4, eval_iters=2,
-                        eval_interval=25, log_interval=10, sample_chars=40)
+                        eval_interval=25, log_interval=10, sample_chars=40, max_iters=30, lr_decay_iters=30)
     return TrainConfig(**settings)
 
 
@@ -317,8 +360,15 @@ def run_checks(options: CheckOptions) -> dict:
             ("training", f"the gpu preset trained for {options.train_seconds:g} s",
              lambda: training(options, options.train_seconds, str(out_dir / "timed")))]
     if options.full:
+        plan.append(("fusion_profile", "GPU time per layer type, fused and unfused (bench.py --profile)",
+                     lambda: fusion_profile(options)))
         plan.append(("full_training", "the gpu preset trained in full (5000 iterations, seed 1337)",
                      lambda: training(options, 0.0, str(out_dir / "full"), full=True)))
+    if options.only:
+        unknown = sorted(set(options.only) - {name for name, _, _ in plan})
+        if unknown:
+            raise ValueError(f"Unknown step(s) {unknown}; the steps are {[name for name, _, _ in plan]}.")
+        plan = [step for step in plan if step[0] in options.only]
     for name, title, run in plan:
         options.log(f"[{len(steps) + 1}/{len(plan)}] {title}")
         t0 = time.perf_counter()
