@@ -147,3 +147,22 @@ def test_without_bias_gradients_and_torch(torch):
     assert_matches_torch(y, y_t, "LayerNorm", "output (no bias)")
     assert_matches_torch(dx, x_t.grad, "LayerNorm", "dx (no bias)")
     assert_matches_torch(layer.weight.grad, reference.weight.grad, "LayerNorm", "dweight (no bias)")
+
+
+def test_backward_on_the_standin_runs_the_fused_formula_and_gives_numpys_bits(monkeypatch):
+    """On a GPU backend dx is one fused kernel (layernorm.layernorm_dx); the stand-in runs that formula
+    under cupy.fuse's rules, and it must give exactly what NumPy gives."""
+    from tinytransformer import layernorm
+    rng = numpy.random.default_rng(5)
+    x, dy = rng.standard_normal((3, 4, 16)), rng.standard_normal((3, 4, 16))
+    results = {}
+    calls = []
+    fused = layernorm.layernorm_dx
+    monkeypatch.setattr(layernorm, "layernorm_dx", lambda *a: calls.append(backend.name()) or fused(*a))
+    for name in ("numpy", "standin"):
+        with backend.using("float32", backend=name):
+            norm = LayerNorm(16)
+            norm(backend.asarray(x, dtype="float32"))
+            results[name] = backend.to_numpy(norm.backward(backend.asarray(dy, dtype="float32")))
+    assert calls == ["numpy", "standin"]
+    numpy.testing.assert_array_equal(results["standin"], results["numpy"])

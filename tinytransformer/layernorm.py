@@ -49,4 +49,14 @@ class LayerNorm(Module):
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=0)                                    # [D]: Σ_rows dy
         g = dy * self.weight.data                                                # [..., D]: dL/dx̂
-        return rstd * (g - row_mean(g) - xhat * row_mean(g, xhat))               # [..., D]
+        return layernorm_dx(g, xhat, rstd, row_mean(g), row_mean(g, xhat))     # [..., D]
+
+
+@backend.fuse
+def layernorm_dx(g, xhat, rstd, mean_g, mean_g_xhat):
+    """dx = r · (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)), given the two row means ([..., 1]).
+
+    The row means are reductions and stay outside; the rest is element-wise, one fused kernel on a GPU
+    instead of four (backend.fuse). On NumPy this is the expression itself.
+    """
+    return rstd * (g - mean_g - xhat * mean_g_xhat)
