@@ -187,3 +187,11 @@ def test_only_runs_the_named_steps_and_refuses_unknown_ones(monkeypatch, tmp_pat
     with pytest.raises(ValueError, match=r"Unknown step\(s\) \['full_training'\]"):  # needs --full
         gpucheck.run_checks(gpucheck.CheckOptions(backend="standin", only=("full_training",),
                                                   out_dir=str(tmp_path), log=lambda msg: None))
+
+
+def test_the_training_step_trains_afresh_each_time_it_is_run(tmp_path, text_file):
+    """The check trains in a folder of its own: a second check must not be refused as a second run."""
+    options = gpucheck.CheckOptions(backend="standin", quick=True, data=str(text_file), log=lambda msg: None)
+    for _ in range(2):
+        result = gpucheck.training(options, 1.0, str(tmp_path / "timed"))
+        assert result["status"] == "pass", result

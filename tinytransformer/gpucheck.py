@@ -318,10 +318,12 @@ def fusion_profile(options: CheckOptions) -> dict:
 def training_config(options: CheckOptions, seconds: float, out_dir: str):
     from .trainer import PRESETS, TrainConfig
     settings = dict(PRESETS["gpu"], device="gpu" if options.backend == "cupy" else options.backend,
-                    out_dir=out_dir, data=options.data, max_seconds=seconds, log_interval=50)
-    if options.quick:  # and a "full" run of 30 iterations
+                    out_dir=out_dir, data=options.data, max_seconds=seconds, log_interval=50,
+                    overwrite=True)  # the check's own folder: each check trains afresh
+    if options.quick:  # tiny; the time limit ends the time-boxed run, 30 iterations the "full" one
         settings.update(n_layer=1, n_head=2, n_embd=32, block_size=32, batch_size=4, eval_iters=2,
-                        eval_interval=25, log_interval=10, sample_chars=40, max_iters=30, lr_decay_iters=30)
+                        eval_interval=25, log_interval=10, sample_chars=40, warmup_iters=5, lr_decay_iters=30,
+                        max_iters=30 if seconds == 0 else 10**6)
     return TrainConfig(**settings)
 
 
