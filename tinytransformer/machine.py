@@ -137,7 +137,8 @@ def describe_blas(report: dict, command: str = "python scripts/bench.py") -> tup
     version = f" {blas['version']}" if blas.get("version") else ""
     lines = [f"NumPy's BLAS: {name}{version}"]
     if runtime:
-        threads = f", {runtime['threads']} threads" if runtime.get("threads") else ""
+        n = runtime.get("threads")
+        threads = f", {n} thread{'' if n == 1 else 's'}" if n else ""
         lines.append(f"OpenBLAS kernel in use: {runtime['corename']}{threads} "
                      f"(build: {runtime.get('config', 'unknown')})")
     else:
