@@ -38,12 +38,18 @@ def parse_args(argv=None):
     from tinytransformer.trainer import PRESETS, TrainConfig
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="shapes of this recipe")
+    def preset_values(name):  # e.g. "cpu: 4, gpu: 6", for the help
+        return ", ".join(f"{preset}: {getattr(TrainConfig(**settings), name)}"
+                         for preset, settings in sorted(PRESETS.items()))
+
     for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=None,
-                            help=f"override the preset's {name}")
-    parser.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
+                            help=f"override the preset's {name} (default: the preset's, {preset_values(name)})")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help=f"override the preset's dropout (default: the preset's, {preset_values('dropout')})")
     parser.add_argument("--device", choices=["cpu", "gpu", "standin"], default=None,
-                        help="default: the preset's (standin: the CPU stand-in for CuPy, to test the script)")
+                        help=f"default: the preset's ({preset_values('device')}; standin: the CPU stand-in "
+                             "for CuPy, to test the script)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both (default: what each library picks, all cores)")

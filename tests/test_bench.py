@@ -60,3 +60,12 @@ def test_bench_runs_and_reports(torch):
     assert "Linear.backward" in result.stdout  # the --profile table
     assert "NumPy's BLAS: " in result.stdout  # what the figures ran on
     assert set(summary["machine"]) >= {"blas", "blas_kernel", "blas_kernel_forced"}
+
+
+def test_help_shows_what_each_preset_sets():
+    result = subprocess.run([sys.executable, str(SCRIPTS / "bench.py"), "--help"], capture_output=True,
+                            text=True, timeout=60)
+    text = " ".join(result.stdout.split())                               # argparse wraps the lines
+    assert result.returncode == 0
+    assert "override the preset's n_layer (default: the preset's, cpu: 4, gpu: 6)" in text
+    assert "override the preset's dropout (default: the preset's, cpu: 0.0, gpu: 0.2)" in text
