@@ -74,19 +74,16 @@ def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace
         if not ok:
             problems.append(f"--{name.replace('_', '-')} {getattr(args, name)}: {rule}")
 
-    def finite(value):
-        return math.isfinite(value)
-
     if args.n_embd % args.n_head:
         problems.append(f"--n-head {args.n_head}: must divide --n-embd {args.n_embd} (each head gets "
                         "n_embd / n_head features)")
-    need(finite(args.dropout) and 0 <= args.dropout < 1, "dropout", "must be a probability in [0, 1)")
-    need(finite(args.lr) and args.lr > 0, "lr", "must be a finite number > 0")
-    need(finite(args.min_lr) and 0 <= args.min_lr <= args.lr, "min_lr", f"must be between 0 and --lr {args.lr}")
+    need(math.isfinite(args.dropout) and 0 <= args.dropout < 1, "dropout", "must be a probability in [0, 1)")
+    need(math.isfinite(args.lr) and args.lr > 0, "lr", "must be a finite number > 0")
+    need(math.isfinite(args.min_lr) and 0 <= args.min_lr <= args.lr, "min_lr", f"must be between 0 and --lr {args.lr}")
     need(args.warmup_iters >= 0, "warmup_iters", "must be an integer >= 0")
-    need(finite(args.beta2) and 0 <= args.beta2 < 1, "beta2", "must be in [0, 1)")
-    need(finite(args.weight_decay) and args.weight_decay >= 0, "weight_decay", "must be a finite number >= 0")
-    need(finite(args.grad_clip) and args.grad_clip >= 0, "grad_clip",
+    need(math.isfinite(args.beta2) and 0 <= args.beta2 < 1, "beta2", "must be in [0, 1)")
+    need(math.isfinite(args.weight_decay) and args.weight_decay >= 0, "weight_decay", "must be a finite number >= 0")
+    need(math.isfinite(args.grad_clip) and args.grad_clip >= 0, "grad_clip",
          "must be a finite number >= 0 (0 turns clipping off)")
     need(args.seed >= 0, "seed", "must be an integer >= 0")
     out_dir = Path(args.out_dir)
@@ -108,11 +105,6 @@ def prepare_out_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         probe.unlink()
     except OSError as err:
         parser.error(f"--out-dir {out_dir}: cannot write there ({err.strerror or err}); choose another folder")
-
-
-def max_norm(grad_clip: float) -> float:
-    """clip_grad_norm's bound for --grad-clip: 0 means no clipping (as nanoGPT), i.e. no bound."""
-    return grad_clip if grad_clip > 0 else math.inf
 
 
 def run(main) -> None:

@@ -23,7 +23,7 @@ from tinytransformer.models.gpt import GPT, GPTConfig  # noqa: E402
 from tinytransformer.trainer import CHECKPOINT_NAME, DEVICES, LATEST_NAME  # noqa: E402
 
 CHECKPOINTS = {"best": CHECKPOINT_NAME, "last": LATEST_NAME}
-MIN_TEMPERATURE = 1e-3  # below it the logits / temperature overflow; 0 asks for the most likely instead
+MIN_TEMPERATURE = 1e-3  # below it sampling is greedy in all but name: 0 asks for the most likely directly
 
 
 def parse_args(argv=None):

@@ -34,9 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import numpy as np  # noqa: E402
 
-from _demo_common import (log, make_parser, max_norm, parse_args, prepare_out_dir,  # noqa: E402
+from _demo_common import (log, make_parser, parse_args, prepare_out_dir,  # noqa: E402
                           print_summary, run, use_device)
 from tinytransformer import AdamW, backend, clip_grad_norm, cosine_lr  # noqa: E402
+from tinytransformer.optim import clip_bound  # noqa: E402
 from tinytransformer.checkpoint import save_checkpoint  # noqa: E402
 from tinytransformer.models import EncoderClassifier, EncoderConfig  # noqa: E402
 
@@ -200,7 +201,7 @@ def main():
         logits, loss = model(idx, targets)           # forward: [B, 2] logits and the mean loss
         model.zero_grad()                            # gradients accumulate, so clear last step's
         model.backward()                             # every layer's backward, from the loss back
-        clip_grad_norm(model.parameters(), max_norm(args.grad_clip))
+        clip_grad_norm(model.parameters(), clip_bound(args.grad_clip))
         optimizer.step(lr=lr)
 
         last = it == args.iters - 1

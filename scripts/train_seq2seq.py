@@ -34,9 +34,10 @@ matplotlib.use("Agg")  # write PNG files, open no window (works on a server with
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from _demo_common import (log, make_parser, max_norm, parse_args, prepare_out_dir,  # noqa: E402
+from _demo_common import (log, make_parser, parse_args, prepare_out_dir,  # noqa: E402
                           print_summary, run, use_device)
 from tinytransformer import AdamW, backend, clip_grad_norm, cosine_lr  # noqa: E402
+from tinytransformer.optim import clip_bound  # noqa: E402
 from tinytransformer.checkpoint import save_checkpoint  # noqa: E402
 from tinytransformer.generate import greedy_decode  # noqa: E402
 from tinytransformer.models import Seq2Seq, Seq2SeqConfig  # noqa: E402
@@ -198,7 +199,7 @@ def main():
         logits, loss = model(src, tgt_in, targets)   # forward, and the loss of predicting every target
         model.zero_grad()                            # gradients accumulate, so clear last step's
         model.backward()                             # every layer's backward, from the loss back
-        clip_grad_norm(model.parameters(), max_norm(args.grad_clip))
+        clip_grad_norm(model.parameters(), clip_bound(args.grad_clip))
         optimizer.step(lr=lr)
 
         last = it == args.iters - 1

@@ -162,6 +162,12 @@ def adamw_formula(g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_
     return m, v, update
 
 
+def clip_bound(grad_clip: float) -> float:
+    """A ``grad_clip`` setting as clip_grad_norm's ``max_norm``: 0 means no clipping (nanoGPT's convention),
+    so the bound is infinite and the gradients stay as they are (their norm is still measured)."""
+    return grad_clip if grad_clip > 0 else math.inf
+
+
 def clip_grad_norm(parameters, max_norm: float) -> float:
     """Scale all gradients together so that their global L2 norm is at most ``max_norm``.
 

@@ -40,7 +40,7 @@ from .data import SHAKESPEARE_SHA256, CharDataset, CharTokenizer, find_shakespea
 from .dropout import dropout_states, set_dropout_states
 from .generate import generate
 from .models.gpt import GPT, GPTConfig
-from .optim import AdamW, clip_grad_norm, cosine_lr
+from .optim import AdamW, clip_bound, clip_grad_norm, cosine_lr
 from .run_folder import RunLock, remove_stale_temporaries
 
 CHECKPOINT_NAME = "ckpt.npz"   # the best model
@@ -476,7 +476,7 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
     step_times, last_loss, it, time_limit_reached = [], None, start_iter, False
     deadline = start_time + cfg.max_seconds if cfg.max_seconds > 0 else math.inf
     tokens_per_step = cfg.batch_size * cfg.block_size
-    clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf  # 0: no clipping (the norm is still measured)
+    clip = clip_bound(cfg.grad_clip)                          # 0: no clipping
     previous_handler = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         for it in range(start_iter, cfg.max_iters + 1):
