@@ -105,7 +105,7 @@ lesson.step("One block holds block_size training examples", """
     The model predicts a next character at every position, from everything up to that position. So the
     window x[0] gives block_size examples: context x[0, :t+1] -> target y[0, t], for t = 0 .. T-1. The
     contexts have every length from 1 to block_size, which is also why a model trained this way can
-    start generating from a single character. (A causal mask, lesson 06, keeps each position from seeing
+    start generating from a single character. (A causal mask, lesson 07, keeps each position from seeing
     the characters after it, its own target among them.)""")
 pairs = []
 for t in range(block_size):

@@ -199,7 +199,7 @@ class Lesson:
         """Seconds one call of fn takes: the median of `repeat` timed calls, after `warmup` untimed ones.
 
         `synchronize` (e.g. backend.synchronize) is called before the timer starts and before it stops,
-        so that work still queued on a GPU is counted (lesson 16).
+        so that work still queued on a GPU is counted (lesson 22).
 
         On a busy machine a single run can be slowed many times over by another process; the median of
         several ignores the unlucky runs where the minimum would hide a real cost and the mean would

@@ -28,15 +28,15 @@ NOT_WRITTEN = 3  # lessons/_exercises.py: exit status of a lesson stopped by a s
 # Each exercise and its lesson, in the order that lesson asks for them.
 EXERCISES = {
     "embedding_backward": "02_embeddings.py",
-    "attention_forward": "04_attention_by_hand.py",
-    "causal_mask": "06_masks.py",
-    "masked_softmax": "06_masks.py",
-    "split_heads": "07_multi_head.py",
-    "merge_heads": "07_multi_head.py",
-    "layernorm_forward": "09_residuals_and_layernorm.py",
-    "layernorm_backward": "10_backprop_by_hand.py",
-    "gelu_backward": "10_backprop_by_hand.py",
-    "cross_entropy_backward": "10_backprop_by_hand.py",
+    "attention_forward": "05_attention_by_hand.py",
+    "causal_mask": "07_masks.py",
+    "masked_softmax": "07_masks.py",
+    "split_heads": "08_multi_head.py",
+    "merge_heads": "08_multi_head.py",
+    "layernorm_forward": "10_residuals_and_layernorm.py",
+    "layernorm_backward": "11_backprop_by_hand.py",
+    "gelu_backward": "11_backprop_by_hand.py",
+    "cross_entropy_backward": "11_backprop_by_hand.py",
 }
 
 

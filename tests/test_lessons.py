@@ -142,7 +142,7 @@ def run_in_terminal(args, keys: bytes, timeout=120):
 
 @pytest.mark.parametrize("key, status", [(b"\x03", 130), (b"\x04", 0)], ids=["ctrl-c", "ctrl-d"])
 def test_ctrl_c_or_ctrl_d_at_the_prompt_stops_in_one_line(key, status, tmp_path):
-    lesson = LESSONS_DIR / "04_attention_by_hand.py"
+    lesson = LESSONS_DIR / "05_attention_by_hand.py"
     code, output = run_in_terminal([lesson, "--out", tmp_path], key)
     assert f"stopped at step 1 of {declared_steps(lesson)}" in output, output[-2000:]
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-2000:]

@@ -1,6 +1,6 @@
-"""Exercise (lesson 04): the forward of scaled dot-product attention.
+"""Exercise (lesson 05): the forward of scaled dot-product attention.
 
-Run it:  python lessons/04_attention_by_hand.py --exercise
+Run it:  python lessons/05_attention_by_hand.py --exercise
 """
 import math
 
@@ -21,7 +21,7 @@ def attention_forward(self, q, k, v, mask=None):
         W = softmax(S)             along the last axis (the keys), each row sums to 1
         out = W V                  [..., T_q, d_v]
 
-    You may call tinytransformer.masked_softmax, or write the softmax (the exercise of lesson 06).
+    You may call tinytransformer.masked_softmax, or write the softmax (the exercise of lesson 07).
     The lesson compares your W and out with its own loops, and checks that a masked edge gets weight 0.
     """
     # TODO: your code here (about 5 lines).

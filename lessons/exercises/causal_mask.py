@@ -1,6 +1,6 @@
-"""Exercise (lesson 06): the causal mask of a language model.
+"""Exercise (lesson 07): the causal mask of a language model.
 
-Run it:  python lessons/06_masks.py --exercise
+Run it:  python lessons/07_masks.py --exercise
 """
 import numpy as np
 

@@ -1,6 +1,6 @@
-"""Exercise (lesson 10): the backward of softmax cross-entropy.
+"""Exercise (lesson 11): the backward of softmax cross-entropy.
 
-Run it:  python lessons/10_backprop_by_hand.py --exercise
+Run it:  python lessons/11_backprop_by_hand.py --exercise
 """
 import numpy as np
 

@@ -1,6 +1,6 @@
-"""Exercise (lesson 10): the backward of GELU.
+"""Exercise (lesson 11): the backward of GELU.
 
-Run it:  python lessons/10_backprop_by_hand.py --exercise
+Run it:  python lessons/11_backprop_by_hand.py --exercise
 """
 import math
 
@@ -17,7 +17,7 @@ def gelu_backward(self, dy):
         y  = ½ x (1 + tanh u)
         y' = ½ (1 + tanh u) + ½ x (1 − tanh² u) · √(2/π) (1 + 3·0.044715 x²)
 
-    (Product rule, then the chain rule through tanh and u.) Lesson 10 checks it against finite
+    (Product rule, then the chain rule through tanh and u.) Lesson 11 checks it against finite
     differences in float64.
     """
     # TODO: your code here (about 3 lines).

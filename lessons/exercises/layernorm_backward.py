@@ -1,6 +1,6 @@
-"""Exercise (lesson 10): the backward of LayerNorm.
+"""Exercise (lesson 11): the backward of LayerNorm.
 
-Run it:  python lessons/10_backprop_by_hand.py --exercise
+Run it:  python lessons/11_backprop_by_hand.py --exercise
 """
 import numpy as np
 
@@ -17,7 +17,7 @@ def layernorm_backward(self, dy):
         self.weight.grad += Σ_rows dy ⊙ x̂          self.bias.grad += Σ_rows dy
     For x, with g = dy ⊙ γ (the gradient reaching x̂), per row of D features:
         dx = r · (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))
-    The two subtracted terms are the paths through μ and σ (x̂ depends on the whole row); lesson 10
+    The two subtracted terms are the paths through μ and σ (x̂ depends on the whole row); lesson 11
     derives them. Its finite-difference check in float64 finds a missing term.
     """
     # TODO: your code here (about 6 lines).

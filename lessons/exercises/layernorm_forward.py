@@ -1,6 +1,6 @@
-"""Exercise (lesson 09): the forward of LayerNorm.
+"""Exercise (lesson 10): the forward of LayerNorm.
 
-Run it:  python lessons/09_residuals_and_layernorm.py --exercise
+Run it:  python lessons/10_residuals_and_layernorm.py --exercise
 """
 import numpy as np
 

@@ -1,6 +1,6 @@
-"""Exercise (lesson 06): softmax over the last axis, with a mask, that never overflows.
+"""Exercise (lesson 07): softmax over the last axis, with a mask, that never overflows.
 
-Run it:  python lessons/06_masks.py --exercise
+Run it:  python lessons/07_masks.py --exercise
 """
 import numpy as np
 

@@ -1,6 +1,6 @@
-"""Exercise (lesson 07): merging the attention heads back into one row per position.
+"""Exercise (lesson 08): merging the attention heads back into one row per position.
 
-Run it:  python lessons/07_multi_head.py --exercise
+Run it:  python lessons/08_multi_head.py --exercise
 """
 import numpy as np
 

@@ -1,6 +1,6 @@
-"""Exercise (lesson 07): splitting Q (or K, V) into attention heads.
+"""Exercise (lesson 08): splitting Q (or K, V) into attention heads.
 
-Run it:  python lessons/07_multi_head.py --exercise
+Run it:  python lessons/08_multi_head.py --exercise
 """
 import numpy as np
 

@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 04: scaled dot-product attention, computed by hand on four tokens.
+"""Lesson 05: scaled dot-product attention, computed by hand on four tokens.
 
 out = softmax(QKᵀ/√d_k) V, one piece at a time: the scores (every query dotted with every key, divided
 by √d_k), the softmax that turns each row of scores into weights that are positive and sum to 1, and the
@@ -8,7 +8,7 @@ then checked against the library's ScaledDotProductAttention. Two ways to read t
 attention as a soft lookup in a key-value store (a query that matches one key strongly retrieves that
 key's value), and attention as message passing on a graph whose edge weights are the attention weights.
 
-Run:  python lessons/04_attention_by_hand.py        (add --no-pause to run straight through)
+Run:  python lessons/05_attention_by_hand.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -54,7 +54,7 @@ for name, M in (("Q", Q), ("K", K), ("V", V)):
 # %%
 lesson.step("Scores: S = QKᵀ / √d_k", f"""
     Score S[i, j] says how well query i matches key j: their dot product, divided by √d_k = {math.sqrt(d_k):g}
-    (lesson 05 shows why). The result is a T x T table: row i is query i against every key.""")
+    (lesson 06 shows why). The result is a T x T table: row i is query i against every key.""")
 scores = [[0.0] * T for _ in range(T)]
 for i in range(T):
     for j in range(T):
@@ -144,7 +144,7 @@ lesson.check("a query matching keys 1 and 2 equally retrieves (value 1 + value 2
 lesson.step("Attention as message passing on a graph", """
     Read W as a graph: token j sends its value v_j along an edge to token i, with edge weight W[i, j];
     token i adds up what it receives. Plain self-attention is a complete graph with edges weighted by
-    content. A boolean mask removes edges (lesson 06): give the library a mask that allows only a chain
+    content. A boolean mask removes edges (lesson 07): give the library a mask that allows only a chain
     I - saw - a - cat (each token and its neighbours) and a token's output depends only on its
     neighbours. Apply attention a second time, on the first round's outputs, and information travels
     two hops: depth is what lets far tokens reach each other when the edges are restricted.""")
@@ -219,6 +219,6 @@ ax3.set_xlabel("sharpness s (matching score)")
 ax3.set_title("soft lookup → hard lookup")
 ax3.legend()
 ax3.grid(alpha=0.3)
-lesson.figure(fig, "04_attention_by_hand")
+lesson.figure(fig, "05_attention_by_hand")
 
 lesson.done()

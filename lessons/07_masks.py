@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 06: masks, which decide which keys each query may look at.
+"""Lesson 07: masks, which decide which keys each query may look at.
 
 A mask is a boolean table: mask[i, j] is True when query i may attend to key j. Disallowed scores are
 set to −∞ before the softmax, so their weights are exactly 0 and their values contribute nothing. Two
@@ -9,7 +9,7 @@ sequences of different lengths hides the filler tokens that make the rows equall
 checks, with the library's MultiHeadAttention, that changing what is masked changes nothing, and that
 a query with nothing left to see gets zeros rather than NaN.
 
-Run:  python lessons/06_masks.py        (add --no-pause to run straight through)
+Run:  python lessons/07_masks.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -175,6 +175,6 @@ for column, (title, m, w) in enumerate(panels):
         ax.set_xticks(range(T))
         ax.set_yticks(range(T))
 fig.colorbar(image, ax=axes[1, :], fraction=0.02)
-lesson.figure(fig, "06_masks")
+lesson.figure(fig, "07_masks")
 
 lesson.done()

@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 16: The same code on a GPU with CuPy.
+"""Lesson 22: The same code on a GPU with CuPy.
 
 CuPy is NumPy's interface on an NVIDIA GPU: cupy.exp, cupy.matmul, cupy.ndarray. Every layer of
 tinytransformer writes ``xp.exp(...)``, ``x @ w``, where ``xp`` is whichever module the backend points to,
@@ -15,7 +15,7 @@ On a machine with CuPy and a GPU this lesson runs on the GPU. Elsewhere it runs 
 "standin" backend: NumPy on the CPU dressed up with CuPy's rules, so that everything except the speed can
 be seen (and tested) without a GPU.
 
-Run:  python lessons/16_gpu_with_cupy.py        (add --no-pause to run straight through)
+Run:  python lessons/22_gpu_with_cupy.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -224,6 +224,6 @@ ax_sync.bar(["timer right after\nthe call", "timer after\nsynchronize()"], [1000
             color=["tab:gray", "tab:blue"])
 ax_sync.set(ylabel="ms", title=f"{size}×{size} matmul on {DEVICE}: what the timer sees")
 fig.tight_layout()
-lesson.figure(fig, "16_gpu_timing")
+lesson.figure(fig, "22_gpu_timing")
 
 lesson.done()

@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 03: positional encodings, because attention alone cannot see word order.
+"""Lesson 04: positional encodings, because attention alone cannot see word order.
 
 Self-attention compares every token with every other token by content only. Shuffle the input tokens and
 the outputs are shuffled the same way, nothing else changes (attention is permutation-equivariant), so
@@ -9,7 +9,7 @@ useful (a shift by k positions is the same rotation at every t), demonstrates th
 with the library's MultiHeadAttention and how positions solve it, and shows the limit of a learned
 table: it has no row past its length.
 
-Run:  python lessons/03_positional_encoding.py        (add --no-pause to run straight through)
+Run:  python lessons/04_positional_encoding.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -189,6 +189,6 @@ ax3.set_xticklabels(words)
 ax3.set_ylabel("|output in A − output in B|")
 ax3.set_title("'Zuko made his uncle' vs 'his uncle made Zuko'")
 ax3.legend()
-lesson.figure(fig, "03_positional_encoding")
+lesson.figure(fig, "04_positional_encoding")
 
 lesson.done()

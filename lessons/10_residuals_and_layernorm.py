@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 09: Residual connections and LayerNorm: pre-norm versus post-norm, measured through depth.
+"""Lesson 10: Residual connections and LayerNorm: pre-norm versus post-norm, measured through depth.
 
 A Transformer block wraps each sublayer f (attention, feed-forward) in a residual connection and a
 LayerNorm. Where the LayerNorm goes decides how the gradient travels down a deep stack:
@@ -10,7 +10,7 @@ LayerNorm. Where the LayerNorm goes decides how the gradient travels down a deep
 This lesson measures it: it builds deep stacks of the library's DecoderBlocks and EncoderBlocks, sends a
 gradient backward through them, and records the gradient that reaches each layer's input.
 
-Run:  python lessons/09_residuals_and_layernorm.py        (add --no-pause to run straight through)
+Run:  python lessons/10_residuals_and_layernorm.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -65,7 +65,7 @@ lesson.check("with γ and β set, the output is γ ⊙ x̂ + β (x̂: the normal
 
 # %%
 lesson.step("LayerNorm's backward divides by σ", """
-    The backward (derived in lesson 10) is dx = (1/σ)·(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) with
+    The backward (derived in lesson 11) is dx = (1/σ)·(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) with
     g = dy ⊙ γ. Two consequences matter for deep stacks. The gradient is divided by the σ of the
     input: an input ten times larger gets a gradient ten times smaller. And dx has no component along
     the constant direction or along x̂ in each row (shifting or scaling a row does not change LN's
@@ -192,7 +192,7 @@ for ax in (ax_norm, ax_cos):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 fig.tight_layout()
-lesson.figure(fig, "09_gradient_through_depth")
+lesson.figure(fig, "10_gradient_through_depth")
 
 # %%
 lesson.step(f"In a real GPT: {GPT_DEPTH} blocks, GPT-2 initialisation", """
@@ -250,6 +250,6 @@ ax.set(xlabel=f"block input l (0 = embeddings, {GPT_DEPTH} = top block's output)
 ax.grid(alpha=0.3, which="both")
 ax.legend()
 fig.tight_layout()
-lesson.figure(fig, "09_gpt_gradient_by_block")
+lesson.figure(fig, "10_gpt_gradient_by_block")
 
 lesson.done()

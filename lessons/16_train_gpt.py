@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 12: Training a small GPT on Shakespeare.
+"""Lesson 16: Training a small GPT on Shakespeare.
 
 Everything so far comes together: a character-level GPT learns to predict the next character of Tiny
 Shakespeare (1.1 million characters, 65 distinct ones). The loop is nanoGPT's, in tinytransformer/trainer.py:
@@ -13,7 +13,7 @@ Shakespeare (1.1 million characters, 65 distinct ones). The loop is nanoGPT's, i
 With --quick the model is tiny and trains for 40 iterations (a few seconds); without it, a few hundred
 iterations of a larger model (about a minute on a laptop CPU).
 
-Run:  python lessons/12_train_gpt.py        (add --no-pause to run straight through)
+Run:  python lessons/16_train_gpt.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -55,7 +55,7 @@ else:
     # nanoGPT's "baby GPT" for the CPU (the trainer's defaults), for 600 of its 2000 iterations
     cfg = TrainConfig(max_iters=600, warmup_iters=60, lr_decay_iters=600, eval_interval=100, eval_iters=10,
                       log_interval=50, sample_chars=300)
-cfg.out_dir = str(lesson.out / "12_train_gpt")        # metrics.jsonl, loss.png and ckpt.npz go here
+cfg.out_dir = str(lesson.out / "16_train_gpt")        # metrics.jsonl, loss.png and ckpt.npz go here
 cfg.seed = 1337
 cfg.overwrite = True                                 # a rerun of this lesson replaces its earlier run
 
@@ -106,13 +106,13 @@ ax.set(xlabel="iteration", ylabel="cross-entropy (nats per character)",
 ax.grid(alpha=0.3)
 ax.legend()
 fig.tight_layout()
-lesson.figure(fig, "12_loss_curve")
+lesson.figure(fig, "16_loss_curve")
 print(f"  (the trainer's own plot: {cfg.out_dir}/loss.png)")
 
 # %%
 lesson.step("A sample", f"""
     After training, the trainer continues the prompt "\\n" by {cfg.sample_chars} characters, sampling
-    each from the model's next-character distribution at temperature 0.8 (lesson 13), with a fixed seed.
+    each from the model's next-character distribution at temperature 0.8 (lesson 17), with a fixed seed.
     A short run learns the alphabet's statistics, words' shapes, line breaks and capitalised names
     first; spelling and grammar need far longer training.""")
 sample = summary["sample"]

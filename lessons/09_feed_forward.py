@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 08: the feed-forward network, the part of a block that is not an average.
+"""Lesson 09: the feed-forward network, the part of a block that is not an average.
 
 Attention's output for a query is Σ_j w_j v_j with weights w_j ≥ 0 that sum to 1: a weighted average
 of value vectors. Stack attention layers without anything in between and the result is still one
@@ -9,7 +9,7 @@ FFN(x) = act(x W₁ + b₁) W₂ + b₂ does that, with a non-linearity act such
 measures the limit of attention alone, plots the two activations and their derivatives, builds |x|
 exactly from two ReLUs, and trains a tiny FeedForward on XOR, which no linear map can fit.
 
-Run:  python lessons/08_feed_forward.py        (add --no-pause to run straight through)
+Run:  python lessons/09_feed_forward.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -254,7 +254,7 @@ for ax, index, title in ((ax2, 0, "activations"), (ax3, 1, "derivatives (from ba
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-lesson.figure(fig, "08_averaging_and_activations")
+lesson.figure(fig, "09_averaging_and_activations")
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
 u = np.linspace(-0.25, 1.25, 121)
@@ -279,6 +279,6 @@ ax2.set_ylabel("mean squared error")
 ax2.set_title("half adder (XOR, AND): training")
 ax2.grid(alpha=0.3, which="both")
 ax2.legend()
-lesson.figure(fig, "08_xor")
+lesson.figure(fig, "09_xor")
 
 lesson.done()

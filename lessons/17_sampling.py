@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 13: Sampling: temperature, top-k, greedy, seeds and the KV cache.
+"""Lesson 17: Sampling: temperature, top-k, greedy, seeds and the KV cache.
 
 A language model gives, for the next token, a vector of logits z (one per vocabulary entry). Turning that
 into text is a choice:
@@ -8,10 +8,10 @@ into text is a choice:
     top-k                          keep the k largest logits, renormalise, sample among those only
     greedy                         always the argmax (generate(..., temperature=0))
 
-The model here is the one lesson 12 trained, when its checkpoint is in the --out folder; otherwise a tiny
+The model here is the one lesson 16 trained, when its checkpoint is in the --out folder; otherwise a tiny
 model is trained first (a few seconds), so this lesson also runs on its own.
 
-Run:  python lessons/13_sampling.py        (add --no-pause to run straight through)
+Run:  python lessons/17_sampling.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -44,14 +44,14 @@ def to_numpy(a):
 
 # %%
 lesson.step("A model to sample from", """
-    We need a GPT trained on Shakespeare. Lesson 12 leaves its checkpoint in <out>/12_train_gpt/ckpt.npz;
+    We need a GPT trained on Shakespeare. Lesson 16 leaves its checkpoint in <out>/16_train_gpt/ckpt.npz;
     if it is not there, a tiny GPT is trained for 40 iterations now. Either way the model is rebuilt from
     its checkpoint exactly as scripts/sample.py does it: the config, the weights, the tokenizer.""")
-checkpoint_path = lesson.out / "12_train_gpt" / "ckpt.npz"
+checkpoint_path = lesson.out / "16_train_gpt" / "ckpt.npz"
 if checkpoint_path.exists():
-    print(f"  using lesson 12's model: {checkpoint_path}")
+    print(f"  using lesson 16's model: {checkpoint_path}")
 else:
-    out_dir = lesson.out / "13_model"
+    out_dir = lesson.out / "17_model"
     print(f"  no {checkpoint_path}; training a tiny model in {out_dir}")
     train(TrainConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, max_iters=40, lr=3e-3,
                       min_lr=3e-4, warmup_iters=5, lr_decay_iters=40, eval_interval=40, eval_iters=5,
@@ -141,7 +141,7 @@ ax_entropy.set(xlabel="temperature T", ylabel="entropy of p (nats)", title="entr
 ax_entropy.legend(fontsize=8)
 ax_entropy.grid(alpha=0.3, which="both")
 fig.tight_layout()
-lesson.figure(fig, "13_temperature_and_top_k")
+lesson.figure(fig, "17_temperature_and_top_k")
 
 # %%
 n_new = block_size - 1 if lesson.quick else 400
@@ -183,7 +183,7 @@ lesson.check("greedy text repeats itself more than sampled text",
 lesson.say("""
     Greedy decoding falls into loops: once a phrase is the most likely continuation of itself, it
     repeats forever. Sampling at a moderate temperature, often with top-k, is what makes model text
-    varied; greedy remains the right choice when there is one correct answer (lesson 14's translation).""")
+    varied; greedy remains the right choice when there is one correct answer (lesson 20's translation).""")
 
 # %%
 lesson.step("The KV cache", f"""

@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 11: Encoder, decoder, encoder-decoder: three Transformer families, three attention patterns.
+"""Lesson 13: Encoder, decoder, encoder-decoder: three Transformer families, three attention patterns.
 
 The blocks are the same; what differs is which positions each query may attend to:
 
@@ -13,7 +13,7 @@ The blocks are the same; what differs is which positions each query may attend t
 This lesson builds one small model of each family, reads their attention weights, and checks what each
 pattern promises: who can influence whom.
 
-Run:  python lessons/11_encoder_decoder_families.py        (add --no-pause to run straight through)
+Run:  python lessons/13_encoder_decoder_families.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -165,7 +165,7 @@ print("  (small, because untrained weights are small, std 0.02; but ~1e11 times 
 print("   the causal checks above found exactly 0)")
 lesson.say("""
 These models are untrained, so their weights are nearly uniform over the allowed positions: the
-pictures below show the patterns the masks impose. Lesson 14 trains the encoder-decoder and shows
+pictures below show the patterns the masks impose. Lesson 20 trains the encoder-decoder and shows
 the cross-attention it learns.""")
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -188,6 +188,6 @@ for ax, (weights, title, xlabels, ylabels, xlabel, ylabel) in zip(axes, panels):
     for (i, j), w in np.ndenumerate(weights):
         ax.text(j, i, f"{w:.2f}", ha="center", va="center", fontsize=7, color="white" if w < 0.6 else "black")
 fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight (layer 1, head 0)")
-lesson.figure(fig, "11_three_attention_patterns")
+lesson.figure(fig, "13_three_attention_patterns")
 
 lesson.done()

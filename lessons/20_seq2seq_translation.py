@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 14: An encoder-decoder learns a toy translation: reversing strings.
+"""Lesson 20: An encoder-decoder learns a toy translation: reversing strings.
 
 The task of scripts/train_seq2seq.py: translate a string of letters into the same string reversed,
 "attention" -> "noitnetta". To write output character t the decoder must find source character L-1-t,
@@ -10,7 +10,7 @@ The lesson imports the task's data, evaluation and heatmap functions from script
 trains the library's Seq2Seq with the same loop (--quick: a small model on strings of 3-6 letters, about
 a second of training; full: the script's model on 3-10 letters).
 
-Run:  python lessons/14_seq2seq_translation.py        (add --no-pause to run straight through)
+Run:  python lessons/20_seq2seq_translation.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -138,7 +138,7 @@ lesson.step("Where the decoder looks", """
     shows every head; the lesson's figure shows their mean beside the loss curve.""")
 example = max(test_strings[:100], key=len)                           # a long example shows the pattern best
 prediction = predictions[test_strings.index(example)]
-heads_path = lesson.out / "14_cross_attention_heads.png"
+heads_path = lesson.out / "20_cross_attention_heads.png"
 task.plot_cross_attention(model, example, prediction, heads_path)    # also leaves the weights in the model
 lesson.figure_file(heads_path, "every head, by scripts/train_seq2seq.py")
 weights = backend.to_numpy(model.decoder_blocks[-1].cross_attn.sublayer.weights)[0]   # [h, T_tgt, T_src]
@@ -174,6 +174,6 @@ ax_attn.set_yticks(range(len(out_labels)), out_labels)
 ax_attn.set(xlabel="source (keys, values: the encoder's memory)", ylabel="output (queries: the decoder)",
             title="cross-attention, last decoder block, mean of heads")
 fig.tight_layout()
-lesson.figure(fig, "14_seq2seq_loss_and_cross_attention")
+lesson.figure(fig, "20_seq2seq_loss_and_cross_attention")
 
 lesson.done()

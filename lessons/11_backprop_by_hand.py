@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 10: Backpropagation by hand, and the gradient check that proves it.
+"""Lesson 11: Backpropagation by hand, and the gradient check that proves it.
 
 Every layer of tinytransformer has a hand-written backward: given dy = ∂L/∂y, the gradient of the loss
 with respect to the layer's output, it returns dx = ∂L/∂x and adds ∂L/∂θ into each parameter's .grad.
@@ -12,7 +12,7 @@ runs it, and compares it with finite differences in float64:
 
 A correct backward agrees to ~1e-10; a wrong one is off by ~1e-1. Nothing in between is hard to tell.
 
-Run:  python lessons/10_backprop_by_hand.py        (add --no-pause to run straight through)
+Run:  python lessons/11_backprop_by_hand.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -252,6 +252,6 @@ ax_h.set(xlabel="step h", ylabel="relative error (GELU dx)", title="truncation (
 ax_h.invert_xaxis()
 ax_h.grid(alpha=0.3, which="both")
 fig.tight_layout()
-lesson.figure(fig, "10_gradient_check_errors")
+lesson.figure(fig, "11_gradient_check_errors")
 
 lesson.done()

@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 07: multi-head attention, n_head attentions side by side.
+"""Lesson 08: multi-head attention, n_head attentions side by side.
 
 One attention head computes one set of weights per query: one notion of "what is relevant". Multi-head
 attention runs n_head heads in parallel, each on its own d_k = d_model / n_head slice of Q, K and V,
@@ -9,7 +9,7 @@ matmul. This lesson checks that the reshape really is "columns h·d_k .. (h+1)·
 that the layer equals n_head separate attentions concatenated, and then sets two heads' projections by
 hand so that one head looks one token back and the other always looks at the same word.
 
-Run:  python lessons/07_multi_head.py        (add --no-pause to run straight through)
+Run:  python lessons/08_multi_head.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -191,6 +191,6 @@ for ax, (c_small, W) in zip(axes[1], softer.items()):
     ax.set_xlabel("key (attended to)")
     ax.set_title(f"head 0 with c = {c_small:g}: score {c_small ** 2 / 4:g} instead of 9")
 fig.colorbar(image, ax=axes[1, :], fraction=0.02)
-lesson.figure(fig, "07_heads")
+lesson.figure(fig, "08_heads")
 
 lesson.done()

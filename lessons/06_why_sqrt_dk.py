@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 05: why attention divides the scores by √d_k.
+"""Lesson 06: why attention divides the scores by √d_k.
 
 If the entries of q and k are independent with mean 0 and variance 1, the dot product q·k is a sum of d_k
 such products and has variance d_k. Without scaling, scores grow like √d_k: the softmax then puts
@@ -8,7 +8,7 @@ so the queries and keys stop learning. Dividing by √d_k brings the variance ba
 This lesson measures all three effects, with the library's ScaledDotProductAttention and
 softmax_backward, for d_k from 1 to 512.
 
-Run:  python lessons/05_why_sqrt_dk.py        (add --no-pause to run straight through)
+Run:  python lessons/06_why_sqrt_dk.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -161,6 +161,6 @@ for ax in (ax1, ax2, ax3):
     ax.set_xscale("log", base=2)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-lesson.figure(fig, "05_why_sqrt_dk")
+lesson.figure(fig, "06_why_sqrt_dk")
 
 lesson.done()

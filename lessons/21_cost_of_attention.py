@@ -1,5 +1,5 @@
 # %% [markdown]
-"""Lesson 15: The cost of attention: time and memory grow with the square of the sequence length.
+"""Lesson 21: The cost of attention: time and memory grow with the square of the sequence length.
 
 Self-attention compares every position with every other: the scores S = Q Kᵀ/√d_k of one head form an
 n × n matrix for a sequence of n tokens. Everything else in a Transformer layer (the projections, the
@@ -10,7 +10,7 @@ feed-forward network) costs O(n): each position on its own. This lesson measures
 
 With --quick the lengths are small (n ≤ 256); the full run goes to n = 2048, where the n² term dominates.
 
-Run:  python lessons/15_cost_of_attention.py        (add --no-pause to run straight through)
+Run:  python lessons/21_cost_of_attention.py        (add --no-pause to run straight through)
 """
 
 # %%
@@ -100,7 +100,7 @@ lesson.step("Time of forward + backward", f"""
     The quadratic part overtakes when n > 2 · d_model = {2 * D_MODEL}. On a log-log plot, time ∝ n^p is a
     line of slope p: near 1 at small n (and fixed overheads flatten it further), rising towards 2. Each
     time is the median of {REPEATS} runs after a warm-up, with backend.synchronize() around the timer (it
-    matters on a GPU, lesson 16), and BLAS on one thread: these matrices are too small to gain from
+    matters on a GPU, lesson 22), and BLAS on one thread: these matrices are too small to gain from
     more, and on a busy machine extra threads only wait for cores and scramble the timings.""")
 timings = {"MultiHeadAttention": [], "ScaledDotProductAttention": []}
 with one_blas_thread() as pinned:
@@ -147,6 +147,6 @@ for ax in (ax_time, ax_memory):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
 fig.tight_layout()
-lesson.figure(fig, "15_attention_cost")
+lesson.figure(fig, "21_attention_cost")
 
 lesson.done()
