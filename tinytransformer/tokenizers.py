@@ -1,0 +1,609 @@
+"""Tokenizers: text <-> integer ids. Characters (CharTokenizer) and byte-level BPE (BPETokenizer).
+
+A character tokenizer gives every distinct character of a corpus an id: Tiny Shakespeare has 65. A
+byte-level BPE tokenizer (byte-pair encoding, as in GPT-2, minbpe and tiktoken) starts from the 256
+byte values, so it can encode any text at all, and learns merges of frequent neighbouring tokens into
+longer ones (" the", "ing", "\\n\\n"), so a text becomes fewer, longer tokens: a model's context of
+block_size tokens then covers more text. GPT-2 has 256 bytes + 50,000 merges + ``<|endoftext|>`` =
+50,257 tokens.
+
+Both tokenizers encode to a NumPy int64 array and decode back, and describe themselves as a JSON-able
+dict (``to_dict``/``from_dict``, with a ``kind``) that a checkpoint holds; ``tokenizer_from_dict``
+rebuilds either kind.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+
+# Tokenizers run on the host: ids are built in Python lists and handed over as NumPy arrays.
+import numpy
+
+from . import backend
+
+# GPT-2's pre-tokenization split (its encoder.py): contractions, runs of letters, runs of digits, runs
+# of other symbols, each optionally with one leading space, and whitespace. A merge never crosses a
+# boundary between these pieces, so "dog." and "dog!" share the token " dog". \p{L} (any letter) and
+# \p{N} (any digit) are Unicode classes that Python's re lacks; the `regex` package has them.
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+ENDOFTEXT = "<|endoftext|>"
+GPT2_ENDOFTEXT_ID = 50256
+GPT2_VOCAB_URL = "https://huggingface.co/openai-community/gpt2/resolve/main/vocab.json"
+GPT2_MERGES_URL = "https://huggingface.co/openai-community/gpt2/resolve/main/merges.txt"
+
+
+class CharTokenizer:
+    """Characters <-> integers: the vocabulary is the sorted set of characters of a text.
+
+    Tiny Shakespeare has 65 distinct characters, so ids are 0..64. Encoding a character that is not in
+    the vocabulary is an error that names it: the model has no embedding for it.
+    """
+
+    def __init__(self, chars):
+        self.chars = "".join(chars)
+        if len(set(self.chars)) != len(self.chars):
+            raise ValueError("Tokenizer characters must be distinct.")
+        self.stoi = {ch: i for i, ch in enumerate(self.chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharTokenizer":
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> numpy.ndarray:
+        unseen = sorted(set(text) - set(self.stoi))
+        if unseen:
+            raise ValueError(f"Characters not in the vocabulary: {''.join(unseen)!r} "
+                             f"({', '.join(repr(c) for c in unseen)}). The model knows only these "
+                             f"{self.vocab_size} characters: {self.chars!r}. Remove or replace the others.")
+        return numpy.array([self.stoi[ch] for ch in text], dtype=numpy.int64)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in backend.to_numpy(ids).reshape(-1))
+
+    def to_dict(self) -> dict:
+        return {"kind": "char", "chars": self.chars}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "CharTokenizer":
+        if not isinstance(state, dict) or state.get("kind") != "char":
+            found = "no tokenizer" if state is None else f"a tokenizer of kind {state.get('kind')!r}" \
+                if isinstance(state, dict) else repr(state)
+            raise ValueError(f"Not a character tokenizer ({found}): a checkpoint of "
+                             "scripts/train_shakespeare.py holds one.")
+        return cls(state["chars"])
+
+
+# --- GPT-2's printable form of bytes ----------------------------------------------------------------
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's table byte -> printable character, used to write byte strings in vocab.json/merges.txt.
+
+    The 188 bytes that are printable characters in Latin-1 ('!'..'~', '¡'..'¬', '®'..'ÿ') stand for
+    themselves; the 68 others (control characters, space, ...) are shifted to chr(256), chr(257), ...
+    in byte order. So the space byte is written 'Ġ' (chr(288)) and newline 'Ċ': " the" is "Ġthe".
+    """
+    printable = ([*range(ord("!"), ord("~") + 1)] + [*range(ord("¡"), ord("¬") + 1)]
+                 + [*range(ord("®"), ord("ÿ") + 1)])
+    table = {b: chr(b) for b in printable}
+    shifted = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + shifted)
+            shifted += 1
+    return table
+
+
+BYTE_TO_UNICODE = bytes_to_unicode()
+UNICODE_TO_BYTE = {ch: b for b, ch in BYTE_TO_UNICODE.items()}
+
+
+def token_to_unicode(token: bytes) -> str:
+    """b' the' -> 'Ġthe': a token's bytes in GPT-2's printable form."""
+    return "".join(BYTE_TO_UNICODE[b] for b in token)
+
+
+def unicode_to_token(text: str) -> bytes:
+    """'Ġthe' -> b' the'; a KeyError for a character that is not in GPT-2's table."""
+    return bytes(UNICODE_TO_BYTE[ch] for ch in text)
+
+
+# --- training: the merge loop -------------------------------------------------------------------------
+
+def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+    """Replace every occurrence of `pair` in `ids`, scanning left to right, by `new_id`.
+
+    Occurrences do not overlap: (a, a) in [a, a, a] gives [new, a]."""
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def _best_pair(counts: dict) -> tuple[int, int]:
+    """The pair to merge next: the most frequent; among equally frequent ones, the smallest (first id,
+    then second id). A fixed rule, so training never depends on the order a dict was filled in."""
+    return min(counts, key=lambda pair: (-counts[pair], pair))
+
+
+def _merged_id(pair, vocab: list[bytes], known: dict[bytes, int]) -> int:
+    """The id of the token `pair` merges into: a new id, unless its bytes are already a token.
+
+    Two different pairs can spell the same bytes ((b"a", b"bc") and (b"ab", b"c")); rank-based encoding
+    (tiktoken's, and ours) knows a token by its bytes, so the second such pair reuses the first's id and
+    the vocabulary does not grow."""
+    token = vocab[pair[0]] + vocab[pair[1]]
+    if token not in known:
+        known[token] = len(vocab)
+        vocab.append(token)
+    return known[token]
+
+
+def train_merges_naive(word_counts: dict[bytes, int], n_tokens: int) -> list[tuple[tuple[int, int], int]]:
+    """The plain merge loop (minbpe's): grow a byte vocabulary of 256 tokens to `n_tokens` tokens.
+
+    `word_counts` maps each pre-token (a piece of text from the split pattern, as bytes) to how often it
+    occurs. Each round counts every adjacent pair of tokens in every word (weighted by its count), merges
+    the best pair (see ``_best_pair``) everywhere into one token, and repeats. Returns the merges in order,
+    as ((left id, right id), merged id). Every round rescans all words: simple, and slow on a big corpus;
+    ``train_merges`` gives the same merges incrementally, and a test holds the two equal."""
+    words = [list(word) for word in word_counts]                # each byte is its own first token id
+    freqs = list(word_counts.values())
+    vocab = [bytes([b]) for b in range(256)]
+    known = {token: i for i, token in enumerate(vocab)}
+    merges = []
+    while len(vocab) < n_tokens:
+        counts = Counter()
+        for word, freq in zip(words, freqs):
+            for pair in zip(word, word[1:]):
+                counts[pair] += freq
+        if not counts:
+            raise _too_few_pairs(len(vocab), n_tokens)
+        pair = _best_pair(counts)
+        new_id = _merged_id(pair, vocab, known)
+        words = [merge_pair(word, pair, new_id) for word in words]
+        merges.append((pair, new_id))
+    return merges
+
+
+def train_merges(word_counts: dict[bytes, int], n_tokens: int, log=None) -> list[tuple[tuple[int, int], int]]:
+    """The merge loop of ``train_merges_naive``, made fast: the same merges, in the same order.
+
+    Instead of recounting every pair of every word each round, it keeps
+      counts[pair]  how often the pair occurs in the corpus now (each word weighted by its frequency),
+      where[pair]   the words it may occur in,
+      heap          (-count, pair) entries, so the best pair is found without scanning all pairs.
+    Merging a pair changes only the words that contain it: for each, the counts of its old pairs are
+    subtracted and those of its new pairs added, so `counts` always equals a full recount, which is
+    exactly what the naive loop computes. Entries of the heap whose count is no longer current are
+    skipped when they come up (lazy deletion); the heap orders equal counts by the smaller pair, the same
+    tie-break as ``_best_pair``."""
+    words = [list(word) for word in word_counts]
+    freqs = list(word_counts.values())
+    vocab = [bytes([b]) for b in range(256)]
+    known = {token: i for i, token in enumerate(vocab)}
+    counts, where = Counter(), defaultdict(set)
+    for index, (word, freq) in enumerate(zip(words, freqs)):
+        for pair in zip(word, word[1:]):
+            counts[pair] += freq
+            where[pair].add(index)
+    heap = [(-count, pair) for pair, count in counts.items()]
+    heapq.heapify(heap)
+    merges = []
+    n_merges = n_tokens - len(vocab)
+    while len(vocab) < n_tokens:
+        while heap and counts.get(heap[0][1], 0) != -heap[0][0]:   # out of date: skip it
+            heapq.heappop(heap)
+        if not heap:
+            raise _too_few_pairs(len(vocab), n_tokens)
+        neg_count, pair = heapq.heappop(heap)
+        new_id = _merged_id(pair, vocab, known)
+        changed = set()
+        for index in where.pop(pair):
+            word = words[index]
+            merged = merge_pair(word, pair, new_id)
+            if len(merged) == len(word):       # `where` may list a word that lost the pair earlier
+                continue
+            freq = freqs[index]
+            for old in zip(word, word[1:]):
+                counts[old] -= freq
+                changed.add(old)
+            for new in zip(merged, merged[1:]):
+                counts[new] += freq
+                where[new].add(index)
+                changed.add(new)
+            words[index] = merged
+        for other in changed:
+            if counts[other] > 0:
+                heapq.heappush(heap, (-counts[other], other))
+            else:
+                del counts[other]              # the merged pair itself ends here: all its occurrences are gone
+        merges.append((pair, new_id))
+        if log is not None and (len(merges) <= 5 or len(merges) % max(1, n_merges // 10) == 0):
+            log(f"merge {len(merges)}/{n_merges}: {pair} -> {new_id} {vocab[new_id]!r} "
+                f"({-neg_count:,} occurrences)")
+    return merges
+
+
+def _too_few_pairs(n_now: int, n_wanted: int) -> ValueError:
+    return ValueError(f"The training text has no adjacent pair of tokens left to merge after "
+                      f"{n_now - 256} merges ({n_now} tokens), so it cannot reach {n_wanted} tokens: use a "
+                      f"longer text or a vocab_size of at most {n_now} plus the special tokens.")
+
+
+def _compile(pattern: str):
+    try:
+        import regex
+    except ImportError:
+        raise ImportError("BPETokenizer needs the `regex` package for its split pattern (\\p{L}, \\p{N}): "
+                          "pip install regex (it is in tinytransformer's install_requires).") from None
+    return regex.compile(pattern)
+
+
+# --- the tokenizer ------------------------------------------------------------------------------------
+
+class BPETokenizer:
+    """Byte-level BPE: text -> UTF-8 bytes -> pre-tokens -> merged byte strings -> ids, and back.
+
+    The vocabulary is ``ranks``: byte string -> id. It holds the 256 single bytes and every merged byte
+    string; a token's id is also its rank, the order in which its merge was learned (for a tokenizer
+    trained here: ids 0..255 are the bytes, and each merge takes the next id). Special tokens
+    (``<|endoftext|>``) have ids after all of these and are never produced by merging.
+
+    Encoding, as tiktoken does it:
+      1. split the text with the pattern (GPT-2's by default) into pre-tokens, e.g. "Hello world!" ->
+         ["Hello", " world", "!"];
+      2. in each pre-token, start from its single bytes, and repeatedly merge the adjacent pair whose
+         merged bytes have the lowest rank (the earliest merge learned; the leftmost such pair on ties),
+         until no adjacent pair is in the vocabulary;
+      3. the ids of the resulting tokens, one pre-token after the other.
+    Step 2 depends only on the pre-token, so its result is cached (as GPT-2's encoder does): a corpus has
+    far fewer distinct words than words. Decoding joins the tokens' bytes, so any byte string round-trips.
+    """
+
+    def __init__(self, ranks: dict[bytes, int], pattern: str = GPT2_PATTERN,
+                 special_tokens: dict[str, int] | None = None):
+        self.ranks = dict(ranks)
+        self.pattern = pattern
+        self.special_tokens = dict(special_tokens or {})
+        missing = [b for b in range(256) if bytes([b]) not in self.ranks]
+        if missing:
+            raise ValueError(f"A byte-level BPE vocabulary must hold all 256 single bytes; {len(missing)} are "
+                             f"missing (e.g. {bytes(missing[:5])!r}), so some texts could not be encoded.")
+        ids = list(self.ranks.values()) + list(self.special_tokens.values())
+        if len(set(ids)) != len(ids) or min(ids) < 0:
+            raise ValueError("Token ids must be distinct and non-negative, special tokens included.")
+        self._split = _compile(pattern)
+        self._id_to_bytes = [None] * (max(ids) + 1)             # id -> bytes (None: not an id)
+        for token, i in self.ranks.items():
+            self._id_to_bytes[i] = token
+        for name, i in self.special_tokens.items():
+            self._id_to_bytes[i] = name.encode("utf-8")
+        self._cache: dict[str, list[int]] = {}                   # pre-token -> its ids
+
+    @property
+    def vocab_size(self) -> int:
+        """Rows a model's embedding needs: the largest id + 1 (ids of GPT-2 and trained ones have no gaps)."""
+        return len(self._id_to_bytes)
+
+    # --- training -------------------------------------------------------------------------------------
+    @classmethod
+    def train(cls, text: str, vocab_size: int, pattern: str = GPT2_PATTERN, special_tokens=None, log=None,
+              naive: bool = False) -> "BPETokenizer":
+        """Learn merges on `text` until the vocabulary has `vocab_size` tokens, special tokens included.
+
+        special_tokens: names, given the last ids; None means GPT-2's ``<|endoftext|>``, () none. They are
+        cut out of the text before training, so they are never merged with their neighbours.
+        log: e.g. print, to see some of the merges as they are learned.
+        naive: use the plain loop that rescans the text every merge (the same result, slowly).
+
+        Pre-tokens are counted once (Counter of the pieces of the split); merging then works on the
+        distinct pre-tokens, each weighted by its count: a pair inside " the" counts as often as " the"
+        occurs."""
+        special_tokens = [ENDOFTEXT] if special_tokens is None else list(special_tokens)
+        n_tokens = vocab_size - len(special_tokens)
+        if n_tokens < 256:
+            raise ValueError(f"vocab_size {vocab_size} is too small: a byte-level BPE needs the 256 bytes "
+                             f"plus {len(special_tokens)} special token(s). Use at least "
+                             f"{256 + len(special_tokens)}.")
+        split = _compile(pattern)
+        pieces = _split_on_specials(text, special_tokens)[0::2]       # the ordinary text between specials
+        word_counts = Counter()
+        for piece in pieces:
+            word_counts.update(split.findall(piece))
+        word_counts = {_to_bytes(word): count for word, count in word_counts.items()}
+        merges = (train_merges_naive(word_counts, n_tokens) if naive
+                  else train_merges(word_counts, n_tokens, log=log))
+        vocab = [bytes([b]) for b in range(256)]
+        for (left, right), new_id in merges:
+            if new_id == len(vocab):
+                vocab.append(vocab[left] + vocab[right])
+        ranks = {token: i for i, token in enumerate(vocab)}
+        return cls(ranks, pattern, {name: n_tokens + k for k, name in enumerate(special_tokens)})
+
+    # --- encoding -------------------------------------------------------------------------------------
+    def _bpe(self, token: bytes, max_rank: int | None = None) -> list[bytes]:
+        """Step 2 of encoding: merge the lowest-ranked adjacent pair until none is in the vocabulary.
+
+        With max_rank, only merges of rank below it are used (to find the pair a token was made of)."""
+        parts = [token[i:i + 1] for i in range(len(token))]
+        while len(parts) > 1:
+            best, best_rank = None, None
+            for i in range(len(parts) - 1):
+                rank = self.ranks.get(parts[i] + parts[i + 1])
+                if rank is not None and (best_rank is None or rank < best_rank) \
+                        and (max_rank is None or rank < max_rank):
+                    best, best_rank = i, rank
+            if best is None:
+                break
+            parts[best:best + 2] = [parts[best] + parts[best + 1]]
+        return parts
+
+    def encode_ordinary(self, text: str) -> numpy.ndarray:
+        """Encode `text` as plain text: a special token's name in it is encoded like any other text."""
+        ids = []
+        for piece in self._split.findall(text):
+            cached = self._cache.get(piece)
+            if cached is None:
+                cached = [self.ranks[part] for part in self._bpe(_to_bytes(piece))]
+                self._cache[piece] = cached
+            ids.extend(cached)
+        return numpy.array(ids, dtype=numpy.int64)
+
+    def encode(self, text: str, allowed_special="none_raise") -> numpy.ndarray:
+        """Encode `text` to ids (a NumPy int64 array).
+
+        allowed_special says what a special token's name in the text means:
+          "none_raise" (default): it is an error (text from a user should not smuggle in an end of text);
+          "all": every special token is encoded as its id; a set of names: those are, and any other is an
+          error; "none": no special token, the names are encoded as ordinary text (= encode_ordinary)."""
+        if allowed_special == "none":
+            return self.encode_ordinary(text)
+        if allowed_special == "all":
+            allowed = set(self.special_tokens)
+        elif allowed_special == "none_raise":
+            allowed = set()
+        elif isinstance(allowed_special, (set, frozenset, list, tuple)):
+            allowed = set(allowed_special)
+            unknown = sorted(allowed - set(self.special_tokens))
+            if unknown:
+                raise ValueError(f"allowed_special names {unknown}, which are not special tokens of this "
+                                 f"tokenizer; it has {sorted(self.special_tokens)}.")
+        else:
+            raise ValueError(f"allowed_special must be 'none_raise', 'all', 'none' or a set of special "
+                             f"token names, not {allowed_special!r}.")
+        refused = sorted(name for name in set(self.special_tokens) - allowed if name in text)
+        if refused:
+            raise ValueError(f"The text contains the special token {refused[0]!r}, which is not allowed here. "
+                             "Pass allowed_special='all' (or a set naming it) to encode it as the special token, "
+                             "or use encode_ordinary(text) to encode it as plain text.")
+        if not allowed:
+            return self.encode_ordinary(text)
+        pieces = _split_on_specials(text, allowed)
+        parts = [self.encode_ordinary(piece) if k % 2 == 0 else numpy.array([self.special_tokens[piece]])
+                 for k, piece in enumerate(pieces)]
+        return numpy.concatenate(parts).astype(numpy.int64)
+
+    def encode_bytes(self, data: bytes) -> numpy.ndarray:
+        """Encode any byte string, invalid UTF-8 included, as ordinary text.
+
+        The bytes are read as UTF-8 with Python's "surrogateescape": each byte that is not valid UTF-8
+        becomes a stand-in character (U+DC80..U+DCFF), which the split pattern keeps as a symbol and
+        which turns back into exactly that byte. So decode_bytes(encode_bytes(data)) == data."""
+        return self.encode_ordinary(bytes(data).decode("utf-8", errors="surrogateescape"))
+
+    # --- decoding -------------------------------------------------------------------------------------
+    def decode_bytes(self, ids) -> bytes:
+        """The bytes of the tokens, joined. An id outside the vocabulary is an error that names it."""
+        ids = backend.to_numpy(ids).reshape(-1)
+        if ids.size and not numpy.issubdtype(ids.dtype, numpy.integer):
+            raise ValueError(f"Token ids must be integers, not {ids.dtype}.")
+        ids = ids.tolist()
+        try:
+            if ids and min(ids) >= 0:                 # a negative id would index from the end
+                return b"".join([self._id_to_bytes[i] for i in ids])
+        except (IndexError, TypeError):               # past the end, or a gap (None)
+            pass
+        bad = next(i for i in ids if not 0 <= i < self.vocab_size or self._id_to_bytes[i] is None) if ids else None
+        if bad is None:
+            return b""
+        raise ValueError(f"Token id {bad} is not in this tokenizer's vocabulary (ids 0..{self.vocab_size - 1}). "
+                         "The ids come from another tokenizer, or from a model whose vocab_size is larger: "
+                         "decode them with the tokenizer that model was trained with.")
+
+    def decode(self, ids) -> str:
+        """The text of the ids; bytes that are not valid UTF-8 (e.g. a character cut in the middle by
+        the end of a sample) become U+FFFD, as in GPT-2."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes of one token."""
+        return self.decode_bytes([token_id])
+
+    # --- as a dict, a file, and GPT-2's files ---------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-able: the tokens in GPT-2's printable form (as in vocab.json), the pattern, the specials."""
+        return {"kind": "bpe", "pattern": self.pattern,
+                "vocab": {token_to_unicode(token): i for token, i in sorted(self.ranks.items(), key=lambda t: t[1])},
+                "special_tokens": dict(self.special_tokens)}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "BPETokenizer":
+        if not isinstance(state, dict) or state.get("kind") != "bpe":
+            found = "no tokenizer" if state is None else f"a tokenizer of kind {state.get('kind')!r}" \
+                if isinstance(state, dict) else repr(state)
+            raise ValueError(f"Not a BPE tokenizer ({found}): BPETokenizer.to_dict() makes one.")
+        try:
+            ranks = {unicode_to_token(text): int(i) for text, i in state["vocab"].items()}
+            return cls(ranks, state["pattern"], {name: int(i) for name, i in state["special_tokens"].items()})
+        except (KeyError, AttributeError, TypeError) as err:
+            raise ValueError(f"A damaged BPE tokenizer description ({type(err).__name__}: {err}): it needs "
+                             "'vocab' (GPT-2-style token -> id), 'pattern' and 'special_tokens'. "
+                             "Make it with BPETokenizer.to_dict() or save().") from None
+
+    def save(self, path) -> None:
+        """Write to_dict() as JSON, atomically (a temporary file renamed over the target)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path) -> "BPETokenizer":
+        try:
+            state = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"Cannot read a BPE tokenizer from {path} ({err}). Pass a file written by "
+                             "BPETokenizer.save(); for GPT-2's vocab.json + merges.txt use "
+                             "BPETokenizer.from_gpt2_files().") from None
+        return cls.from_dict(state)
+
+    def merges(self) -> list[tuple[bytes, bytes]]:
+        """The merges in rank order, as (left bytes, right bytes): merges.txt's lines.
+
+        A token's pair is found by encoding its own bytes with only the merges ranked before it (the
+        way tiktoken's vocabularies are converted to merges.txt); for a vocabulary learned by BPE that
+        leaves exactly two parts."""
+        pairs = []
+        for token, rank in sorted(self.ranks.items(), key=lambda item: item[1]):
+            if len(token) == 1:
+                continue
+            parts = self._bpe(token, max_rank=rank)
+            if len(parts) != 2:
+                raise ValueError(f"Token {rank} ({token!r}) is not the merge of two earlier tokens, so this "
+                                 "vocabulary cannot be written as BPE merges.")
+            pairs.append((parts[0], parts[1]))
+        return pairs
+
+    def to_gpt2_files(self, folder) -> tuple[Path, Path]:
+        """Write GPT-2's format into `folder`: vocab.json (token -> id) and merges.txt (one merge a line,
+        highest priority first); Hugging Face's `tokenizers` and `transformers` read these."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        vocab = self.to_dict()["vocab"]
+        vocab.update(self.special_tokens)
+        lines = ["#version: 0.2"] + [f"{token_to_unicode(a)} {token_to_unicode(b)}" for a, b in self.merges()]
+        vocab_path, merges_path = folder / "vocab.json", folder / "merges.txt"
+        vocab_path.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        merges_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return vocab_path, merges_path
+
+    @classmethod
+    def from_gpt2_files(cls, vocab_json, merges_txt, pattern: str = GPT2_PATTERN) -> "BPETokenizer":
+        """GPT-2's tokenizer from its files: `vocab.json` + `merges.txt` (Hugging Face's names), or the
+        same contents as OpenAI's `encoder.json` + `vocab.bpe`.
+
+        vocab.json maps each token, written in GPT-2's printable form (bytes_to_unicode), to its id;
+        merges.txt lists the merges, one "left right" pair a line, in priority order. The id of a merged
+        token must grow with its line (in GPT-2 it is 256 + the line number), so that the id is the rank.
+        Entries of vocab.json that are neither single bytes nor made by a merge are special tokens
+        (GPT-2 has one: <|endoftext|> = 50256)."""
+        fix = (f"Get GPT-2's files again ({GPT2_VOCAB_URL} and {GPT2_MERGES_URL}), or pass a vocab.json and "
+               "merges.txt written together (e.g. by BPETokenizer.to_gpt2_files).")
+        try:
+            vocab = json.loads(Path(vocab_json).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"Cannot read the vocabulary {vocab_json}: {err}. {fix}") from None
+        if not isinstance(vocab, dict) or not all(isinstance(i, int) for i in vocab.values()):
+            raise ValueError(f"{vocab_json} is not a vocabulary: it must be a JSON object token -> integer id. {fix}")
+        try:
+            lines = Path(merges_txt).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"Cannot read the merges {merges_txt}: {err}. {fix}") from None
+        ranks, previous = {}, -1
+        for text, i in vocab.items():
+            if len(text) == 1 and text in UNICODE_TO_BYTE:
+                ranks[bytes([UNICODE_TO_BYTE[text]])] = i
+        if len(ranks) < 256:
+            raise ValueError(f"{vocab_json} holds {len(ranks)} of the 256 single bytes (in GPT-2's printable "
+                             f"form): it is not a byte-level BPE vocabulary. {fix}")
+        for number, line in enumerate(lines, start=1):
+            if line.startswith("#version") or not line.strip():
+                continue
+            parts = line.split(" ")
+            if len(parts) != 2 or parts[0] + parts[1] not in vocab:
+                problem = ("is not two tokens separated by one space" if len(parts) != 2
+                           else f"merges into {parts[0] + parts[1]!r}, which is not in {vocab_json}")
+                raise ValueError(f"{merges_txt}, line {number} ({line!r}) {problem}. {fix}")
+            merged = parts[0] + parts[1]
+            if vocab[merged] <= previous:
+                raise ValueError(f"{merges_txt}, line {number}: the id of {merged!r} ({vocab[merged]}) is not larger "
+                                 f"than the previous merge's ({previous}): ids must follow the order of the merges, "
+                                 f"since a merge's id is its rank. {fix}")
+            previous = vocab[merged]
+            try:
+                ranks[unicode_to_token(merged)] = vocab[merged]
+            except KeyError as err:
+                raise ValueError(f"{merges_txt}, line {number}: {err} is not a character of GPT-2's byte table. "
+                                 f"{fix}") from None
+        made = {token_to_unicode(token) for token in ranks}
+        specials = {text: i for text, i in vocab.items() if text not in made}
+        return cls(ranks, pattern, specials)
+
+    def __repr__(self) -> str:
+        return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.ranks) - 256}, "
+                f"special_tokens={sorted(self.special_tokens)})")
+
+
+def _to_bytes(text: str) -> bytes:
+    """UTF-8 bytes of a piece of text; "surrogateescape" turns encode_bytes' stand-ins back into bytes."""
+    try:
+        return text.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"The text holds {text[err.start]!r} at position {err.start} of {text!r}: a lone "
+                         "surrogate is not a character and has no UTF-8 bytes. Remove it, or encode the raw "
+                         "bytes with encode_bytes().") from None
+
+
+def _split_on_specials(text: str, specials) -> list[str]:
+    """[ordinary, special, ordinary, special, ..., ordinary]: even places are text, odd places specials."""
+    if not specials:
+        return [text]
+    import regex
+    # Longest first, so that a special token containing another is matched whole.
+    alternatives = "|".join(regex.escape(name) for name in sorted(specials, key=len, reverse=True))
+    return regex.split(f"({alternatives})", text)
+
+
+# --- where things are -----------------------------------------------------------------------------------
+
+def gpt2_vocab_paths() -> tuple[Path, Path]:
+    """Where GPT-2's vocab.json and merges.txt are looked for: <cache>/gpt2/ (see data.cache_dir)."""
+    from .data import cache_dir
+    folder = cache_dir() / "gpt2"
+    return folder / "vocab.json", folder / "merges.txt"
+
+
+def gpt2_tokenizer() -> BPETokenizer:
+    """GPT-2's tokenizer from the files at gpt2_vocab_paths(); when they are missing, the error says where
+    to get them and where to put them."""
+    vocab_json, merges_txt = gpt2_vocab_paths()
+    missing = [path for path in (vocab_json, merges_txt) if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"GPT-2's tokenizer files are not there ({', '.join(map(str, missing))} missing). Fetch them:\n"
+            f"    mkdir -p {vocab_json.parent}\n"
+            f"    curl -L -o {vocab_json} {GPT2_VOCAB_URL}\n"
+            f"    curl -L -o {merges_txt} {GPT2_MERGES_URL}")
+    return BPETokenizer.from_gpt2_files(vocab_json, merges_txt)
+
+
+def tokenizer_from_dict(state: dict):
+    """A CharTokenizer or BPETokenizer from its to_dict() (e.g. a checkpoint's tokenizer), by its kind."""
+    kinds = {"char": CharTokenizer, "bpe": BPETokenizer}
+    kind = state.get("kind") if isinstance(state, dict) else None
+    if kind not in kinds:
+        raise ValueError(f"Unknown tokenizer {state if state is None else kind!r}: expected a dict with kind "
+                         f"{' or '.join(map(repr, kinds))} (CharTokenizer/BPETokenizer.to_dict()).")
+    return kinds[kind].from_dict(state)
