@@ -336,3 +336,21 @@ def test_same_ids_as_huggingface_tokenizers(trained, held_out, tmp_path):
     assert tokenizer.decode(ids) == held_out
     text = "end<|endoftext|>start"
     assert tokenizer.encode(text).ids == trained.encode(text, allowed_special="all").tolist()
+
+
+# --- the speed benchmark runs (its figures are not tested: a timed test would be flaky) ------------------
+
+def test_bench_tokenizer_script_runs(corpus, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench_tokenizer.py"
+    (tmp_path / "small.txt").write_text(corpus[:20_000])
+    result = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "small.txt"),
+                             "--vocab-size", "300", "--repeats", "1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["vocab_size"] == 300 and 0 < summary["tokens"] < 20_000
+    assert summary["encode_cold_s"] > 0 and summary["cold_mb_per_s"] > 0
+    if "tiktoken_s" in summary:
+        assert summary["same_ids_as_tiktoken"] is True

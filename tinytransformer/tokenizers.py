@@ -403,6 +403,10 @@ class BPETokenizer:
         which turns back into exactly that byte. So decode_bytes(encode_bytes(data)) == data."""
         return self.encode_ordinary(bytes(data).decode("utf-8", errors="surrogateescape"))
 
+    def clear_cache(self) -> None:
+        """Forget the cached pre-tokens (to time encoding from cold, as a first encode of a text runs)."""
+        self._cache.clear()
+
     # --- decoding -------------------------------------------------------------------------------------
     def decode_bytes(self, ids) -> bytes:
         """The bytes of the tokens, joined. An id outside the vocabulary is an error that names it."""

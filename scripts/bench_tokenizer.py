@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""How fast BPETokenizer encodes: train a byte-level BPE on a corpus, then encode the whole corpus.
+
+    python scripts/bench_tokenizer.py                      # Tiny Shakespeare, 1024 tokens, 5 repeats
+    python scripts/bench_tokenizer.py --vocab-size 2048 --repeats 9
+
+Each repeat encodes the corpus from a cold cache (every pre-token is merged afresh, as in a first
+encode); the warm figure is the same text again with the cache full. With tiktoken installed (the oracle
+extra), tiktoken encodes the same text with the same ranks and split pattern: the ids must be equal, and
+the ratio ours / tiktoken is printed. Figures are medians over the repeats. The last line is a JSON summary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+
+from tinytransformer.data import find_shakespeare, read_text  # noqa: E402
+from tinytransformer.tokenizers import BPETokenizer  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, help="text file (default: Tiny Shakespeare, found as for training)")
+    parser.add_argument("--vocab-size", type=int, default=1024, help="tokens, <|endoftext|> included (default 1024)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed encodes of the corpus (default 5)")
+    parser.add_argument("--no-tiktoken", action="store_true", help="do not compare with tiktoken")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def median_seconds(fn, repeats: int, before=lambda: None) -> float:
+    times = []
+    for _ in range(repeats):
+        before()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    path = find_shakespeare(args.data)
+    text = read_text(path)
+    megabytes = len(text.encode("utf-8")) / 1e6
+    print(f"corpus: {path} ({megabytes:.3f} MB, {len(text):,} characters)")
+
+    start = time.perf_counter()
+    tokenizer = BPETokenizer.train(text, args.vocab_size)
+    train_s = time.perf_counter() - start
+    print(f"train: vocab_size {tokenizer.vocab_size} ({len(tokenizer.ranks) - 256} merges) in {train_s:.2f} s")
+
+    ids = tokenizer.encode(text)
+    assert tokenizer.decode(ids) == text, "the corpus does not round-trip"
+    cold_s = median_seconds(lambda: tokenizer.encode(text), args.repeats, before=tokenizer.clear_cache)
+    warm_s = median_seconds(lambda: tokenizer.encode(text), args.repeats)
+    print(f"encode: {len(ids):,} tokens, {megabytes * 1e6 / len(ids):.2f} bytes per token")
+    print(f"  cold cache: {cold_s:.3f} s  {megabytes / cold_s:.2f} MB/s   (median of {args.repeats})")
+    print(f"  warm cache: {warm_s:.3f} s  {megabytes / warm_s:.2f} MB/s")
+    summary = {"megabytes": megabytes, "vocab_size": tokenizer.vocab_size, "tokens": len(ids),
+               "train_s": train_s, "encode_cold_s": cold_s, "encode_warm_s": warm_s,
+               "cold_mb_per_s": megabytes / cold_s}
+
+    if not args.no_tiktoken:
+        try:
+            import tiktoken
+        except ImportError:
+            print("tiktoken: not installed (pip install -e '.[oracle]'), no comparison")
+        else:
+            encoding = tiktoken.Encoding(name="bench", pat_str=tokenizer.pattern, mergeable_ranks=tokenizer.ranks,
+                                         special_tokens=tokenizer.special_tokens)
+            same = encoding.encode_ordinary(text) == ids.tolist()
+            tiktoken_s = median_seconds(lambda: encoding.encode_ordinary(text), args.repeats)
+            print(f"tiktoken {tiktoken.__version__}: {tiktoken_s:.3f} s  {megabytes / tiktoken_s:.2f} MB/s, "
+                  f"same ids: {same}; ours (cold) / tiktoken = {cold_s / tiktoken_s:.1f}")
+            summary.update(tiktoken_s=tiktoken_s, same_ids_as_tiktoken=same, ratio_to_tiktoken=cold_s / tiktoken_s)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
