@@ -269,7 +269,8 @@ class BPETokenizer:
          until no adjacent pair is in the vocabulary;
       3. the ids of the resulting tokens, one pre-token after the other.
     Step 2 depends only on the pre-token, so its result is cached (as GPT-2's encoder does): a corpus has
-    far fewer distinct words than words. Decoding joins the tokens' bytes, so any byte string round-trips.
+    far fewer distinct words than words (the cache grows with the distinct pre-tokens seen; clear_cache()
+    empties it). Decoding joins the tokens' bytes, so any byte string round-trips.
     """
 
     def __init__(self, ranks: dict[bytes, int], pattern: str = GPT2_PATTERN,
@@ -413,18 +414,13 @@ class BPETokenizer:
         ids = backend.to_numpy(ids).reshape(-1)
         if ids.size and not numpy.issubdtype(ids.dtype, numpy.integer):
             raise ValueError(f"Token ids must be integers, not {ids.dtype}.")
-        ids = ids.tolist()
-        try:
-            if ids and min(ids) >= 0:                 # a negative id would index from the end
-                return b"".join([self._id_to_bytes[i] for i in ids])
-        except (IndexError, TypeError):               # past the end, or a gap (None)
-            pass
-        bad = next(i for i in ids if not 0 <= i < self.vocab_size or self._id_to_bytes[i] is None) if ids else None
-        if bad is None:
-            return b""
-        raise ValueError(f"Token id {bad} is not in this tokenizer's vocabulary (ids 0..{self.vocab_size - 1}). "
-                         "The ids come from another tokenizer, or from a model whose vocab_size is larger: "
-                         "decode them with the tokenizer that model was trained with.")
+        ids, table = ids.tolist(), self._id_to_bytes
+        unknown = next((i for i in ids if not 0 <= i < len(table) or table[i] is None), None)
+        if unknown is not None:
+            raise ValueError(f"Token id {unknown} is not in this tokenizer's vocabulary (ids 0..{len(table) - 1}). "
+                             "The ids come from another tokenizer, or from a model whose vocab_size is larger: "
+                             "decode them with the tokenizer that model was trained with.")
+        return b"".join([table[i] for i in ids])
 
     def decode(self, ids) -> str:
         """The text of the ids; bytes that are not valid UTF-8 (e.g. a character cut in the middle by
