@@ -174,7 +174,7 @@ lesson.figure(fig, "23_bpe_merges_and_compression")
 
 # %%
 lesson.step("GPT-2's vocabulary", f"""
-    GPT-2 learned 50,000 merges on 40 GB of web text, with the same byte table and split pattern. Its
+    GPT-2's tokenizer has 50,000 merges learned on web text, with the same bytes and split pattern. Its
     files are vocab.json (token -> id) and merges.txt (the merges in order); tinytransformer reads them
     from {gpt2_vocab_paths()[0].parent} (BPETokenizer.from_gpt2_files reads them from anywhere).""")
 words = [" tokenization", " Shakespeare", " unbelievable", " citizens", " 2026", "Hello world"]

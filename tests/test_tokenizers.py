@@ -140,6 +140,15 @@ def test_any_string_round_trips(trained, text):
     assert trained.decode(trained.encode_ordinary(text)) == text
 
 
+@settings(max_examples=100, deadline=None)
+@given(parts=st.lists(st.one_of(st.text(max_size=20), st.just("<|endoftext|>")), max_size=6))
+def test_any_string_with_special_tokens_round_trips(trained, parts):
+    text = "".join(parts)
+    ids = trained.encode(text, allowed_special="all").tolist()
+    assert trained.decode(ids) == text
+    assert ids.count(trained.special_tokens["<|endoftext|>"]) == text.count("<|endoftext|>")
+
+
 @settings(max_examples=200, deadline=None)
 @given(data_bytes=st.binary(max_size=200))
 def test_any_byte_string_round_trips(trained, data_bytes):
