@@ -40,6 +40,11 @@ def show(token: bytes) -> str:
     return token.decode("utf-8", errors="replace").replace(" ", "␣").replace("\n", "↵")
 
 
+def spelled(tok: BPETokenizer, ids, sep=" | ") -> str:
+    """The tokens of ids, each as readable text."""
+    return sep.join(repr(show(tok.token_bytes(i))) for i in ids)
+
+
 # %%
 lesson.step("Bytes: 256 symbols that spell every text", """
     UTF-8 writes every character as 1 to 4 bytes: English letters as one, 'é' as two, '日' as three, an
@@ -93,7 +98,7 @@ lesson.step("Encode, decode, and a special token", """
     a user's text cannot smuggle it in.""")
 line = held_out[:80]
 ids = tokenizer.encode(line)
-print(f"  {line!r}\n  -> {len(ids)} tokens: " + " ".join(repr(show(tokenizer.token_bytes(i))) for i in ids[:16]) + " ...")
+print(f"  {line!r}\n  -> {len(ids)} tokens: {spelled(tokenizer, ids[:16], ' ')} ...")
 held_ids = tokenizer.encode(held_out)
 lesson.check(f"held-out text ({len(held_out):,} characters) round-trips", tokenizer.decode(held_ids) == held_out)
 unseen = "Señor Müller says: 你好 👋"
@@ -179,7 +184,7 @@ lesson.step("GPT-2's vocabulary", f"""
     from {gpt2_vocab_paths()[0].parent} (BPETokenizer.from_gpt2_files reads them from anywhere).""")
 words = [" tokenization", " Shakespeare", " unbelievable", " citizens", " 2026", "Hello world"]
 for word in words:
-    print(f"  ours:  {word!r:>16} -> " + " | ".join(repr(show(tokenizer.token_bytes(i))) for i in tokenizer.encode(word)))
+    print(f"  ours:  {word!r:>16} -> {spelled(tokenizer, tokenizer.encode(word))}")
 try:
     gpt2 = gpt2_tokenizer()
 except FileNotFoundError as missing:
@@ -187,7 +192,7 @@ except FileNotFoundError as missing:
 if gpt2 is not None:
     for word in words:
         ids = gpt2.encode(word)
-        print(f"  GPT-2: {word!r:>16} -> " + " | ".join(repr(show(gpt2.token_bytes(i))) for i in ids) + f"  {ids.tolist()}")
+        print(f"  GPT-2: {word!r:>16} -> {spelled(gpt2, ids)}  {ids.tolist()}")
     lesson.check("GPT-2's vocabulary: 50,257 tokens, 'Hello world' = [15496, 995]",
                  gpt2.vocab_size == 50257 and gpt2.encode("Hello world").tolist() == [15496, 995])
 else:

@@ -249,7 +249,8 @@ def test_export_to_gpt2_files_and_back(trained, held_out, tmp_path):
     assert lines[0].startswith("#version") and len(lines) == 1 + len(trained.ranks) - 256
     first = next(token for token, i in trained.ranks.items() if i == 256)
     assert lines[1].replace(" ", "") == tokenizers.token_to_unicode(first)
-    assert json.loads(vocab_path.read_text(encoding="utf-8"))["<|endoftext|>"] == trained.special_tokens["<|endoftext|>"]
+    exported = json.loads(vocab_path.read_text(encoding="utf-8"))
+    assert exported["<|endoftext|>"] == trained.special_tokens["<|endoftext|>"]
     back = BPETokenizer.from_gpt2_files(vocab_path, merges_path)
     assert back.ranks == trained.ranks and back.special_tokens == trained.special_tokens
     # OpenAI's names for the same contents
