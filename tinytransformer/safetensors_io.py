@@ -84,10 +84,10 @@ def read_safetensors(path) -> tuple[dict, dict]:
         raise bad(f"the header accounts for {position:,} bytes of arrays but the file holds {buffer_size:,} "
                   f"after it ({'truncated' if position > buffer_size else 'extra bytes at the end'})")
     raw = (numpy.memmap(path, dtype=numpy.uint8, mode="r", offset=8 + n, shape=(buffer_size,))
-           if buffer_size else numpy.zeros(0, dtype=numpy.uint8))
+           if buffer_size else numpy.zeros(0, dtype=numpy.uint8))   # (memmap refuses a length of 0)
     tensors = {}
     for begin, end, name, code, shape in entries:
-        array = raw[begin:end].view(DTYPES[code]).reshape(shape)
+        array = raw[begin:end].view(DTYPES[code]).reshape(tuple(shape))
         tensors[name] = _widen_bfloat16(array) if code == "BF16" else array
     return tensors, metadata
 
@@ -106,7 +106,7 @@ def write_safetensors(path, tensors: dict, metadata: dict | None = None) -> None
         if code is None:
             raise SafetensorsError(f"Cannot write tensor {name!r} of dtype {array.dtype} as safetensors; "
                                    f"convert it to one of {', '.join(str(d) for d in CODES)}.")
-        array = numpy.ascontiguousarray(array, dtype=DTYPES[code])     # C order, little-endian
+        array = array.astype(DTYPES[code], order="C", copy=False)      # C order, little-endian
         header[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
         arrays.append(array)
         offset += array.nbytes

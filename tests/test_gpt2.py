@@ -1,0 +1,348 @@
+"""GPT-2's weights in GPT: the name mapping, our own model through GPT-2's format and back, the errors,
+the download's checks; and, with transformers installed, Hugging Face's GPT2LMHeadModel as the oracle."""
+import hashlib
+import io
+import json
+import urllib.error
+
+import numpy
+import pytest
+
+from tinytransformer import backend
+from tinytransformer import gpt2
+from tinytransformer.generate import generate
+from tinytransformer.gpt2 import (crop_block_size, from_gpt2_tensors, gpt2_config, load_gpt2, name_map,
+                                  save_gpt2, to_gpt2_tensors)
+from tinytransformer.models.gpt import GPT
+from tinytransformer.safetensors_io import SafetensorsError, read_safetensors, write_safetensors
+
+SMALL = dict(vocab_size=101, block_size=32, n_layer=2, n_head=4, n_embd=64)
+
+
+def small_gpt2(dtype="float64", seed=0):
+    """A GPT-2-shaped GPT with every parameter random (LayerNorms and biases too: none is 1 or 0)."""
+    with backend.using(dtype=dtype):
+        model = GPT(gpt2_config("gpt2", **SMALL))
+    rng = numpy.random.default_rng(seed)
+    for _, p in model.named_parameters():
+        p.data[...] = rng.standard_normal(p.data.shape) * 0.3
+    return model
+
+
+def tokens(T=12, B=2, vocab=SMALL["vocab_size"], seed=1):
+    return numpy.random.default_rng(seed).integers(0, vocab, (B, T))
+
+
+# --- the mapping ----------------------------------------------------------------------------------------
+
+def test_the_mapping_names_every_parameter_of_ours_once():
+    model = small_gpt2()
+    ours = [row[0] for row in name_map(SMALL["n_layer"])]
+    assert len(ours) == len(set(ours))
+    assert set(ours) == {name for name, _ in model.named_parameters()}
+
+
+def test_every_number_goes_to_one_place_and_comes_back():
+    """Ours filled with 0, 1, 2, ...: GPT-2's tensors hold each number exactly once, and the way back
+    returns every parameter unchanged. The same from GPT-2's side."""
+    model = small_gpt2()
+    state, start = {}, 0
+    for name, p in model.named_parameters():
+        state[name] = numpy.arange(start, start + p.data.size, dtype=numpy.float64).reshape(p.data.shape)
+        start += p.data.size
+    theirs = to_gpt2_tensors(state, SMALL["n_layer"])
+    numbers = numpy.sort(numpy.concatenate([a.reshape(-1) for a in theirs.values()]))
+    numpy.testing.assert_array_equal(numbers, numpy.arange(start))
+    back = from_gpt2_tensors(theirs, SMALL["n_layer"])
+    assert sorted(back) == sorted(state)
+    for name in state:
+        numpy.testing.assert_array_equal(back[name], state[name])
+
+    theirs_filled, start = {}, 0
+    for name, a in theirs.items():
+        theirs_filled[name] = numpy.arange(start, start + a.size, dtype=numpy.float64).reshape(a.shape)
+        start += a.size
+    ours_filled = from_gpt2_tensors(theirs_filled, SMALL["n_layer"])
+    numbers = numpy.sort(numpy.concatenate([a.reshape(-1) for a in ours_filled.values()]))
+    numpy.testing.assert_array_equal(numbers, numpy.arange(start))
+
+
+def test_c_attn_packs_q_then_k_then_v():
+    model = small_gpt2()
+    theirs = to_gpt2_tensors(model.state_dict(), SMALL["n_layer"])
+    attn = model.blocks[1].self_attn.sublayer
+    d = SMALL["n_embd"]
+    for third, proj in enumerate((attn.q_proj, attn.k_proj, attn.v_proj)):
+        numpy.testing.assert_array_equal(theirs["h.1.attn.c_attn.weight"][:, third * d:(third + 1) * d],
+                                         proj.weight.data)
+        numpy.testing.assert_array_equal(theirs["h.1.attn.c_attn.bias"][third * d:(third + 1) * d], proj.bias.data)
+
+
+# --- our model through GPT-2's format and back (no transformers needed) ------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_saved_in_gpt2_format_and_loaded_back_gives_identical_parameters_and_logits(tmp_path, dtype):
+    model = small_gpt2(dtype)
+    save_gpt2(model, tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = load_gpt2(tmp_path / "m", dtype=dtype)
+    assert loaded.config == model.config
+    for (name, p), (name2, q) in zip(model.named_parameters(), loaded.named_parameters()):
+        assert name == name2 and q.data.dtype == p.data.dtype
+        numpy.testing.assert_array_equal(q.data, p.data)
+    numpy.testing.assert_array_equal(loaded(tokens())[0], model(tokens())[0])
+
+
+def test_the_file_uses_gpt2s_names_shapes_and_dtype(tmp_path):
+    save_gpt2(small_gpt2("float32"), tmp_path)
+    tensors, metadata = read_safetensors(tmp_path / "model.safetensors")
+    assert metadata == {"format": "pt"}
+    d, V = SMALL["n_embd"], SMALL["vocab_size"]
+    assert tensors["transformer.wte.weight"].shape == (V, d)
+    assert tensors["transformer.h.0.attn.c_attn.weight"].shape == (d, 3 * d)
+    assert tensors["transformer.h.1.mlp.c_fc.weight"].shape == (d, 4 * d)
+    assert "lm_head.weight" not in tensors                      # tied: GPT-2's files omit it
+    assert {a.dtype for a in tensors.values()} == {numpy.dtype("float32")}
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["n_layer"], config["n_head"], config["n_embd"], config["n_positions"]) == (2, 4, 64, 32)
+
+
+def test_a_bare_file_loads_with_n_head_given(tmp_path):
+    model = small_gpt2()
+    save_gpt2(model, tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(ValueError, match="n_head"):      # 64 wide: no published GPT-2 tells the heads
+        load_gpt2(tmp_path / "model.safetensors", dtype="float64")
+    loaded = load_gpt2(tmp_path / "model.safetensors", dtype="float64", n_head=4)
+    numpy.testing.assert_array_equal(loaded(tokens())[0], model(tokens())[0])
+
+
+def test_the_published_files_names_load_too(tmp_path):
+    """The published model.safetensors names its tensors h.0.ln_1.weight (no "transformer."), and old
+    checkpoints carry each block's causal-mask buffer h.i.attn.bias: both are read."""
+    model = small_gpt2()
+    tensors = to_gpt2_tensors(model.state_dict(), SMALL["n_layer"])
+    for i in range(SMALL["n_layer"]):
+        tensors[f"h.{i}.attn.bias"] = numpy.tril(numpy.ones((1, 1, 32, 32), dtype=numpy.float64))
+    write_safetensors(tmp_path / "model.safetensors", tensors)
+    loaded = load_gpt2(tmp_path / "model.safetensors", dtype="float64", n_head=4)
+    numpy.testing.assert_array_equal(loaded(tokens())[0], model(tokens())[0])
+
+
+def test_block_size_crops_the_position_table_and_keeps_the_logits(tmp_path):
+    model = small_gpt2()
+    save_gpt2(model, tmp_path)
+    cropped = load_gpt2(tmp_path, dtype="float64", block_size=8)
+    assert cropped.config.block_size == 8 and cropped.wpe.weight.data.shape == (8, SMALL["n_embd"])
+    numpy.testing.assert_array_equal(cropped(tokens(T=8))[0], model(tokens(T=8))[0])
+    with pytest.raises(ValueError, match="context is 8"):
+        cropped(tokens(T=9))
+    with pytest.raises(ValueError, match="between 1 and"):
+        crop_block_size(cropped, 9)
+
+
+# --- errors --------------------------------------------------------------------------------------------
+
+def test_a_truncated_file_is_refused_naming_it(tmp_path):
+    save_gpt2(small_gpt2(), tmp_path)
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(SafetensorsError, match="truncated") as err:
+        load_gpt2(tmp_path)
+    assert str(path) in str(err.value)
+
+
+def test_a_missing_tensor_is_named(tmp_path):
+    tensors = to_gpt2_tensors(small_gpt2().state_dict(), SMALL["n_layer"])
+    del tensors["h.1.mlp.c_proj.bias"]
+    write_safetensors(tmp_path / "model.safetensors", tensors)
+    with pytest.raises(ValueError, match=r"missing \['h.1.mlp.c_proj.bias'\]"):
+        load_gpt2(tmp_path / "model.safetensors", n_head=4)
+
+
+def test_a_wrong_shape_is_named_with_what_was_needed(tmp_path):
+    tensors = to_gpt2_tensors(small_gpt2().state_dict(), SMALL["n_layer"])
+    tensors["h.0.mlp.c_fc.weight"] = tensors["h.0.mlp.c_fc.weight"][:, :100]
+    write_safetensors(tmp_path / "model.safetensors", tensors)
+    with pytest.raises(ValueError, match=r"h.0.mlp.c_fc.weight has shape \[64, 100\].*needs \[64, 256\]"):
+        load_gpt2(tmp_path / "model.safetensors", n_head=4)
+
+
+def test_an_untied_output_layer_is_refused(tmp_path):
+    model = small_gpt2()
+    tensors = to_gpt2_tensors(model.state_dict(), SMALL["n_layer"])
+    tensors["lm_head.weight"] = tensors["wte.weight"] + 1.0
+    write_safetensors(tmp_path / "model.safetensors", tensors)
+    with pytest.raises(ValueError, match="lm_head.weight that is not the token embedding"):
+        load_gpt2(tmp_path / "model.safetensors", n_head=4)
+    tensors["lm_head.weight"] = tensors["wte.weight"]           # tied, but written out: fine
+    write_safetensors(tmp_path / "model.safetensors", tensors)
+    load_gpt2(tmp_path / "model.safetensors", n_head=4)
+
+
+def test_a_config_json_of_another_variant_is_refused(tmp_path):
+    save_gpt2(small_gpt2(), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "activation_function": "relu"}))
+    with pytest.raises(ValueError, match="activation_function='relu'"):
+        load_gpt2(tmp_path)
+
+
+@pytest.mark.parametrize("field, value", [("norm", "post"), ("positional", "sinusoidal"), ("bias", False),
+                                          ("tie_weights", False), ("activation", "relu")])
+def test_export_refuses_what_gpt2_cannot_hold(tmp_path, field, value):
+    model = GPT(gpt2_config("gpt2", **{**SMALL, field: value}))
+    with pytest.raises(ValueError, match=f"{field}={value!r}"):
+        save_gpt2(model, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_names_and_paths_are_explained():
+    with pytest.raises(FileNotFoundError, match="neither a GPT-2 size"):
+        load_gpt2("gpt3")
+    with pytest.raises(ValueError, match="Unknown GPT-2 size"):
+        gpt2_config("gpt2-xxl")
+
+
+# --- finding and downloading the published files --------------------------------------------------------
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYTRANSFORMER_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_no_network_and_no_file_names_the_url_and_the_place(cache, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(gpt2.urllib.request, "urlopen", offline)
+    with pytest.raises(FileNotFoundError) as err:
+        load_gpt2("gpt2-medium", log=lambda *a: None)
+    message = str(err.value)
+    assert "https://huggingface.co/openai-community/gpt2-medium/resolve/main/model.safetensors" in message
+    assert str(cache / "gpt2" / "gpt2-medium" / "model.safetensors") in message
+    assert "no network" in message
+    with pytest.raises(FileNotFoundError) as err:
+        gpt2.download_gpt2_vocab(log=lambda *a: None)
+    assert "https://huggingface.co/openai-community/gpt2/resolve/main/vocab.json" in str(err.value)
+    assert str(cache / "gpt2" / "vocab.json") in str(err.value)
+    assert not any(cache.rglob("*.tmp-*"))
+
+
+class FakeResponse(io.BytesIO):
+    def __init__(self, data, length=None):
+        super().__init__(data)
+        self.headers = {"Content-Length": str(len(data) if length is None else length)}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def serve(monkeypatch, data, length=None):
+    urls = []
+
+    def urlopen(url, timeout=None):
+        urls.append(url)
+        return FakeResponse(data, length)
+    monkeypatch.setattr(gpt2.urllib.request, "urlopen", urlopen)
+    return urls
+
+
+def test_a_download_is_checked_by_size_and_sha256_before_it_is_cached(cache, monkeypatch, tmp_path):
+    save_gpt2(small_gpt2(), tmp_path / "src")
+    data = (tmp_path / "src" / "model.safetensors").read_bytes()
+    target = cache / "gpt2" / "gpt2" / "model.safetensors"
+    monkeypatch.setitem(gpt2.KNOWN_FILES, ("gpt2", "model.safetensors"),
+                        (len(data), hashlib.sha256(data + b"x").hexdigest()))       # a wrong checksum
+    serve(monkeypatch, data)
+    with pytest.raises(FileNotFoundError, match="SHA-256"):
+        gpt2.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None)
+    assert not target.exists() and not any(cache.rglob("*.tmp-*"))
+
+    serve(monkeypatch, data[:-10], length=len(data))                               # cut short
+    with pytest.raises(FileNotFoundError, match="announced"):
+        gpt2.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None)
+    assert not target.exists()
+
+    monkeypatch.setitem(gpt2.KNOWN_FILES, ("gpt2", "model.safetensors"), (len(data), hashlib.sha256(data).hexdigest()))
+    urls = serve(monkeypatch, data)
+    assert gpt2.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None) == target
+    assert urls == ["https://huggingface.co/openai-community/gpt2/resolve/main/model.safetensors"]
+    assert target.read_bytes() == data
+    gpt2.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None)                # cached: no download
+    assert len(urls) == 1
+
+
+def test_a_cached_file_of_the_wrong_size_is_refused(cache):
+    target = cache / "gpt2" / "gpt2" / "model.safetensors"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"x" * 1000)
+    with pytest.raises(ValueError, match="delete it"):
+        load_gpt2("gpt2", download=False)
+
+
+def test_published_gpt2_small_has_the_file_size_its_parameters_need():
+    """548,105,171 bytes = 8 + a 14,283-byte header + 124,439,808 float32 parameters + 12 causal-mask
+    buffers of 1024², as read in the published file's header. A wrong SIZES entry or parameter count
+    would break the sum."""
+    n_layer, _, d = gpt2.SIZES["gpt2"]
+    V, P = gpt2.VOCAB_SIZE, gpt2.CONTEXT
+    parameters = V * d + P * d + n_layer * (2 * 2 * d + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d)
+                                            + (4 * d * d + d)) + 2 * d
+    assert parameters == 124_439_808
+    assert gpt2.KNOWN_FILES[("gpt2", "model.safetensors")][0] == 8 + 14_283 + 4 * parameters + n_layer * 4 * P * P
+
+
+# --- the oracle: Hugging Face transformers ------------------------------------------------------------------
+
+@pytest.fixture
+def hf_small(tmp_path):
+    """A random GPT-2 made by transformers (float64, every parameter perturbed), saved with save_pretrained."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=SMALL["vocab_size"], n_positions=SMALL["block_size"],
+                                     n_embd=SMALL["n_embd"], n_layer=SMALL["n_layer"], n_head=SMALL["n_head"],
+                                     bos_token_id=None, eos_token_id=None)
+    model = transformers.GPT2LMHeadModel(config).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    model.save_pretrained(tmp_path / "hf")
+    return torch, transformers, model, tmp_path / "hf"
+
+
+def test_the_mapping_covers_every_parameter_of_transformers_gpt2(hf_small):
+    _, _, model, _ = hf_small
+    names = {name.removeprefix("transformer.") for name in model.state_dict()} - {"lm_head.weight"}
+    assert {row[1] for row in name_map(SMALL["n_layer"])} == names
+
+
+def test_a_transformers_gpt2_loads_with_the_same_logits_and_greedy_tokens(hf_small):
+    torch, _, model, folder = hf_small
+    ours = load_gpt2(folder, dtype="float64")
+    idx = tokens(T=10)
+    with torch.no_grad():
+        theirs = model(torch.tensor(idx)).logits.numpy()
+        their_tokens = model.generate(torch.tensor(idx), max_new_tokens=12, do_sample=False,
+                                      pad_token_id=0).numpy()
+    numpy.testing.assert_allclose(ours(idx)[0], theirs, rtol=0, atol=1e-10)
+    assert numpy.abs(theirs).max() > 1.0                               # logits that are not all ~0
+    our_tokens = generate(ours, idx, max_new_tokens=12, temperature=0)
+    numpy.testing.assert_array_equal(our_tokens, their_tokens)
+
+
+def test_our_model_exported_loads_in_transformers_with_the_same_logits(hf_small, tmp_path):
+    torch, transformers, _, _ = hf_small
+    model = small_gpt2("float64")
+    save_gpt2(model, tmp_path / "ours")
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "ours").eval()
+    assert theirs.dtype == torch.float64
+    assert theirs.lm_head.weight.data_ptr() == theirs.transformer.wte.weight.data_ptr()   # tied
+    idx = tokens(T=10)
+    with torch.no_grad():
+        logits = theirs(torch.tensor(idx)).logits.numpy()
+    numpy.testing.assert_allclose(logits, model(idx)[0], rtol=0, atol=1e-10)
