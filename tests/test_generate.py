@@ -94,6 +94,16 @@ def test_the_seed_decides_the_text():
     assert not numpy.array_equal(a, c)     # 20 tokens from 11 each: equal by chance is vanishingly rare
 
 
+def test_on_token_sees_each_new_token_as_it_is_chosen():
+    model = small_gpt()
+    seen = []
+    out = generate(model, prompt(3), 10, temperature=1.0, seed=1, on_token=lambda ids: seen.append(ids.copy()))
+    assert [ids.shape[1] for ids in seen] == list(range(4, 14))             # one call per token, in order
+    numpy.testing.assert_array_equal(seen[-1], out)
+    for ids in seen:
+        numpy.testing.assert_array_equal(ids, out[:, :ids.shape[1]])
+
+
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
 def test_top_k_1_is_greedy(temperature):
     model = small_gpt()

@@ -79,7 +79,7 @@ def sample(probs, rng):
 
 
 def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             seed: int | None = None, use_cache: bool = True):
+             seed: int | None = None, use_cache: bool = True, on_token=None):
     """Continue each row of idx [B, T0] by max_new_tokens tokens sampled from a GPT; returns [B, T0 + n].
 
     temperature = 0 picks the most likely token (greedy); NaN, inf and negative temperatures are refused,
@@ -88,6 +88,7 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     (a KV cache) so each step processes one new token instead of the whole context; once the context is
     longer than block_size every position shifts, the cache no longer applies, and each step runs the
     cropped window in full, exactly as without the cache. Both paths give the same tokens.
+    ``on_token(idx)``, if given, is called after each new token with the ids so far (to show or time them).
     """
     check_sampling(temperature, top_k, greedy=True)
     if not _is_int(max_new_tokens) or max_new_tokens < 0:
@@ -116,6 +117,8 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
             else:
                 next_ids = sample(next_token_probs(last, temperature, top_k), rng)
             idx = xp.concatenate([idx, next_ids[:, None].astype(idx.dtype)], axis=1)
+            if on_token is not None:
+                on_token(idx)
     finally:
         model.train(was_training)
     return idx
