@@ -283,14 +283,26 @@ def gpt2_file(name: str, filename: str, download: bool = True, log=print) -> Pat
             return target
         except (OSError, ValueError) as err:   # no network (URLError is an OSError), or a bad download
             problem = f"the download failed: {err}"
+    instead = " (or give load_gpt2 the path of a copy you have)" if filename.endswith(".safetensors") else ""
     raise FileNotFoundError(f"{filename} of {name} is not at {target}, and {problem}. Fetch it on a machine "
-                            f"with network access:\n    {url}\nand put it at {target} (e.g. `curl -L -o "
-                            f"{target} {url}`), or pass the file's path instead of the name.")
+                            f"with network access:\n    {url}\nand put it at {target}{instead}, e.g.\n"
+                            f"    mkdir -p {target.parent} && curl -L -o {target} {url}")
 
 
 def download_gpt2_vocab(download: bool = True, log=print) -> tuple[Path, Path]:
-    """GPT-2's tokenizer files, vocab.json and merges.txt, cached in <cache>/gpt2/: -> their paths."""
-    return (gpt2_file("gpt2", "vocab.json", download, log), gpt2_file("gpt2", "merges.txt", download, log))
+    """GPT-2's tokenizer files, vocab.json and merges.txt, cached in <cache>/gpt2/: -> their paths.
+
+    (The same two files serve every size. tokenizers.gpt2_vocab_paths() names the same places.)
+    """
+    paths, problems = [], []
+    for filename in ("vocab.json", "merges.txt"):
+        try:
+            paths.append(gpt2_file("gpt2", filename, download, log))
+        except FileNotFoundError as err:
+            problems.append(str(err))
+    if problems:
+        raise FileNotFoundError("\n".join(problems))
+    return paths[0], paths[1]
 
 
 def _download(url: str, target: Path, known, log) -> None:

@@ -1,0 +1,98 @@
+"""scripts/gpt2.py on tiny models: random weights (bytes or a GPT-2-format vocabulary), a saved model by
+path, the speed report, and the error when neither the weights nor the network are there."""
+import importlib.util
+import os
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from tinytransformer import gpt2
+from tinytransformer.gpt2 import gpt2_config, save_gpt2
+from tinytransformer.models.gpt import GPT
+from tinytransformer.tokenizers import BPETokenizer
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpt2.py"
+TINY = '{"n_layer": 2, "n_head": 2, "n_embd": 32, "vocab_size": 300, "block_size": 64}'
+
+
+def run(cache, *args, check=True):
+    env = {key: value for key, value in os.environ.items() if key != "TINYTRANSFORMER_BACKEND"}
+    env["TINYTRANSFORMER_CACHE"] = str(cache)
+    result = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                            timeout=120, env=env)
+    if check:
+        assert result.returncode == 0, f"gpt2.py failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_a_random_model_without_a_vocabulary_generates_bytes_and_reports_speed(tmp_path):
+    args = ["--random", "--config-override", TINY, "--prompt", "Hello", "--max-new-tokens", "6"]
+    first = run(tmp_path, *args, "--seed", "1")
+    assert first.stdout.startswith("Hello") and len(first.stdout.strip()) > len("Hello")
+    assert "encoded as bytes" in first.stderr
+    assert "prompt tokens/s" in first.stderr and "5 more tokens" in first.stderr and "KV cache on" in first.stderr
+    assert run(tmp_path, *args, "--seed", "1").stdout == first.stdout                # a seed gives the text
+    assert run(tmp_path, *args, "--seed", "1", "--no-cache").stdout == first.stdout
+    assert run(tmp_path, *args, "--seed", "1", "--device", "standin").stdout == first.stdout
+    assert not any(tmp_path.iterdir())                                                 # nothing downloaded
+
+
+def test_gpt2_format_vocabulary_files_are_used_when_present(tmp_path):
+    text = "the cat sat on the mat; the dog sat on the log. " * 20
+    BPETokenizer.train(text, 266).to_gpt2_files(tmp_path / "gpt2")
+    same_vocabulary = TINY.replace('"vocab_size": 300', '"vocab_size": 266')
+    assert run(tmp_path, "--random", "--config-override", TINY, check=False).returncode == 2   # 300 ≠ 266
+    result = run(tmp_path, "--random", "--config-override", same_vocabulary, "--prompt", "the cat",
+                 "--max-new-tokens", "5")
+    assert "encoded as bytes" not in result.stderr and "[" not in result.stdout
+    assert result.stdout.startswith("the cat")
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("gpt2_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_a_saved_model_is_read_from_its_folder(tmp_path, monkeypatch, capsys):
+    save_gpt2(GPT(gpt2_config("gpt2", vocab_size=260, block_size=64, n_layer=1, n_head=2, n_embd=16)),
+              tmp_path / "model")
+    monkeypatch.setenv("TINYTRANSFORMER_CACHE", str(tmp_path))
+    BPETokenizer.train("a b c abc abcabc " * 30, 260).to_gpt2_files(tmp_path / "gpt2")
+    with pytest.raises(ValueError, match="vocab.json has .* bytes, but the published"):   # not GPT-2's files
+        gpt2.download_gpt2_vocab()
+    for name in ("vocab.json", "merges.txt"):                 # let these small ones stand in for GPT-2's
+        monkeypatch.delitem(gpt2.KNOWN_FILES, ("gpt2", name))
+    assert load_script().main(["--model", str(tmp_path / "model"), "--prompt", "abc", "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("abc") and "2 more tokens" in out.err
+
+
+def test_without_weights_or_network_the_error_lists_every_file_to_fetch(tmp_path, monkeypatch, capsys):
+    script = load_script()
+    monkeypatch.setenv("TINYTRANSFORMER_CACHE", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(gpt2.urllib.request, "urlopen", offline)
+    assert script.main(["--model", "gpt2-large", "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    for url, place in [("gpt2/resolve/main/vocab.json", "gpt2/vocab.json"),
+                       ("gpt2/resolve/main/merges.txt", "gpt2/merges.txt"),
+                       ("gpt2-large/resolve/main/model.safetensors", "gpt2/gpt2-large/model.safetensors")]:
+        assert "https://huggingface.co/openai-community/" + url in err
+        assert str(tmp_path / place) in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--random", "--model", "some/folder"], "--random needs a size"),
+    (["--temperature", "-1"], "--temperature -1.0"),
+    (["--top-k", "0"], "--top-k 0"),
+])
+def test_nonsense_arguments_are_refused_before_any_work(tmp_path, args, words):
+    result = run(tmp_path, *args, check=False)
+    assert result.returncode == 2 and words in result.stderr
