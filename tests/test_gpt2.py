@@ -111,7 +111,7 @@ def test_a_bare_file_loads_with_n_head_given(tmp_path):
     model = small_gpt2()
     save_gpt2(model, tmp_path)
     (tmp_path / "config.json").unlink()
-    with pytest.raises(ValueError, match="n_head"):      # 64 wide: no published GPT-2 tells the heads
+    with pytest.raises(ValueError, match=r"64 wide, which no published GPT-2 is.*load_gpt2\(path, n_head=\.\.\.\)"):
         load_gpt2(tmp_path / "model.safetensors", dtype="float64")
     loaded = load_gpt2(tmp_path / "model.safetensors", dtype="float64", n_head=4)
     numpy.testing.assert_array_equal(loaded(tokens())[0], model(tokens())[0])
@@ -280,7 +280,8 @@ def test_a_cached_file_of_the_wrong_size_is_refused(cache):
     target = cache / "gpt2" / "gpt2" / "model.safetensors"
     target.parent.mkdir(parents=True)
     target.write_bytes(b"x" * 1000)
-    with pytest.raises(ValueError, match="delete it"):
+    with pytest.raises(ValueError, match="has 1,000 bytes, but the published model.safetensors of gpt2 has "
+                                         "548,105,171: delete it"):
         load_gpt2("gpt2", download=False)
 
 

@@ -72,6 +72,18 @@ def test_a_saved_model_is_read_from_its_folder(tmp_path, monkeypatch, capsys):
     assert out.out.startswith("abc") and "2 more tokens" in out.err
 
 
+@pytest.mark.parametrize("flags, cached_calls", [([], 6), (["--no-cache"], 0)])
+def test_generation_uses_the_kv_cache_unless_told_not_to(tmp_path, monkeypatch, capsys, flags, cached_calls):
+    monkeypatch.setenv("TINYTRANSFORMER_CACHE", str(tmp_path))
+    calls = []
+    original = GPT.forward_cached
+    monkeypatch.setattr(GPT, "forward_cached", lambda self, *a: calls.append(1) or original(self, *a))
+    args = ["--random", "--config-override", TINY, "--prompt", "Hi", "--max-new-tokens", "6", *flags]
+    assert load_script().main(args) == 0
+    assert len(calls) == cached_calls                     # the prompt once, then one call per new token
+    assert f"KV cache {'off' if flags else 'on'}" in capsys.readouterr().err
+
+
 def test_without_weights_or_network_the_error_lists_every_file_to_fetch(tmp_path, monkeypatch, capsys):
     script = load_script()
     monkeypatch.setenv("TINYTRANSFORMER_CACHE", str(tmp_path))
