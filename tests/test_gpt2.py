@@ -141,6 +141,20 @@ def test_block_size_crops_the_position_table_and_keeps_the_logits(tmp_path):
         crop_block_size(cropped, 9)
 
 
+def test_loading_and_export_work_on_the_gpu_code_path(tmp_path):
+    """Under the CuPy stand-in the weights go to the device, and export brings them back to the host."""
+    model = small_gpt2("float32")
+    save_gpt2(model, tmp_path / "host")
+    with backend.using(backend="standin"):
+        on_device = load_gpt2(tmp_path / "host")
+        logits = backend.to_numpy(on_device(backend.asarray(tokens()))[0])
+        save_gpt2(on_device, tmp_path / "device")
+    numpy.testing.assert_array_equal(logits, model(tokens())[0])
+    again = load_gpt2(tmp_path / "device")
+    for (_, p), (_, q) in zip(model.named_parameters(), again.named_parameters()):
+        numpy.testing.assert_array_equal(q.data, p.data)
+
+
 # --- errors --------------------------------------------------------------------------------------------
 
 def test_a_truncated_file_is_refused_naming_it(tmp_path):
