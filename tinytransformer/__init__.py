@@ -18,6 +18,7 @@ from .module import Module, Parameter
 from .optim import AdamW, clip_grad_norm, cosine_lr
 from .positional import (LearnedPositionalEncoding, PositionalEncoding, SinusoidalPositionalEncoding,
                          sinusoidal_table)
+from .rnn import RNN
 
 __version__ = "0.1.0"
 
@@ -27,4 +28,5 @@ __all__ = [
     "FeedForward", "check_layer", "numerical_gradient", "relative_error", "LayerNorm", "Linear",
     "CrossEntropyLoss", "Module", "Parameter", "AdamW", "clip_grad_norm", "cosine_lr",
     "LearnedPositionalEncoding", "PositionalEncoding", "SinusoidalPositionalEncoding", "sinusoidal_table",
+    "RNN",
 ]
