@@ -1,0 +1,403 @@
+# %% [markdown]
+"""Lesson 03: Before attention: a recurrent network, and the three things attention changed.
+
+Before the Transformer, a sequence was read by a recurrent network (RNN): one position at a time, all
+that was seen so far squeezed into a hidden state h,
+
+    h_t = tanh(x_t W_xh + h_{t−1} W_hh + b)
+
+This lesson builds one from the library's RNN layer and measures it against a one-layer attention model
+on the same tokens: how many steps must run one after another (T against a fixed few), how much gradient
+reaches a token d positions back (it shrinks geometrically through the RNN, not through attention), and
+whether each can learn to recall the token d positions back.
+
+Run:  python lessons/03_recurrent_networks.py        (add --no-pause to run straight through)
+"""
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+from _lesson import Lesson, one_blas_thread
+
+from tinytransformer import (RNN, AdamW, CrossEntropyLoss, Embedding, LearnedPositionalEncoding, Linear, Module,
+                             MultiHeadAttention, backend, causal_mask, check_layer)
+from tinytransformer.models import RNNConfig, RNNLanguageModel
+
+lesson = Lesson("03 Before attention: a recurrent network", __doc__, steps=6)
+backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
+np.set_printoptions(precision=3, suppress=True)
+
+# Settings: --quick trains fewer distances and one seed, so the lesson runs in seconds.
+V = 8                                   # vocabulary: random tokens 0..7, so chance is 1/8
+N_EMBD, N_HIDDEN = 16, 32               # token vectors (both models); the RNN's hidden state
+D_MAX = 64                              # the longest distance measured
+GRAD_SEEDS = [0, 1, 2] if lesson.quick else [0, 1, 2, 3, 4]
+TASK_SEEDS = [0] if lesson.quick else [0, 1, 2]
+DISTANCES = [1, 4, 16, 64] if lesson.quick else [1, 2, 4, 8, 16, 32, 64]
+STEPS, BATCH, LR = 150, 32, 1e-2        # training budget per model, the same for both
+
+
+class OneLayerAttention(Module):
+    """The attention model of this lesson: tokens + positions -> one causal attention head -> logits.
+
+        x_t = E[idx_t] + P[t]        a_t = Σ_{s ≤ t} softmax_s(q_t·k_s/√d) v_s        logits_t = a_t W + c
+
+    No recurrence: every position is computed at once, and position t reads position s directly.
+    """
+
+    def __init__(self, vocab_size, block_size, n_embd, seed):
+        rng = backend.new_host_rng(seed)
+        self.wte = Embedding(vocab_size, n_embd, rng=rng)
+        self.wpe = LearnedPositionalEncoding(block_size, n_embd, rng=rng)
+        self.attn = MultiHeadAttention(n_embd, n_head=1, rng=rng)
+        self.lm_head = Linear(n_embd, vocab_size, rng=rng)
+        self.loss_fn = CrossEntropyLoss()
+
+    def forward(self, idx, targets=None):
+        x = self.wpe(self.wte(idx))                                         # [B, T, n_embd]
+        a = self.attn(x, mask=causal_mask(idx.shape[1]))                    # [B, T, n_embd]
+        logits = self.lm_head(a)                                            # [B, T, vocab]
+        return logits, (self.loss_fn(logits, targets) if targets is not None else None)
+
+    def backward(self):
+        """Gradients of every parameter; returns dx, the gradient at each token's vector E[idx_t]."""
+        dx = self.wpe.backward(self.attn.backward(self.lm_head.backward(self.loss_fn.backward())))
+        self.wte.backward(dx)
+        return dx                                                           # [B, T, n_embd]
+
+
+def rnn_model(seed):
+    return RNNLanguageModel(RNNConfig(vocab_size=V, n_embd=N_EMBD, n_hidden=N_HIDDEN, seed=seed))
+
+
+def attention_model(block_size, seed):
+    return OneLayerAttention(V, block_size, N_EMBD, seed)
+
+
+print(f"  parameters: RNN language model {rnn_model(0).num_parameters():,}, one-layer attention model "
+      f"{attention_model(D_MAX + 1, 0).num_parameters():,} (with positions for {D_MAX + 1} tokens)")
+
+# %%
+lesson.step("The recurrence, one step at a time", """
+    The RNN layer reads x [B, T, d_in] and returns every hidden state h [B, T, d_hidden]. Written out
+    as a loop, each step mixes the new token x_t into the previous state h_{t−1}. The state is all the
+    network keeps of the past: a token at position s can only reach position t by being carried
+    through h_s, h_{s+1}, ..., h_t. Its backward walks the same loop in reverse ("backpropagation
+    through time"), and, like every layer here, it is checked against finite differences.""")
+
+rnn = RNN(3, 5, rng=backend.new_host_rng(0))
+x = backend.randn((1, 6, 3), rng=backend.new_host_rng(1))                 # one sequence, T = 6
+h = rnn(x)                                                                  # [1, 6, 5]
+W_xh, W_hh, b = rnn.W_xh.data, rnn.W_hh.data, rnn.bias.data
+h_prev, by_hand = np.zeros(5), []
+for t in range(6):
+    h_prev = np.tanh(x[0, t] @ W_xh + h_prev @ W_hh + b)                   # [5]
+    by_hand.append(h_prev)
+print(f"  h_5 from the layer: {h[0, 5]}\n  h_5 by the loop:    {by_hand[5]}")
+lesson.check("the RNN layer computes h_t = tanh(x_t W_xh + h_{t−1} W_hh + b)",
+             np.allclose(h[0], np.array(by_hand), atol=1e-14))
+x_changed = x.copy()
+x_changed[0, 2] += 1.0                                                      # change token 2 only
+moved = np.abs(rnn(x_changed)[0] - h[0]).max(axis=-1)                       # how far each h_t moved
+print(f"  change x_2: |Δh_t| per position = {moved}")
+lesson.check("changing x_2 leaves h_0, h_1 alone and moves every later state", (moved[:2] == 0).all()
+             and (moved[2:] > 1e-6).all())
+with backend.using("float64"):
+    errors = check_layer(RNN(3, 5, rng=backend.new_host_rng(2)),
+                         {"x": backend.randn((2, 7, 3), rng=backend.new_host_rng(3))})
+print("  backward through time against finite differences: "
+      + ", ".join(f"{name} {error:.1e}" for name, error in errors.items()))
+lesson.check("the backward through time matches finite differences to 1e-7", max(errors.values()) < 1e-7,
+             f"largest {max(errors.values()):.1e}")
+
+
+# %%
+class Traced(np.ndarray):
+    """An array that remembers its depth: how many matrix products stand between it and the input.
+
+    Every NumPy operation on a Traced array passes through __array_ufunc__; a product (np.matmul, the
+    `@` operator) adds one to the deepest of its inputs, anything else keeps it. A view or slice keeps
+    its parent's depth. ``Traced.deepest`` is the longest chain of products, one after another, that
+    the computation needed: no machine, however parallel, can do it in fewer rounds.
+    """
+    deepest = 0
+    flops = 0                                                               # 2·m·n·k per product
+
+    def __array_finalize__(self, parent):
+        self.depth = getattr(parent, "depth", 0)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        depth = max(getattr(a, "depth", 0) for a in inputs + (out or ())) + (ufunc is np.matmul)
+        plain = [a.view(np.ndarray) if isinstance(a, Traced) else a for a in inputs]
+        if out is not None:
+            kwargs["out"] = tuple(o.view(np.ndarray) if isinstance(o, Traced) else o for o in out)
+        result = getattr(ufunc, method)(*plain, **kwargs)
+        if ufunc is np.matmul:                                              # [..., m, k] @ [..., k, n]
+            *batch, m, n = np.shape(result)
+            Traced.flops += 2 * int(np.prod(batch)) * m * n * np.shape(plain[0])[-1]
+        if out is not None:
+            for o in out:
+                if isinstance(o, Traced):
+                    o.depth = depth
+            result = out[0] if len(out) == 1 else out
+        elif isinstance(result, np.ndarray):
+            result = result.view(Traced)
+            result.depth = depth
+        Traced.deepest = max(Traced.deepest, depth)
+        return result
+
+
+def traced(shape, seed):
+    array = backend.randn(shape, rng=backend.new_host_rng(seed)).view(Traced)
+    array.depth = 0
+    return array
+
+
+def chain_of_products(layer, inputs):
+    """(depth, FLOPs) of one forward: the longest chain of dependent products, and all products' work."""
+    Traced.deepest, Traced.flops = 0, 0
+    layer(*inputs)
+    return Traced.deepest, Traced.flops
+
+
+lesson.step("Sequential steps: T for the RNN, a fixed few for attention", """
+    h_t needs h_{t−1}, which needs h_{t−2}, ...: the RNN's T products by W_hh must run one after
+    another, however many processors there are. Attention computes Q, K, V for every position in one
+    product, every score in another, and every weighted sum in a third: the chain does not grow with T.
+    We measure it: the input is an array that counts, for every result, how many matrix products lie
+    between it and the input (the longest such chain is the number of rounds any computer needs).""")
+
+LENGTHS = [8, 16, 32, 64]
+depths = {"RNN": [], "attention": []}
+flops = {"RNN": [], "attention": []}
+for T in LENGTHS:
+    rnn = RNN(N_EMBD, N_EMBD, rng=backend.new_host_rng(0))
+    attention = MultiHeadAttention(N_EMBD, n_head=1, rng=backend.new_host_rng(0))
+    h0 = np.zeros((1, N_EMBD)).view(Traced)                                # a traced start state (depth 0)
+    for name, layer, inputs in (("RNN", rnn, (traced((1, T, N_EMBD), 1), h0)),
+                                ("attention", lambda x: attention(x, mask=causal_mask(T)),
+                                 (traced((1, T, N_EMBD), 1),))):
+        depth, work = chain_of_products(layer, inputs)
+        depths[name].append(depth)
+        flops[name].append(work)
+    print(f"  T = {T:>2}: dependent products RNN {depths['RNN'][-1]:>2}, attention {depths['attention'][-1]};"
+          f"  FLOPs RNN {flops['RNN'][-1]:>7,}, attention {flops['attention'][-1]:>7,}")
+lesson.check("the RNN's chain of dependent products is T long, for every T",
+             depths["RNN"] == LENGTHS, f"{depths['RNN']}")
+lesson.check("attention's chain is the same few products for every T (Q K V, scores, weights·V, output)",
+             len(set(depths["attention"])) == 1 and depths["attention"][0] <= 5, f"{depths['attention']}")
+lesson.say(f"""
+    The work is another matter. Per layer the RNN does T products of [B, d]·[d, d]: O(T·d²). Attention
+    does the same O(T·d²) for its projections plus O(T²·d) for the scores and weighted sums (lesson 21
+    measures it): from T = {LENGTHS[-2]} to {LENGTHS[-1]} the RNN's FLOPs grow
+    {flops['RNN'][-1] / flops['RNN'][-2]:.2f}×, attention's {flops['attention'][-1] / flops['attention'][-2]:.2f}×.
+    Attention buys its fixed depth with more arithmetic, but that arithmetic is a few large products,
+    exactly what a GPU does well, where the RNN's T small ones must wait for each other.""")
+
+fig, ax = plt.subplots(figsize=(5.5, 3.8))
+ax.plot(LENGTHS, depths["RNN"], "o-", color="tab:red", label="RNN: h_t waits for h_{t−1}")
+ax.plot(LENGTHS, depths["attention"], "o-", color="tab:blue", label="attention (one layer)")
+ax.set(xlabel="sequence length T", ylabel="matrix products one after another",
+       title="the longest chain of dependent products (measured)")
+ax.grid(alpha=0.3)
+ax.legend()
+fig.tight_layout()
+lesson.figure(fig, "03_sequential_steps")
+
+
+# %%
+def gradient_by_distance(model, seed, T=D_MAX + 1, B=16):
+    """‖∂loss/∂x_{T−1−d}‖ for d = 0..T−1: the loss of the LAST position only, gradient at each token."""
+    rng = backend.new_host_rng(100 + seed)
+    tokens = rng.integers(0, V, (B, T + 1))
+    targets = np.full((B, T), -100)                                         # -100: ignored by the loss
+    targets[:, -1] = tokens[:, -1]                                          # only position T−1 counts
+    model(tokens[:, :-1], targets)
+    dx = model.backward()                                                   # [B, T, n_embd]
+    return np.linalg.norm(dx, axis=-1).mean(axis=0)[::-1]                   # index d = T−1−t
+
+
+lesson.step("The gradient that reaches a token d steps back", f"""
+    Learning that the token at position s matters for the prediction at t needs a gradient from t's
+    loss to s. We take each model at initialisation, put a loss on the last position T−1 only, and
+    measure the gradient at every token's vector, d = 0..{D_MAX} positions back, averaged over a batch,
+    for {len(GRAD_SEEDS)} seeds. Through the RNN it must cross d Jacobians ∂h_t/∂h_{{t−1}} =
+    diag(1 − h_t²) W_hhᵀ; through attention it crosses one softmax.""")
+
+grads = {"RNN": [], "attention": []}
+spectral, tanh_slope, sigma_max = [], [], []
+with one_blas_thread():  # small products run several times faster on one BLAS thread than on many
+    for seed in GRAD_SEEDS:
+        model = rnn_model(seed)
+        grads["RNN"].append(gradient_by_distance(model, seed))
+        spectral.append(np.abs(np.linalg.eigvals(model.rnn.W_hh.data)).max())  # ρ(W_hh)
+        sigma_max.append(np.linalg.norm(model.rnn.W_hh.data, 2))                # σ_max(W_hh)
+        tanh_slope.append(float((1 - model.rnn.h ** 2).mean()))                 # tanh' over the states
+        grads["attention"].append(gradient_by_distance(attention_model(D_MAX + 1, seed), seed))
+grads = {name: np.array(g) for name, g in grads.items()}                    # [seeds, D_MAX + 1]
+d = np.arange(D_MAX + 1)
+
+
+def factor_per_step(g):
+    """exp of the slope of log ‖grad‖ against d (d = 1..D_MAX): the factor the gradient changes by per step."""
+    return float(np.exp(np.polyfit(d[1:], np.log(g[1:]), 1)[0]))
+
+
+rates = np.array([factor_per_step(g) for g in grads["RNN"]])
+attention_rates = np.array([factor_per_step(g) for g in grads["attention"]])
+rnn_ratio = grads["RNN"][:, D_MAX] / grads["RNN"][:, 1]
+attention_ratio = grads["attention"][:, D_MAX] / grads["attention"][:, 1]
+for name, ratio, factors in (("RNN", rnn_ratio, rates), ("attention", attention_ratio, attention_rates)):
+    print(f"  {name:>9}: ‖grad‖ at d = 1, 16, {D_MAX} (mean of seeds): "
+          + ", ".join(f"{grads[name][:, k].mean():.2e}" for k in (1, 16, D_MAX)))
+    print(f"             per seed: d={D_MAX} / d=1 " + " ".join(f"{r:.1e}" for r in ratio)
+          + ";  fitted factor per step back " + " ".join(f"{r:.4f}" for r in factors))
+lesson.check(f"through the RNN, the gradient {D_MAX} steps back is below 1e-6 of that 1 step back (every seed)",
+             (rnn_ratio < 1e-6).all(), f"largest {rnn_ratio.max():.1e}")
+lesson.check("it decays geometrically: a fitted factor below 0.9 per step (every seed)",
+             (rates < 0.9).all(), f"{rates.min():.3f} .. {rates.max():.3f}")
+lesson.check(f"through attention, the gradient {D_MAX} steps back is at least 0.3 of that 1 step back (every seed)",
+             (attention_ratio > 0.3).all(), f"smallest {attention_ratio.min():.2f}")
+lesson.check("and it neither decays nor grows with d: a fitted factor within 1 ± 0.02 per step (every seed)",
+             (np.abs(attention_rates - 1) < 0.02).all(),
+             f"{attention_rates.min():.4f} .. {attention_rates.max():.4f}")
+lesson.say("""
+    Attention's gradient wiggles from token to token (each position has its own key, so its own
+    weight), but it has no trend: one softmax stands between the loss and any earlier token, whatever
+    d is. It is small because the weights are spread over all 65 positions at initialisation.""")
+
+fig, ax = plt.subplots(figsize=(6.5, 4.2))
+for name, color in (("RNN", "tab:red"), ("attention", "tab:blue")):
+    for g in grads[name]:
+        ax.semilogy(d, g, color=color, alpha=0.25, lw=1)
+    ax.semilogy(d, grads[name].mean(axis=0), color=color, lw=2, label=f"{name} (mean of {len(GRAD_SEEDS)} seeds)")
+fit = grads["RNN"][:, 1].mean() * rates.mean() ** (d - 1)
+ax.semilogy(d[1:], fit[1:], "k--", lw=1, label=f"fit: {rates.mean():.2f}^d")
+ax.set(xlabel="d: how many positions before the loss's position", ylabel="‖∂loss_T / ∂x_{T−d}‖",
+       title="gradient reaching a token d steps back, at initialisation")
+ax.grid(alpha=0.3, which="both")
+ax.legend(fontsize=8)
+fig.tight_layout()
+lesson.figure(fig, "03_gradient_vs_distance")
+
+# %%
+lesson.step("Why the rate: the spectral radius of W_hh times tanh'", """
+    Each step back multiplies the gradient by diag(1 − h²) W_hhᵀ. Repeated many times, a matrix
+    multiplies a vector by about its spectral radius ρ(W_hh) (its largest |eigenvalue|) per step, and
+    the tanh shrinks it by its slope 1 − h² (< 1 unless h = 0). So the factor per step should be about
+    ρ(W_hh) × mean(1 − h²). Below 1, the gradient vanishes geometrically; above 1 (large W_hh), it
+    could explode instead, until tanh saturates. The largest singular value σ_max(W_hh) bounds a single
+    step, but it overstates the rate of a long product.""")
+
+predicted = np.array(spectral) * np.array(tanh_slope)
+for seed, rate, rho, slope, sigma in zip(GRAD_SEEDS, rates, spectral, tanh_slope, sigma_max):
+    print(f"  seed {seed}: fitted {rate:.3f}   ρ(W_hh) {rho:.3f} × mean tanh' {slope:.3f} = {rho * slope:.3f}"
+          f"   (σ_max(W_hh) = {sigma:.3f})")
+deviation = np.abs(rates / predicted - 1)
+lesson.check("the fitted factor is ρ(W_hh) × mean(1 − h²) to within 10% (every seed)", (deviation < 0.1).all(),
+             f"largest deviation {deviation.max():.1%}")
+lesson.check("and both are below 1: the gradient vanishes", (predicted < 1).all() and (rates < 1).all(),
+             f"predicted ≤ {predicted.max():.3f}")
+lesson.say(f"""
+    After d = {D_MAX} steps that is a factor of about {rates.mean():.2f}^{D_MAX} ≈ {rates.mean() ** D_MAX:.0e}: whatever
+    the loss says about a token {D_MAX} positions back arrives as nothing. Training can grow W_hh, but a
+    factor near 1 over many steps is a knife edge between vanishing and exploding; the LSTM's gated,
+    additive cell state was invented to make it easier. Attention removes the product altogether.""")
+
+
+# %%
+def recall_batch(rng, distance, n):
+    """n random sequences of distance + 1 tokens; the target at the last position is the first token."""
+    tokens = rng.integers(0, V, (n, distance + 1))                          # [n, distance + 1]
+    targets = np.full(tokens.shape, -100)
+    targets[:, -1] = tokens[:, 0]                                           # recall the token d back
+    return tokens, targets
+
+
+def train_and_test(model, distance, seed):
+    """Train for STEPS steps of AdamW, then return the accuracy at the last position on 1000 new sequences."""
+    optimizer = AdamW(model.named_parameters(), lr=LR, weight_decay=0.0)
+    rng = backend.new_host_rng(seed)
+    for _ in range(STEPS):
+        tokens, targets = recall_batch(rng, distance, BATCH)
+        model.zero_grad()
+        model(tokens, targets)
+        model.backward()
+        optimizer.step()
+    tokens, targets = recall_batch(backend.new_host_rng(10_000 + seed), distance, 1000)
+    logits, _ = model(tokens)
+    return float((logits[:, -1].argmax(axis=-1) == targets[:, -1]).mean())
+
+
+lesson.step("Train both to recall the token d steps back", f"""
+    The task: read d + 1 random tokens (from {V}) and, at the last position, name the first one, d
+    positions back. Each model is trained from scratch for each d, with the same budget ({STEPS} steps
+    of {BATCH} sequences, AdamW, lr {LR}), then tested on 1000 new sequences. The RNN must carry the
+    first token through d updates of its state, and learn to do so through a gradient that, as we saw,
+    shrinks by about half per step. Attention reads position 0 directly.""")
+
+accuracy = {"RNN": np.zeros((len(TASK_SEEDS), len(DISTANCES))),
+            "attention": np.zeros((len(TASK_SEEDS), len(DISTANCES)))}
+with one_blas_thread():  # small products run several times faster on one BLAS thread than on many
+    for i, seed in enumerate(TASK_SEEDS):
+        for j, distance in enumerate(DISTANCES):
+            accuracy["RNN"][i, j] = train_and_test(rnn_model(seed), distance, seed)
+            accuracy["attention"][i, j] = train_and_test(attention_model(distance + 1, seed), distance, seed)
+        for name in accuracy:
+            print(f"  seed {seed} {name:>9}: accuracy at d = {DISTANCES}: {accuracy[name][i]}")
+chance = 1 / V
+longest = DISTANCES.index(D_MAX)
+lesson.check("attention recalls the token at every distance (accuracy ≥ 0.95, every seed)",
+             (accuracy["attention"] >= 0.95).all(), f"lowest {accuracy['attention'].min():.2f}")
+lesson.check("the RNN recalls it 1 step back (≥ 0.95)", (accuracy["RNN"][:, 0] >= 0.95).all(),
+             f"lowest {accuracy['RNN'][:, 0].min():.2f}")
+lesson.check(f"but {D_MAX} steps back it is at chance (below {chance:.3f} + 0.1)",
+             (accuracy["RNN"][:, longest] < chance + 0.1).all(), f"highest {accuracy['RNN'][:, longest].max():.2f}")
+lesson.say("""
+    In between, the RNN's accuracy falls from perfect to chance over a few steps, and where it falls
+    varies from seed to seed: learning to hold a token that long depends on a gradient that is already
+    a thousandth of its size ten steps back. With more training, or gates (LSTM, GRU), an RNN reaches
+    further, but the path from a token to a prediction d positions later is still d steps long.""")
+
+fig, ax = plt.subplots(figsize=(6.5, 4.2))
+for name, color in (("RNN", "tab:red"), ("attention", "tab:blue")):
+    for i in range(len(TASK_SEEDS)):
+        ax.plot(DISTANCES, accuracy[name][i], "o-" if i == 0 else "o:", color=color, alpha=0.8,
+                label=name if i == 0 else None)
+ax.axhline(chance, color="gray", ls="--", label=f"chance (1/{V})")
+ax.set_xscale("log", base=2)
+ax.set(xlabel="d: how far back the token to recall is", ylabel="accuracy on new sequences", ylim=(0, 1.05),
+       title=f"recall the token d steps back ({len(TASK_SEEDS)} seed(s), {STEPS} steps each)")
+ax.grid(alpha=0.3)
+ax.legend(fontsize=8)
+fig.tight_layout()
+lesson.figure(fig, "03_recall_accuracy")
+
+# %%
+lesson.step("What attention changed", f"""
+    Three differences, measured above, and one piece of history.""")
+lesson.say(f"""
+    Path length. A token d positions back reaches the RNN's prediction through d states, and its
+    gradient through d Jacobians ({rates.mean():.2f} per step here); it reaches attention's in one step,
+    with a gradient that does not depend on d. (Lectures call this the RNN's "linear interaction
+    distance": in "the chef who ... was", the verb must find its subject through every word between.)""")
+lesson.say("""
+    Sequential steps. T dependent products for the RNN, a fixed few for attention: attention is
+    shallow and wide, so all T positions of a training sequence are computed at once on a GPU.
+    The price is O(T²·d) work for the scores against the RNN's O(T·d²) (lesson 21 measures it).""")
+lesson.say("""
+    History. The 2014 sequence-to-sequence models used one RNN (an LSTM) to encode a whole sentence
+    into its last hidden state, a fixed-size bottleneck, and another to decode from it. Bahdanau et al.
+    (2015) let the decoder take, at each step, a softmax-weighted sum over all the encoder's states, a
+    "soft search": that weighted sum is what came to be called attention, the mechanism of lesson 05.
+    "Attention Is All You Need" (2017) then removed the recurrence (and convolution) entirely: the
+    Transformer. This lesson does not measure the bottleneck; lesson 20 trains an encoder-decoder
+    whose decoder attends to every encoder state.""")
+print("  measured in this lesson:")
+print(f"    dependent products at T = {LENGTHS[-1]}:  RNN {depths['RNN'][-1]},  attention {depths['attention'][-1]}")
+print(f"    gradient at d = {D_MAX} / at d = 1:  RNN {rnn_ratio.mean():.1e},  attention {attention_ratio.mean():.2f}")
+print(f"    recall accuracy at d = {D_MAX}:  RNN {accuracy['RNN'][:, longest].mean():.2f},  attention "
+      f"{accuracy['attention'][:, longest].mean():.2f}  (chance {chance:.3f})")
+
+lesson.done()
