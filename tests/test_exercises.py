@@ -4,21 +4,16 @@ For every exercise: the stub, still empty, stops its lesson with one friendly li
 correct solution passes its lesson; a deliberately wrong one is caught by the lesson, by the check meant
 to catch it. Correct solutions are built here from the library (they never live in lessons/): each is
 written into a temporary exercises folder that LESSON_EXERCISES_DIR points the lessons to.
-The GPT forward has no lesson yet: it is graded here, against GPT's logits in float64.
 """
-import inspect
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tinytransformer import backend
 from tinytransformer.attention import causal_mask
-from tinytransformer.models import GPT, GPTConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "lessons"
@@ -37,6 +32,7 @@ EXERCISES = {
     "layernorm_backward": "11_backprop_by_hand.py",
     "gelu_backward": "11_backprop_by_hand.py",
     "cross_entropy_backward": "11_backprop_by_hand.py",
+    "gpt_forward": "12_assemble_gpt.py",
 }
 
 
@@ -80,6 +76,19 @@ CORRECT = {
     "gelu_backward": library_method("gelu_backward", "tinytransformer.activations", "GELU", "backward"),
     "cross_entropy_backward": library_method("cross_entropy_backward", "tinytransformer.loss",
                                              "CrossEntropyLoss", "backward"),
+    "gpt_forward": """
+        from tinytransformer import causal_mask
+
+        def gpt_forward(self, idx):
+            x = self.wpe(self.wte(idx))
+            if self.drop is not None:
+                x = self.drop(x)
+            mask = causal_mask(idx.shape[1])
+            for block in self.blocks:
+                x = block(x, mask=mask)
+            h = self.ln_f(x)
+            return self.lm_head(h) if self.lm_head is not None else h @ self.wte.weight.data.T
+        """,
 }
 
 # Plausible wrong solutions: (exercise, what is wrong, its source, the words of the check that must stop it).
@@ -191,6 +200,34 @@ WRONG = [
             dz[self.rows, self.targets] -= 1.0
             return (dz * dloss / len(self.rows)).reshape(self.shape)
         """, "... and with ignored targets"),
+    ("gpt_forward", "no causal mask: each position sees the future", """
+        def gpt_forward(self, idx):
+            x = self.wpe(self.wte(idx))
+            for block in self.blocks:
+                x = block(x)
+            h = self.ln_f(x)
+            return self.lm_head(h) if self.lm_head is not None else h @ self.wte.weight.data.T
+        """, "gpt_forward gives GPT's logits to 1e-12 on a tied, pre-norm model"),
+    ("gpt_forward", "no final LayerNorm", """
+        from tinytransformer import causal_mask
+
+        def gpt_forward(self, idx):
+            x = self.wpe(self.wte(idx))
+            mask = causal_mask(idx.shape[1])
+            for block in self.blocks:
+                x = block(x, mask=mask)
+            return self.lm_head(x) if self.lm_head is not None else x @ self.wte.weight.data.T
+        """, "gpt_forward gives GPT's logits to 1e-12 on a tied, pre-norm model"),
+    ("gpt_forward", "always the tied output layer, even when the model has its own", """
+        from tinytransformer import causal_mask
+
+        def gpt_forward(self, idx):
+            x = self.wpe(self.wte(idx))
+            mask = causal_mask(idx.shape[1])
+            for block in self.blocks:
+                x = block(x, mask=mask)
+            return self.ln_f(x) @ self.wte.weight.data.T
+        """, "... and on an untied, post-norm model with sinusoidal positions"),
 ]
 
 
@@ -223,7 +260,7 @@ def earlier_in_lesson(name: str) -> list:
 
 def test_every_exercise_has_a_stub_and_a_line_in_the_readme():
     readme = (STUBS / "README.md").read_text()
-    for name in [*EXERCISES, "gpt_forward"]:
+    for name in EXERCISES:
         source = (STUBS / f"{name}.py").read_text()
         assert f"def {name}(" in source and "# TODO" in source and "raise NotImplementedError" in source
         assert f"`{name}.py`" in readme
@@ -267,7 +304,7 @@ def test_a_wrong_solution_is_caught_by_its_lesson(name, wrong, source, caught_by
     assert f"CHECK FAILED: {caught_by}" in output, output[-3000:]
 
 
-# --- in-process: the loader itself, and the GPT forward that no lesson grades yet -------------------------
+# --- in-process: the loader itself ------------------------------------------------------------------------
 @pytest.fixture
 def exercises(monkeypatch, tmp_path):
     """lessons/_exercises.py, loading from a fresh folder of stubs in tmp_path."""
@@ -302,64 +339,3 @@ def test_a_missing_exercise_file_is_named(exercises, capsys):
         _exercises.load("no_such_exercise", causal_mask)
     assert stop.value.code == NOT_WRITTEN
     assert f"expected {folder / 'no_such_exercise.py'}" in capsys.readouterr().out
-
-
-def gpt_forward_from_layers(self, idx):
-    """A correct gpt_forward, assembled from the layers (what a learner writes), for the grading test."""
-    x = self.wpe(self.wte(idx))                                         # [B, T, n_embd]
-    if self.drop is not None:
-        x = self.drop(x)
-    mask = causal_mask(idx.shape[1])
-    for block in self.blocks:
-        x = block(x, mask=mask)
-    h = self.ln_f(x)
-    return self.lm_head(h) if self.lm_head is not None else h @ self.wte.weight.data.T
-
-
-def gpt_forward_without_mask(self, idx):
-    x = self.wpe(self.wte(idx))
-    for block in self.blocks:
-        x = block(x)                                                    # WRONG: sees the future
-    return self.ln_f(x) @ self.wte.weight.data.T
-
-
-def gpt_forward_without_final_norm(self, idx):
-    x = self.wpe(self.wte(idx))
-    mask = causal_mask(idx.shape[1])
-    for block in self.blocks:
-        x = block(x, mask=mask)
-    return x @ self.wte.weight.data.T                                   # WRONG: no ln_f
-
-
-def grade_gpt_forward(gpt_forward) -> float:
-    """Largest |difference| between gpt_forward's logits and GPT's, in float64, over two small models."""
-    worst = 0.0
-    with backend.using("float64"):
-        for config in (GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, seed=3),
-                       GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=4, n_embd=16, seed=4,
-                                 tie_weights=False, norm="post", positional="sinusoidal")):
-            model = GPT(config)
-            idx = np.random.default_rng(0).integers(0, config.vocab_size, size=(3, 7))
-            expected, _ = model(idx)
-            logits = gpt_forward(model, idx)
-            assert logits.shape == expected.shape and logits.dtype == np.float64
-            worst = max(worst, float(np.abs(logits - expected).max()))
-    return worst
-
-
-def test_gpt_forward_is_graded_against_gpt_in_float64(exercises):
-    assert grade_gpt_forward(gpt_forward_from_layers) < 1e-12
-    assert grade_gpt_forward(gpt_forward_without_mask) > 1e-3
-    assert grade_gpt_forward(gpt_forward_without_final_norm) > 1e-3
-
-
-def test_gpt_forward_stub_and_solution_through_the_loader(exercises, capsys):
-    _exercises, folder = exercises
-    with pytest.raises(SystemExit) as stop:
-        grade_gpt_forward(_exercises.load("gpt_forward", gpt_forward_from_layers))
-    assert stop.value.code == NOT_WRITTEN
-    assert "Exercise 'gpt_forward' is not written yet" in capsys.readouterr().out
-    solution = inspect.getsource(gpt_forward_from_layers).replace("def gpt_forward_from_layers(", "def gpt_forward(")
-    (folder / "gpt_forward.py").write_text("from tinytransformer.attention import causal_mask\n\n\n" + solution)
-    _exercises._loaded.clear()
-    assert grade_gpt_forward(_exercises.load("gpt_forward", lambda self, idx: self(idx)[0])) < 1e-12

@@ -1,6 +1,6 @@
 """Exercise: the forward pass of a whole GPT, assembled from the library's layers.
 
-Graded by tests/test_exercises.py against the library's GPT (float64), until a lesson grades it.
+Graded by lessons/12_assemble_gpt.py --exercise: your logits against GPT's, in float64.
 """
 import numpy as np
 
