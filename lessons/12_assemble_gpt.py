@@ -114,8 +114,9 @@ mask = causal_mask(T)                                                      # [T,
 block = model.blocks[0]
 attn, mlp = block.self_attn.sublayer, block.ffn.sublayer                   # MultiHeadAttention, FeedForward
 h_in = x
-a = attn(block.self_attn.ln(h_in), mask=mask)                              # [B, T, d]
-print(f"  LN₁(h)           {shape(h_in)}")
+ln1 = block.self_attn.ln(h_in)                                             # [B, T, d], rows of mean 0, var 1
+a = attn(ln1, mask=mask)                                                   # [B, T, d]
+print(f"  h {shape(h_in)} -> LN₁(h) {shape(ln1)}; causal mask {shape(mask)}")
 print(f"  q, k, v          {shape(attn.attention.q)} each  ([B, n_head, T, d_k], d_k = {attn.d_k})")
 print(f"  weights          {shape(attn.weights)}  (softmax(q kᵀ/√d_k), causal)")
 print(f"  heads merged, W_o: a {shape(a)}")
