@@ -267,7 +267,7 @@ ax.set(xscale="log", xlabel="‖gradient‖",
        title=f"every parameter's gradient: by hand vs GPT.backward\n(largest relative difference "
              f"{relative[worst_name]:.0e})")
 plain_log_labels(ax.xaxis)
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="lower right")
 lesson.figure(fig, "12_backward_by_hand")
 
 # %%
