@@ -29,6 +29,7 @@ from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.trainer import TrainConfig, train
 
 lesson = Lesson("13 Sampling", __doc__, steps=5)
+FULL_RUN_ITERS = 2000   # lesson 16's full run: long enough to have learned words
 
 
 def entropy(p) -> float:
@@ -48,7 +49,8 @@ lesson.step("A model to sample from", """
     if it is not there, a tiny GPT is trained for 40 iterations now. Either way the model is rebuilt from
     its checkpoint exactly as scripts/sample.py does it: the config, the weights, the tokenizer.""")
 checkpoint_path = lesson.out / "16_train_gpt" / "ckpt.npz"
-if checkpoint_path.exists():
+from_lesson_16 = checkpoint_path.exists()
+if from_lesson_16:
     print(f"  using lesson 16's model: {checkpoint_path}")
 else:
     out_dir = lesson.out / "17_model"
@@ -72,6 +74,15 @@ idx = backend.asarray(tokenizer.encode(prompt)[None, -block_size:])     # [1, â‰
 logits, _ = model(idx)
 last = logits[:, -1, :]                                                 # [1, V]: the next character's logits
 print(f"  prompt ends: {prompt[-30:]!r}; the model's logits for the next character: shape {tuple(last.shape)}")
+likeliest = to_numpy(last)[0].argsort()[::-1][:5]
+print("  its five likeliest next characters: " + ", ".join(repr(tokenizer.decode([i])) for i in likeliest))
+# Claims about what the model knows hold only for a model trained long enough: lesson 16's full run.
+full_run = from_lesson_16 and checkpoint.config["train"]["max_iters"] >= FULL_RUN_ITERS
+if full_run:
+    lesson.check("full run: the model completes \"hear me spea\" with 'k'", tokenizer.decode([likeliest[0]]) == "k")
+else:
+    print(f"  (not lesson 16's full run of {FULL_RUN_ITERS} iterations: the checks of what the model knows are "
+          "skipped; the checks of sampling itself hold for any model)")
 
 # %%
 lesson.step("Temperature", """

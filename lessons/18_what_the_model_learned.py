@@ -1,0 +1,320 @@
+# %% [markdown]
+"""Lesson 18: What the model learned: its embeddings, its contextual vectors, its heads.
+
+Lesson 16 trained a character GPT; here we open it. Three places to look, each against the same model
+before training (the same config and seed, so the very weights training started from):
+
+    the embedding table E [V, d]     one vector per character, before any context: which lie close?
+    the vector after block 1         the same character at the same position, in different contexts
+    the attention weights            what each head of block 1 looks at, on real lines of text
+
+Each finding is checked against the untrained model, which must fail the same check: a pattern that
+the untrained model shows too is a property of the architecture or of the data, not something learned.
+
+The model is lesson 16's, from <out>/16_train_gpt/ckpt.npz when that is there (run lesson 16 first, with
+the same --out). Otherwise one is trained here: with --quick a small one for a few seconds, without it
+lesson 16's full recipe (a few minutes).
+
+Run:  python lessons/18_what_the_model_learned.py        (add --no-pause to run straight through)
+"""
+
+# %%
+import numpy as np
+
+from _lesson import Lesson
+
+from tinytransformer import backend
+from tinytransformer.attention import causal_mask
+from tinytransformer.checkpoint import load_checkpoint, restore
+from tinytransformer.data import CharDataset, find_shakespeare, read_text
+from tinytransformer.models import GPT, GPTConfig
+from tinytransformer.trainer import TrainConfig, train
+
+lesson = Lesson("18 What the model learned", __doc__, steps=4)
+FULL_RUN_ITERS = 2000   # lesson 16's full run: the checks marked "full run" need a model trained this long
+
+
+def unit(vectors):
+    """Rows scaled to length 1, so that dot products are cosine similarities."""
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
+# %%
+lesson.step("The trained model, and the same model untrained", """
+    The checkpoint holds the config, the weights and the tokenizer. Building GPT(config) without
+    restoring the weights gives the model as it was at iteration 0: GPT-2's initialisation, drawn from
+    the config's seed. Everything below is measured on both.""")
+checkpoint_path = lesson.out / "16_train_gpt" / "ckpt.npz"
+if checkpoint_path.exists():
+    print(f"  using lesson 16's model: {checkpoint_path}")
+else:
+    out_dir = lesson.out / "18_model"
+    if lesson.quick:
+        cfg = TrainConfig(n_layer=2, n_head=4, n_embd=64, block_size=32, batch_size=16, max_iters=150,
+                          lr=1e-2, min_lr=1e-3, warmup_iters=10, lr_decay_iters=150, eval_interval=150,
+                          eval_iters=5, log_interval=50, sample_chars=10)
+    else:   # lesson 16's full run
+        cfg = TrainConfig(max_iters=FULL_RUN_ITERS, eval_interval=250, eval_iters=20, log_interval=100,
+                          sample_chars=10)
+    cfg.out_dir, cfg.seed, cfg.overwrite = str(out_dir), 1337, True
+    print(f"  no {checkpoint_path}; training a model in {out_dir} ({cfg.max_iters} iterations)")
+    train(cfg, log=lambda line: print("    " + line))
+    checkpoint_path = out_dir / "ckpt.npz"
+checkpoint = load_checkpoint(checkpoint_path)
+config = GPTConfig(**checkpoint.config["model"])
+model, untrained = GPT(config), GPT(config)
+restore(checkpoint, model)
+model.eval()
+untrained.eval()
+data = CharDataset(read_text(find_shakespeare()))
+tokenizer = data.tokenizer
+if tokenizer.chars != checkpoint.tokenizer["chars"]:
+    raise SystemExit(f"{checkpoint_path} was not trained on Tiny Shakespeare's 65 characters")
+V, T = config.vocab_size, config.block_size
+full_run = checkpoint.config["train"]["max_iters"] >= FULL_RUN_ITERS
+print(f"  {model.num_parameters():,} parameters: n_layer {config.n_layer}, n_head {config.n_head}, "
+      f"n_embd {config.n_embd}, context {T}; trained {checkpoint.config['train']['max_iters']} iterations, "
+      f"val loss {checkpoint.extra['best_val_loss']:.3f}")
+if not full_run:
+    print(f"  (not lesson 16's full run of {FULL_RUN_ITERS} iterations: the checks marked 'full run' are "
+          "skipped, the others hold for this model too)")
+
+# %%
+lesson.step("Character embeddings", """
+    Row c of the embedding table E is what the model knows about character c with no context at all.
+    The output layer reuses E (weight tying): the logit of c is h·E[c], so characters that can follow
+    the same contexts are pulled towards the same directions. Cosine similarity, E[a]·E[b]/(|E[a]||E[b]|),
+    says how alike two rows are; PCA projects all 65 rows onto the two directions along which they vary
+    most, to draw them. Before training the rows are independent random draws: every cosine is near 0
+    (about ±1/√d), and no structure can show.""")
+classes = {"vowel": "aeiou", "consonant": "bcdfghjklmnpqrstvwxyz", "Vowel": "AEIOU",
+           "Consonant": "BCDFGHJKLMNPQRSTVWXYZ", "space / newline": " \n", "punctuation": ",.;:!?'-&$3"}
+colours = {"vowel": "tab:red", "consonant": "tab:blue", "Vowel": "tab:orange", "Consonant": "tab:cyan",
+           "space / newline": "black", "punctuation": "tab:green"}
+vowels = [tokenizer.stoi[c] for c in "aeiou"]
+consonants = [tokenizer.stoi[c] for c in "bcdfghjklmnpqrstvwxyz"]
+lower = "abcdefghijklmnopqrstuvwxyz"
+
+
+def embedding_scores(m):
+    """Cosine similarities of the embedding table, summarised: vowels among themselves vs with consonants,
+    a letter with its capital vs with the other letters."""
+    E = unit(backend.to_numpy(m.wte.weight.data).astype(np.float64))  # [V, d]
+    cos = E @ E.T                                                      # [V, V]
+    vowel_vowel = cos[np.ix_(vowels, vowels)][~np.eye(len(vowels), dtype=bool)].mean()
+    vowel_consonant = cos[np.ix_(vowels, consonants)].mean()
+    small, capital = [tokenizer.stoi[c] for c in lower], [tokenizer.stoi[c.upper()] for c in lower]
+    case_pair = cos[small, capital].mean()                             # 'a' with 'A', 'b' with 'B', ...
+    other_pairs = cos[np.ix_(small, capital)][~np.eye(len(lower), dtype=bool)].mean()   # 'a' with 'B', ...
+    return cos, vowel_vowel - vowel_consonant, case_pair - other_pairs
+
+
+cos, vowel_gap, case_gap = embedding_scores(model)
+_, vowel_gap_0, case_gap_0 = embedding_scores(untrained)
+for c in ("a", "e", "t", "A", "T", ".", "\n"):
+    row = cos[tokenizer.stoi[c]].copy()
+    row[tokenizer.stoi[c]] = -np.inf                                   # not its own neighbour
+    nearest = np.argsort(row)[::-1][:5]
+    print(f"  nearest to {c!r:5}: " + ", ".join(f"{tokenizer.chars[i]!r} {row[i]:.2f}" for i in nearest))
+print(f"  vowels among themselves minus vowels with consonants (mean cosine): trained {vowel_gap:+.3f}, "
+      f"untrained {vowel_gap_0:+.3f}")
+print(f"  a letter with its capital minus with other capitals ('a'·'A' vs 'a'·'B'): trained {case_gap:+.3f}, "
+      f"untrained {case_gap_0:+.3f}")
+VOWEL_MARGIN = 0.2
+lesson.check(f"trained: the vowels lie together (their mutual cosine exceeds their cosine with consonants by "
+             f"more than {VOWEL_MARGIN}), the untrained table's do not", vowel_gap > VOWEL_MARGIN > vowel_gap_0,
+             f"{vowel_gap:+.3f} vs {vowel_gap_0:+.3f}")
+CASE_MARGIN = 0.1
+if full_run:
+    lesson.check(f"full run: a letter lies closer to its own capital than to other capitals (by more than "
+                 f"{CASE_MARGIN} in cosine), in the untrained table it does not",
+                 case_gap > CASE_MARGIN > case_gap_0, f"{case_gap:+.3f} vs {case_gap_0:+.3f}")
+else:
+    print("  (a short run has not yet tied capitals to their small letters: capitals start words and "
+          "lines, small letters do not; the full run checks it)")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def pca_2d(vectors):
+    """The rows projected onto their two principal directions (the top right singular vectors)."""
+    centred = vectors - vectors.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T, (s[:2] ** 2).sum() / (s ** 2).sum()    # [n, 2], variance explained
+
+
+fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
+for ax, m, name in ((axes[0], model, "trained"), (axes[1], untrained, "untrained (iteration 0)")):
+    points, explained = pca_2d(backend.to_numpy(m.wte.weight.data).astype(np.float64))
+    for cls, chars in classes.items():
+        ids = [tokenizer.stoi[c] for c in chars if c in tokenizer.stoi]
+        ax.scatter(points[ids, 0], points[ids, 1], s=12, color=colours[cls], label=cls)
+        for i in ids:
+            ax.annotate(repr(tokenizer.chars[i])[1:-1], points[i], fontsize=9, color=colours[cls])
+    ax.set(title=f"embedding table, {name}: PCA ({100 * explained:.0f}% of the variance)",
+           xlabel="principal direction 1", ylabel="principal direction 2")
+    ax.grid(alpha=0.3)
+axes[0].legend(fontsize=8)
+fig.tight_layout()
+lesson.figure(fig, "18_embeddings")
+
+# %%
+CHAR, N_CONTEXTS, WINDOW = "e", 300, 16
+lesson.step("The same character in different contexts", f"""
+    Take {N_CONTEXTS} windows of {WINDOW} characters from the validation text that all end in {CHAR!r}, so that
+    {CHAR!r} sits at the same position in each. What enters block 1 there, E[{CHAR!r}] + P[{WINDOW - 1}], is the
+    same vector in every window: the embedding knows the character, not its context. After block 1 the
+    vector at that position has been added to by attention (and the MLP), from the characters before
+    it: {CHAR!r} in "to the" and {CHAR!r} in "hear me" are no longer the same vector. Two measures, each
+    against the untrained model: how far the {N_CONTEXTS} vectors spread around their mean, and which
+    context matters. For the second, subtract the mean vector (what every context shares) and compare
+    what is left, the part the context added, grouping the windows by the character just before
+    {CHAR!r}: if block 1 reads the previous character, the parts of the same group point the same way.""")
+ends = np.flatnonzero(data.val[WINDOW:] == tokenizer.stoi[CHAR])[:N_CONTEXTS] + WINDOW  # [N]
+windows = data.val[ends[:, None] - WINDOW + 1 + np.arange(WINDOW)]               # [N, WINDOW], all end in CHAR
+before = windows[:, -2]                                                          # [N] the character before
+
+
+def contextual(m):
+    """The vector at the last position before block 1 and after it: ([N, d], [N, d])."""
+    x = m.wpe(m.wte(backend.asarray(windows)))                         # [N, WINDOW, d]
+    after = m.blocks[0](x, mask=causal_mask(WINDOW))                   # [N, WINDOW, d]
+    return (backend.to_numpy(x)[:, -1].astype(np.float64),
+            backend.to_numpy(after)[:, -1].astype(np.float64))
+
+
+def context_scores(vectors):
+    """How far the vectors spread around their mean (relative to its length), and the mean cosine of their
+    context parts (vector minus the mean) for pairs with the same character before CHAR and with another."""
+    mean = vectors.mean(axis=0)
+    spread = np.linalg.norm(vectors - mean, axis=1).mean() / np.linalg.norm(mean)
+    parts = unit(vectors - mean)                                       # [N, d]: what the context added
+    cos = parts @ parts.T
+    pairs = ~np.eye(len(vectors), dtype=bool)
+    same = (before[:, None] == before[None, :]) & pairs
+    return spread, cos[same].mean() - cos[pairs & ~same].mean()
+
+
+entering, after_block = contextual(model)
+_, after_block_0 = contextual(untrained)
+in_spread = np.abs(entering - entering[0]).max()
+spread, grouping = context_scores(after_block)
+spread_0, grouping_0 = context_scores(after_block_0)
+print(f"  entering block 1: {N_CONTEXTS} identical vectors (largest difference {in_spread:.1e})")
+print(f"  after block 1, spread around the mean vector (mean distance / length of the mean): trained "
+      f"{spread:.3f}, untrained {spread_0:.3f}")
+print(f"  context parts, mean cosine with the same character before {CHAR!r} minus with another: trained "
+      f"{grouping:+.3f}, untrained {grouping_0:+.3f}")
+examples = ("Before we proceed any further, hear me", "First Citizen:\nLet us kill him, and we",
+            "Caius Marcius is chief enemy to the")                      # three lines of the play, each ending in e
+vectors = []
+for m in (model, untrained):
+    x = m.wpe(m.wte(backend.asarray(np.stack([tokenizer.encode(text[-WINDOW:]) for text in examples]))))
+    vectors.append(unit(backend.to_numpy(m.blocks[0](x, mask=causal_mask(WINDOW)))[:, -1].astype(np.float64)))
+for i, j in ((0, 1), (0, 2), (1, 2)):
+    print(f"  {examples[i][-12:]!r} and {examples[j][-12:]!r}: cosine 1.000 before block 1; after it "
+          f"{vectors[0][i] @ vectors[0][j]:.3f} (untrained {vectors[1][i] @ vectors[1][j]:.3f})")
+SPREAD_RATIO, GROUPING_MARGIN = 2.0, 0.2
+if full_run:
+    lesson.check(f"full run: after block 1 the same character spreads out by context, more than "
+                 f"{SPREAD_RATIO:g}× as far as in the untrained model", spread > SPREAD_RATIO * spread_0,
+                 f"{spread:.3f} vs {spread_0:.3f}")
+    lesson.check(f"full run: what block 1 adds to {CHAR!r} depends on the character before it (grouping above "
+                 f"{GROUPING_MARGIN}); untrained: below it", grouping > GROUPING_MARGIN > grouping_0,
+                 f"{grouping:+.3f} vs {grouping_0:+.3f}")
+else:
+    print("  (a few seconds of training do not yet reach past the current character (the loss is still above "
+          "the bigram table's), so block 1 adds little context: the full run checks both claims)")
+
+common = [c for c, _ in sorted(zip(*np.unique(before, return_counts=True)), key=lambda p: -p[1])[:6]]
+fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+for ax, vectors, name in ((axes[0], after_block, "trained"), (axes[1], after_block_0, "untrained")):
+    points, _ = pca_2d(vectors)
+    for c in common:
+        ax.scatter(*points[before == c].T, s=10, label=f"after {tokenizer.chars[c]!r}")
+    rest = ~np.isin(before, common)
+    ax.scatter(*points[rest].T, s=6, color="lightgray", label="after others")
+    ax.set(title=f"{CHAR!r} after block 1, {N_CONTEXTS} contexts ({name}); before block 1 all one point",
+           xlabel="principal direction 1", ylabel="principal direction 2")
+    ax.grid(alpha=0.3)
+axes[0].legend(fontsize=8)
+fig.tight_layout()
+lesson.figure(fig, "18_contextual_vectors")
+
+# %%
+lesson.step("What each head of block 1 looks at", """
+    Each head's attention weights say, for every position t, how much of each earlier position it
+    reads. Averaged over many windows of real text, a score per pattern: the weight on the previous
+    character (t − 1), on itself (t), on the most recent space or newline before t (where the current
+    word starts), and on position 0. Untrained, every head spreads its weight nearly evenly over the
+    t + 1 positions it may see, so the previous-character weight is about 1/(t + 1) on average; a
+    trained head that looks mostly at one place has learned to.""")
+n_windows = 64
+starts = np.random.default_rng(0).integers(0, len(data.val) - T, n_windows)
+text_windows = data.val[starts[:, None] + np.arange(T)]                  # [n, T]
+separators = np.isin(text_windows, [tokenizer.stoi[" "], tokenizer.stoi["\n"]])
+last_separator = np.full(text_windows.shape, -1)                         # before t (strictly)
+for t in range(1, T):
+    last_separator[:, t] = np.where(separators[:, t - 1], t - 1, last_separator[:, t - 1])
+PATTERNS = ("previous", "itself", "last space", "position 0")
+
+
+def block1_weights(m, windows):
+    """The attention weights of every head of block 1: [n, n_head, T, T] (kept by the layer for backward)."""
+    m(backend.asarray(windows))
+    return backend.to_numpy(m.blocks[0].self_attn.sublayer.weights).astype(np.float64)
+
+
+def pattern_scores(weights):
+    """[n_head, 4]: each head's mean weight on the previous character, itself, the last space or newline
+    before it, and position 0 (queries t >= 1; the last space only where there is one before t - 1)."""
+    t = np.arange(1, T)
+    previous = weights[:, :, t, t - 1].mean(axis=(0, 2))
+    itself = weights[:, :, t, t].mean(axis=(0, 2))
+    b, q = np.nonzero(last_separator[:, 1:] >= 0)
+    q = q + 1
+    word_start = last_separator[b, q]
+    far = word_start < q - 1                                             # not the previous character itself
+    space = weights[b[far], :, q[far], word_start[far]].mean(axis=0)
+    first = weights[:, :, t, 0].mean(axis=(0, 2))
+    return np.stack([previous, itself, space, first], axis=1)
+
+
+# The yardstick: a head that spreads its weight evenly, 1/(t + 1) on each position it may see.
+even = np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None]           # [T, T]
+baseline = pattern_scores(np.broadcast_to(even, (len(text_windows), 1, T, T)))[0]   # [4]
+ratio = pattern_scores(block1_weights(model, text_windows)) / baseline   # [n_head, 4]: × an even head's
+ratio_0 = pattern_scores(block1_weights(untrained, text_windows)) / baseline
+print("  an evenly spread head gives: " + ", ".join(f"{p} {s:.3f}" for p, s in zip(PATTERNS, baseline)))
+print("  each head's weight on each pattern, as a multiple of that (untrained in brackets):")
+print(f"  {'':8}" + "".join(f"{p:>16}" for p in PATTERNS))
+for h in range(config.n_head):
+    print(f"  head {h}: " + "".join(f"{r:7.2f}× ({r0:.2f}×)" for r, r0 in zip(ratio[h], ratio_0[h]))
+          + f"   -> {PATTERNS[ratio[h].argmax()]}")
+TRAINED_RATIO, UNTRAINED_RATIO = 3.0, 1.5
+best_head = int(ratio.max(axis=1).argmax())
+if full_run:
+    lesson.check(f"full run: a head of block 1 gives one pattern more than {TRAINED_RATIO:g}× an even head's "
+                 f"weight (head {best_head}: {PATTERNS[ratio[best_head].argmax()]}); untrained: no head more "
+                 f"than {UNTRAINED_RATIO:g}×", ratio.max() > TRAINED_RATIO and ratio_0.max() < UNTRAINED_RATIO,
+                 f"{ratio.max():.2f}× vs {ratio_0.max():.2f}×")
+else:
+    print("  (the heads of a model trained for a few seconds have barely begun to specialise: the full run "
+          "checks that one has)")
+
+starts_line = np.flatnonzero(data.val[:-T] == tokenizer.stoi["\n"]) + 1
+start = next(i for i in starts_line if tokenizer.stoi["\n"] not in data.val[i:i + 40])  # a line of verse
+line = data.val[None, start:start + T]                                   # [1, T]
+weights = block1_weights(model, line)                                    # [1, h, T, T]
+labels = [repr(c)[1:-1] for c in tokenizer.decode(line[0])]
+fig, axes = plt.subplots(1, config.n_head, figsize=(5.2 * config.n_head, 5.6), layout="constrained")
+for h, ax in enumerate(np.atleast_1d(axes)):
+    image = ax.imshow(weights[0, h], cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(T), labels, fontsize=6)
+    ax.set_yticks(range(T), labels, fontsize=6)
+    ax.set(title=f"head {h}: {PATTERNS[ratio[h].argmax()]} ({ratio[h].max():.1f}× even)", xlabel="key (read)",
+           ylabel="query (position t)")
+fig.colorbar(image, ax=axes, fraction=0.02)
+lesson.figure(fig, "18_block1_heads")
+
+lesson.done()
