@@ -50,8 +50,8 @@ if checkpoint_path.exists():
 else:
     out_dir = lesson.out / "18_model"
     if lesson.quick:
-        cfg = TrainConfig(n_layer=2, n_head=4, n_embd=64, block_size=32, batch_size=16, max_iters=150,
-                          lr=1e-2, min_lr=1e-3, warmup_iters=10, lr_decay_iters=150, eval_interval=150,
+        cfg = TrainConfig(n_layer=2, n_head=4, n_embd=64, block_size=32, batch_size=16, max_iters=60,
+                          lr=1e-2, min_lr=1e-3, warmup_iters=10, lr_decay_iters=60, eval_interval=60,
                           eval_iters=5, log_interval=50, sample_chars=10)
     else:   # lesson 16's full run
         cfg = TrainConfig(max_iters=FULL_RUN_ITERS, eval_interval=250, eval_iters=20, log_interval=100,
