@@ -34,6 +34,11 @@ lesson = Lesson("18 What the model learned", __doc__, steps=4)
 FULL_RUN_ITERS = 2000   # lesson 16's full run: the checks marked "full run" need a model trained this long
 
 
+def label(char):
+    """A character as it can be read on a plot: the space as 'sp', the newline as '\\n'."""
+    return "sp" if char == " " else repr(char)[1:-1]
+
+
 def unit(vectors):
     """Rows scaled to length 1, so that dot products are cosine similarities."""
     return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
@@ -150,7 +155,7 @@ for ax, m, name in ((axes[0], model, "trained"), (axes[1], untrained, "untrained
         ids = [tokenizer.stoi[c] for c in chars if c in tokenizer.stoi]
         ax.scatter(points[ids, 0], points[ids, 1], s=12, color=colours[cls], label=cls)
         for i in ids:
-            ax.annotate(repr(tokenizer.chars[i])[1:-1], points[i], fontsize=9, color=colours[cls])
+            ax.annotate(label(tokenizer.chars[i]), points[i], fontsize=9, color=colours[cls])
     ax.set(title=f"embedding table, {name}: PCA ({100 * explained:.0f}% of the variance)",
            xlabel="principal direction 1", ylabel="principal direction 2")
     ax.grid(alpha=0.3)
@@ -301,12 +306,18 @@ if full_run:
 else:
     print("  (the heads of a model trained for a few seconds have barely begun to specialise: the full run "
           "checks that one has)")
+lesson.say("""
+    In lesson 16's full run every head of block 1 is local: each gives the previous character and the
+    character itself several times an even share, and the start of the current word about twice it,
+    while position 0 gets less than half. Reading the previous character is what takes the model
+    past the bigram table: it is why, in the last step, what block 1 added to 'e' depended on the
+    character before it.""")
 
 starts_line = np.flatnonzero(data.val[:-T] == tokenizer.stoi["\n"]) + 1
 start = next(i for i in starts_line if tokenizer.stoi["\n"] not in data.val[i:i + 40])  # a line of verse
 line = data.val[None, start:start + T]                                   # [1, T]
 weights = block1_weights(model, line)                                    # [1, h, T, T]
-labels = [repr(c)[1:-1] for c in tokenizer.decode(line[0])]
+labels = [label(c) for c in tokenizer.decode(line[0])]
 fig, axes = plt.subplots(1, config.n_head, figsize=(5.2 * config.n_head, 5.6), layout="constrained")
 for h, ax in enumerate(np.atleast_1d(axes)):
     image = ax.imshow(weights[0, h], cmap="viridis", vmin=0, vmax=1)
