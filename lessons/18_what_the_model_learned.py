@@ -322,9 +322,9 @@ fig, axes = plt.subplots(1, config.n_head, figsize=(5.2 * config.n_head, 5.6), l
 for h, ax in enumerate(np.atleast_1d(axes)):
     image = ax.imshow(weights[0, h], cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(T), labels, fontsize=6)
-    ax.set_yticks(range(T), labels, fontsize=6)
+    ax.set_yticks(range(T), labels if h == 0 else [], fontsize=6)       # the same line for every head
     ax.set(title=f"head {h}: {PATTERNS[ratio[h].argmax()]} ({ratio[h].max():.1f}× even)", xlabel="key (read)",
-           ylabel="query (position t)")
+           ylabel="query (position t)" if h == 0 else "")
 fig.colorbar(image, ax=axes, fraction=0.02)
 lesson.figure(fig, "18_block1_heads")
 
