@@ -7,7 +7,8 @@ of value vectors. Stack attention layers without anything in between and the res
 but cannot compute a new non-linear feature of a token. The position-wise feed-forward network
 FFN(x) = act(x W₁ + b₁) W₂ + b₂ does that, with a non-linearity act such as ReLU or GELU. This lesson
 measures the limit of attention alone, plots the two activations and their derivatives, builds |x|
-exactly from two ReLUs, and trains a tiny FeedForward on XOR, which no linear map can fit.
+exactly from two ReLUs, and trains a tiny FeedForward on XOR, which no linear map can fit. Last, why the
+hidden layer is 4·d_model wide (where a block's parameters live), and dropout.
 
 Run:  python lessons/09_feed_forward.py        (add --no-pause to run straight through)
 """
@@ -16,10 +17,10 @@ Run:  python lessons/09_feed_forward.py        (add --no-pause to run straight t
 import numpy as np
 from _lesson import Lesson
 
-from tinytransformer import (GELU, AdamW, FeedForward, Linear, MultiHeadAttention, ReLU,
+from tinytransformer import (GELU, AdamW, Dropout, FeedForward, Linear, MultiHeadAttention, ReLU,
                              ScaledDotProductAttention, backend, check_layer, numerical_gradient)
 
-lesson = Lesson("08 The feed-forward network", __doc__, steps=7)
+lesson = Lesson("09 The feed-forward network", __doc__, steps=9)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)
@@ -280,5 +281,173 @@ ax2.set_title("half adder (XOR, AND): training")
 ax2.grid(alpha=0.3, which="both")
 ax2.legend()
 lesson.figure(fig, "09_xor")
+
+# %%
+lesson.step("Why 4·d_model: the width is where the parameters live", """
+    The FFN's hidden layer is 4·d_model wide (the 2017 paper: 512 -> 2048; GPT-2 small: 768 -> 3072).
+    Read W₁'s 4·d_model columns as questions asked of every token's vector: each hidden unit takes the
+    dot product of the vector with its column ("how much does it point this way?"), GELU keeps the
+    answer if it is positive, and W₂'s matching row is what the unit adds back when it answers. More
+    width is more questions per vector. It is also most of a block: attention has four d×d matrices
+    (W_q, W_k, W_v, W_o), 4d² weights, the FFN two d×4d ones, 8d², so two thirds of a block's
+    parameters sit in its FFN. Below: the counts from the library's layers, then a measured fit: a
+    FeedForward of width 1·d and one of width 4·d learn the same random non-linear function of 8-number
+    vectors (a wider random network's output), with the same optimiser and steps, scored on vectors
+    they never saw.""")
+widths = {}
+for d_model, n_head in ((64, 4), (768, 12)):                            # a lesson-sized block, GPT-2 small's
+    ffn_count = FeedForward(d_model).num_parameters()
+    attention_count = MultiHeadAttention(d_model, n_head).num_parameters()
+    widths[d_model] = (FeedForward(d_model).d_hidden, ffn_count, attention_count)
+    print(f"  d_model {d_model:>3}: hidden width {widths[d_model][0]:>4};  FFN {ffn_count:>9,} parameters, "
+          f"attention {attention_count:>9,};  FFN share {ffn_count / (ffn_count + attention_count):.3f}")
+lesson.check("GPT-2 small's FFN: 768 -> 3072 -> 768, 4,722,432 parameters (8d² + 5d)",
+             widths[768][0] == 3072 and widths[768][1] == 4_722_432, f"{widths[768][1]:,}")
+shares = [ffn / (ffn + att) for _, ffn, att in widths.values()]
+lesson.check("about two thirds of a block's attention + FFN parameters are the FFN's (0.66 to 0.67)",
+             all(0.66 < share < 0.67 for share in shares), ", ".join(f"{share:.4f}" for share in shares))
+
+d_in = 8
+backend.seed(100)
+teacher = FeedForward(d_in, d_hidden=64)                                # the function to learn
+for parameter in teacher.parameters():
+    parameter.data *= 3.0                                               # large weights: clearly non-linear
+X_fit, X_new = rng.standard_normal((512, d_in)), rng.standard_normal((512, d_in))
+Y_fit, Y_new = teacher(X_fit), teacher(X_new)
+fit_steps = 150 if lesson.quick else 300
+fits = {}
+for multiple in (1, 4):
+    backend.seed(0)
+    student = FeedForward(d_in, d_hidden=multiple * d_in)
+    optimizer = AdamW(student.named_parameters(), lr=1e-2, weight_decay=0.0)
+    history = []
+    for _ in range(fit_steps):
+        student.zero_grad()
+        out = student(X_fit)                                            # [512, 8]
+        history.append(float(((out - Y_fit) ** 2).mean() / Y_fit.var()))
+        student.backward(2 * (out - Y_fit) / out.size)
+        optimizer.step()
+    unseen = float(((student(X_new) - Y_new) ** 2).mean() / Y_new.var())
+    fits[multiple] = (history, unseen, student.num_parameters())
+    print(f"  width {multiple}·d = {multiple * d_in:>2}: {student.num_parameters():>4} parameters;  after {fit_steps} "
+          f"steps, error on unseen vectors {unseen:.3f} of the target's variance")
+lesson.check("the 4·d-wide FFN fits the function more than twice as well as the 1·d-wide one, on unseen vectors",
+             fits[4][1] < 0.5 * fits[1][1], f"{fits[4][1]:.3f} vs {fits[1][1]:.3f}")
+
+fig, (ax_params, ax_fit) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+labels = [f"d_model {d}" for d in widths]
+ax_params.bar(labels, [widths[d][2] / (widths[d][1] + widths[d][2]) for d in widths], label="attention (4d² + 4d)")
+ax_params.bar(labels, [widths[d][1] / (widths[d][1] + widths[d][2]) for d in widths],
+              bottom=[widths[d][2] / (widths[d][1] + widths[d][2]) for d in widths], label="FFN, d -> 4d -> d (8d² + 5d)")
+ax_params.set(ylabel="share of the block's parameters", title="where a block's parameters live")
+ax_params.legend(fontsize=8)
+for multiple, (history, unseen, count) in fits.items():
+    ax_fit.semilogy(history, label=f"width {multiple}·d ({count} parameters); unseen: {unseen:.3f}")
+ax_fit.set(xlabel="AdamW step", ylabel="mean squared error / variance of the target",
+           title="fitting a random non-linear function of 8-number vectors")
+ax_fit.grid(alpha=0.3, which="both")
+ax_fit.legend(fontsize=8)
+lesson.figure(fig, "09_hidden_width")
+
+# %%
+lesson.step("Dropout: noise while training, nothing at evaluation", """
+    Dropout (p) zeroes each activation with probability p while training and multiplies the survivors
+    by 1/(1 − p), so that every activation keeps its mean; at evaluation (model.eval()) it is the
+    identity. Its backward zeroes the same entries as its forward. A network that cannot count on any
+    one unit cannot memorise its training points one unit at a time, so it overfits less: the gap
+    between the loss on the training data and on new data shrinks. GPT-2's blocks apply it (p = 0.1)
+    to the attention weights and to the output of each attention and each FFN; nanoGPT's Shakespeare
+    model uses 0.2. Below, the library's Dropout measured, then a small network (1 -> 128 -> 1, GELU,
+    dropout 0.5 on the hidden layer or none) fitted to 10 noisy points of sin(3x), on three draws of
+    the points; the error on 500 new points is the validation loss.""")
+drop = Dropout(0.2, seed=0)
+ones = np.ones((1000, 100))
+dropped = drop(ones)
+kept_fraction = float((dropped != 0).mean())
+print(f"  training: {1 - kept_fraction:.4f} of the entries zeroed, the others = {np.unique(dropped[dropped != 0])}, "
+      f"mean {dropped.mean():.4f}")
+lesson.check("training: about p = 0.2 of the entries are zeroed (±0.005), the others become 1/(1 − p) = 1.25",
+             abs((1 - kept_fraction) - 0.2) < 0.005 and np.allclose(dropped[dropped != 0], 1.25))
+lesson.check("training: the mean is kept (1 ± 0.01)", abs(float(dropped.mean()) - 1.0) < 0.01)
+gradient = drop.backward(np.ones_like(ones))
+lesson.check("training: the backward zeroes exactly the entries the forward zeroed",
+             np.array_equal(gradient == 0, dropped == 0))
+drop.eval()
+lesson.check("evaluation: the output is the input itself, and the backward passes dy unchanged",
+             np.array_equal(drop(ones), ones) and np.array_equal(drop.backward(2 * ones), 2 * ones))
+
+
+class SmallNet:
+    """x [N, 1] -> Linear(1, 128) -> GELU -> Dropout(p) -> Linear(128, 1), backward in reverse."""
+
+    def __init__(self, p, seed):
+        backend.seed(seed)
+        self.layers = [Linear(1, 128), GELU(), Dropout(p, seed=seed), Linear(128, 1)]
+
+    def named_parameters(self):
+        return [(f"{i}.{name}", parameter) for i, layer in enumerate(self.layers)
+                for name, parameter in layer.named_parameters()]
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+
+    def train(self, mode=True):
+        for layer in self.layers:
+            layer.train(mode)
+
+
+noisy_steps = 800                     # --quick too: fewer steps do not overfit enough to show the gap
+gaps = {}
+curves_by_p = {}
+for draw in range(3):
+    points = np.random.default_rng(draw)
+    x_train = points.uniform(-1, 1, (10, 1))
+    y_train = np.sin(3 * x_train) + 0.4 * points.standard_normal((10, 1))
+    x_val = points.uniform(-1, 1, (500, 1))
+    y_val = np.sin(3 * x_val) + 0.4 * points.standard_normal((500, 1))
+    for p in (0.0, 0.5):
+        net = SmallNet(p, draw)
+        optimizer = AdamW(net.named_parameters(), lr=2e-2, weight_decay=0.0)
+        for _ in range(noisy_steps):
+            net.train()
+            for _, parameter in net.named_parameters():
+                parameter.grad.fill(0)
+            out = net(x_train)
+            net.backward(2 * (out - y_train) / out.size)
+            optimizer.step()
+        net.train(False)
+        train_mse = float(((net(x_train) - y_train) ** 2).mean())
+        val_mse = float(((net(x_val) - y_val) ** 2).mean())
+        gaps[draw, p] = (train_mse, val_mse)
+        if draw == 0:
+            grid_x = np.linspace(-1, 1, 200)[:, None]
+            curves_by_p[p] = (net(grid_x)[:, 0], x_train, y_train)
+print(f"  {'draw':>4}  {'p':>4}  {'train':>7}  {'val':>7}  {'val − train':>11}")
+for (draw, p), (train_mse, val_mse) in gaps.items():
+    print(f"  {draw:>4}  {p:>4}  {train_mse:>7.3f}  {val_mse:>7.3f}  {val_mse - train_mse:>11.3f}")
+lesson.check("with dropout the network fits its 10 training points less closely, in every draw",
+             all(gaps[draw, 0.5][0] > gaps[draw, 0.0][0] for draw in range(3)))
+lesson.check("with dropout the gap between validation and training error is smaller, in every draw",
+             all(gaps[draw, 0.5][1] - gaps[draw, 0.5][0] < gaps[draw, 0.0][1] - gaps[draw, 0.0][0]
+                 for draw in range(3)))
+lesson.say("""
+    In a language model the same gap appears when a model trains long on little text; lesson 15 trains
+    every stage of the model on one short budget, too short to open a gap, so there it plays no part.""")
+
+fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
+grid_x = np.linspace(-1, 1, 200)
+ax.plot(grid_x, np.sin(3 * grid_x), color="gray", lw=1, label="sin(3x)")
+for p, (curve, x_train, y_train) in curves_by_p.items():
+    ax.plot(grid_x, curve, label=f"dropout {p}: val − train {gaps[0, p][1] - gaps[0, p][0]:.3f}")
+ax.scatter(x_train[:, 0], y_train[:, 0], color="black", zorder=3, label="10 training points")
+ax.set(xlabel="x", ylabel="y", title="a 1 -> 128 -> 1 network fitted to 10 noisy points")
+ax.legend(fontsize=8)
+lesson.figure(fig, "09_dropout")
 
 lesson.done()
