@@ -329,16 +329,17 @@ for multiple in (1, 4):
         optimizer.step()
     unseen = float(((student(X_new) - Y_new) ** 2).mean() / Y_new.var())
     fits[multiple] = (history, unseen, student.num_parameters())
-    print(f"  width {multiple}·d = {multiple * d_in:>2}: {student.num_parameters():>4} parameters;  after {fit_steps} "
-          f"steps, error on unseen vectors {unseen:.3f} of the target's variance")
+    print(f"  width {multiple}·d = {multiple * d_in:>2}: {student.num_parameters():>4} parameters;  "
+          f"after {fit_steps} steps, error on unseen vectors {unseen:.3f} of the target's variance")
 lesson.check("the 4·d-wide FFN fits the function more than twice as well as the 1·d-wide one, on unseen vectors",
              fits[4][1] < 0.5 * fits[1][1], f"{fits[4][1]:.3f} vs {fits[1][1]:.3f}")
 
 fig, (ax_params, ax_fit) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
 labels = [f"d_model {d}" for d in widths]
-ax_params.bar(labels, [widths[d][2] / (widths[d][1] + widths[d][2]) for d in widths], label="attention (4d² + 4d)")
-ax_params.bar(labels, [widths[d][1] / (widths[d][1] + widths[d][2]) for d in widths],
-              bottom=[widths[d][2] / (widths[d][1] + widths[d][2]) for d in widths], label="FFN, d -> 4d -> d (8d² + 5d)")
+attention_share = [widths[d][2] / (widths[d][1] + widths[d][2]) for d in widths]
+ax_params.bar(labels, attention_share, label="attention (4d² + 4d)")
+ax_params.bar(labels, [1 - share for share in attention_share], bottom=attention_share,
+              label="FFN, d -> 4d -> d (8d² + 5d)")
 ax_params.set(ylabel="share of the block's parameters", title="where a block's parameters live")
 ax_params.legend(fontsize=8)
 for multiple, (history, unseen, count) in fits.items():
@@ -364,8 +365,8 @@ drop = Dropout(0.2, seed=0)
 ones = np.ones((1000, 100))
 dropped = drop(ones)
 kept_fraction = float((dropped != 0).mean())
-print(f"  training: {1 - kept_fraction:.4f} of the entries zeroed, the others = {np.unique(dropped[dropped != 0])}, "
-      f"mean {dropped.mean():.4f}")
+print(f"  training: {1 - kept_fraction:.4f} of the entries zeroed, the others = "
+      f"{np.unique(dropped[dropped != 0])}, mean {dropped.mean():.4f}")
 lesson.check("training: about p = 0.2 of the entries are zeroed (±0.005), the others become 1/(1 − p) = 1.25",
              abs((1 - kept_fraction) - 0.2) < 0.005 and np.allclose(dropped[dropped != 0], 1.25))
 lesson.check("training: the mean is kept (1 ± 0.01)", abs(float(dropped.mean()) - 1.0) < 0.01)
