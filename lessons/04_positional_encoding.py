@@ -20,7 +20,7 @@ from tinytransformer import (Embedding, LearnedPositionalEncoding, MultiHeadAtte
                              SinusoidalPositionalEncoding, backend, check_layer, sinusoidal_table)
 from tinytransformer.models import GPT, GPTConfig
 
-lesson = Lesson("03 Positional encoding", __doc__, steps=6)
+lesson = Lesson("04 Positional encoding", __doc__, steps=6)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 

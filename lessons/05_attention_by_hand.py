@@ -19,7 +19,7 @@ from _lesson import Lesson
 
 from tinytransformer import ScaledDotProductAttention, backend
 
-lesson = Lesson("04 Attention by hand", __doc__, steps=7)
+lesson = Lesson("05 Attention by hand", __doc__, steps=7)
 # With --exercise, your attention_forward (lessons/exercises/) runs in place of the library's.
 ScaledDotProductAttention.forward = lesson.exercise("attention_forward", ScaledDotProductAttention.forward)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight

@@ -20,7 +20,7 @@ from _lesson import Lesson
 from tinytransformer import ScaledDotProductAttention, backend, masked_softmax, numerical_gradient
 from tinytransformer.attention import softmax_backward
 
-lesson = Lesson("05 Why divide by √d_k", __doc__, steps=5)
+lesson = Lesson("06 Why divide by √d_k", __doc__, steps=5)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)

@@ -18,7 +18,7 @@ from _lesson import Lesson
 
 from tinytransformer import MultiHeadAttention, backend, causal_mask, masked_softmax, padding_mask
 
-lesson = Lesson("06 Masks", __doc__, steps=6)
+lesson = Lesson("07 Masks", __doc__, steps=6)
 # With --exercise, your causal_mask and masked_softmax (lessons/exercises/) run in place of the library's.
 causal_mask = lesson.exercise("causal_mask", causal_mask)
 masked_softmax = lesson.exercise("masked_softmax", masked_softmax)

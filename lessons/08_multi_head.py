@@ -18,7 +18,7 @@ from _lesson import Lesson
 
 from tinytransformer import MultiHeadAttention, ScaledDotProductAttention, backend, check_layer
 
-lesson = Lesson("07 Multi-head attention", __doc__, steps=5)
+lesson = Lesson("08 Multi-head attention", __doc__, steps=5)
 # With --exercise, your split_heads and merge_heads (lessons/exercises/) run in place of the library's.
 MultiHeadAttention.split_heads = lesson.exercise("split_heads", MultiHeadAttention.split_heads)
 MultiHeadAttention.merge_heads = lesson.exercise("merge_heads", MultiHeadAttention.merge_heads)

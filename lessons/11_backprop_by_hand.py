@@ -25,7 +25,7 @@ from tinytransformer import (GELU, CrossEntropyLoss, LayerNorm, Linear, MultiHea
                              numerical_gradient, relative_error)
 from tinytransformer.attention import softmax_backward
 
-lesson = Lesson("10 Backpropagation by hand", __doc__, steps=9)
+lesson = Lesson("11 Backpropagation by hand", __doc__, steps=9)
 # With --exercise, your backwards (lessons/exercises/) run in place of the library's, in this order.
 LayerNorm.backward = lesson.exercise("layernorm_backward", LayerNorm.backward)
 GELU.backward = lesson.exercise("gelu_backward", GELU.backward)

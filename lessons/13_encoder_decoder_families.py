@@ -25,7 +25,7 @@ from tinytransformer import backend
 from tinytransformer.models import (GPT, EncoderClassifier, EncoderConfig, GPTConfig, Seq2Seq,
                                     Seq2SeqConfig)
 
-lesson = Lesson("11 Encoder, decoder, encoder-decoder", __doc__, steps=4)
+lesson = Lesson("13 Encoder, decoder, encoder-decoder", __doc__, steps=4)
 
 PAD = 0
 VOCAB, D, N_HEAD, N_LAYER = 12, 32, 4, 2

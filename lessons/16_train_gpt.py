@@ -34,7 +34,7 @@ from tinytransformer.checkpoint import load_checkpoint, restore
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.trainer import TrainConfig, train
 
-lesson = Lesson("12 Training a small GPT on Shakespeare", __doc__, steps=4)
+lesson = Lesson("16 Training a small GPT on Shakespeare", __doc__, steps=4)
 
 # %%
 lesson.step("What loss to expect", """

@@ -28,7 +28,7 @@ from tinytransformer.generate import generate, next_token_probs
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.trainer import TrainConfig, train
 
-lesson = Lesson("13 Sampling", __doc__, steps=5)
+lesson = Lesson("17 Sampling", __doc__, steps=5)
 FULL_RUN_ITERS = 2000   # lesson 16's full run (at 1000 of its iterations the model still says 'r')
 
 

@@ -25,7 +25,7 @@ from _lesson import REPO, Lesson
 from tinytransformer import AdamW, backend, clip_grad_norm, cosine_lr
 from tinytransformer.models import Seq2Seq, Seq2SeqConfig
 
-lesson = Lesson("14 Encoder-decoder: a toy translation", __doc__, steps=5)
+lesson = Lesson("20 Encoder-decoder: a toy translation", __doc__, steps=5)
 
 sys.path.insert(0, str(REPO / "scripts"))  # a notebook has no __file__; _lesson knows the checkout
 chosen_backend = matplotlib.get_backend()

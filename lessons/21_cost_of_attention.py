@@ -22,7 +22,7 @@ from _lesson import Lesson, one_blas_thread
 
 from tinytransformer import MultiHeadAttention, ScaledDotProductAttention, backend, causal_mask
 
-lesson = Lesson("15 The cost of attention", __doc__, steps=3)
+lesson = Lesson("21 The cost of attention", __doc__, steps=3)
 
 B, D_MODEL, N_HEAD = 1, 64, 4
 D_K = D_MODEL // N_HEAD

@@ -29,7 +29,7 @@ from _lesson import Lesson, one_blas_thread
 from tinytransformer import AdamW, backend, relative_error
 from tinytransformer.models import GPT, GPTConfig
 
-lesson = Lesson("16 The same code on a GPU", __doc__, steps=6)
+lesson = Lesson("22 The same code on a GPU", __doc__, steps=6)
 
 # %%
 lesson.step("Choosing the backend", """

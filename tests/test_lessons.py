@@ -26,9 +26,12 @@ def declared_steps(lesson: Path) -> int:
 
 
 def test_there_is_a_lesson_per_concept():
-    assert len(LESSONS) >= 16
+    assert len(LESSONS) >= 23
     numbers = [int(p.name[:2]) for p in LESSONS]
     assert numbers == list(range(1, len(LESSONS) + 1))  # numbered in teaching order, no gaps
+    for lesson in LESSONS:  # the heading a learner sees carries the file's number
+        title = re.search(r'Lesson\("([^"]*)"', lesson.read_text()).group(1)
+        assert title.startswith(lesson.name[:3].replace("_", " ")), f"{lesson.name}: title {title!r}"
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
