@@ -1,0 +1,304 @@
+# %% [markdown]
+"""Lesson 14: Three training objectives: next token, masked token, sequence to sequence.
+
+Lesson 13 showed the three families' attention patterns on untrained models. What makes a family is
+also what it is trained to predict, and so what it may look at while predicting:
+
+    next token (GPT):          read tokens 0 .. t, predict token t + 1; every position is a target,
+                               and the causal mask hides the answer (the next token is in the input).
+    masked token (BERT):       replace ~15% of the tokens by [MASK], read the whole sequence both ways,
+                               predict the hidden tokens; the loss counts only the masked positions.
+    sequence to sequence:      read the whole source, write the target one token at a time: the decoder
+                               sees the source in full and the target up to t, and predicts token t + 1.
+
+The lesson trains one small model of each with the same training loop (only the batches differ):
+a GPT and an encoder on Tiny Shakespeare's characters, and the encoder-decoder on lesson 20's
+string reversal. Each gets one number, and a check that would fail if its objective leaked the answer.
+
+Run:  python lessons/14_three_objectives.py        (add --no-pause to run straight through)
+"""
+
+# %%
+import math
+import sys
+import time
+from collections import Counter
+
+import matplotlib
+import numpy as np
+
+from _lesson import REPO, Lesson
+
+from tinytransformer import AdamW, backend, causal_mask, clip_grad_norm, cosine_lr, padding_mask
+from tinytransformer.data import CharDataset, find_shakespeare, read_text
+from tinytransformer.models import GPT, EncoderClassifier, EncoderConfig, GPTConfig, Seq2Seq, Seq2SeqConfig
+
+lesson = Lesson("14 Three training objectives", __doc__, steps=5)
+
+sys.path.insert(0, str(REPO / "scripts"))  # a notebook has no __file__; _lesson knows the checkout
+chosen_backend = matplotlib.get_backend()
+import train_seq2seq as reversal  # noqa: E402  (lesson 20's task: encode, exact_match_accuracy, ...)
+
+matplotlib.use(chosen_backend)  # the script selects Agg when imported; keep the lesson's choice (--show)
+
+if lesson.quick:
+    S = {"n_layer": 1, "n_embd": 32, "block_size": 16, "batch_size": 16, "gpt_iters": 100, "mlm_iters": 400,
+         "s2s_iters": 200, "eval_batches": 8}
+else:
+    S = {"n_layer": 2, "n_embd": 64, "block_size": 32, "batch_size": 32, "gpt_iters": 400, "mlm_iters": 800,
+         "s2s_iters": 400, "eval_batches": 16}
+MASK_RATE = 0.3         # BERT hides 15%; twice that gives twice the targets per batch in a short run
+MLM_MARGIN = 0.1        # nats below the frequency entropy; measured over seeds (see the checks)
+SEED = 1337
+
+
+def train(model, next_batch, iters, lr=3e-3):
+    """The loop every family shares: forward with the loss, backward, clip, AdamW with a cosine schedule.
+
+    ``next_batch(it)`` returns the model's inputs and targets; nothing else differs between objectives."""
+    optimizer = AdamW(model.named_parameters(), lr=lr, weight_decay=0.01)
+    losses = []
+    for it in range(iters):
+        _, loss = model(*next_batch(it))
+        model.zero_grad()
+        model.backward()
+        clip_grad_norm(model.parameters(), 1.0)
+        optimizer.step(lr=cosine_lr(it, lr=lr, min_lr=lr / 10, warmup_iters=iters // 10, lr_decay_iters=iters))
+        losses.append(float(loss))
+    return losses
+
+
+# %%
+lesson.step("What each model may see", """
+    One picture per objective, drawn from the masks the library's models build (causal_mask,
+    padding_mask): row i is a position that produces an output, column j an input it may read (yellow),
+    and the letter at the row's end is what it is trained to output there. The GPT's targets are its
+    own input shifted by one, so the answer for row i is in column i + 1, which the causal mask hides.
+    The masked model sees every column, so its input must hide the answer instead: the targets sit at
+    the [MASK] positions (marked _) and every other row has no target. The encoder-decoder's decoder
+    rows see the whole source and the target so far.""")
+text = "to be or not"
+T = len(text) - 1
+gpt_x, gpt_y = text[:-1], text[1:]
+visible_gpt = backend.to_numpy(causal_mask(T))                                     # [T, T]
+rng_demo = np.random.default_rng(3)
+hidden = np.sort(rng_demo.choice(T, size=3, replace=False))                         # positions to mask
+mlm_x = "".join("_" if i in hidden else c for i, c in enumerate(gpt_x))
+mlm_y = "".join(c if i in hidden else " " for i, c in enumerate(gpt_x))
+visible_mlm = backend.to_numpy(padding_mask(backend.asarray(np.zeros((1, T), dtype=bool))))[0, 0]
+visible_mlm = np.broadcast_to(visible_mlm, (T, T))                                  # [T, T]: all allowed
+source, target = "abcd", "dcba"
+tgt_in = "^" + target                                                               # ^ = BOS
+s2s_cols = list(source) + list(tgt_in)
+n_src, n_tgt = len(source), len(tgt_in)
+visible_s2s = np.zeros((n_src + n_tgt, n_src + n_tgt), dtype=bool)
+visible_s2s[:n_src, :n_src] = True                                   # encoder: bidirectional over source
+visible_s2s[n_src:, :n_src] = True                                   # cross-attention: all of the source
+visible_s2s[n_src:, n_src:] = backend.to_numpy(causal_mask(n_tgt))   # decoder self-attention: causal
+s2s_targets = [" "] * n_src + list(target) + ["$"]                   # $ = EOS; encoder rows: no target
+print(f"  next token:   input {gpt_x!r}  targets {gpt_y!r}")
+print(f"  masked token: input {mlm_x!r}  targets {mlm_y!r}  (only the _ positions)")
+print(f"  seq2seq:      source {source!r}, decoder input {tgt_in!r}, targets {target + '$'!r}")
+answer_visible = [bool(visible_gpt[i, i + 1]) for i in range(T - 1)]
+lesson.check("the GPT's row i cannot read column i + 1, where its target sits", not any(answer_visible))
+lesson.check("the masked model reads every column, so its answer must be hidden in the input itself",
+             bool(visible_mlm.all()) and all(mlm_x[i] == "_" for i in hidden))
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, axes = plt.subplots(1, 3, figsize=(17, 5.6), layout="constrained",
+                         gridspec_kw={"width_ratios": [T, T, n_src + n_tgt]})
+panels = [(visible_gpt, "next token (GPT): causal", list(gpt_x), list(gpt_x), list(gpt_y)),
+          (visible_mlm, "masked token (encoder): sees all, input masked", list(mlm_x), list(mlm_x),
+           list(mlm_y)),
+          (visible_s2s, "seq2seq: source both ways, target causal", s2s_cols, s2s_cols, s2s_targets)]
+for ax, (visible, title, cols, rows, targets) in zip(axes, panels):
+    ax.imshow(visible, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(cols)), [repr(c)[1:-1] if c != " " else "␣" for c in cols], fontsize=8)
+    ax.set_yticks(range(len(rows)), [c if c != " " else "␣" for c in rows], fontsize=8)
+    for i, y in enumerate(targets):
+        if y.strip():
+            ax.text(len(cols) - 0.3, i, f"→ {y}", va="center", fontsize=9, color="crimson")
+    ax.set(title=title, xlabel="may read (input position)", ylabel="output position")
+axes[2].axvline(n_src - 0.5, color="white", lw=1)
+axes[2].axhline(n_src - 0.5, color="white", lw=1)
+lesson.figure(fig, "14_what_each_objective_sees")
+
+# %%
+lesson.step("Next token: a GPT on Shakespeare", f"""
+    The objective of lessons 16 and 17: windows of {S['block_size']} characters, targets the same window
+    shifted by one, the loss averaged over every position. Guessing uniformly costs ln V nats per
+    character; knowing only the character frequencies, their entropy. The val loss must land below
+    both, and well above zero: a model that could see the character it predicts (no causal mask, or
+    targets not shifted) would copy it and drive the loss towards 0.""")
+corpus = read_text(find_shakespeare())
+data = CharDataset(corpus)
+V = data.tokenizer.vocab_size
+freq = np.bincount(data.train, minlength=V) / len(data.train)
+unigram_entropy = float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())
+rng = np.random.default_rng(SEED)
+gpt = GPT(GPTConfig(vocab_size=V, block_size=S["block_size"], n_layer=S["n_layer"], n_head=2, n_embd=S["n_embd"],
+                    seed=SEED))
+t0 = time.perf_counter()
+gpt_losses = train(gpt, lambda it: data.get_batch("train", S["batch_size"], S["block_size"], rng),
+                   S["gpt_iters"])
+val_rng = np.random.default_rng(0)
+val_batches = [data.get_batch("val", S["batch_size"], S["block_size"], val_rng) for _ in range(S["eval_batches"])]
+gpt_val = float(np.mean([float(gpt(x, y)[1]) for x, y in val_batches]))
+print(f"  {S['gpt_iters']} iterations in {time.perf_counter() - t0:.1f} s; train loss {gpt_losses[0]:.3f} -> "
+      f"{np.mean(gpt_losses[-5:]):.3f}")
+print(f"  next-char val loss {gpt_val:.3f} nats;  ln V = {math.log(V):.3f};  character frequencies: "
+      f"{unigram_entropy:.3f}")
+lesson.check("next-char val loss is below the character-frequency entropy", gpt_val < unigram_entropy,
+             f"{gpt_val:.3f} < {unigram_entropy:.3f}")
+lesson.check("and well above 0: the model never saw the character it predicts", gpt_val > 1.0,
+             f"{gpt_val:.3f} > 1.0")
+x, _ = val_batches[0]
+later = x.copy()
+later[:, 8:] = (later[:, 8:] + 1) % V                                    # change every token after t = 7
+moved = float(np.abs(backend.to_numpy(gpt(x)[0] - gpt(later)[0]))[:, :8].max())
+print(f"  changing the tokens after position 7 moves the trained model's logits at 0..7 by {moved:.1e}")
+lesson.check("the trained GPT's prediction at t does not depend on tokens after t", moved < 1e-6)
+
+# %%
+lesson.step("Masked token: an encoder fills in hidden characters", f"""
+    BERT's objective on the same characters: pick {MASK_RATE:.0%} of the positions of each window (BERT
+    takes 15%; more targets per batch suit a run of seconds), replace
+    their input by a new token [MASK] (id V), and train the encoder (EncoderClassifier with a per-token
+    head, head="token", one class per character) to name the hidden character. Targets are -100
+    ("ignore") everywhere else, so the loss counts only the masked positions. (BERT also leaves 10% of
+    the chosen tokens unchanged and swaps 10% for random ones, so that the model cannot trust an
+    unmasked input blindly; here every chosen token is masked.) The number: the loss at the masked
+    positions, in nats, against the entropy of the character frequencies (what a model that ignores
+    the context can reach), and the accuracy of the top guess beside that of always guessing the most
+    common character. The honest model must get below the entropy and stay far above 0; the same
+    encoder trained with the chosen characters left visible in its input shows what the mask
+    prevents: it learns to copy them, in a quarter of the iterations.""")
+MASK_ID, PAD_ID = V, V + 1        # two ids the text never uses; nothing is padded here
+
+
+def masked_batch(split, rng, hide=True):
+    """(input with [MASK], targets -100 except at the masked positions), both [B, T]."""
+    x, _ = data.get_batch(split, S["batch_size"], S["block_size"], rng)
+    x = backend.to_numpy(x)
+    chosen = rng.random(x.shape) < MASK_RATE                              # [B, T]
+    targets = np.where(chosen, x, -100)
+    inputs = np.where(chosen, MASK_ID, x) if hide else x
+    return backend.asarray(inputs), backend.asarray(targets)
+
+
+def masked_accuracy(model, batches):
+    right = total = 0
+    for inputs, targets in batches:
+        guess = backend.to_numpy(model(inputs)[0].argmax(axis=-1))      # [B, T]
+        chosen = backend.to_numpy(targets) != -100
+        right += int((guess == backend.to_numpy(targets))[chosen].sum())
+        total += int(chosen.sum())
+    return right / total
+
+
+def make_encoder():
+    return EncoderClassifier(EncoderConfig(vocab_size=V + 2, n_classes=V, block_size=S["block_size"],
+                                           n_layer=S["n_layer"], n_head=2, n_embd=S["n_embd"], head="token",
+                                           pad_id=PAD_ID, seed=SEED))
+
+
+encoder = make_encoder()
+rng = np.random.default_rng(SEED)
+t0 = time.perf_counter()
+mlm_losses = train(encoder, lambda it: masked_batch("train", rng), S["mlm_iters"], lr=5e-3)
+val_rng = np.random.default_rng(0)
+mlm_val = [masked_batch("val", val_rng) for _ in range(S["eval_batches"])]
+mlm_accuracy = masked_accuracy(encoder, mlm_val)
+mlm_val_loss = float(np.mean([float(encoder(inputs, targets)[1]) for inputs, targets in mlm_val]))
+common = int(np.argmax(freq))
+unigram_accuracy = float(np.mean([(backend.to_numpy(t)[backend.to_numpy(t) != -100] == common).mean()
+                                  for _, t in mlm_val]))
+print(f"  {S['mlm_iters']} iterations in {time.perf_counter() - t0:.1f} s; masked-char loss "
+      f"{mlm_losses[0]:.3f} -> {np.mean(mlm_losses[-5:]):.3f}")
+print(f"  masked-char val loss {mlm_val_loss:.3f} nats (character frequencies: {unigram_entropy:.3f});  "
+      f"accuracy {mlm_accuracy:.1%}, always guessing {data.tokenizer.chars[common]!r}: {unigram_accuracy:.1%}")
+
+leaky = make_encoder()
+rng = np.random.default_rng(SEED)
+train(leaky, lambda it: masked_batch("train", rng, hide=False), S["mlm_iters"] // 4, lr=5e-3)
+val_rng = np.random.default_rng(0)
+leaky_val = [masked_batch("val", val_rng, hide=False) for _ in range(S["eval_batches"])]
+leaky_accuracy = masked_accuracy(leaky, leaky_val)
+leaky_loss = float(np.mean([float(leaky(inputs, targets)[1]) for inputs, targets in leaky_val]))
+print(f"  the same encoder with the chosen characters left visible: loss {leaky_loss:.3f}, accuracy "
+      f"{leaky_accuracy:.1%} (it copies)")
+lesson.check("the masked model's loss is below the character-frequency entropy (it uses the context)",
+             mlm_val_loss < unigram_entropy - MLM_MARGIN, f"{mlm_val_loss:.3f} < {unigram_entropy:.3f} - {MLM_MARGIN}")
+lesson.check("and well above 0: the answer was hidden", mlm_val_loss > 1.0, f"{mlm_val_loss:.3f} > 1.0")
+lesson.check("with the answer left in the input the same training copies it (over 95% right)",
+             leaky_accuracy > 0.95, f"{leaky_accuracy:.1%}")
+
+inputs = backend.to_numpy(mlm_val[0][0])
+t = int(np.flatnonzero(inputs[0, :-2] == MASK_ID)[0])                      # a masked position of row 0
+changed = inputs.copy()
+after = changed[:, t + 1:]
+changed[:, t + 1:] = np.where(after == MASK_ID, MASK_ID, (after + 1) % V)  # every visible character after t
+inputs, changed = backend.asarray(inputs), backend.asarray(changed)
+right_moved = float(np.abs(backend.to_numpy(encoder(inputs)[0] - encoder(changed)[0]))[0, t].max())
+print(f"  changing the characters to the right of masked position {t} moves its logits by {right_moved:.2f}")
+lesson.check("the masked model's guess uses the characters after the gap too", right_moved > 1e-3,
+             f"{right_moved:.2e}")
+
+# %%
+lesson.step("Sequence to sequence: reverse a string", f"""
+    The encoder-decoder of lesson 20 on its task: the encoder reads the source string of letters, the
+    decoder reads BOS + the reversed string and predicts it shifted by one (teacher forcing), so its
+    loss is next-token loss conditioned on a source it sees whole. At test time the decoder has no
+    target to read: it writes greedily, feeding back its own output. The number is held-out exact
+    match, a whole string right or wrong. A decoder that could read the token it must predict would
+    make the training loss vanish and still fail here, where no answer is there to read.""")
+rng = np.random.default_rng(SEED)
+strings = reversal.unique_random_strings(3300, rng, 3, 6)
+train_strings, test_strings = strings[:3000], strings[3000:]
+width = 7
+train_data, test_data = reversal.encode(train_strings, width), reversal.encode(test_strings, width)
+s2s = Seq2Seq(Seq2SeqConfig(src_vocab_size=len(reversal.ITOS), tgt_vocab_size=len(reversal.ITOS),
+                            block_size=width, n_encoder_layer=1, n_decoder_layer=1, n_head=4, n_embd=32,
+                            positional="learned", pad_id=reversal.PAD, seed=SEED))
+
+
+def reversal_batch(it):
+    ix = rng.integers(len(train_strings), size=32)
+    return [backend.asarray(a[ix]) for a in train_data]                   # src, tgt_in, targets
+
+
+t0 = time.perf_counter()
+s2s_losses = train(s2s, reversal_batch, S["s2s_iters"], lr=5e-3)
+exact, predictions = reversal.exact_match_accuracy(s2s, test_strings, test_data)
+print(f"  {S['s2s_iters']} iterations in {time.perf_counter() - t0:.1f} s; loss {s2s_losses[0]:.3f} -> "
+      f"{np.mean(s2s_losses[-5:]):.3f}")
+for s, p in list(zip(test_strings, predictions))[:3]:
+    print(f"    {s:>6} -> {reversal.to_text(p)}")
+print(f"  held-out exact match {exact:.1%} ({round(exact * len(test_strings))}/{len(test_strings)})")
+lesson.check("most held-out strings come out exactly reversed", exact > 0.8, f"{exact:.1%}")
+
+# %%
+lesson.step("Three numbers", """
+    Each objective has its own measure: the GPT's val loss in nats against ln V and the frequency
+    entropy; the encoder's loss at the masked positions against the same entropy (and against the
+    copy it makes when the answer is visible); the encoder-decoder's exact match.
+    The masked model has an easier task per position than the GPT (context on both sides), but it
+    learns from only some of the positions of each window, and it cannot write text: nothing in its
+    objective says what comes next. The GPT can, one token at a time; the encoder-decoder can when it
+    is given a source.""")
+fig, (ax_gpt, ax_mlm, ax_s2s) = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
+ax_gpt.bar(["ln V", "frequencies", "GPT val"], [math.log(V), unigram_entropy, gpt_val],
+           color=["gray", "gray", "tab:blue"])
+ax_gpt.set(title="next token: loss (nats per character)", ylabel="cross-entropy")
+ax_mlm.bar(["frequencies", "encoder", "answer visible"], [unigram_entropy, mlm_val_loss, leaky_loss],
+           color=["gray", "tab:orange", "lightgray"])
+ax_mlm.set(title="masked token: loss at masked positions (nats)", ylabel="cross-entropy")
+ax_s2s.bar(["exact match"], [exact], color="tab:green")
+ax_s2s.set(title="seq2seq: held-out exact match (reversal)", ylim=(0, 1))
+for ax in (ax_gpt, ax_mlm, ax_s2s):
+    for patch in ax.patches:
+        ax.text(patch.get_x() + patch.get_width() / 2, patch.get_height(), f"{patch.get_height():.2f}",
+                ha="center", va="bottom", fontsize=9)
+lesson.figure(fig, "14_three_numbers")
+lesson.done()
