@@ -48,7 +48,7 @@ else:
     S = {"n_layer": 2, "n_embd": 64, "block_size": 32, "batch_size": 32, "gpt_iters": 400, "mlm_iters": 800,
          "s2s_iters": 400, "eval_batches": 16}
 MASK_RATE = 0.3         # BERT hides 15%; twice that gives twice the targets per batch in a short run
-MLM_MARGIN = 0.1        # nats below the frequency entropy; measured over seeds (see the checks)
+MLM_MARGIN = 0.1        # nats below the frequency entropy, in the full run (which measured 2.66 vs 3.31)
 SEED = 1337
 
 
