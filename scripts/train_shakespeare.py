@@ -44,7 +44,9 @@ from tinytransformer.trainer import (PRESETS, TrainConfig, TrainingDiverged, Wri
 HELP = {
     "n_layer": "transformer blocks", "n_head": "attention heads", "n_embd": "model width (d_model)",
     "block_size": "context length in characters", "dropout": "dropout probability",
-    "bias": "biases in the Linear layers", "batch_size": "sequences per batch",
+    "bias": "biases in the Linear layers", "batch_size": "sequences per micro-batch (per forward)",
+    "grad_accum": "micro-batches per step (gradient accumulation): a step learns from grad_accum x "
+                  "batch_size sequences with the memory of batch_size",
     "max_iters": "training iterations", "lr": "peak learning rate", "min_lr": "final learning rate",
     "warmup_iters": "linear warmup iterations", "lr_decay_iters": "iteration where the cosine ends",
     "beta1": "AdamW beta1", "beta2": "AdamW beta2", "weight_decay": "AdamW weight decay (matrices)",

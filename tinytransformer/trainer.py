@@ -2,7 +2,7 @@
 
     for it in 0 .. max_iters:
         every eval_interval: estimate train and val loss; save a checkpoint when val improves
-        x, y = random batch;  loss = model(x, y);  model.backward()
+        x, y = random batch;  loss = model(x, y);  model.backward()   (in grad_accum micro-batches)
         clip the gradient norm;  AdamW step with the cosine learning rate
 
 ``scripts/train_shakespeare.py`` is the command line around ``train``. Resuming is exact: the checkpoint
@@ -61,6 +61,7 @@ class TrainConfig:
     bias: bool = False
     # optimisation
     batch_size: int = 12
+    grad_accum: int = 1          # micro-batches of batch_size per step: the step sees grad_accum·batch_size
     max_iters: int = 2000
     lr: float = 1e-3
     min_lr: float = 1e-4
@@ -139,8 +140,8 @@ def check_settings(cfg: "TrainConfig") -> None:
         if not ok:
             problems.append(f"{flag(name)} {getattr(cfg, name)!r}: {rule}")
 
-    for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "eval_interval", "eval_iters",
-                 "log_interval"):
+    for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "eval_interval",
+                 "eval_iters", "log_interval"):
         need(_is_int(getattr(cfg, name)) and getattr(cfg, name) >= 1, name, "must be an integer >= 1")
     for name in ("max_iters", "warmup_iters", "sample_chars", "seed"):
         need(_is_int(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "must be an integer >= 0")
@@ -192,6 +193,30 @@ def to_json(value) -> str:
 
 def model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
     return GPTConfig(vocab_size=vocab_size, seed=cfg.seed, **{f: getattr(cfg, f) for f in MODEL_FIELDS})
+
+
+def accumulate_gradients(model, x, y, grad_accum: int):
+    """One step's gradient from the batch x, y [grad_accum·B, T], computed in grad_accum micro-batches
+    of B rows; returns the step's loss (a backend scalar).
+
+    The step's loss is the mean of the micro-batches' losses, L = (1/N) Σᵢ Lᵢ with N = grad_accum; each
+    Lᵢ is the mean over its B·T tokens, so L is the mean over all N·B·T tokens, the loss of the whole
+    batch at once. Its gradient is (1/N) Σᵢ ∇Lᵢ: each backward adds its ∇Lᵢ into param.grad, and the sum
+    is divided by N once at the end. Only one micro-batch's activations are alive at a time, so a step
+    needs the memory of a batch of B and gets the gradient of a batch of N·B.
+    """
+    micro = x.shape[0] // grad_accum
+    model.zero_grad()
+    total = 0.0
+    for i in range(grad_accum):
+        rows = slice(i * micro, (i + 1) * micro)
+        _, loss = model(x[rows], y[rows])                    # [B, T] -> the mean loss of this micro-batch
+        model.backward()                                     # param.grad += ∇Lᵢ
+        total = total + loss
+    if grad_accum > 1:
+        for p in model.parameters():
+            p.grad /= grad_accum                             # the sum of N gradients -> their mean
+    return total / grad_accum
 
 
 def estimate_loss(model, dataset, cfg: TrainConfig, it: int, should_stop=lambda: False) -> dict | None:
@@ -475,7 +500,7 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
         f"backend {backend.name()} {cfg.dtype}")
     step_times, last_loss, it, time_limit_reached = [], None, start_iter, False
     deadline = start_time + cfg.max_seconds if cfg.max_seconds > 0 else math.inf
-    tokens_per_step = cfg.batch_size * cfg.block_size
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
     clip = clip_bound(cfg.grad_clip)                          # 0: no clipping
     previous_handler = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
@@ -511,10 +536,9 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
             t0 = time.perf_counter()
             lr = cosine_lr(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
                            lr_decay_iters=cfg.lr_decay_iters)
-            x, y = dataset.get_batch("train", cfg.batch_size, cfg.block_size, rng)
-            model.zero_grad()
-            _, loss = model(x, y)
-            model.backward()
+            # All grad_accum micro-batches drawn at once: the same windows as one batch of that size.
+            x, y = dataset.get_batch("train", cfg.batch_size * cfg.grad_accum, cfg.block_size, rng)
+            loss = accumulate_gradients(model, x, y, cfg.grad_accum)
             grad_norm = clip_grad_norm(model.parameters(), clip)
             last_loss = float(loss)  # copies one number from the device: also waits for the GPU
             if not (math.isfinite(last_loss) and math.isfinite(grad_norm)):
