@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Generate text from a trained checkpoint (from scripts/train_shakespeare.py, CPU- or GPU-trained).
+"""Generate text from a trained checkpoint (from scripts/train_shakespeare.py, CPU- or GPU-trained), with
+the tokenizer the run saved in it (characters, a BPE, or GPT-2's).
 
     python scripts/sample.py --out-dir out/shakespeare --prompt "ROMEO:" --num-samples 2
     python scripts/sample.py --which last          # the latest state instead of the best model
@@ -17,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from tinytransformer import backend  # noqa: E402
 from tinytransformer.checkpoint import CheckpointError, load_checkpoint, restore  # noqa: E402
-from tinytransformer.data import CharTokenizer  # noqa: E402
 from tinytransformer.generate import generate  # noqa: E402
 from tinytransformer.models.gpt import GPT, GPTConfig  # noqa: E402
+from tinytransformer.tokenizers import tokenizer_from_dict  # noqa: E402
 from tinytransformer.trainer import CHECKPOINT_NAME, DEVICES, LATEST_NAME  # noqa: E402
 
 CHECKPOINTS = {"best": CHECKPOINT_NAME, "last": LATEST_NAME}
@@ -35,7 +36,7 @@ def parse_args(argv=None):
                              "state (default: best)")
     parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     parser.add_argument("--max-new-tokens", type=int, default=500,
-                        help="characters to generate, >= 0 (default: 500)")
+                        help="tokens to generate (characters with a char tokenizer), >= 0 (default: 500)")
     parser.add_argument("--temperature", type=float, default=0.8,
                         help=f"< 1 more predictable, > 1 more random, 0 always the most likely; 0 or a "
                              f"finite number >= {MIN_TEMPERATURE:g} (default: 0.8)")
@@ -71,11 +72,11 @@ def main(argv=None) -> int:
         backend.use(DEVICES[args.device])
         checkpoint = load_checkpoint(path)
         model_config = checkpoint.config.get("model", checkpoint.config)
-        if not isinstance(checkpoint.tokenizer, dict) or checkpoint.tokenizer.get("kind") != "char" \
+        if not isinstance(checkpoint.tokenizer, dict) or checkpoint.tokenizer.get("kind") not in ("char", "bpe") \
                 or not set(model_config) <= set(GPTConfig.__dataclass_fields__):
-            raise CheckpointError(f"{path} does not hold a character-level GPT with its tokenizer (as "
+            raise CheckpointError(f"{path} does not hold a GPT with its tokenizer (as "
                                   "scripts/train_shakespeare.py saves): sample.py cannot sample from it.")
-        tokenizer = CharTokenizer.from_dict(checkpoint.tokenizer)
+        tokenizer = tokenizer_from_dict(checkpoint.tokenizer)  # the run's own: characters, BPE or GPT-2's
         prompt_ids = tokenizer.encode(args.prompt)
         if len(prompt_ids) == 0:
             raise ValueError("The prompt is empty: give at least one character, e.g. --prompt $'\\n'.")
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
     idx = backend.asarray(prompt_ids[None, :].repeat(args.num_samples, axis=0))      # [num_samples, T]
     try:
         out = generate(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                       seed=args.seed, use_cache=not args.no_cache)
+                       seed=args.seed, use_cache=not args.no_cache, vocab_size=tokenizer.vocab_size)
         for row in out:
             print(tokenizer.decode(row))
             print("-" * 40)

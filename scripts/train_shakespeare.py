@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""Train a character-level GPT on Tiny Shakespeare (nanoGPT's recipe), on CPU (NumPy) or GPU (CuPy).
+"""Train a GPT on Tiny Shakespeare (nanoGPT's recipe), on CPU (NumPy) or GPU (CuPy): characters by default,
+sub-words with --tokenizer bpe, or fine-tune GPT-2 from its weights with --init gpt2.
 
     python scripts/train_shakespeare.py                    # --preset cpu: 4 layers, 2000 iterations
     python scripts/train_shakespeare.py --preset gpu       # the 6-layer "baby GPT", on CuPy
     python scripts/train_shakespeare.py --max-iters 3000 --resume   # continue a run
+    python scripts/train_shakespeare.py --tokenizer bpe --vocab-size 1024   # sub-word tokens
+    python scripts/train_shakespeare.py --init gpt2 --block-size 256 --batch-size 4 --grad-accum 8 \
+        --lr 3e-5 --out-dir out/gpt2-shakespeare   # fine-tune GPT-2 small
 
 Writes to <out-dir>: ckpt.npz (the best model: whenever val loss improves), last.npz (the latest state:
 at every evaluation and on Ctrl-C), metrics.jsonl and loss.png. The last line printed is a JSON summary.
 
 --resume reads the run's settings back from <out-dir>/last.npz: the model's shape, the corpus (checked
 by its SHA-256) and the training settings. Flags given with --resume change only what can safely change
-(e.g. --max-iters, --lr, the intervals); the model's shape, --data and --seed are refused.
+(e.g. --max-iters, --lr, --batch-size, --grad-accum, the intervals); the model's shape, --data, --seed,
+--tokenizer, --vocab-size and --init are refused. A resumed run reads its tokenizer from the checkpoint
+and never trains or downloads one again.
 A run refuses an --out-dir that holds another run unless given --resume or --overwrite, and a folder
 in use by a running run. Ctrl-C saves last.npz and exits with status 130.
 """
@@ -38,12 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from tinytransformer.backend import BackendError, reuse_freed_memory  # noqa: E402
 from tinytransformer.checkpoint import CheckpointError  # noqa: E402
 from tinytransformer.run_folder import FolderInUse  # noqa: E402
-from tinytransformer.trainer import (PRESETS, TrainConfig, TrainingDiverged, WriteFailed, Interrupted,  # noqa: E402
-                                     resume_config, to_json, train)
+from tinytransformer.trainer import (BPE_VOCAB_SIZE, PRESETS, TOKENIZERS, TrainConfig, TrainingDiverged,  # noqa: E402
+                                     WriteFailed, Interrupted, new_run_config, resume_config, to_json, train)
 
 HELP = {
     "n_layer": "transformer blocks", "n_head": "attention heads", "n_embd": "model width (d_model)",
-    "block_size": "context length in characters", "dropout": "dropout probability",
+    "block_size": "context length in tokens (with --init: at most the model's, which is the default)",
+    "dropout": "dropout probability",
     "bias": "biases in the Linear layers", "batch_size": "sequences per micro-batch (per forward)",
     "grad_accum": "micro-batches per step (gradient accumulation): a step learns from grad_accum x "
                   "batch_size sequences with the memory of batch_size",
@@ -53,8 +60,18 @@ HELP = {
     "grad_clip": "clip the global gradient norm to this; 0: no clipping",
     "eval_interval": "evaluate every N iterations",
     "eval_iters": "batches per evaluation", "log_interval": "print every N iterations",
-    "sample_chars": "characters sampled at the end", "device": "cpu (NumPy), gpu (CuPy), standin "
-    "(CPU stand-in that checks the GPU code path)", "dtype": "float32 or float64",
+    "sample_chars": "tokens sampled at the end (characters with --tokenizer char)",
+    "tokenizer": "char: the text's characters; bpe: a byte-level BPE trained on the training split (the "
+                 "first 90%%, so validation text stays unseen); gpt2: GPT-2's vocabulary (vocab.json, "
+                 "merges.txt; the default with --init gpt2..)",
+    "vocab_size": f"--tokenizer bpe: the vocabulary size, >= 257 (default: {BPE_VOCAB_SIZE})",
+    "init": "scratch: random weights of the shape the flags give; gpt2, gpt2-medium, gpt2-large, gpt2-xl: "
+            "GPT-2's weights (downloaded on first use), or the path of a GPT-2 model.safetensors or "
+            "save_pretrained folder: the model's shape and tokenizer come from it, --block-size may "
+            "crop its context; gpt2-random: GPT-2 small's shape and size with random weights and "
+            "(by default) a BPE trained on the corpus, to try fine-tuning without the download",
+    "device": "cpu (NumPy), gpu (CuPy), standin (CPU stand-in that checks the GPU code path)",
+    "dtype": "float32 or float64",
     "seed": "random seed (weights, batches, dropout)", "out_dir": "folder for checkpoints and logs",
     "data": "a text file to train on (default: Tiny Shakespeare, found or downloaded)",
     "resume": "continue the run in <out-dir> from last.npz, with the settings recorded there",
@@ -69,6 +86,8 @@ def _default_text(name: str, preset: str) -> str:
     def value(p):
         return {**dataclasses.asdict(TrainConfig()), **PRESETS[p]}[name]
     others = [f"{p}: {value(p)}" for p in sorted(PRESETS) if p != preset and value(p) != value(preset)]
+    if value(preset) is None:
+        return ""  # the help says what leaving it out means
     return f"(default: {value(preset)} with --preset {preset}" + ("; " + ", ".join(others) if others else "") + ")"
 
 
@@ -94,7 +113,9 @@ def parse_args(argv=None) -> tuple[str | None, dict]:
                                 help=f"{HELP[field.name]} {_default_text(field.name, preset_for_help)}")
         else:
             base = str if field.name == "data" else kind
-            choices = {"device": ["cpu", "gpu", "standin"], "dtype": ["float32", "float64"]}.get(field.name)
+            base = {"tokenizer": str, "vocab_size": int}.get(field.name, base)  # (hints say "X | None")
+            choices = {"device": ["cpu", "gpu", "standin"], "dtype": ["float32", "float64"],
+                       "tokenizer": list(TOKENIZERS)}.get(field.name)
             parser.add_argument(flag, type=base, default=None, choices=choices,
                                 help=f"{HELP[field.name]} {_default_text(field.name, preset_for_help)}")
     args = vars(parser.parse_args(argv))
@@ -111,7 +132,7 @@ def settings_of(preset: str | None, given: dict) -> TrainConfig:
         given = {name: value for name, value in given.items() if name != "resume"}
         out_dir = given.pop("out_dir", TrainConfig.out_dir)
         return resume_config(out_dir, given)
-    return TrainConfig(**{**PRESETS[preset or "cpu"], **given})
+    return new_run_config(given, preset)
 
 
 def log(message: str) -> None:

@@ -371,7 +371,7 @@ def test_sample_refuses_checkpoints_it_cannot_sample_from(tmp_path, sampler, cap
     for folder in (library, seq2seq):
         assert sampler.main(["--out-dir", str(folder)]) == 2
         err = capsys.readouterr().err
-        assert "does not hold a character-level GPT with its tokenizer" in err
+        assert "does not hold a GPT with its tokenizer" in err
 
 
 def test_ctrl_c_during_start_up(tmp_path, text_file, script, capsys, monkeypatch):

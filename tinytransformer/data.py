@@ -112,14 +112,24 @@ def _write_cache(target: Path, data: bytes) -> None:
 
 # --- the data set --------------------------------------------------------------------------------------
 
-class CharDataset:
-    """A text as token ids, split as nanoGPT: the first 90% for training, the last 10% for validation."""
+def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
+    """The text's first (1 − val_fraction) for training and the rest for validation, as nanoGPT splits.
 
-    def __init__(self, text: str, tokenizer: CharTokenizer | None = None, val_fraction: float = 0.1):
+    The split is made in characters, before any tokenizer sees the text, so that a tokenizer trained on
+    the training part (a BPE) learns nothing from the validation text it is then measured on.
+    """
+    split = int(len(text) * (1.0 - val_fraction))
+    return text[:split], text[split:]
+
+
+class TextDataset:
+    """A text as token ids (``train`` and ``val``, split by ``split_text``), encoded once by any tokenizer
+    with ``encode(text) -> int64 array``: characters by default, BPE sub-words, GPT-2's vocabulary."""
+
+    def __init__(self, text: str, tokenizer=None, val_fraction: float = 0.1):
         self.tokenizer = tokenizer or CharTokenizer.from_text(text)
-        ids = self.tokenizer.encode(text)
-        split = int(len(ids) * (1.0 - val_fraction))
-        self.train, self.val = ids[:split], ids[split:]
+        train_text, val_text = split_text(text, val_fraction)
+        self.train, self.val = self.tokenizer.encode(train_text), self.tokenizer.encode(val_text)
 
     def get_batch(self, split: str, batch_size: int, block_size: int, rng: numpy.random.Generator):
         """Random windows of block_size tokens: x [B, T] and the same windows shifted by one, y [B, T].
@@ -133,3 +143,6 @@ class CharDataset:
         starts = rng.integers(0, len(data) - block_size, size=batch_size)             # [B]
         offsets = starts[:, None] + numpy.arange(block_size)                          # [B, T]
         return backend.asarray(data[offsets]), backend.asarray(data[offsets + 1])     # x, y: [B, T]
+
+
+CharDataset = TextDataset  # its name while characters were the only tokens (lesson 01 uses it)

@@ -79,7 +79,7 @@ def sample(probs, rng):
 
 
 def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             seed: int | None = None, use_cache: bool = True, on_token=None):
+             seed: int | None = None, use_cache: bool = True, on_token=None, vocab_size: int | None = None):
     """Continue each row of idx [B, T0] by max_new_tokens tokens sampled from a GPT; returns [B, T0 + n].
 
     temperature = 0 picks the most likely token (greedy); NaN, inf and negative temperatures are refused,
@@ -89,6 +89,8 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     longer than block_size every position shifts, the cache no longer applies, and each step runs the
     cropped window in full, exactly as without the cache. Both paths give the same tokens.
     ``on_token(idx)``, if given, is called after each new token with the ids so far (to show or time them).
+    ``vocab_size`` < the model's keeps the sampling to ids below it: for a model whose embedding table has
+    rows that no token of its tokenizer uses (GPT-2's 50,257 rows with a smaller tokenizer).
     """
     check_sampling(temperature, top_k, greedy=True)
     if not _is_int(max_new_tokens) or max_new_tokens < 0:
@@ -111,7 +113,7 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
                     logits = model.forward_cached(idx[:, -1:], caches)
             else:
                 logits, _ = model(idx[:, -block_size:])                    # [B, ≤block_size, V]
-            last = logits[:, -1, :]                                        # [B, V]
+            last = logits[:, -1, :vocab_size]                              # [B, V] (or [B, vocab_size])
             if temperature == 0:
                 next_ids = last.argmax(axis=-1)
             else:

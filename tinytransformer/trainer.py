@@ -34,14 +34,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import backend
+from . import backend, gpt2
 from .checkpoint import CheckpointError, check_config, load_checkpoint, restore, save_checkpoint
-from .data import SHAKESPEARE_SHA256, CharDataset, CharTokenizer, find_shakespeare, read_text
+from .data import SHAKESPEARE_SHA256, TextDataset, find_shakespeare, read_text, split_text
 from .dropout import dropout_states, set_dropout_states
 from .generate import generate
 from .models.gpt import GPT, GPTConfig
 from .optim import AdamW, clip_bound, clip_grad_norm, cosine_lr
 from .run_folder import RunLock, remove_stale_temporaries
+from .tokenizers import BPETokenizer, CharTokenizer, gpt2_tokenizer, tokenizer_from_dict
 
 CHECKPOINT_NAME = "ckpt.npz"   # the best model
 LATEST_NAME = "last.npz"       # the latest state, to resume from
@@ -76,6 +77,10 @@ class TrainConfig:
     eval_iters: int = 20
     log_interval: int = 10
     sample_chars: int = 300
+    # the tokens and the starting point
+    tokenizer: str | None = "char"  # char, bpe (trained on the training split), gpt2 (GPT-2's vocabulary)
+    vocab_size: int | None = None   # --tokenizer bpe: its vocabulary size (None: BPE_VOCAB_SIZE)
+    init: str = "scratch"        # scratch, a GPT-2 size (gpt2 .. gpt2-xl), gpt2-random, or a GPT-2 file/folder
     # the run
     device: str = "cpu"          # cpu (NumPy), gpu (CuPy), or standin (the CPU stand-in for CuPy)
     dtype: str = "float32"
@@ -96,6 +101,14 @@ PRESETS = {
 }
 
 MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias")
+TOKENIZERS = ("char", "bpe", "gpt2")
+BPE_VOCAB_SIZE = 512
+# --init: "scratch" builds the model from the flags; a GPT-2 size or path loads GPT-2's weights;
+# "gpt2-random" is GPT-2 small's shape with random weights (to try the fine-tuning path without them).
+RANDOM_GPT2 = "gpt2-random"
+# What --init decides: the model's shape (--block-size may only crop it) and, for GPT-2's weights, the
+# tokenizer. Left out (None), they are taken from the model; given, they must agree with it.
+FROM_INIT = ("n_layer", "n_head", "n_embd", "block_size", "bias", "tokenizer")
 DEVICES = {"cpu": "numpy", "gpu": "cupy", "standin": "standin"}
 
 
@@ -140,15 +153,18 @@ def check_settings(cfg: "TrainConfig") -> None:
         if not ok:
             problems.append(f"{flag(name)} {getattr(cfg, name)!r}: {rule}")
 
+    pretrained = cfg.init != "scratch"
+    from_init = {name for name in FROM_INIT if pretrained and getattr(cfg, name) is None}  # filled in by train
     for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "eval_interval",
                  "eval_iters", "log_interval"):
-        need(_is_int(getattr(cfg, name)) and getattr(cfg, name) >= 1, name, "must be an integer >= 1")
+        if name not in from_init:
+            need(_is_int(getattr(cfg, name)) and getattr(cfg, name) >= 1, name, "must be an integer >= 1")
     for name in ("max_iters", "warmup_iters", "sample_chars", "seed"):
         need(_is_int(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "must be an integer >= 0")
     need(_is_int(cfg.lr_decay_iters) and _is_int(cfg.warmup_iters) and cfg.lr_decay_iters >= cfg.warmup_iters,
          "lr_decay_iters", f"must be an integer >= --warmup-iters ({cfg.warmup_iters}): the cosine decay "
          "follows the warmup")
-    if not problems and cfg.n_embd % cfg.n_head:
+    if not problems and not {"n_embd", "n_head"} & from_init and cfg.n_embd % cfg.n_head:
         problems.append(f"--n-head {cfg.n_head}: must divide --n-embd {cfg.n_embd} (each head gets "
                         "n_embd / n_head features)")
     need(_is_number(cfg.dropout) and 0 <= cfg.dropout < 1, "dropout", "must be a probability in [0, 1)")
@@ -167,7 +183,19 @@ def check_settings(cfg: "TrainConfig") -> None:
     need(isinstance(cfg.out_dir, str) and cfg.out_dir != "", "out_dir", "must name a folder")
     need(cfg.data is None or (isinstance(cfg.data, str) and cfg.data != ""), "data", "must name a text file")
     for name in ("bias", "resume", "overwrite"):
-        need(isinstance(getattr(cfg, name), bool), name, "must be True or False")
+        if name not in from_init:
+            need(isinstance(getattr(cfg, name), bool), name, "must be True or False")
+    need(isinstance(cfg.init, str) and cfg.init != "", "init",
+         f"must be scratch, {', '.join(gpt2.SIZES)}, {RANDOM_GPT2}, or the path of a GPT-2 model.safetensors "
+         "file or folder")
+    if "tokenizer" not in from_init:
+        need(cfg.tokenizer in TOKENIZERS, "tokenizer", f"must be one of {', '.join(TOKENIZERS)}")
+    if cfg.vocab_size is not None:
+        need(_is_int(cfg.vocab_size) and cfg.vocab_size >= 257, "vocab_size",
+             "must be an integer >= 257 (the 256 bytes and at least one merge)")
+        if cfg.tokenizer != "bpe" and not (cfg.tokenizer is None and cfg.init == RANDOM_GPT2):
+            problems.append(f"--vocab-size {cfg.vocab_size}: only --tokenizer bpe has a vocabulary size to "
+                            f"choose (--tokenizer {cfg.tokenizer or 'gpt2'} has its own); leave it out")
     if cfg.resume is True and cfg.overwrite is True:
         problems.append("--resume and --overwrite: choose one (--resume continues the run in --out-dir, "
                         "--overwrite deletes it and starts afresh)")
@@ -193,6 +221,115 @@ def to_json(value) -> str:
 
 def model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig:
     return GPTConfig(vocab_size=vocab_size, seed=cfg.seed, **{f: getattr(cfg, f) for f in MODEL_FIELDS})
+
+
+def new_run_config(given: dict, preset: str | None = None) -> TrainConfig:
+    """The settings of a new run: the preset's (default cpu), then the flags ``given``.
+
+    With ``--init`` other than scratch, the model's shape and tokenizer come from the initial model: the
+    preset's values for them are dropped and those not given are None until ``train`` reads the model.
+    """
+    settings = {**PRESETS[preset or "cpu"], **given}
+    if settings.get("init", "scratch") != "scratch":
+        settings = {**{name: value for name, value in settings.items() if name not in FROM_INIT},
+                    **{name: None for name in FROM_INIT}, **given}
+    return TrainConfig(**settings)
+
+
+def gpt2_tokenizer_for(init: str, log=print) -> BPETokenizer:
+    """GPT-2's tokenizer: from the vocab.json and merges.txt beside the --init model (a save_pretrained
+    folder holds them), else from the cache, downloaded there on first use."""
+    beside = Path(init) if Path(init).is_dir() else Path(init).parent
+    if init not in gpt2.SIZES and (beside / "vocab.json").is_file() and (beside / "merges.txt").is_file():
+        return BPETokenizer.from_gpt2_files(beside / "vocab.json", beside / "merges.txt")
+    try:
+        gpt2.download_gpt2_vocab(log=log)      # to the cache, on first use
+    except FileNotFoundError:
+        pass                                   # no network: gpt2_tokenizer() says what to fetch, and where
+    try:
+        return gpt2_tokenizer()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{err}\nor put vocab.json and merges.txt beside the model given to --init "
+                                "(a folder written by save_pretrained has them).") from None
+
+
+def make_tokenizer(cfg: TrainConfig, text: str, log=print):
+    """The tokenizer of a new run. A BPE is trained on the training split only (data.split_text), so the
+    validation loss is measured on text the tokenizer never saw, as it is for the model."""
+    if cfg.tokenizer == "char":
+        return CharTokenizer.from_text(text)  # every character of the text, so that val can be encoded too
+    if cfg.tokenizer == "gpt2":
+        return gpt2_tokenizer_for(cfg.init, log)
+    train_text, _ = split_text(text)
+    log(f"training a BPE of {cfg.vocab_size} tokens on the training split ({len(train_text):,} characters)")
+    return BPETokenizer.train(train_text, cfg.vocab_size)
+
+
+def start_from_init(cfg: TrainConfig, text: str, log=print):
+    """What a new run starts from: -> (cfg with the settings --init decides filled in, the tokenizer, the
+    model's vocabulary size, its initial weights as a state dict, or None for random ones).
+
+    scratch: the model the flags describe, and the tokenizer --tokenizer names. gpt2-random: GPT-2
+    small's shape with random weights, and a BPE trained on the text unless --tokenizer says otherwise.
+    A GPT-2 size or path: GPT-2's weights (load_gpt2), cropped to --block-size, and GPT-2's tokenizer.
+    Flags that disagree with the model are refused, before the weights are read where the name tells
+    the shape.
+    """
+    if cfg.init == "scratch":
+        if cfg.tokenizer == "bpe":
+            cfg = dataclasses.replace(cfg, vocab_size=cfg.vocab_size or BPE_VOCAB_SIZE)
+        tokenizer = make_tokenizer(cfg, text, log)
+        return cfg, tokenizer, tokenizer.vocab_size, None
+    pretrained = cfg.init != RANDOM_GPT2
+    if pretrained and cfg.init not in gpt2.SIZES and not Path(cfg.init).exists():
+        raise FileNotFoundError(f"--init {cfg.init}: neither scratch, a GPT-2 size ({', '.join(gpt2.SIZES)}), "
+                                f"{RANDOM_GPT2}, nor an existing file or folder. Give one of those names, or the "
+                                "path of a GPT-2 model.safetensors or of a folder that holds one.")
+    kind = cfg.tokenizer or ("gpt2" if pretrained else "bpe")
+    if pretrained and kind != "gpt2":
+        raise SettingsError(f"--tokenizer {kind}: the weights of --init {cfg.init} read GPT-2's tokens; leave "
+                            "--tokenizer out (or use --init gpt2-random to train GPT-2's shape on other tokens).")
+    if pretrained and cfg.vocab_size is not None:
+        raise SettingsError(f"--vocab-size {cfg.vocab_size}: the weights of --init {cfg.init} read GPT-2's "
+                            "tokens, whose number is fixed; leave --vocab-size out.")
+    cfg = dataclasses.replace(cfg, tokenizer=kind,
+                              vocab_size=(cfg.vocab_size or BPE_VOCAB_SIZE) if kind == "bpe" else None)
+
+    def refuse_conflicts(model: GPTConfig) -> None:
+        problems = [f"{flag(name)} {getattr(cfg, name)}: the model of --init {cfg.init} has {getattr(model, name)}"
+                    for name in ("n_layer", "n_head", "n_embd", "bias")
+                    if getattr(cfg, name) is not None and getattr(cfg, name) != getattr(model, name)]
+        if cfg.block_size is not None and cfg.block_size > model.block_size:
+            problems.append(f"--block-size {cfg.block_size}: the model of --init {cfg.init} has a context of "
+                            f"{model.block_size} positions; a smaller --block-size crops it, a larger one "
+                            "would need positions it never learned")
+        if problems:
+            raise SettingsError(f"--init {cfg.init} takes the model's shape from the model: leave these flags "
+                                "out (--block-size may shorten the context):\n  " + "\n  ".join(problems))
+
+    by_name = gpt2.gpt2_config("gpt2" if not pretrained else cfg.init) \
+        if not pretrained or cfg.init in gpt2.SIZES else None
+    if by_name is not None:
+        refuse_conflicts(by_name)              # before anything slow: a BPE to train, weights to read
+    tokenizer = make_tokenizer(cfg, text, log)
+    state = None
+    if pretrained:
+        model = gpt2.load_gpt2(cfg.init, dtype=cfg.dtype, log=log)
+        shape, state = model.config, model.state_dict()   # host copies; the model itself is let go
+        del model
+        refuse_conflicts(shape)
+    else:
+        shape = by_name
+    block_size = cfg.block_size or shape.block_size
+    if state is not None and block_size < shape.block_size:
+        state["wpe.weight"] = state["wpe.weight"][:block_size]   # the first positions: a shorter context
+    if tokenizer.vocab_size > shape.vocab_size:
+        raise SettingsError(f"--init {cfg.init}: its model reads {shape.vocab_size:,} token ids, but the "
+                            f"tokenizer has {tokenizer.vocab_size:,}. Give the model's own vocabulary files "
+                            "(vocab.json and merges.txt beside it), or a smaller --vocab-size.")
+    cfg = dataclasses.replace(cfg, n_layer=shape.n_layer, n_head=shape.n_head, n_embd=shape.n_embd,
+                              bias=shape.bias, block_size=block_size)
+    return cfg, tokenizer, shape.vocab_size, state
 
 
 def accumulate_gradients(model, x, y, grad_accum: int):
@@ -276,7 +413,8 @@ def _format_eta(seconds: float) -> str:
 
 # What a resumed run may change (the optimisation and the bookkeeping) and what it may not: the settings
 # that fix the weights' shapes, the text it learns from, and the seed of its evaluation batches.
-FIXED_ON_RESUME = ("n_layer", "n_head", "n_embd", "block_size", "bias", "seed", "data")
+FIXED_ON_RESUME = ("n_layer", "n_head", "n_embd", "block_size", "bias", "seed", "data", "tokenizer",
+                   "vocab_size", "init")
 SHAPE_FIELDS = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "bias")
 
 
@@ -392,18 +530,24 @@ def train(cfg: TrainConfig, log=print) -> dict:
                                 f"({recorded.get('path')}, SHA-256 {recorded['sha256'][:16]}...; this file's "
                                 f"is {corpus_record['sha256'][:16]}...). Resume on that text, or start a new "
                                 "run in another --out-dir.")
-    tokenizer = CharTokenizer.from_dict(checkpoint.tokenizer) if checkpoint else None
-    dataset = CharDataset(text, tokenizer)
+    if not cfg.resume:
+        _refuse_a_previous_run(cfg)  # before the slow part (a BPE to train, GPT-2's weights to read)
+    backend.use(DEVICES[cfg.device], dtype=cfg.dtype)
+    if checkpoint:
+        tokenizer = tokenizer_from_dict(checkpoint.tokenizer)
+        model_vocab_size, initial_state = checkpoint.config["model"]["vocab_size"], None
+    else:
+        cfg, tokenizer, model_vocab_size, initial_state = start_from_init(cfg, text, log)
+    dataset = TextDataset(text, tokenizer)
     for split in ("train", "val"):
         if len(getattr(dataset, split)) <= cfg.block_size:
             raise SettingsError(f"--data {corpus}: its {split} split has {len(getattr(dataset, split))} "
-                                f"characters, too few for --block-size {cfg.block_size}. Use a longer text "
+                                f"tokens, too few for --block-size {cfg.block_size}. Use a longer text "
                                 "or a smaller --block-size.")
-    gpt_config = model_config(cfg, dataset.tokenizer.vocab_size)
+    gpt_config = model_config(cfg, model_vocab_size)
     if checkpoint:
         check_config({k: checkpoint.config["model"].get(k) for k in SHAPE_FIELDS},
                      {k: getattr(gpt_config, k) for k in SHAPE_FIELDS})
-    backend.use(DEVICES[cfg.device], dtype=cfg.dtype)
 
     try:
         lock = RunLock(out_dir, log)
@@ -414,17 +558,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
     try:
         remove_stale_temporaries(out_dir, log)
         if not cfg.resume:
-            previous = _previous_run_files(out_dir)
-            if previous and not cfg.overwrite:
-                raise SettingsError(
-                    f"--out-dir {out_dir} already holds a training run ({', '.join(p.name for p in previous)}). "
-                    "Continue it with --resume, replace it with --overwrite (deletes those files), or "
-                    "choose another --out-dir.")
+            previous = _refuse_a_previous_run(cfg)
             for path in previous:
                 path.unlink()
             if previous:
                 log(f"--overwrite: deleted the previous run's {', '.join(p.name for p in previous)} in {out_dir}")
-        return _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corpus_record)
+        return _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corpus_record,
+                                initial_state)
     except KeyboardInterrupt:
         raise Interrupted("interrupted during start-up; no training step was run") from None
     except OSError as err:
@@ -434,7 +574,20 @@ def train(cfg: TrainConfig, log=print) -> dict:
         lock.__exit__(None, None, None)
 
 
-def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corpus_record) -> dict:
+def _refuse_a_previous_run(cfg: TrainConfig) -> list:
+    """The files of a previous run in out_dir (to delete with --overwrite); SettingsError without it."""
+    out_dir = Path(cfg.out_dir)
+    previous = _previous_run_files(out_dir)
+    if previous and not cfg.overwrite:
+        raise SettingsError(
+            f"--out-dir {out_dir} already holds a training run ({', '.join(p.name for p in previous)}). "
+            "Continue it with --resume, replace it with --overwrite (deletes those files), or "
+            "choose another --out-dir.")
+    return previous
+
+
+def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corpus_record,
+                     initial_state=None) -> dict:
     out_dir = Path(cfg.out_dir)
     ckpt_path, latest_path = out_dir / CHECKPOINT_NAME, out_dir / LATEST_NAME
     metrics_path, plot_path = out_dir / METRICS_NAME, out_dir / PLOT_NAME
@@ -443,6 +596,9 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
                       weight_decay=cfg.weight_decay)
     rng = backend.new_host_rng(cfg.seed)  # draws the training batches
     start_iter, best_val, records, evaluated_at_start = 0, math.inf, [], False
+    if initial_state is not None:         # --init: GPT-2's weights; AdamW starts afresh
+        model.load_state_dict(initial_state)
+        initial_state.clear()             # its arrays are in the model now: free the host copies
     if checkpoint:
         restore(checkpoint, model, optimizer)
         rng.bit_generator.state = checkpoint.rng_state["batches"]
@@ -568,7 +724,7 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
         prompt = backend.asarray(dataset.tokenizer.encode("\n")[None, :])
         try:
             sample = dataset.tokenizer.decode(generate(model, prompt, cfg.sample_chars, temperature=0.8,
-                                                       seed=cfg.seed)[0])
+                                                       seed=cfg.seed, vocab_size=dataset.tokenizer.vocab_size)[0])
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted while sampling; the run is complete and saved in {out_dir}") \
                 from None
