@@ -651,9 +651,11 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
                         tokenizer=dataset.tokenizer.to_dict(),
                         extra={"best_val_loss": json_safe(best_val), "evaluated": evaluated})
 
+    unused_rows = gpt_config.vocab_size - dataset.tokenizer.vocab_size   # gpt2-random: GPT-2's rows, fewer tokens
     say(f"model: {model.num_parameters():,} parameters; data: {len(dataset.train):,} train and "
-        f"{len(dataset.val):,} val tokens, vocabulary {dataset.tokenizer.vocab_size}; "
-        f"backend {backend.name()} {cfg.dtype}")
+        f"{len(dataset.val):,} val tokens, vocabulary {dataset.tokenizer.vocab_size}"
+        + (f" (in the model's {gpt_config.vocab_size:,} rows)" if unused_rows else "")
+        + f"; backend {backend.name()} {cfg.dtype}")
     step_times, last_loss, it, time_limit_reached = [], None, start_iter, False
     deadline = start_time + cfg.max_seconds if cfg.max_seconds > 0 else math.inf
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
