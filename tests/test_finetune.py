@@ -66,6 +66,10 @@ def test_a_run_with_accumulation_follows_the_run_with_the_big_batch(tmp_path, te
     assert sorted(big) == list(range(6)) and len(set(big.values())) == 6      # the losses move
     for it in big:
         assert accumulated[it] == pytest.approx(big[it], rel=1e-12)
+    # Like --batch-size, --grad-accum may change when a run is resumed.
+    summary = train(resume_config(tmp_path / "accumulated", {"max_iters": 8, "grad_accum": 3}), log=lambda *_: None)
+    assert summary["iters"] == 8
+    assert load_checkpoint(tmp_path / "accumulated" / "last.npz").config["train"]["grad_accum"] == 3
 
 
 # --- BPE tokens -----------------------------------------------------------------------------------------
