@@ -20,6 +20,10 @@ The run's folder (``out_dir``) holds:
 
 A run refuses to start over another run's files unless told to (``overwrite``), and ``resume`` reads the
 run's settings back from its checkpoint (``resume_config``).
+
+The tokens are characters, a BPE trained on the training split, or GPT-2's (``tokenizer``); the model
+starts from random weights or from GPT-2's (``init``): ``start_from_init`` sets both up for a new run,
+and a resumed run reads both back from its checkpoint.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import statistics
 import time
@@ -192,7 +197,7 @@ def check_settings(cfg: "TrainConfig") -> None:
         need(cfg.tokenizer in TOKENIZERS, "tokenizer", f"must be one of {', '.join(TOKENIZERS)}")
     if cfg.vocab_size is not None:
         need(_is_int(cfg.vocab_size) and cfg.vocab_size >= 257, "vocab_size",
-             "must be an integer >= 257 (the 256 bytes and at least one merge)")
+             "must be an integer >= 257 (the 256 bytes and <|endoftext|>)")
         if cfg.tokenizer != "bpe" and not (cfg.tokenizer is None and cfg.init == RANDOM_GPT2):
             problems.append(f"--vocab-size {cfg.vocab_size}: only --tokenizer bpe has a vocabulary size to "
                             f"choose (--tokenizer {cfg.tokenizer or 'gpt2'} has its own); leave it out")
@@ -496,6 +501,19 @@ def _read_metrics(path: Path, log) -> list:
     return [r for r in records if isinstance(r, dict) and "iter" in r and "kind" in r]
 
 
+def _link_atomically(source: Path, target: Path) -> None:
+    """Make ``target`` the same file as ``source`` in one rename, without copying a byte (a GPT-2
+    checkpoint is 1.5 GB). A hard link is safe here because a checkpoint is never written in place:
+    the next save of ``source`` is a new file renamed over it, and ``target`` keeps this content."""
+    temporary = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:                  # a file system without hard links: copy
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+
+
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     temporary.write_text(text)
@@ -678,7 +696,7 @@ def _train_in_folder(cfg, log, start_time, checkpoint, dataset, gpt_config, corp
                     best_val = min(best_val, losses["val"])
                     save(latest_path, it, evaluated=True)  # first: resume needs it, and ckpt.npz may wait
                     if improved:
-                        save(ckpt_path, it, evaluated=True)
+                        _link_atomically(latest_path, ckpt_path)  # the same state: no second write
             if stop["reason"] is not None:
                 save(latest_path, it, evaluated=not evaluation_cut_short)
                 say(f"{stop['reason']}: saved iteration {it} to {latest_path}; continue with --resume")
