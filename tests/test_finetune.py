@@ -6,6 +6,7 @@ kilobytes.
 """
 import importlib.util
 import json
+import shutil
 import signal
 from pathlib import Path
 
@@ -18,6 +19,38 @@ from tinytransformer.data import split_text
 from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.tokenizers import BPETokenizer
 from tinytransformer.trainer import TrainConfig, accumulate_gradients, new_run_config, resume_config, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN_SCRIPT = ROOT / "scripts" / "train_shakespeare.py"
+SAMPLE_SCRIPT = ROOT / "scripts" / "sample.py"
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
+        "--eval-iters", "1", "--log-interval", "1", "--sample-chars", "8", "--warmup-iters", "0"]
+
+
+def load_script(path: Path):
+    """A script as a module, to call its main(argv) in this process (cheaper than a new process)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    previous = signal.getsignal(signal.SIGINT)
+    spec.loader.exec_module(module)
+    signal.signal(signal.SIGINT, previous)  # train_shakespeare.py sets its own start-up handler
+    return module
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_script(TRAIN_SCRIPT)
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    return load_script(SAMPLE_SCRIPT)
+
+
+def run(script, capsys, *args) -> tuple:
+    code = script.main([*map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +88,14 @@ def test_accumulated_gradient_equals_the_gradient_of_one_big_batch():
 
 def test_a_run_with_accumulation_follows_the_run_with_the_big_batch(tmp_path, text_file):
     """grad_accum 2 × batch 4 draws the same windows as batch 8 and takes the same steps (float64)."""
-    def run(name, batch_size, grad_accum):
+    def losses_of(name, batch_size, grad_accum):
         cfg = TrainConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=batch_size,
                           grad_accum=grad_accum, max_iters=6, warmup_iters=0, lr=1e-2, eval_interval=100,
                           eval_iters=1, log_interval=1, sample_chars=1, dtype="float64",
                           data=str(text_file), out_dir=str(tmp_path / name))
         train(cfg, log=lambda *_: None)
         return train_losses(tmp_path / name)
-    big, accumulated = run("big", 8, 1), run("accumulated", 4, 2)
+    big, accumulated = losses_of("big", 8, 1), losses_of("accumulated", 4, 2)
     assert sorted(big) == list(range(6)) and len(set(big.values())) == 6      # the losses move
     for it in big:
         assert accumulated[it] == pytest.approx(big[it], rel=1e-12)
@@ -73,39 +106,6 @@ def test_a_run_with_accumulation_follows_the_run_with_the_big_batch(tmp_path, te
 
 
 # --- BPE tokens -----------------------------------------------------------------------------------------
-
-ROOT = Path(__file__).resolve().parent.parent
-TRAIN_SCRIPT = ROOT / "scripts" / "train_shakespeare.py"
-SAMPLE_SCRIPT = ROOT / "scripts" / "sample.py"
-TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
-        "--eval-iters", "1", "--log-interval", "1", "--sample-chars", "8", "--warmup-iters", "0"]
-
-
-def load_script(path: Path):
-    """A script as a module, to call its main(argv) in this process (cheaper than a new process)."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    previous = signal.getsignal(signal.SIGINT)
-    spec.loader.exec_module(module)
-    signal.signal(signal.SIGINT, previous)  # train_shakespeare.py sets its own start-up handler
-    return module
-
-
-@pytest.fixture(scope="module")
-def script():
-    return load_script(TRAIN_SCRIPT)
-
-
-@pytest.fixture(scope="module")
-def sampler():
-    return load_script(SAMPLE_SCRIPT)
-
-
-def run(script, capsys, *args) -> tuple:
-    code = script.main([*map(str, args)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture(scope="module")
 def bpe_text(tmp_path_factory):
@@ -144,9 +144,9 @@ def test_a_bpe_run_trains_saves_resumes_and_samples_with_its_tokenizer(tmp_path,
     assert code == 0, err
     assert out.startswith("the lazy") and len(out.split("\n" + "-" * 40)[0]) > len("the lazy")
     # the refusals of a changed tokenizer on resume
-    for flags, message in (([["--vocab-size", 400]], "--vocab-size 400: the run in"),
-                           ([["--tokenizer", "char"]], "--tokenizer char: the run in")):
-        code, _, err = run(script, capsys, "--resume", "--out-dir", part, "--max-iters", 9, *flags[0])
+    for flags, message in ((["--vocab-size", 400], "--vocab-size 400: the run in"),
+                           (["--tokenizer", "char"], "--tokenizer char: the run in")):
+        code, _, err = run(script, capsys, "--resume", "--out-dir", part, "--max-iters", 9, *flags)
         assert code == 2 and message in err
 
 
@@ -176,6 +176,7 @@ def tiny_gpt2(tmp_path_factory, bpe_text):
 def test_init_from_a_gpt2_folder_starts_from_its_weights_and_resumes(tmp_path, text_file, tiny_gpt2, script,
                                                                       sampler, capsys):
     folder, weights, tokenizer = tiny_gpt2
+    folder = Path(shutil.copytree(folder, tmp_path / "model"))
     out = tmp_path / "run"
     common = ["--batch-size", 4, "--eval-iters", 1, "--log-interval", 1, "--sample-chars", 8, "--data", text_file]
     code, stdout, err = run(script, capsys, "--init", folder, "--block-size", 16, "--max-iters", 0, *common,
@@ -190,6 +191,7 @@ def test_init_from_a_gpt2_folder_starts_from_its_weights_and_resumes(tmp_path, t
     assert start.tokenizer == tokenizer.to_dict()       # the tokenizer read from the folder's files
     assert start.config["train"]["tokenizer"] == "gpt2" and start.config["train"]["n_layer"] == 2
 
+    shutil.rmtree(folder)               # a resumed run reads everything from its checkpoint
     code, stdout, err = run(script, capsys, "--resume", "--out-dir", out, "--max-iters", 3, "--eval-interval", 3)
     assert code == 0 and "resuming from" in stdout, err
     resumed = load_checkpoint(out / "last.npz")
