@@ -27,7 +27,7 @@ from collections import Counter
 import matplotlib
 import numpy as np
 
-from _lesson import REPO, Lesson
+from _lesson import REPO, Lesson, one_blas_thread
 
 from tinytransformer import AdamW, backend, causal_mask, clip_grad_norm, cosine_lr, padding_mask
 from tinytransformer.data import CharDataset, find_shakespeare, read_text
@@ -58,13 +58,14 @@ def train(model, next_batch, iters, lr=3e-3):
     ``next_batch(it)`` returns the model's inputs and targets; nothing else differs between objectives."""
     optimizer = AdamW(model.named_parameters(), lr=lr, weight_decay=0.01)
     losses = []
-    for it in range(iters):
-        _, loss = model(*next_batch(it))
-        model.zero_grad()
-        model.backward()
-        clip_grad_norm(model.parameters(), 1.0)
-        optimizer.step(lr=cosine_lr(it, lr=lr, min_lr=lr / 10, warmup_iters=iters // 10, lr_decay_iters=iters))
-        losses.append(float(loss))
+    with one_blas_thread():  # matrices this small run fastest on one BLAS thread
+        for it in range(iters):
+            _, loss = model(*next_batch(it))
+            model.zero_grad()
+            model.backward()
+            clip_grad_norm(model.parameters(), 1.0)
+            optimizer.step(lr=cosine_lr(it, lr=lr, min_lr=lr / 10, warmup_iters=iters // 10, lr_decay_iters=iters))
+            losses.append(float(loss))
     return losses
 
 
