@@ -4,10 +4,8 @@ GPT-2's weights (``--init``), with the run folder's checkpoints, resume and samp
 Every model here is tiny (GPT-2 small is measured by hand, see the README); the texts are a few
 kilobytes.
 """
-import importlib.util
 import json
 import shutil
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +18,7 @@ from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.tokenizers import BPETokenizer
 from tinytransformer.trainer import TrainConfig, accumulate_gradients, new_run_config, resume_config, train
 
-ROOT = Path(__file__).resolve().parent.parent
-TRAIN_SCRIPT = ROOT / "scripts" / "train_shakespeare.py"
-SAMPLE_SCRIPT = ROOT / "scripts" / "sample.py"
-TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
-        "--eval-iters", "1", "--log-interval", "1", "--sample-chars", "8", "--warmup-iters", "0"]
-
-
-def load_script(path: Path):
-    """A script as a module, to call its main(argv) in this process (cheaper than a new process)."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    previous = signal.getsignal(signal.SIGINT)
-    spec.loader.exec_module(module)
-    signal.signal(signal.SIGINT, previous)  # train_shakespeare.py sets its own start-up handler
-    return module
+from _scripts import SAMPLE_SCRIPT, TINY, TRAIN_SCRIPT, load_script
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ checks the message, and, where work is at stake, that the earlier run's files ar
 loadable. The runs are tiny (a 1-layer model on a few thousand characters), so each takes a second or two.
 """
 import errno
-import importlib.util
 import json
 import os
 import shutil
@@ -26,21 +25,7 @@ from tinytransformer.checkpoint import load_checkpoint, save_checkpoint
 from tinytransformer.models import GPT, GPTConfig, Seq2Seq, Seq2SeqConfig
 from tinytransformer.trainer import SettingsError, TrainConfig, check_settings, train
 
-ROOT = Path(__file__).resolve().parent.parent
-TRAIN_SCRIPT = ROOT / "scripts" / "train_shakespeare.py"
-SAMPLE_SCRIPT = ROOT / "scripts" / "sample.py"
-TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
-        "--eval-iters", "1", "--log-interval", "1", "--sample-chars", "5", "--warmup-iters", "0"]
-
-
-def load_script(path: Path):
-    """A script as a module, to call its main(argv) in this process (cheaper than a new process)."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    previous = signal.getsignal(signal.SIGINT)
-    spec.loader.exec_module(module)
-    signal.signal(signal.SIGINT, previous)  # train_shakespeare.py sets its own start-up handler
-    return module
+from _scripts import SAMPLE_SCRIPT, TINY, TRAIN_SCRIPT, load_script
 
 
 @pytest.fixture(scope="module")
