@@ -15,7 +15,8 @@ import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import backend
-from tinytransformer.data import SHAKESPEARE_SIZE, CharDataset, CharTokenizer, find_shakespeare
+from tinytransformer.data import SHAKESPEARE_SIZE, TextDataset, find_shakespeare
+from tinytransformer.tokenizers import CharTokenizer
 
 lesson = Lesson("01 Tokens and batches", __doc__, steps=7)
 backend.use("numpy")  # lessons run on the CPU
@@ -70,10 +71,10 @@ lesson.check("an unknown character is refused, by name", "'é'" in raised)
 
 # %%
 lesson.step("Train and validation splits", """
-    CharDataset encodes the whole text once and keeps it as one long array of ids. As in nanoGPT, the
+    TextDataset encodes the whole text once and keeps it as one long array of ids. As in nanoGPT, the
     first 90% is for training and the last 10% is held out to measure how well the model does on text it
     has not been trained on.""")
-data = CharDataset(text, tokenizer)
+data = TextDataset(text, tokenizer)
 print(f"  train: {len(data.train):,} ids   val: {len(data.val):,} ids   dtype {data.train.dtype}")
 lesson.check("the two splits together are the whole text, in order",
              len(data.train) + len(data.val) == len(text)

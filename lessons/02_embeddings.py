@@ -16,7 +16,7 @@ import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import Embedding, backend, check_layer
-from tinytransformer.data import CharTokenizer
+from tinytransformer.tokenizers import CharTokenizer
 
 lesson = Lesson("02 Embeddings", __doc__, steps=6)
 # With --exercise, your embedding_backward (lessons/exercises/) runs in place of the library's.

@@ -18,7 +18,8 @@ Run:  python lessons/03_recurrent_networks.py        (add --no-pause to run stra
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _lesson import Lesson, one_blas_thread
+from _lesson import Lesson
+from tinytransformer.machine import one_blas_thread
 
 from tinytransformer import (RNN, AdamW, CrossEntropyLoss, Embedding, LearnedPositionalEncoding, Linear, Module,
                              MultiHeadAttention, backend, causal_mask, check_layer)

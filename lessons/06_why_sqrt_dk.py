@@ -18,7 +18,7 @@ import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import ScaledDotProductAttention, backend, masked_softmax, numerical_gradient
-from tinytransformer.attention import softmax_backward
+from tinytransformer.layers.attention import softmax_backward
 
 lesson = Lesson("06 Why divide by √d_k", __doc__, steps=5)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight

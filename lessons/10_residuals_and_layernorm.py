@@ -21,7 +21,7 @@ import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import AdamW, DecoderBlock, EncoderBlock, LayerNorm, backend, causal_mask
-from tinytransformer.data import CharDataset, find_shakespeare
+from tinytransformer.data import TextDataset, find_shakespeare
 from tinytransformer.models import GPT, GPTConfig, StageConfig, StageModel
 
 lesson = Lesson("10 Residual connections and LayerNorm", __doc__, steps=6)
@@ -322,7 +322,7 @@ lesson.say("""
     start as the identity plus a small correction, and hands every block the top's gradient itself
     (step 3), plus what the branches add.""")
 
-dataset = CharDataset(find_shakespeare().read_text(encoding="utf-8"))
+dataset = TextDataset(find_shakespeare().read_text(encoding="utf-8"))
 runs = {}
 for residual in (True, False):
     model = StageModel(StageConfig(vocab_size=dataset.tokenizer.vocab_size, block_size=8, n_embd=16,

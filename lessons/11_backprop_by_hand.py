@@ -23,7 +23,7 @@ from _lesson import Lesson
 from tinytransformer import (GELU, CrossEntropyLoss, LayerNorm, Linear, MultiHeadAttention,
                              ScaledDotProductAttention, backend, causal_mask, check_layer, masked_softmax,
                              numerical_gradient, relative_error)
-from tinytransformer.attention import softmax_backward
+from tinytransformer.layers.attention import softmax_backward
 
 lesson = Lesson("11 Backpropagation by hand", __doc__, steps=9)
 # With --exercise, your backwards (lessons/exercises/) run in place of the library's, in this order.

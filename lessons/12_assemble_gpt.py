@@ -29,9 +29,9 @@ import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import backend, causal_mask
-from tinytransformer.data import CharTokenizer
+from tinytransformer.tokenizers import CharTokenizer
 from tinytransformer.models import GPT, GPTConfig
-from tinytransformer.trainer import TrainConfig, model_config
+from tinytransformer.training import TrainConfig, model_config
 
 lesson = Lesson("12 Assemble the GPT", __doc__, steps=9)
 backend.set_default_dtype("float64")   # every array float64: the comparisons below are to 1e-12

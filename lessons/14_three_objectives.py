@@ -20,26 +20,19 @@ Run:  python lessons/14_three_objectives.py        (add --no-pause to run straig
 
 # %%
 import math
-import sys
 import time
-from collections import Counter
 
-import matplotlib
 import numpy as np
 
-from _lesson import REPO, Lesson, one_blas_thread
+from _lesson import Lesson
 
 from tinytransformer import AdamW, backend, causal_mask, clip_grad_norm, cosine_lr, padding_mask
-from tinytransformer.data import CharDataset, find_shakespeare, read_text
+from tinytransformer.data import TextDataset, find_shakespeare, read_text
+from tinytransformer.machine import one_blas_thread
 from tinytransformer.models import GPT, EncoderClassifier, EncoderConfig, GPTConfig, Seq2Seq, Seq2SeqConfig
+from tinytransformer.tasks import reversal  # lesson 20's task: encode, exact_match_accuracy, ...
 
 lesson = Lesson("14 Three training objectives", __doc__, steps=5)
-
-sys.path.insert(0, str(REPO / "scripts"))  # a notebook has no __file__; _lesson knows the checkout
-chosen_backend = matplotlib.get_backend()
-import train_seq2seq as reversal  # noqa: E402  (lesson 20's task: encode, exact_match_accuracy, ...)
-
-matplotlib.use(chosen_backend)  # the script selects Agg when imported; keep the lesson's choice (--show)
 
 if lesson.quick:
     S = {"n_layer": 1, "n_embd": 32, "block_size": 16, "batch_size": 16, "gpt_iters": 100, "mlm_iters": 400,
@@ -134,7 +127,7 @@ lesson.step("Next token: a GPT on Shakespeare", f"""
     both, and well above zero: a model that could see the character it predicts (no causal mask, or
     targets not shifted) would copy it and drive the loss towards 0.""")
 corpus = read_text(find_shakespeare())
-data = CharDataset(corpus)
+data = TextDataset(corpus)
 V = data.tokenizer.vocab_size
 freq = np.bincount(data.train, minlength=V) / len(data.train)
 unigram_entropy = float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())

@@ -29,10 +29,11 @@ from collections import Counter
 
 import numpy as np
 
-from _lesson import Lesson, one_blas_thread
+from _lesson import Lesson
+from tinytransformer.machine import one_blas_thread
 
 from tinytransformer import AdamW, backend
-from tinytransformer.data import CharDataset, find_shakespeare
+from tinytransformer.data import TextDataset, find_shakespeare
 from tinytransformer.models import GPT, GPTConfig, StageConfig, StageModel
 from tinytransformer.models.buildup import gpt_names
 
@@ -57,7 +58,7 @@ lesson.step("The budget and the yardsticks", f"""
     smoothing). Every stage before attention can at best reach that last number; going below it needs
     more than the previous character.""")
 text = find_shakespeare().read_text(encoding="utf-8")
-dataset = CharDataset(text)
+dataset = TextDataset(text)
 V = dataset.tokenizer.vocab_size
 uniform = math.log(V)
 frequencies = np.array(list(Counter(text).values()), dtype=np.float64) / len(text)

@@ -2,7 +2,7 @@
 """Lesson 16: Training a small GPT on Shakespeare.
 
 Everything so far comes together: a character-level GPT learns to predict the next character of Tiny
-Shakespeare (1.1 million characters, 65 distinct ones). The loop is nanoGPT's, in tinytransformer/trainer.py:
+Shakespeare (1.1 million characters, 65 distinct ones). The loop is nanoGPT's, in tinytransformer/training/loop.py:
 
     for it in 0 .. max_iters:
         every eval_interval: estimate the train and val loss (fixed batches, no update)
@@ -28,11 +28,11 @@ import numpy as np
 
 from _lesson import Lesson
 
-from tinytransformer.data import CharDataset, find_shakespeare
+from tinytransformer.data import TextDataset, find_shakespeare
 from tinytransformer import backend
-from tinytransformer.checkpoint import load_checkpoint, restore
+from tinytransformer.training.checkpoint import load_checkpoint, restore
 from tinytransformer.models import GPT, GPTConfig
-from tinytransformer.trainer import TrainConfig, train
+from tinytransformer.training import TrainConfig, train
 
 lesson = Lesson("16 Training a small GPT on Shakespeare", __doc__, steps=4)
 
@@ -58,7 +58,7 @@ print(f"  most common characters: {counts.most_common(5)}")
 # The bigram table, on the trainer's own split (the first 90% to count, the last 10% to score). Add-one
 # smoothing: every pair is counted once more than seen, so a pair never seen in training gets a small
 # probability instead of 0 (whose log would be -inf on the validation text).
-data = CharDataset(corpus)
+data = TextDataset(corpus)
 V = data.tokenizer.vocab_size
 pair_counts = np.ones((V, V))                                           # [current, next], add-one
 np.add.at(pair_counts, (data.train[:-1], data.train[1:]), 1)

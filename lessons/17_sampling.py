@@ -19,14 +19,15 @@ import math
 
 import numpy as np
 
-from _lesson import Lesson, one_blas_thread
+from _lesson import Lesson
+from tinytransformer.machine import one_blas_thread
 
 from tinytransformer import backend
-from tinytransformer.checkpoint import load_checkpoint, restore
-from tinytransformer.data import CharTokenizer
+from tinytransformer.training.checkpoint import load_checkpoint, restore
+from tinytransformer.tokenizers import CharTokenizer
 from tinytransformer.generate import generate, next_token_probs
 from tinytransformer.models import GPT, GPTConfig
-from tinytransformer.trainer import TrainConfig, train
+from tinytransformer.training import TrainConfig, train
 
 lesson = Lesson("17 Sampling", __doc__, steps=5)
 FULL_RUN_ITERS = 2000   # lesson 16's full run (at 1000 of its iterations the model still says 'r')

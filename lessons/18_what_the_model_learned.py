@@ -24,11 +24,11 @@ import numpy as np
 from _lesson import Lesson
 
 from tinytransformer import backend
-from tinytransformer.attention import causal_mask
-from tinytransformer.checkpoint import load_checkpoint, restore
-from tinytransformer.data import CharDataset, find_shakespeare, read_text
+from tinytransformer.layers.attention import causal_mask
+from tinytransformer.training.checkpoint import load_checkpoint, restore
+from tinytransformer.data import TextDataset, find_shakespeare, read_text
 from tinytransformer.models import GPT, GPTConfig
-from tinytransformer.trainer import TrainConfig, train
+from tinytransformer.training import TrainConfig, train
 
 lesson = Lesson("18 What the model learned", __doc__, steps=4)
 FULL_RUN_ITERS = 2000   # lesson 16's full run: the checks marked "full run" need a model trained this long
@@ -71,7 +71,7 @@ model, untrained = GPT(config), GPT(config)
 restore(checkpoint, model)
 model.eval()
 untrained.eval()
-data = CharDataset(read_text(find_shakespeare()))
+data = TextDataset(read_text(find_shakespeare()))
 tokenizer = data.tokenizer
 if tokenizer.chars != checkpoint.tokenizer["chars"]:
     raise SystemExit(f"{checkpoint_path} was not trained on Tiny Shakespeare's 65 characters")

@@ -30,7 +30,8 @@ import time
 
 import numpy as np
 
-from _lesson import Lesson, one_blas_thread
+from _lesson import Lesson
+from tinytransformer.machine import one_blas_thread
 
 from tinytransformer import AdamW, backend, clip_grad_norm, cosine_lr
 from tinytransformer.models import GPT, GPTConfig

@@ -6,7 +6,7 @@ The task of scripts/train_seq2seq.py: translate a string of letters into the sam
 and the only way it can see the source is cross-attention. So the cross-attention weights of a trained
 model should form an anti-diagonal: the picture of the model having learned where to look.
 
-The lesson imports the task's data, evaluation and heatmap functions from scripts/train_seq2seq.py and
+The lesson imports the task's data, evaluation and heatmap functions from tinytransformer/tasks/reversal.py and
 trains the library's Seq2Seq with the same loop (--quick: a small model on strings of 3-6 letters, about
 a second of training; full: the script's model on 3-10 letters).
 
@@ -14,24 +14,17 @@ Run:  python lessons/20_seq2seq_translation.py        (add --no-pause to run str
 """
 
 # %%
-import sys
 import time
 
-import matplotlib
 import numpy as np
 
-from _lesson import REPO, Lesson
+from _lesson import Lesson
 
 from tinytransformer import AdamW, backend, clip_grad_norm, cosine_lr
 from tinytransformer.models import Seq2Seq, Seq2SeqConfig
+from tinytransformer.tasks import reversal as task  # PAD, BOS, EOS, ITOS, encode, exact_match_accuracy, ...
 
 lesson = Lesson("20 Encoder-decoder: a toy translation", __doc__, steps=5)
-
-sys.path.insert(0, str(REPO / "scripts"))  # a notebook has no __file__; _lesson knows the checkout
-chosen_backend = matplotlib.get_backend()
-import train_seq2seq as task  # noqa: E402  (the task: PAD, BOS, EOS, ITOS, encode, exact_match_accuracy, ...)
-
-matplotlib.use(chosen_backend)  # the script selects Agg when imported; keep the lesson's choice (--show)
 
 if lesson.quick:
     settings = {"n_layer": 1, "n_embd": 32, "n_head": 4, "min_len": 3, "max_len": 6, "n_train": 3000,

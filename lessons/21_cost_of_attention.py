@@ -18,7 +18,8 @@ import tracemalloc
 
 import numpy as np
 
-from _lesson import Lesson, one_blas_thread
+from _lesson import Lesson
+from tinytransformer.machine import one_blas_thread
 
 from tinytransformer import MultiHeadAttention, ScaledDotProductAttention, backend, causal_mask
 

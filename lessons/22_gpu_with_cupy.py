@@ -24,7 +24,8 @@ import time
 
 import numpy as np
 
-from _lesson import Lesson, one_blas_thread
+from _lesson import Lesson
+from tinytransformer.machine import one_blas_thread
 
 from tinytransformer import AdamW, backend, relative_error
 from tinytransformer.models import GPT, GPTConfig

@@ -31,9 +31,6 @@ Markdown and each figure is shown inline, in the cell that makes it (and also sa
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import glob
 import os
 import statistics
 import sys
@@ -215,55 +212,3 @@ class Lesson:
             synchronize()
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
-
-
-# --- one BLAS thread while timing ---------------------------------------------------------------------------
-# Small matrices gain nothing from several BLAS threads, and on a machine shared with other work those
-# threads wait for cores and make timings erratic. The usual switch, OPENBLAS_NUM_THREADS=1, must be set
-# before NumPy is imported, which a notebook has already done; so call OpenBLAS's own setter through ctypes
-# on the library NumPy has loaded (the same thing threadpoolctl does, without the dependency).
-_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                     "openblas_set_num_threads64_", "openblas_set_num_threads")
-
-
-def _loaded_openblas():
-    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy uses, or None (e.g. Accelerate, MKL)."""
-    import numpy as np
-    candidates = []
-    try:
-        with open("/proc/self/maps") as maps:       # Linux: the shared libraries this process has loaded
-            candidates = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
-    except OSError:
-        pass
-    if not candidates:                              # elsewhere: the copy shipped inside NumPy's wheel
-        root = Path(np.__file__).resolve().parent
-        candidates = sorted(glob.glob(str(root.parent / "numpy*libs" / "*openblas*")))
-    for path in candidates:
-        try:
-            lib = ctypes.CDLL(path)                 # already loaded: this returns the same library
-        except OSError:
-            continue
-        for setter in _OPENBLAS_SETTERS:
-            if hasattr(lib, setter):
-                getter = getattr(lib, setter.replace("set_num_threads", "get_num_threads"))
-                return getattr(lib, setter), getter
-    return None
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """Run the block with OpenBLAS on one thread, then restore its thread count.
-
-    Yields True when the thread count was set, False when NumPy's BLAS is not an OpenBLAS we can reach
-    (then the timings simply run as they are)."""
-    functions = _loaded_openblas()
-    if functions is None:
-        yield False
-        return
-    set_threads, get_threads = functions
-    before = get_threads()
-    set_threads(1)
-    try:
-        yield True
-    finally:
-        set_threads(before)

@@ -6,19 +6,13 @@ looks for them.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
 
 from tinytransformer import backend
-from tinytransformer.trainer import to_json
-
-DEVICES = {
-    "cpu": "numpy",        # NumPy on the CPU
-    "gpu": "cupy",         # CuPy on an NVIDIA GPU
-    "standin": "standin",  # NumPy dressed up as CuPy: runs the GPU code path on a machine without a GPU
-}
+from tinytransformer.files import to_json
+from tinytransformer.training.settings import DEVICES, setting_problems
 
 
 def positive_int(text: str) -> int:
@@ -66,26 +60,9 @@ def make_parser(description: str, **defaults) -> argparse.ArgumentParser:
 
 def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """Parse the command line, and refuse every setting out of its range, naming the flag, the value and
-    the range, before any work is done (the integer flags' lower bounds are checked by positive_int)."""
+    the range, before any work is done (training.settings holds each setting's rule)."""
     args = parser.parse_args(argv)
-    problems = []
-
-    def need(ok, name, rule):
-        if not ok:
-            problems.append(f"--{name.replace('_', '-')} {getattr(args, name)}: {rule}")
-
-    if args.n_embd % args.n_head:
-        problems.append(f"--n-head {args.n_head}: must divide --n-embd {args.n_embd} (each head gets "
-                        "n_embd / n_head features)")
-    need(math.isfinite(args.dropout) and 0 <= args.dropout < 1, "dropout", "must be a probability in [0, 1)")
-    need(math.isfinite(args.lr) and args.lr > 0, "lr", "must be a finite number > 0")
-    need(math.isfinite(args.min_lr) and 0 <= args.min_lr <= args.lr, "min_lr", f"must be between 0 and --lr {args.lr}")
-    need(args.warmup_iters >= 0, "warmup_iters", "must be an integer >= 0")
-    need(math.isfinite(args.beta2) and 0 <= args.beta2 < 1, "beta2", "must be in [0, 1)")
-    need(math.isfinite(args.weight_decay) and args.weight_decay >= 0, "weight_decay", "must be a finite number >= 0")
-    need(math.isfinite(args.grad_clip) and args.grad_clip >= 0, "grad_clip",
-         "must be a finite number >= 0 (0 turns clipping off)")
-    need(args.seed >= 0, "seed", "must be an integer >= 0")
+    problems = setting_problems(vars(args))  # the same rule and message for each setting as the trainer's
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         problems.append(f"--out-dir {out_dir}: is a file, not a folder")

@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 
 def parse_args(argv=None):
-    from tinytransformer.trainer import PRESETS, TrainConfig
+    from tinytransformer.training import PRESETS, TrainConfig
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="shapes of this recipe")
     def preset_values(name):  # e.g. "cpu: 4, gpu: 6", for the help
@@ -79,7 +79,7 @@ class TinyTransformerStep:
         from tinytransformer import backend
         from tinytransformer.models.gpt import GPT
         from tinytransformer.optim import AdamW
-        from tinytransformer.trainer import DEVICES, model_config
+        from tinytransformer.training import DEVICES, model_config
         backend.use(DEVICES[cfg.device], dtype=dtype)
         self.backend, self.cfg = backend, cfg
         self.model = GPT(model_config(cfg, 65))
@@ -109,7 +109,7 @@ class TorchStep:
     def __init__(self, cfg, dtype, fused_attention=True, weights_from=None):
         import torch
         from torch_gpt import TorchGPT
-        from tinytransformer.trainer import model_config
+        from tinytransformer.training import model_config
         self.torch, self.cfg = torch, cfg
         self.device = "cuda" if cfg.device == "gpu" else "cpu"
         torch_dtype = getattr(torch, dtype)
@@ -409,7 +409,7 @@ def main(argv=None):
             os.environ[var] = threads
     args, cfg = parse_args(argv)
     args.argv = argv
-    from tinytransformer.backend import reuse_freed_memory
+    from tinytransformer.machine import reuse_freed_memory
     reuse_freed_memory()  # as train_shakespeare.py does; every process this script starts calls it
     if args.memory_of:
         return memory_child(args, cfg)

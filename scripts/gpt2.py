@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from tinytransformer import backend  # noqa: E402
 from tinytransformer.generate import generate  # noqa: E402
-from tinytransformer.gpt2 import SIZES, download_gpt2_vocab, gpt2_config, gpt2_file, load_gpt2  # noqa: E402
 from tinytransformer.models.gpt import GPT  # noqa: E402
+from tinytransformer.pretrained import SIZES, gpt2_config, load_gpt2  # noqa: E402
 from tinytransformer.tokenizers import BPETokenizer, gpt2_vocab_paths  # noqa: E402
-from tinytransformer.trainer import DEVICES  # noqa: E402
+from tinytransformer.tokenizers.gpt2 import download_gpt2_vocab, gpt2_file  # noqa: E402
+from tinytransformer.training import DEVICES  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -17,11 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from tinytransformer import backend  # noqa: E402
-from tinytransformer.checkpoint import CheckpointError, load_checkpoint, restore  # noqa: E402
 from tinytransformer.generate import generate  # noqa: E402
 from tinytransformer.models.gpt import GPT, GPTConfig  # noqa: E402
 from tinytransformer.tokenizers import tokenizer_from_dict  # noqa: E402
-from tinytransformer.trainer import CHECKPOINT_NAME, DEVICES, LATEST_NAME  # noqa: E402
+from tinytransformer.training import (CHECKPOINT_NAME, DEVICES, LATEST_NAME, CheckpointError,  # noqa: E402
+                                      load_checkpoint, restore)
 
 CHECKPOINTS = {"best": CHECKPOINT_NAME, "last": LATEST_NAME}
 MIN_TEMPERATURE = 1e-3  # below it sampling is greedy in all but name: 0 asks for the most likely directly

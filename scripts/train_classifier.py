@@ -16,20 +16,17 @@ cannot tell them from balanced ones); the other half have one bracket replaced b
 padded with PAD = 0, which attention never looks at and the mean leaves out. The test set holds strings
 that never occur in the training set.
 
-The last line printed is a JSON summary of the run.
+The task (its data and evaluation) is tinytransformer/tasks/brackets.py. The last line printed is a JSON
+summary of the run.
 """
 from __future__ import annotations
 
-import math
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
 
-# One BLAS thread unless OPENBLAS_NUM_THREADS says otherwise. The matrices here are small, so more threads
-# gain little, and on a machine whose cores are busy with other work, BLAS threads waiting for each other
-# can make a run several times slower. (This must happen before NumPy is imported.)
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 import numpy as np  # noqa: E402
@@ -37,112 +34,12 @@ import numpy as np  # noqa: E402
 from _demo_common import (log, make_parser, parse_args, prepare_out_dir,  # noqa: E402
                           print_summary, run, use_device)
 from tinytransformer import AdamW, backend, clip_grad_norm, cosine_lr  # noqa: E402
+from tinytransformer.machine import one_blas_thread  # noqa: E402
 from tinytransformer.optim import clip_bound  # noqa: E402
-from tinytransformer.checkpoint import save_checkpoint  # noqa: E402
+from tinytransformer.training import save_checkpoint  # noqa: E402
 from tinytransformer.models import EncoderClassifier, EncoderConfig  # noqa: E402
-
-PAD = 0
-BRACKETS = "()[]{}"
-ITOS = ["<pad>"] + list(BRACKETS)                      # id -> token
-STOI = {token: i for i, token in enumerate(ITOS)}      # token -> id
-OPEN_OF = {")": "(", "]": "[", "}": "{"}              # closing bracket -> its opening partner
-
-
-# --- the data (host-side NumPy: it is built once and copied to the device batch by batch) --------------
-
-def is_balanced(s):
-    """The rule the model has to learn: a stack of open brackets, each closed by its own partner."""
-    stack = []
-    for ch in s:
-        if ch in OPEN_OF:                          # a closing bracket
-            if not stack or stack.pop() != OPEN_OF[ch]:
-                return False
-        else:
-            stack.append(ch)
-    return not stack
-
-
-def random_balanced(length, rng):
-    """A random balanced string of the given (even) length."""
-    out, stack = [], []
-    for i in range(length):
-        remaining = length - i
-        # Open when nothing is open, or by a coin flip when there is still room to close everything.
-        if not stack or (len(stack) < remaining and rng.random() < 0.5):
-            ch = "([{"[rng.integers(3)]
-            stack.append(ch)
-        else:
-            ch = ")]}"["([{".index(stack.pop())]
-        out.append(ch)
-    return "".join(out)
-
-
-def spoil(s, rng):
-    """An unbalanced string made from the balanced s: two brackets swapped, or one bracket replaced."""
-    while True:
-        chars = list(s)
-        i, j = rng.choice(len(chars), size=2, replace=False)
-        if rng.random() < 0.5:
-            chars[i], chars[j] = chars[j], chars[i]           # same brackets, wrong order
-        else:
-            chars[i] = BRACKETS[rng.integers(len(BRACKETS))]  # one bracket changed
-        t = "".join(chars)
-        if not is_balanced(t):                                # the change may have kept it balanced
-            return t
-
-
-def count_balanced(min_len, max_len):
-    """How many distinct balanced strings there are: Catalan(n) shapes times 3ⁿ bracket kinds, n = L/2."""
-    return sum(math.comb(length, length // 2) // (length // 2 + 1) * 3 ** (length // 2)
-               for length in range(min_len, max_len + 1, 2))
-
-
-def unique_balanced(n, rng, min_len, max_len):
-    """n distinct balanced strings, even lengths uniform in [min_len, max_len] (short ones run out: there
-    are only 3 balanced strings of length 2, so the longer lengths fill the rest)."""
-    strings = {}  # a dict keeps insertion order, so the result is deterministic under a seed
-    lengths = range(min_len, max_len + 1, 2)
-    while len(strings) < n:
-        strings[random_balanced(lengths[rng.integers(len(lengths))], rng)] = None
-    return list(strings)
-
-
-def unbalanced_like(balanced, rng):
-    """One distinct unbalanced string for each balanced one, of the same length, so that the length of a
-    string says nothing about its class."""
-    strings = {}
-    for s in balanced:
-        t = spoil(random_balanced(len(s), rng), rng)
-        while t in strings:
-            t = spoil(random_balanced(len(s), rng), rng)
-        strings[t] = None
-    return list(strings)
-
-
-def encode(strings, labels, width):
-    """-> (idx [N, width] int64 padded with PAD, targets [N] int64: 1 balanced, 0 not)."""
-    idx = np.full((len(strings), width), PAD, dtype=np.int64)
-    for i, s in enumerate(strings):
-        idx[i, :len(s)] = [STOI[ch] for ch in s]
-    return idx, np.array(labels, dtype=np.int64)
-
-
-# --- evaluation -----------------------------------------------------------------------------------------
-
-def evaluate(model, data, batch_size=1000):
-    """(mean loss, accuracy) over a whole data set, in evaluation mode (no dropout)."""
-    idx, targets = data
-    total_loss, correct = 0.0, 0
-    model.eval()
-    for i in range(0, len(idx), batch_size):
-        batch_idx, batch_targets = idx[i:i + batch_size], targets[i:i + batch_size]
-        logits, loss = model(backend.asarray(batch_idx), backend.asarray(batch_targets))  # [B, 2]
-        predictions = backend.to_numpy(logits.argmax(axis=-1))                   # [B]: the likelier class
-        correct += int((predictions == batch_targets).sum())
-        total_loss += float(loss) * len(predictions)
-    model.train()
-    return total_loss / len(idx), correct / len(idx)
-
+from tinytransformer.tasks.brackets import (ITOS, PAD, count_balanced, encode, evaluate, is_balanced,  # noqa: E402
+                                           unbalanced_like, unique_balanced)
 
 # --- the run --------------------------------------------------------------------------------------------
 
@@ -227,5 +124,13 @@ def main():
                    "checkpoint": checkpoint})
 
 
+def main_on_one_blas_thread():
+    """main() on one BLAS thread unless OPENBLAS_NUM_THREADS says otherwise. The matrices here are small,
+    so more threads gain little, and on a machine whose cores are busy with other work, BLAS threads
+    waiting for each other can make a run several times slower."""
+    with contextlib.nullcontext() if "OPENBLAS_NUM_THREADS" in os.environ else one_blas_thread():
+        main()
+
+
 if __name__ == "__main__":
-    run(main)
+    run(main_on_one_blas_thread)

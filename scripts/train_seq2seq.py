@@ -14,140 +14,37 @@ at once. Padding (PAD = 0) is masked in attention and ignored by the loss. A hel
 never seen in training is decoded greedily, token by token, and a prediction counts as correct only when
 the whole output up to EOS equals the reversed string (exact match).
 
-The last line printed is a JSON summary of the run.
+The task (its data and evaluation) is tinytransformer/tasks/reversal.py. The last line printed is a JSON
+summary of the run.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
 
-# One BLAS thread unless OPENBLAS_NUM_THREADS says otherwise. The matrices here are small, so more threads
-# gain little, and on a machine whose cores are busy with other work, BLAS threads waiting for each other
-# can make a run several times slower. (This must happen before NumPy is imported.)
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-import matplotlib  # noqa: E402
-matplotlib.use("Agg")  # write PNG files, open no window (works on a server without a display)
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from _demo_common import (log, make_parser, parse_args, prepare_out_dir,  # noqa: E402
                           print_summary, run, use_device)
 from tinytransformer import AdamW, backend, clip_grad_norm, cosine_lr  # noqa: E402
+from tinytransformer.machine import one_blas_thread  # noqa: E402
 from tinytransformer.optim import clip_bound  # noqa: E402
-from tinytransformer.checkpoint import save_checkpoint  # noqa: E402
-from tinytransformer.generate import greedy_decode  # noqa: E402
+from tinytransformer.training import save_checkpoint  # noqa: E402
 from tinytransformer.models import Seq2Seq, Seq2SeqConfig  # noqa: E402
+from tinytransformer.tasks.reversal import (ITOS, LETTERS, PAD, encode, exact_match_accuracy,  # noqa: E402
+                                           held_out_loss, plot_cross_attention, to_text, unique_random_strings)
 
 # --- the vocabulary: one table for source and target (the model still has one embedding for each) ------
-PAD, BOS, EOS = 0, 1, 2
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
-ITOS = ["<pad>", "<bos>", "<eos>"] + list(LETTERS)      # id -> token
-STOI = {token: i for i, token in enumerate(ITOS)}       # token -> id
-
-
-# --- the data (host-side NumPy: it is built once and copied to the device batch by batch) --------------
-
-def unique_random_strings(n, rng, min_len, max_len):
-    """n distinct strings of random letters, lengths uniform in [min_len, max_len]."""
-    strings = {}  # a dict keeps insertion order, so the result is deterministic under a seed
-    while len(strings) < n:
-        length = rng.integers(min_len, max_len + 1)
-        strings["".join(rng.choice(list(LETTERS), size=length))] = None
-    return list(strings)
-
-
-def encode(strings, width):
-    """strings -> (src, tgt_in, targets), each [N, width] int64, padded with PAD.
-
-    src = x + [EOS]    tgt_in = [BOS] + y    targets = y + [EOS]    (y = x reversed)
-    tgt_in is targets shifted right by one: at position t the decoder has seen y[:t] and predicts y[t].
-    """
-    src = np.full((len(strings), width), PAD, dtype=np.int64)
-    tgt_in = np.full((len(strings), width), PAD, dtype=np.int64)
-    targets = np.full((len(strings), width), PAD, dtype=np.int64)
-    for i, s in enumerate(strings):
-        x = [STOI[ch] for ch in s]
-        y = x[::-1]
-        src[i, :len(x) + 1] = x + [EOS]
-        tgt_in[i, :len(y) + 1] = [BOS] + y
-        targets[i, :len(y) + 1] = y + [EOS]
-    return src, tgt_in, targets
-
-
-def until_eos(ids):
-    """The output proper: the ids before the first EOS (greedy_decode pads finished rows after it)."""
-    return ids[:ids.index(EOS)] if EOS in ids else ids
-
-
-def to_text(ids):
-    return "".join(ITOS[i] for i in ids)
-
-
-# --- evaluation -----------------------------------------------------------------------------------------
-
-def held_out_loss(model, data, batch_size=500):
-    """Mean teacher-forced loss over the test set (the same loss as training, on unseen strings)."""
-    src, tgt_in, targets = data
-    total, count = 0.0, 0
-    model.eval()
-    for i in range(0, len(src), batch_size):
-        _, loss = model(*(backend.asarray(a[i:i + batch_size]) for a in (src, tgt_in, targets)))
-        n = int((targets[i:i + batch_size] != PAD).sum())  # the loss is a mean over non-PAD targets
-        total, count = total + float(loss) * n, count + n
-    model.train()
-    return total / count
-
-
-def exact_match_accuracy(model, strings, data, batch_size=500):
-    """Fraction of test strings whose greedy decoding equals the reversed string exactly (up to EOS)."""
-    src = data[0]
-    predictions = []  # one list of token ids per test string
-    for i in range(0, len(src), batch_size):
-        out = greedy_decode(model, backend.asarray(src[i:i + batch_size]), BOS, EOS,
-                            max_len=src.shape[1])                        # [B, <= width]
-        predictions += [until_eos(row) for row in backend.to_numpy(out).tolist()]
-    correct = sum(to_text(pred) == s[::-1] for pred, s in zip(predictions, strings))
-    return correct / len(strings), predictions
-
-
-def plot_cross_attention(model, string, prediction, path):
-    """Heatmap of the last decoder block's cross-attention for one example: output rows, source columns.
-
-    The decoder reads BOS and then the model's own output (``prediction``, the ids before EOS), as it did
-    while decoding greedily, so row t shows where it looked to write output token t.
-    """
-    src, _, _ = encode([string], len(string) + 1)                                # [1, S]
-    tgt_in = [BOS] + prediction[:model.config.block_size - 1]                     # at most block_size
-    model.eval()
-    logits, _ = model(backend.asarray(src), backend.asarray(np.array([tgt_in])))  # fills the weights
-    model.train()
-    weights = backend.to_numpy(model.decoder_blocks[-1].cross_attn.sublayer.weights)[0]  # [n_head, T, S]
-    written = backend.to_numpy(logits.argmax(axis=-1))[0]                         # [T]: token per row
-    src_labels = [ITOS[i] for i in src[0]]
-    out_labels = [ITOS[i] for i in written]
-    n_head = weights.shape[0]
-    fig, axes = plt.subplots(1, n_head, figsize=(2.6 * n_head + 1, 3.2), squeeze=False)
-    for h, ax in enumerate(axes[0]):
-        ax.imshow(weights[h], cmap="viridis", vmin=0.0, vmax=1.0)   # each row sums to 1 over the source
-        ax.set_xticks(range(len(src_labels)), src_labels, fontsize=7, rotation=90)
-        ax.set_yticks(range(len(out_labels)), out_labels, fontsize=7)
-        ax.set_title(f"head {h}", fontsize=9)
-        ax.set_xlabel("source")
-    axes[0][0].set_ylabel("output")
-    fig.suptitle(f"cross-attention of the last decoder block: {string} -> {to_text(prediction)}",
-                 fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")  # "tight": keep the rotated labels inside
-    plt.close(fig)
-
-
 # --- the run --------------------------------------------------------------------------------------------
 
 def main():
+    import matplotlib
+    matplotlib.use("Agg")  # write PNG files, open no window (works on a server without a display)
     parser = make_parser(
         __doc__.split("\n")[0],
         iters=1500, batch_size=64, n_layer=2, n_embd=64, n_head=4, dropout=0.0, lr=2e-3, min_lr=2e-4,
@@ -235,5 +132,13 @@ def main():
                    "checkpoint": checkpoint, "heatmap": heatmap})
 
 
+def main_on_one_blas_thread():
+    """main() on one BLAS thread unless OPENBLAS_NUM_THREADS says otherwise. The matrices here are small,
+    so more threads gain little, and on a machine whose cores are busy with other work, BLAS threads
+    waiting for each other can make a run several times slower."""
+    with contextlib.nullcontext() if "OPENBLAS_NUM_THREADS" in os.environ else one_blas_thread():
+        main()
+
+
 if __name__ == "__main__":
-    run(main)
+    run(main_on_one_blas_thread)

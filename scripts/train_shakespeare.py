@@ -32,7 +32,8 @@ def _interrupted_while_starting(*_):
     raise SystemExit(130)
 
 
-signal.signal(signal.SIGINT, _interrupted_while_starting)  # until main() takes over (imports take a while)
+if __name__ == "__main__":  # run as a script: Ctrl-C during the imports below (they take a while) says so
+    signal.signal(signal.SIGINT, _interrupted_while_starting)  # until main() takes over
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
@@ -41,11 +42,12 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from tinytransformer.backend import BackendError, reuse_freed_memory  # noqa: E402
-from tinytransformer.checkpoint import CheckpointError  # noqa: E402
-from tinytransformer.run_folder import FolderInUse  # noqa: E402
-from tinytransformer.trainer import (BPE_VOCAB_SIZE, PRESETS, TOKENIZERS, TrainConfig, TrainingDiverged,  # noqa: E402
-                                     WriteFailed, Interrupted, new_run_config, resume_config, to_json, train)
+from tinytransformer.backend import BackendError  # noqa: E402
+from tinytransformer.files import to_json  # noqa: E402
+from tinytransformer.machine import reuse_freed_memory  # noqa: E402
+from tinytransformer.training import (BPE_VOCAB_SIZE, DEVICES, PRESETS, TOKENIZERS, CheckpointError, FolderInUse,  # noqa: E402
+                                      Interrupted, TrainConfig, TrainingDiverged, WriteFailed, new_run_config,
+                                      resume_config, train)
 
 HELP = {
     "n_layer": "transformer blocks", "n_head": "attention heads", "n_embd": "model width (d_model)",
@@ -114,7 +116,7 @@ def parse_args(argv=None) -> tuple[str | None, dict]:
         else:
             base = str if field.name == "data" else kind
             base = {"tokenizer": str, "vocab_size": int}.get(field.name, base)  # (hints say "X | None")
-            choices = {"device": ["cpu", "gpu", "standin"], "dtype": ["float32", "float64"],
+            choices = {"device": list(DEVICES), "dtype": ["float32", "float64"],
                        "tokenizer": list(TOKENIZERS)}.get(field.name)
             parser.add_argument(flag, type=base, default=None, choices=choices,
                                 help=f"{HELP[field.name]} {_default_text(field.name, preset_for_help)}")

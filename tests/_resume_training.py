@@ -20,8 +20,8 @@ import sys
 import numpy
 
 from tinytransformer import AdamW, clip_grad_norm, cosine_lr
-from tinytransformer.checkpoint import load_checkpoint, restore, save_checkpoint
-from tinytransformer.dropout import dropout_states, set_dropout_states
+from tinytransformer.training.checkpoint import load_checkpoint, restore, save_checkpoint
+from tinytransformer.layers.dropout import dropout_states, set_dropout_states
 from tinytransformer.models import GPT, GPTConfig
 
 VOCAB, BLOCK, BATCH = 13, 8, 4

@@ -3,7 +3,7 @@ are, a tiny model's flags, and a way to call a script's main(argv) in this proce
 from __future__ import annotations
 
 import importlib.util
-import signal
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +17,6 @@ def load_script(path: Path):
     """A script as a module, to call its main(argv) in this process (cheaper than a new process)."""
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
-    previous = signal.getsignal(signal.SIGINT)
+    sys.modules[spec.name] = module  # as an import would: dataclasses look their module up there
     spec.loader.exec_module(module)
-    signal.signal(signal.SIGINT, previous)  # train_shakespeare.py sets its own start-up handler
     return module

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from helpers import (GRADIENT_PROPERTY, assert_gradients_check, assert_matches_torch, assert_stays_float32,
                      to_torch)
-from tinytransformer import GELU, ReLU, activations, backend
-from tinytransformer.activations import gelu_backward_formula, gelu_formula, make_activation
+from tinytransformer import GELU, ReLU, backend
+from tinytransformer.layers import activations
+from tinytransformer.layers.activations import gelu_backward_formula, gelu_formula, make_activation
 
 
 def inputs_away_from_zero(shape, rng):

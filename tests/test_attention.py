@@ -12,7 +12,7 @@ from helpers import (GRADIENT_PROPERTY, assert_gradients_check, assert_matches_t
                      set_torch_param, to_torch)
 from tinytransformer import (Module, MultiHeadAttention, ScaledDotProductAttention, backend, causal_mask,
                              masked_softmax, padding_mask)
-from tinytransformer.attention import masked_softmax_inplace
+from tinytransformer.layers.attention import masked_softmax_inplace
 
 B, T, D_K = 2, 4, 3  # small enough for finite differences: every entry costs two forwards
 

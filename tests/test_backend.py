@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinytransformer import backend
+from tinytransformer import backend, machine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def test_missing_cupy_names_the_wheel_for_the_driver(monkeypatch, driver, wheel)
     # Make `import cupy` fail even on a machine where CuPy is installed; pretend nvidia-smi said `driver`.
     monkeypatch.setitem(sys.modules, "cupy", None)
     monkeypatch.setattr(backend, "_cupy", None)
-    monkeypatch.setattr(backend, "driver_cuda_version", lambda: driver)
+    monkeypatch.setattr(machine, "driver_cuda_version", lambda: driver)
     with pytest.raises(backend.BackendError, match=rf"needs CuPy, which is not installed.*supports CUDA "
                                                    rf'{driver[0]}\.{driver[1]}: install `pip install "{wheel}\[ctk\]"`'):
         backend.use("cupy")
@@ -70,7 +70,7 @@ def test_cupy_that_cannot_run_names_the_wheel_to_swap_to(monkeypatch):
     fake.cuda.runtime = _FakeRuntime
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(backend, "_cupy", None)
-    monkeypatch.setattr(backend, "installed_cupy_wheels", lambda: ["cupy-cuda13x"])
+    monkeypatch.setattr(machine, "installed_cupy_wheels", lambda: ["cupy-cuda13x"])
     with pytest.raises(backend.BackendError) as caught:
         backend.use("cupy")
     message = str(caught.value)
@@ -101,7 +101,7 @@ def test_cupy_that_cannot_run_names_the_wheel_to_swap_to(monkeypatch):
 ], ids=["no_driver", "no_driver_lists_wheels", "cuda13", "cuda12", "cuda11", "newer_than_known", "too_old",
         "wheel_newer_than_driver", "older_wheel", "right_wheel", "two_wheels"])
 def test_cupy_install_hint_names_the_wheel_that_fits_the_driver(driver, installed, runtime, expected):
-    assert expected in backend.cupy_install_hint(driver, installed=installed, runtime=runtime)
+    assert expected in machine.cupy_install_hint(driver, installed=installed, runtime=runtime)
 
 
 NVIDIA_SMI_BANNER = """
@@ -112,9 +112,9 @@ NVIDIA_SMI_BANNER = """
 
 
 def test_driver_cuda_version_is_read_from_nvidia_smi():
-    assert backend.parse_nvidia_smi(NVIDIA_SMI_BANNER) == (13, 0)
-    assert backend.parse_nvidia_smi(NVIDIA_SMI_BANNER.replace("13.0", "12.8")) == (12, 8)
-    assert backend.parse_nvidia_smi("NVIDIA-SMI has failed because it couldn't communicate with the driver") is None
+    assert machine.parse_nvidia_smi(NVIDIA_SMI_BANNER) == (13, 0)
+    assert machine.parse_nvidia_smi(NVIDIA_SMI_BANNER.replace("13.0", "12.8")) == (12, 8)
+    assert machine.parse_nvidia_smi("NVIDIA-SMI has failed because it couldn't communicate with the driver") is None
 
 
 def test_fuse_on_numpy_is_the_formula_itself():
@@ -225,8 +225,9 @@ def test_to_numpy_and_asarray():
 _FAULTS_PER_STEP = """
 import resource, sys
 from tinytransformer import backend
+from tinytransformer.machine import reuse_freed_memory
 from tinytransformer.models.gpt import GPT, GPTConfig
-reused = backend.reuse_freed_memory() if sys.argv[1] == "reuse" else None
+reused = reuse_freed_memory() if sys.argv[1] == "reuse" else None
 model = GPT(GPTConfig(block_size=64, n_layer=2, n_head=4, n_embd=128, bias=False))
 rng = backend.new_host_rng(0)
 x, y = (backend.asarray(rng.integers(0, 65, (12, 64))) for _ in range(2))

@@ -1,12 +1,13 @@
-"""Tests for tinytransformer/checkpoint.py: the file format, atomic saving, clear errors, exact resume."""
+"""Tests for tinytransformer/training/checkpoint.py: the file format, atomic saving, clear errors, exact resume."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from tinytransformer import backend, checkpoint
-from tinytransformer.checkpoint import (CheckpointError, check_config, load_checkpoint, restore,
+from tinytransformer import backend
+from tinytransformer.training import checkpoint
+from tinytransformer.training.checkpoint import (CheckpointError, check_config, load_checkpoint, restore,
                                         save_checkpoint)
 from tinytransformer.optim import AdamW, clip_grad_norm, cosine_lr
 

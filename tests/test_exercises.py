@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tinytransformer.attention import causal_mask
+from tinytransformer.layers.attention import causal_mask
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "lessons"
@@ -49,32 +49,32 @@ def library_method(name, module, cls, method):
 
 
 CORRECT = {
-    "embedding_backward": library_method("embedding_backward", "tinytransformer.embedding", "Embedding",
+    "embedding_backward": library_method("embedding_backward", "tinytransformer.layers.embedding", "Embedding",
                                          "backward"),
-    "attention_forward": library_method("attention_forward", "tinytransformer.attention",
+    "attention_forward": library_method("attention_forward", "tinytransformer.layers.attention",
                                         "ScaledDotProductAttention", "forward"),
     "causal_mask": """
-        from tinytransformer.attention import causal_mask as _library
+        from tinytransformer.layers.attention import causal_mask as _library
 
         def causal_mask(length):
             return _library(length)
         """,
     "masked_softmax": """
-        from tinytransformer.attention import masked_softmax as _library
+        from tinytransformer.layers.attention import masked_softmax as _library
 
         def masked_softmax(scores, mask=None):
             return _library(scores, mask)
         """,
-    "split_heads": library_method("split_heads", "tinytransformer.attention", "MultiHeadAttention",
+    "split_heads": library_method("split_heads", "tinytransformer.layers.attention", "MultiHeadAttention",
                                   "split_heads"),
-    "merge_heads": library_method("merge_heads", "tinytransformer.attention", "MultiHeadAttention",
+    "merge_heads": library_method("merge_heads", "tinytransformer.layers.attention", "MultiHeadAttention",
                                   "merge_heads"),
-    "layernorm_forward": library_method("layernorm_forward", "tinytransformer.layernorm", "LayerNorm",
+    "layernorm_forward": library_method("layernorm_forward", "tinytransformer.layers.layernorm", "LayerNorm",
                                         "forward"),
-    "layernorm_backward": library_method("layernorm_backward", "tinytransformer.layernorm", "LayerNorm",
+    "layernorm_backward": library_method("layernorm_backward", "tinytransformer.layers.layernorm", "LayerNorm",
                                          "backward"),
-    "gelu_backward": library_method("gelu_backward", "tinytransformer.activations", "GELU", "backward"),
-    "cross_entropy_backward": library_method("cross_entropy_backward", "tinytransformer.loss",
+    "gelu_backward": library_method("gelu_backward", "tinytransformer.layers.activations", "GELU", "backward"),
+    "cross_entropy_backward": library_method("cross_entropy_backward", "tinytransformer.layers.loss",
                                              "CrossEntropyLoss", "backward"),
     "gpt_forward": """
         from tinytransformer import causal_mask

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinytransformer import backend, data, gpt2
-from tinytransformer.checkpoint import load_checkpoint
+from tinytransformer import backend, files
 from tinytransformer.data import split_text
 from tinytransformer.models.gpt import GPT, GPTConfig
+from tinytransformer.pretrained import gpt2
 from tinytransformer.tokenizers import BPETokenizer
-from tinytransformer.trainer import TrainConfig, accumulate_gradients, new_run_config, resume_config, train
+from tinytransformer.tokenizers import gpt2 as gpt2_files
+from tinytransformer.training import (TrainConfig, accumulate_gradients, load_checkpoint, new_run_config,
+                                      resume_config, train)
 
 from _scripts import SAMPLE_SCRIPT, TINY, TRAIN_SCRIPT, load_script
 
@@ -207,18 +209,18 @@ def test_missing_gpt2_vocabulary_files_are_named_with_where_to_get_them(tmp_path
     bare = tmp_path / "bare"                        # the weights alone, without vocab.json and merges.txt
     bare.mkdir()
     (bare / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "empty-cache"))
+    monkeypatch.setenv(files.CACHE_ENV, str(tmp_path / "empty-cache"))
 
     def no_network(*args, **kwargs):
         raise OSError("no network")
-    monkeypatch.setattr(gpt2.urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(files.urllib.request, "urlopen", no_network)
     cfg = new_run_config({"init": str(bare / "model.safetensors"), "data": str(text_file),
                           "out_dir": str(tmp_path / "run")})
     with pytest.raises(FileNotFoundError) as error:
         train(cfg, log=lambda *_: None)
     message = str(error.value)
-    for needed in ("vocab.json", "merges.txt", gpt2.URL.format(name="gpt2", file="vocab.json"),
-                   gpt2.URL.format(name="gpt2", file="merges.txt"), str(tmp_path / "empty-cache")):
+    for needed in ("vocab.json", "merges.txt", gpt2_files.URL.format(name="gpt2", file="vocab.json"),
+                   gpt2_files.URL.format(name="gpt2", file="merges.txt"), str(tmp_path / "empty-cache")):
         assert needed in message
     assert not (tmp_path / "run").exists()
 

@@ -8,13 +8,14 @@ import urllib.error
 import numpy
 import pytest
 
-from tinytransformer import backend
-from tinytransformer import gpt2
+from tinytransformer import backend, files
+from tinytransformer.pretrained import gpt2
+from tinytransformer.tokenizers import gpt2 as gpt2_files
 from tinytransformer.generate import generate
-from tinytransformer.gpt2 import (crop_block_size, from_gpt2_tensors, gpt2_config, load_gpt2, name_map,
+from tinytransformer.pretrained.gpt2 import (crop_block_size, from_gpt2_tensors, gpt2_config, load_gpt2, name_map,
                                   save_gpt2, to_gpt2_tensors)
 from tinytransformer.models.gpt import GPT
-from tinytransformer.safetensors_io import SafetensorsError, read_safetensors, write_safetensors
+from tinytransformer.pretrained.safetensors import SafetensorsError, read_safetensors, write_safetensors
 
 SMALL = dict(vocab_size=101, block_size=32, n_layer=2, n_head=4, n_embd=64)
 
@@ -229,7 +230,7 @@ def cache(tmp_path, monkeypatch):
 def test_no_network_and_no_file_names_the_url_and_the_place(cache, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
-    monkeypatch.setattr(gpt2.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(files.urllib.request, "urlopen", offline)
     with pytest.raises(FileNotFoundError) as err:
         load_gpt2("gpt2-medium", log=lambda *a: None)
     message = str(err.value)
@@ -237,7 +238,7 @@ def test_no_network_and_no_file_names_the_url_and_the_place(cache, monkeypatch):
     assert str(cache / "gpt2" / "gpt2-medium" / "model.safetensors") in message
     assert "no network" in message
     with pytest.raises(FileNotFoundError) as err:
-        gpt2.download_gpt2_vocab(log=lambda *a: None)
+        gpt2_files.download_gpt2_vocab(log=lambda *a: None)
     assert "https://huggingface.co/openai-community/gpt2/resolve/main/vocab.json" in str(err.value)
     assert str(cache / "gpt2" / "vocab.json") in str(err.value)
     assert not any(cache.rglob("*.tmp-*"))
@@ -261,7 +262,7 @@ def serve(monkeypatch, data, length=None):
     def urlopen(url, timeout=None):
         urls.append(url)
         return FakeResponse(data, length)
-    monkeypatch.setattr(gpt2.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(files.urllib.request, "urlopen", urlopen)
     return urls
 
 
@@ -269,24 +270,24 @@ def test_a_download_is_checked_by_size_and_sha256_before_it_is_cached(cache, mon
     save_gpt2(small_gpt2(), tmp_path / "src")
     data = (tmp_path / "src" / "model.safetensors").read_bytes()
     target = cache / "gpt2" / "gpt2" / "model.safetensors"
-    monkeypatch.setitem(gpt2.KNOWN_FILES, ("gpt2", "model.safetensors"),
+    monkeypatch.setitem(gpt2_files.KNOWN_FILES, ("gpt2", "model.safetensors"),
                         (len(data), hashlib.sha256(data + b"x").hexdigest()))       # a wrong checksum
     serve(monkeypatch, data)
     with pytest.raises(FileNotFoundError, match="SHA-256"):
-        gpt2.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None)
+        gpt2_files.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None)
     assert not target.exists() and not any(cache.rglob("*.tmp-*"))
 
     serve(monkeypatch, data[:-10], length=len(data))                               # cut short
     with pytest.raises(FileNotFoundError, match="announced"):
-        gpt2.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None)
+        gpt2_files.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None)
     assert not target.exists()
 
-    monkeypatch.setitem(gpt2.KNOWN_FILES, ("gpt2", "model.safetensors"), (len(data), hashlib.sha256(data).hexdigest()))
+    monkeypatch.setitem(gpt2_files.KNOWN_FILES, ("gpt2", "model.safetensors"), (len(data), hashlib.sha256(data).hexdigest()))
     urls = serve(monkeypatch, data)
-    assert gpt2.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None) == target
+    assert gpt2_files.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None) == target
     assert urls == ["https://huggingface.co/openai-community/gpt2/resolve/main/model.safetensors"]
     assert target.read_bytes() == data
-    gpt2.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None)                # cached: no download
+    gpt2_files.gpt2_file("gpt2", "model.safetensors", log=lambda *a: None)                # cached: no download
     assert len(urls) == 1
 
 
@@ -308,7 +309,7 @@ def test_published_gpt2_small_has_the_file_size_its_parameters_need():
     parameters = V * d + P * d + n_layer * (2 * 2 * d + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d)
                                             + (4 * d * d + d)) + 2 * d
     assert parameters == 124_439_808
-    assert gpt2.KNOWN_FILES[("gpt2", "model.safetensors")][0] == 8 + 14_283 + 4 * parameters + n_layer * 4 * P * P
+    assert gpt2_files.KNOWN_FILES[("gpt2", "model.safetensors")][0] == 8 + 14_283 + 4 * parameters + n_layer * 4 * P * P
 
 
 # --- the oracle: Hugging Face transformers ------------------------------------------------------------------

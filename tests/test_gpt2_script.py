@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tinytransformer import gpt2
-from tinytransformer.gpt2 import gpt2_config, save_gpt2
+from tinytransformer import files
+from tinytransformer.pretrained import gpt2
+from tinytransformer.tokenizers import gpt2 as gpt2_files
+from tinytransformer.pretrained.gpt2 import gpt2_config, save_gpt2
 from tinytransformer.models.gpt import GPT
 from tinytransformer.tokenizers import BPETokenizer
 
@@ -64,9 +66,9 @@ def test_a_saved_model_is_read_from_its_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TINYTRANSFORMER_CACHE", str(tmp_path))
     BPETokenizer.train("a b c abc abcabc " * 30, 260).to_gpt2_files(tmp_path / "gpt2")
     with pytest.raises(ValueError, match="vocab.json has .* bytes, but the published"):   # not GPT-2's files
-        gpt2.download_gpt2_vocab()
+        gpt2_files.download_gpt2_vocab()
     for name in ("vocab.json", "merges.txt"):                 # let these small ones stand in for GPT-2's
-        monkeypatch.delitem(gpt2.KNOWN_FILES, ("gpt2", name))
+        monkeypatch.delitem(gpt2_files.KNOWN_FILES, ("gpt2", name))
     assert load_script().main(["--model", str(tmp_path / "model"), "--prompt", "abc", "--max-new-tokens", "3"]) == 0
     out = capsys.readouterr()
     assert out.out.startswith("abc") and "2 more tokens" in out.err
@@ -90,7 +92,7 @@ def test_without_weights_or_network_the_error_lists_every_file_to_fetch(tmp_path
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
-    monkeypatch.setattr(gpt2.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(files.urllib.request, "urlopen", offline)
     assert script.main(["--model", "gpt2-large", "--prompt", "hi"]) == 2
     err = capsys.readouterr().err
     for url, place in [("gpt2/resolve/main/vocab.json", "gpt2/vocab.json"),

@@ -1,4 +1,4 @@
-"""scripts/check_gpu.py and tinytransformer/gpucheck.py: the one-command GPU check.
+"""scripts/check_gpu.py: the one-command GPU check.
 
 Without a GPU the check runs on the stand-in backend (tiny models), so that every step of it runs here
 and cannot rot; the tests below also show that each kind of step can fail.
@@ -7,14 +7,15 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tinytransformer import activations, backend, gpucheck, optim
+from _scripts import ROOT, load_script
+from tinytransformer import backend, optim
+from tinytransformer.layers import activations
 
-ROOT = Path(__file__).resolve().parent.parent
 CHECK_SCRIPT = ROOT / "scripts" / "check_gpu.py"
+gpucheck = load_script(CHECK_SCRIPT)
 
 
 @pytest.fixture(scope="module")

@@ -152,7 +152,7 @@ def test_without_bias_gradients_and_torch(torch):
 def test_backward_on_the_standin_runs_the_fused_formula_and_gives_numpys_bits(monkeypatch):
     """On a GPU backend dx is one fused kernel (layernorm.layernorm_dx); the stand-in runs that formula
     under cupy.fuse's rules, and it must give exactly what NumPy gives."""
-    from tinytransformer import layernorm
+    from tinytransformer.layers import layernorm
     rng = numpy.random.default_rng(5)
     x, dy = rng.standard_normal((3, 4, 16)), rng.standard_normal((3, 4, 16))
     results = {}

@@ -390,9 +390,9 @@ def test_too_long_input_is_explained(positional):
         encoder(numpy.ones((1, 7), dtype=numpy.int64))
     seq2seq = tiny_seq2seq(positional=positional)          # block_size 6
     ok, too_long = numpy.ones((1, 6), dtype=numpy.int64), numpy.ones((1, 7), dtype=numpy.int64)
-    with pytest.raises(ValueError, match=r"source must be \[B, S\] with S ≤ block_size 6, got \(1, 7\)"):
+    with pytest.raises(ValueError, match=r"model context is 6, got 7 \(source ids \(1, 7\); they must be \[B, S\] with S ≤ block_size\)"):
         seq2seq(too_long, ok)
-    with pytest.raises(ValueError, match=r"target must be \[B, T\] with T ≤ block_size 6, got \(1, 7\)"):
+    with pytest.raises(ValueError, match=r"model context is 6, got 7 \(target ids \(1, 7\); they must be \[B, T\] with T ≤ block_size\)"):
         seq2seq(ok, too_long)
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from tinytransformer import backend
-from tinytransformer.embedding import Embedding
-from tinytransformer.layernorm import LayerNorm
-from tinytransformer.linear import Linear
+from tinytransformer.layers.embedding import Embedding
+from tinytransformer.layers.layernorm import LayerNorm
+from tinytransformer.layers.linear import Linear
 from tinytransformer.module import Parameter
 from tinytransformer.optim import AdamW, clip_grad_norm, cosine_lr
 

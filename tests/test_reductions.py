@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinytransformer import backend
-from tinytransformer.reductions import row_mean, row_sum
+from tinytransformer.layers.reductions import row_mean, row_sum
 
 
 @settings(max_examples=40, deadline=None)

@@ -15,7 +15,7 @@ import pytest
 
 import _resume_training as run
 from tinytransformer import backend
-from tinytransformer.checkpoint import load_checkpoint
+from tinytransformer.training.checkpoint import load_checkpoint
 
 TESTS = Path(__file__).resolve().parent
 SAVE_AT, STOP = 5, 12      # checkpoint after 5 iterations, train on to 12 (past warmup and into the decay)

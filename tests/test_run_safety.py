@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinytransformer import checkpoint as checkpoint_module
-from tinytransformer.checkpoint import load_checkpoint, save_checkpoint
+from tinytransformer.training import checkpoint as checkpoint_module
+from tinytransformer.training.checkpoint import load_checkpoint, save_checkpoint
 from tinytransformer.models import GPT, GPTConfig, Seq2Seq, Seq2SeqConfig
-from tinytransformer.trainer import SettingsError, TrainConfig, check_settings, train
+from tinytransformer.training import SettingsError, TrainConfig, check_settings, train
 
 from _scripts import SAMPLE_SCRIPT, TINY, TRAIN_SCRIPT, load_script
 
@@ -362,8 +362,8 @@ def test_sample_refuses_checkpoints_it_cannot_sample_from(tmp_path, sampler, cap
 def test_ctrl_c_during_start_up(tmp_path, text_file, script, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    from tinytransformer import trainer
-    monkeypatch.setattr(trainer, "read_text", interrupted)  # Ctrl-C while the corpus is read
+    from tinytransformer.training import loop
+    monkeypatch.setattr(loop, "read_text", interrupted)  # Ctrl-C while the corpus is read
     code, _, err = run_in_process(script, capsys, *TINY, "--data", text_file, "--out-dir", tmp_path / "run")
     assert code == 130 and err.strip() == "interrupted during start-up; no training step was run"
 

@@ -5,7 +5,7 @@ import json
 import numpy
 import pytest
 
-from tinytransformer.safetensors_io import SafetensorsError, read_safetensors, write_safetensors
+from tinytransformer.pretrained.safetensors import SafetensorsError, read_safetensors, write_safetensors
 
 
 def example_tensors():

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinytransformer import backend, data
-from tinytransformer.data import CharDataset, CharTokenizer, find_shakespeare
+from tinytransformer import backend, data, files
+from tinytransformer.data import TextDataset, find_shakespeare
+from tinytransformer.tokenizers import CharTokenizer
 from tinytransformer.models.gpt import GPT
-from tinytransformer.trainer import TrainConfig, TrainingDiverged, train
+from tinytransformer.training import TrainConfig, TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = ROOT / "scripts" / "train_shakespeare.py"
@@ -74,7 +75,7 @@ def test_tokenizer_round_trip_and_unseen_characters(corpus_text):
 
 
 def test_split_and_batches_are_shifted_by_one(corpus_text):
-    ds = CharDataset(corpus_text)
+    ds = TextDataset(corpus_text)
     assert len(ds.train) == int(0.9 * len(corpus_text)) and len(ds.train) + len(ds.val) == len(corpus_text)
     x, y = ds.get_batch("val", 4, 16, np.random.default_rng(0))
     assert x.shape == y.shape == (4, 16)
@@ -84,7 +85,7 @@ def test_split_and_batches_are_shifted_by_one(corpus_text):
 
 
 def test_corpus_search_order(tmp_path, monkeypatch, corpus_text):
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(files.CACHE_ENV, str(tmp_path / "cache"))
     # 1. an explicit path wins, used as given
     explicit = tmp_path / "mine.txt"
     explicit.write_text("hello")
@@ -96,11 +97,14 @@ def test_corpus_search_order(tmp_path, monkeypatch, corpus_text):
     calls = []
 
     class Response:
+        headers = {}                                 # no Content-Length announced
+
         def __init__(self, payload):
             self.payload = payload
 
-        def read(self):
-            return self.payload
+        def read(self, size=-1):                     # the payload, then the end of the stream
+            payload, self.payload = self.payload, b""
+            return payload
 
         def __enter__(self):
             return self
@@ -115,7 +119,7 @@ def test_corpus_search_order(tmp_path, monkeypatch, corpus_text):
         return urlopen
 
     monkeypatch.setattr(data, "_shared_copies", lambda: [tmp_path / "no-shared.txt"])
-    monkeypatch.setattr(data.urllib.request, "urlopen", serve(corpus_text.encode()))
+    monkeypatch.setattr(files.urllib.request, "urlopen", serve(corpus_text.encode()))
     found = find_shakespeare(log=lambda *_: None)
     assert found == tmp_path / "cache" / "tinyshakespeare.txt" and calls == [data.SHAKESPEARE_URL]
     # 2. the cached copy is used next time, without asking the network
@@ -123,8 +127,8 @@ def test_corpus_search_order(tmp_path, monkeypatch, corpus_text):
 
     # a corrupt download is rejected; with no shared copy either, the error says how to get the file
     found.unlink()
-    monkeypatch.setattr(data.urllib.request, "urlopen", serve(b"not shakespeare"))
-    with pytest.raises(FileNotFoundError, match="(?s)checksum.*curl -o tinyshakespeare.txt"):
+    monkeypatch.setattr(files.urllib.request, "urlopen", serve(b"not shakespeare"))
+    with pytest.raises(FileNotFoundError, match="(?s)but the published file has.*curl -o tinyshakespeare.txt"):
         find_shakespeare(log=lambda *_: None)
 
     # 4. the shared copy beside the checkout is the last resort
@@ -158,7 +162,7 @@ def test_resume_in_a_fresh_process_equals_an_uninterrupted_run(tmp_path, corpus_
     whole, part = tmp_path / "whole", tmp_path / "part"
     uninterrupted = run_script(TRAIN_SCRIPT, *common, "--max-iters", "16", "--out-dir", whole)
     run_script(TRAIN_SCRIPT, *common, "--max-iters", "8", "--out-dir", part)   # stops after iteration 8's eval
-    from tinytransformer.checkpoint import load_checkpoint
+    from tinytransformer.training.checkpoint import load_checkpoint
     assert load_checkpoint(part / "ckpt.npz").iteration == 8
     resumed = run_script(TRAIN_SCRIPT, *common, "--max-iters", "16", "--out-dir", part, "--resume")
     assert "resuming from" in resumed.stdout
@@ -178,7 +182,7 @@ def test_sigkill_at_any_moment_resumes_from_the_last_checkpoint(tmp_path, corpus
     time.sleep(0.5)  # somewhere in the middle of later steps, maybe inside a checkpoint write
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL  # killed mid-run, not already finished
-    from tinytransformer.checkpoint import load_checkpoint
+    from tinytransformer.training.checkpoint import load_checkpoint
     assert 0 <= load_checkpoint(killed / "ckpt.npz").iteration < 150
     run_script(TRAIN_SCRIPT, *common, "--out-dir", killed, "--resume")
     run_script(TRAIN_SCRIPT, *common, "--out-dir", whole)
@@ -199,7 +203,7 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, corpus_slice):
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("interrupted: saved")
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["interrupted"] is True and "continue with --resume" in stdout
-    from tinytransformer.checkpoint import load_checkpoint
+    from tinytransformer.training.checkpoint import load_checkpoint
     assert load_checkpoint(tmp_path / "last.npz").iteration == summary["iters"] > 0
     # the best model (the only evaluation was at iteration 0) is kept apart from the latest state
     assert load_checkpoint(tmp_path / "ckpt.npz").iteration == 0
@@ -221,7 +225,7 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, corpus_
     monkeypatch.setattr(GPT, "backward", poisoned_backward)
     with pytest.raises(TrainingDiverged, match="iteration 7: .*gradient norm nan"):
         train(cfg, log=lambda *_: None)
-    from tinytransformer.checkpoint import load_checkpoint
+    from tinytransformer.training.checkpoint import load_checkpoint
     ckpt = load_checkpoint(tmp_path / "ckpt.npz")
     assert ckpt.iteration == 5  # the evaluation before the NaN; nothing was written after it
     assert all(np.isfinite(v).all() for v in ckpt.model_state.values())
@@ -282,9 +286,9 @@ def test_gpu_preset_without_cupy_says_how_to_install_it(tmp_path, corpus_slice):
 
 
 def test_missing_corpus_error(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path / "empty-cache"))
+    monkeypatch.setenv(files.CACHE_ENV, str(tmp_path / "empty-cache"))
     monkeypatch.setattr(data, "_shared_copies", lambda: [tmp_path / "none.txt"])
-    monkeypatch.setattr(data.urllib.request, "urlopen",
+    monkeypatch.setattr(files.urllib.request, "urlopen",
                         lambda *a, **k: (_ for _ in ()).throw(OSError("no network")))
     with pytest.raises(FileNotFoundError, match="Tiny Shakespeare was not found: download failed"):
         find_shakespeare(log=lambda *_: None)

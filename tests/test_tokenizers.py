@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinytransformer import data, tokenizers
+from tinytransformer import files, tokenizers
 from tinytransformer.data import find_shakespeare
+from tinytransformer.tokenizers import bpe
 from tinytransformer.tokenizers import (BPETokenizer, CharTokenizer, bytes_to_unicode, gpt2_tokenizer,
                                         gpt2_vocab_paths, merge_pair, tokenizer_from_dict, train_merges,
                                         train_merges_naive)
@@ -41,14 +42,6 @@ def trained(corpus):
 def held_out(corpus):
     """Text the tokenizer was not trained on: the end of the corpus, and some non-English text."""
     return corpus[-30_000:] + "\n" + UNICODE_SAMPLE
-
-
-# --- the character tokenizer stays where it was ---------------------------------------------------------
-
-def test_char_tokenizer_is_still_importable_from_data():
-    assert data.CharTokenizer is CharTokenizer
-    tok = CharTokenizer.from_text("banana")
-    assert tokenizer_from_dict(json.loads(json.dumps(tok.to_dict()))).chars == "abn"
 
 
 # --- training -------------------------------------------------------------------------------------------
@@ -104,7 +97,7 @@ def test_first_merge_is_the_most_frequent_adjacent_pair(corpus):
     text = corpus[:50_000]
     tok = BPETokenizer.train(text, vocab_size=260, special_tokens=())
     pairs = Counter()
-    for word in tokenizers._compile(tokenizers.GPT2_PATTERN).findall(text):
+    for word in bpe._compile(tokenizers.GPT2_PATTERN).findall(text):
         pairs.update(word[i:i + 2] for i in range(len(word) - 1))
     best = max(pairs.values())
     first = next(token for token, i in tok.ranks.items() if i == 256)
@@ -302,7 +295,7 @@ def test_malformed_gpt2_files_are_named_with_the_fix(tmp_path, break_it, message
 
 
 def test_gpt2_files_are_looked_for_in_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(files.CACHE_ENV, str(tmp_path))
     assert gpt2_vocab_paths() == (tmp_path / "gpt2" / "vocab.json", tmp_path / "gpt2" / "merges.txt")
     with pytest.raises(FileNotFoundError) as err:
         gpt2_tokenizer()

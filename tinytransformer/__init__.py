@@ -3,22 +3,13 @@
 Each layer is a class with ``forward`` and ``backward``; ``backend.xp`` is NumPy or CuPy.
 """
 from . import backend
-from .activations import GELU, ReLU
-from .attention import (MultiHeadAttention, ScaledDotProductAttention, causal_mask, masked_softmax,
-                        padding_mask)
-from .blocks import DecoderBlock, EncoderBlock, Residual
-from .dropout import Dropout
-from .embedding import Embedding
-from .feedforward import FeedForward
 from .gradcheck import check_layer, numerical_gradient, relative_error
-from .layernorm import LayerNorm
-from .linear import Linear
-from .loss import CrossEntropyLoss
+from .layers import (GELU, RNN, CrossEntropyLoss, DecoderBlock, Dropout, Embedding, EncoderBlock, FeedForward,
+                     LayerNorm, LearnedPositionalEncoding, Linear, MultiHeadAttention, PositionalEncoding,
+                     ReLU, Residual, ScaledDotProductAttention, SinusoidalPositionalEncoding, causal_mask,
+                     masked_softmax, padding_mask, sinusoidal_table)
 from .module import Module, Parameter
 from .optim import AdamW, clip_grad_norm, cosine_lr
-from .positional import (LearnedPositionalEncoding, PositionalEncoding, SinusoidalPositionalEncoding,
-                         sinusoidal_table)
-from .rnn import RNN
 
 __version__ = "0.1.0"
 

@@ -30,16 +30,6 @@ import numpy
 BACKENDS = ("numpy", "cupy", "standin")
 ENV_VAR = "TINYTRANSFORMER_BACKEND"
 
-# The CuPy wheel for each CUDA major version. A driver runs code built for its own CUDA major version or
-# an older one, never a newer one: a CUDA 12 driver cannot run cupy-cuda13x.
-CUPY_WHEELS = {11: "cupy-cuda11x", 12: "cupy-cuda12x", 13: "cupy-cuda13x"}
-# The extras of this package that install them (setup.cfg); `.[gpu]` is `.[gpu-cuda12]`.
-CUPY_EXTRAS = {12: "gpu-cuda12", 13: "gpu-cuda13"}
-# CuPy 14's wheels load CUDA's libraries (NVRTC, cuBLAS, ...) from a local CUDA Toolkit, or, with the
-# [ctk] extra, from PyPI: with it a machine needs nothing but the driver.
-CUPY_WITH_LIBRARIES = {12: '"cupy-cuda12x[ctk]"', 13: '"cupy-cuda13x[ctk]"'}
-
-
 class BackendError(RuntimeError):
     """The requested backend cannot be used here (e.g. CuPy is missing or there is no GPU)."""
 
@@ -80,6 +70,7 @@ def _load_cupy():
     global _cupy
     if _cupy is not None:
         return _cupy
+    from .machine import cupy_install_hint, cupy_versions, driver_cuda_version, installed_cupy_wheels
     try:
         import cupy
     except ImportError as err:
@@ -92,7 +83,7 @@ def _load_cupy():
             # install fails here, with this message, and not in the middle of a training step.
             float((cupy.arange(3, dtype=cupy.float32) * 2).sum())
     except Exception as err:  # CUDARuntimeError without a driver or device; wrong wheel; no NVRTC
-        driver, runtime = _cupy_versions(cupy)
+        driver, runtime = cupy_versions(cupy)
         raise BackendError(f"CuPy is installed but cannot run on a CUDA GPU ({type(err).__name__}: "
                            f"{err}). " + cupy_install_hint(driver if driver is not None else
                                                             driver_cuda_version(),
@@ -155,86 +146,6 @@ def using(dtype=None, backend=None):
         yield
     finally:
         _state.name, _state.module, _state.dtype = saved
-
-
-# --- which CuPy wheel fits this machine -------------------------------------------------------------------
-
-def _version_pair(encoded):
-    """CUDA's integer version (12080 for 12.8, 13000 for 13.0) -> (12, 8); 0 (no driver) -> None."""
-    return (encoded // 1000, encoded % 1000 // 10) if encoded else None
-
-
-def _cupy_versions(cupy):
-    """(driver, runtime) CUDA versions as CuPy sees them; each None where it cannot tell."""
-    versions = []
-    for query in ("driverGetVersion", "runtimeGetVersion"):
-        try:
-            versions.append(_version_pair(int(getattr(cupy.cuda.runtime, query)())))
-        except Exception:  # no driver library at all
-            versions.append(None)
-    return tuple(versions)
-
-
-def parse_nvidia_smi(text: str):
-    """The driver's CUDA version from ``nvidia-smi``'s banner ("... CUDA Version: 13.0 ..."), or None."""
-    import re
-    found = re.search(r"CUDA Version\s*:\s*(\d+)\.(\d+)", text)
-    return (int(found.group(1)), int(found.group(2))) if found else None
-
-
-def driver_cuda_version():
-    """The highest CUDA version the NVIDIA driver supports, from ``nvidia-smi``; None without a driver."""
-    import subprocess
-    try:
-        out = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):  # no nvidia-smi: no NVIDIA driver installed
-        return None
-    return parse_nvidia_smi(out)
-
-
-def installed_cupy_wheels() -> list:
-    """The CuPy distributions pip has installed (normally one, e.g. ["cupy-cuda12x"])."""
-    from importlib import metadata
-    names = {dist.metadata["Name"] for dist in metadata.distributions()}
-    return sorted(n for n in names if n and n.lower().startswith("cupy"))
-
-
-def cupy_install_hint(driver=None, installed=(), runtime=None) -> str:
-    """What to install (or uninstall) to get CuPy working, for a driver supporting CUDA ``driver``.
-
-    ``driver`` and ``runtime`` are (major, minor) or None where unknown; ``installed`` lists the CuPy
-    wheels present. Pure, so that every case is tested without a GPU (tests/test_backend.py).
-    """
-    installed = list(installed)
-    if len(installed) > 1:
-        return (f"Several CuPy wheels are installed ({', '.join(installed)}); they overwrite each other. "
-                f"Uninstall all of them (`pip uninstall {' '.join(installed)}`), then install the one for "
-                "your driver." + ("" if driver is None else " " + cupy_install_hint(driver)))
-    if driver is None:
-        listed = ", ".join(f"`pip install {wheel}` for CUDA {major}.x" for major, wheel in
-                           sorted(CUPY_WHEELS.items(), reverse=True))
-        return ("No NVIDIA driver was found (`nvidia-smi` did not run): the 'cupy' backend needs an NVIDIA "
-                "GPU and its driver; use the 'numpy' backend on this machine. With a driver, `nvidia-smi` "
-                f"shows its CUDA version; install the CuPy wheel for it: {listed}.")
-    major, minor = driver
-    built_for = min(major, max(CUPY_WHEELS))  # a driver newer than every wheel runs the newest one
-    if built_for not in CUPY_WHEELS:
-        return (f"Your NVIDIA driver supports CUDA {major}.{minor}, older than any CuPy wheel this "
-                f"project knows ({', '.join(CUPY_WHEELS.values())}): update the driver.")
-    wheel, extra = CUPY_WHEELS[built_for], CUPY_EXTRAS.get(built_for)
-    how = (f"`pip install {CUPY_WITH_LIBRARIES.get(built_for, wheel)}`"
-           + (f' (or `pip install -e ".[{extra}]"`)' if extra else ""))
-    if installed and installed[0] != wheel:
-        needs = runtime[0] if runtime else next((m for m, w in CUPY_WHEELS.items() if w == installed[0]), None)
-        why = (f"it needs a driver for CUDA {needs}" if needs and needs > major
-               else "it is not the wheel built for this driver")
-        return (f"Your NVIDIA driver supports CUDA {major}.{minor} and {installed[0]} is installed: {why}. "
-                f"Replace it: `pip uninstall {installed[0]}`, then {how}.")
-    if installed:
-        return (f"Your NVIDIA driver supports CUDA {major}.{minor} and the matching wheel, {wheel}, is "
-                "installed; check the GPU with `nvidia-smi`, and that CUDA's libraries are found "
-                f"(`python -c \"import cupy; cupy.show_config()\"`; {how} brings them from PyPI).")
-    return f"Your NVIDIA driver supports CUDA {major}.{minor}: install {how}."
 
 
 # --- moving data between host and device ---------------------------------------------------------------
@@ -323,9 +234,9 @@ def scatter_add(target, indices, values) -> None:
     elif _state.name == "cupy":
         import cupyx
         cupyx.scatter_add(target, indices, values)
-    else:
+    else:                               # the stand-in: the same sums as NumPy's, on the unwrapped arrays
         from . import backend_standin as standin
-        standin.scatter_add(target, indices, values)
+        scatter_add_sorted(*(standin.unwrap(a) for a in (target, indices, values)))
 
 
 def scatter_add_sorted(target, indices, values) -> None:
@@ -380,39 +291,6 @@ class fuse:
             from . import backend_standin as standin
             return standin.fuse_call(self.formula, args)
         return self.formula(*args)
-
-
-# --- the host allocator ----------------------------------------------------------------------------------
-
-def reuse_freed_memory(max_array_bytes: int = 32 * 2**20) -> bool:
-    """Ask the C library's malloc to keep freed memory and hand it out again (glibc on Linux only).
-
-    A training step allocates and frees the same large activation arrays every time. glibc serves an
-    allocation above its mmap threshold with a fresh ``mmap`` and returns it to the kernel on ``free``;
-    the next step's array then costs a page fault per 4 kB page, each page zeroed by the kernel. The
-    threshold starts at 128 kB and rises by itself once a large block has been freed, so whether a
-    process pays this depends on its history: the benchmark process did (about 4,900 faults and 5 ms
-    of a 57 ms cpu-preset step), a training run that had just loaded the corpus did not. Setting the
-    mmap and trim thresholds makes every process keep arrays up to ``max_array_bytes`` in the heap,
-    where freed blocks are reused. It changes no result, only where memory comes from; resident memory
-    stays near the step's peak between steps instead of dropping back.
-
-    Process-wide, so the scripts call it, not the library. Returns whether the setting took (False on
-    other C libraries). Larger arrays (the gpu preset's on the CPU) still get their own mmap.
-    """
-    import ctypes
-    import sys
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's <malloc.h>
-    mmap_ok = mallopt(M_MMAP_THRESHOLD, max_array_bytes)   # mallopt returns 1 on success, 0 on error
-    trim_ok = mallopt(M_TRIM_THRESHOLD, 4 * max_array_bytes)
-    return bool(mmap_ok and trim_ok)
 
 
 # Honour the environment variable at import time (after everything above is defined).

@@ -30,18 +30,18 @@ _IMPLICIT_MESSAGE = (
 )
 
 
-def _unwrap(obj):
+def unwrap(obj):
     """Device arrays -> their NumPy data; host arrays -> TypeError; containers recursively."""
     if isinstance(obj, StandinArray):
         return obj._data
     if isinstance(obj, numpy.ndarray):
         raise TypeError(_HOST_ARRAY_MESSAGE)
     if isinstance(obj, tuple):
-        return tuple(_unwrap(o) for o in obj)
+        return tuple(unwrap(o) for o in obj)
     if isinstance(obj, list):
-        return [_unwrap(o) for o in obj]
+        return [unwrap(o) for o in obj]
     if isinstance(obj, dict):
-        return {k: _unwrap(v) for k, v in obj.items()}
+        return {k: unwrap(v) for k, v in obj.items()}
     return obj
 
 
@@ -77,14 +77,14 @@ class StandinArray(NDArrayOperatorsMixin):
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         out = kwargs.get("out")
         if out is not None:
-            kwargs["out"] = _unwrap(out)
-        result = getattr(ufunc, method)(*_unwrap(inputs), **kwargs)
+            kwargs["out"] = unwrap(out)
+        result = getattr(ufunc, method)(*unwrap(inputs), **kwargs)
         if out is not None:  # in-place operation (x += y): hand back the caller's own wrappers
             return out[0] if len(out) == 1 else out
         return _wrap(result)
 
     def __array_function__(self, func, types_, args, kwargs):
-        return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+        return _wrap(func(*unwrap(args), **unwrap(kwargs)))
 
     # --- the ndarray surface the project uses -----------------------------------------------------------
     shape = property(lambda self: self._data.shape)
@@ -95,10 +95,10 @@ class StandinArray(NDArrayOperatorsMixin):
     T = property(lambda self: StandinArray(self._data.T))
 
     def __getitem__(self, key):
-        return _wrap(self._data[_unwrap(key)])
+        return _wrap(self._data[unwrap(key)])
 
     def __setitem__(self, key, value):
-        self._data[_unwrap(key)] = _unwrap(value)
+        self._data[unwrap(key)] = unwrap(value)
 
     def __len__(self):
         return len(self._data)
@@ -131,7 +131,7 @@ class StandinArray(NDArrayOperatorsMixin):
         value = getattr(self._data, attr)
         if callable(value):
             def method(*args, **kwargs):
-                return _wrap(value(*_unwrap(args), **_unwrap(kwargs)))
+                return _wrap(value(*unwrap(args), **unwrap(kwargs)))
             return method
         return _wrap(value)
 
@@ -163,21 +163,12 @@ class _StandinModule:
             return transfer
 
         def function(*args, **kwargs):
-            return _wrap(value(*_unwrap(args), **_unwrap(kwargs)))
+            return _wrap(value(*unwrap(args), **unwrap(kwargs)))
         function.__name__ = attr
         return function
 
 
 xp = _StandinModule(numpy, "standin")
-
-
-def scatter_add(target, indices, values):
-    """``target[indices] += values`` with repeats accumulating (the CuPy spelling is cupyx.scatter_add).
-
-    Computed as the numpy backend computes it, so that the two give the same bits.
-    """
-    from .backend import scatter_add_sorted
-    scatter_add_sorted(_unwrap(target), _unwrap(indices), _unwrap(values))
 
 
 # --- backend.fuse: cupy.fuse's rules --------------------------------------------------------------------------

@@ -1,36 +1,27 @@
 """Text data for language modelling: the Tiny Shakespeare corpus and random batches of token ids.
 
-The tokenizers live in tokenizers.py; CharTokenizer is imported here too, where it used to live.
-
 This is the host side of training, as in nanoGPT: the corpus lives in host memory as token ids, and each
 batch is drawn there and copied to the backend's device.
 """
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import urllib.request
 from pathlib import Path
 
 # Host-side data pipeline: the corpus and the batch indices live in host memory (NumPy); only the
 # finished batch is moved to the device with backend.asarray.
 import numpy
 
-from . import backend
-from .tokenizers import CharTokenizer  # noqa: F401  (where it used to live)
+from . import backend, files
+from .files import atomic_write, cache_dir
+from .tokenizers import CharTokenizer
 
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_SIZE = 1_115_394  # characters (and bytes: the file is ASCII)
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-CACHE_ENV = "TINYTRANSFORMER_CACHE"
 
 
 # --- finding the corpus --------------------------------------------------------------------------------
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "tinytransformer"))
-
 
 def _is_valid_shakespeare(path: Path) -> bool:
     try:
@@ -69,19 +60,15 @@ def find_shakespeare(path=None, download: bool = True, log=print) -> Path:
     problems = []
     if download:
         try:
-            log(f"downloading Tiny Shakespeare from {SHAKESPEARE_URL}")
-            with urllib.request.urlopen(SHAKESPEARE_URL, timeout=30) as response:
-                data = response.read()
-            if len(data) != SHAKESPEARE_SIZE or hashlib.sha256(data).hexdigest() != SHAKESPEARE_SHA256:
-                raise ValueError(f"downloaded file has {len(data)} bytes or a wrong checksum")
-            _write_cache(cached, data)
+            files.download(SHAKESPEARE_URL, cached, (SHAKESPEARE_SIZE, SHAKESPEARE_SHA256), log, timeout=30)
             return cached
         except Exception as err:  # no network, or a bad download: fall through to the shared copy
             problems.append(f"download failed ({err})")
     for shared in _shared_copies():
         if _is_valid_shakespeare(shared):
             try:
-                _write_cache(cached, shared.read_bytes())
+                data = shared.read_bytes()
+                atomic_write(cached, lambda file: file.write(data))
                 return cached
             except OSError:
                 return shared  # read-only home: use the shared copy where it is
@@ -101,13 +88,6 @@ def read_text(path) -> str:
         raise ValueError(f"--data {path} is not UTF-8 text: byte {data[err.start]:#04x} at position "
                          f"{err.start} is not valid UTF-8. Pass a plain text file, or convert this one, e.g. "
                          f"iconv -f latin1 -t utf-8 {path} > converted.txt") from None
-
-
-def _write_cache(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    shutil.move(str(tmp), str(target))  # a rename: readers never see half a file
 
 
 # --- the data set --------------------------------------------------------------------------------------
@@ -143,6 +123,3 @@ class TextDataset:
         starts = rng.integers(0, len(data) - block_size, size=batch_size)             # [B]
         offsets = starts[:, None] + numpy.arange(block_size)                          # [B, T]
         return backend.asarray(data[offsets]), backend.asarray(data[offsets + 1])     # x, y: [B, T]
-
-
-CharDataset = TextDataset  # its name while characters were the only tokens (lesson 01 uses it)

@@ -5,9 +5,9 @@ import math
 import numbers
 
 from . import backend
-from .attention import masked_softmax
+from .layers.attention import masked_softmax
 from .backend import xp
-from .module import check_token_batch
+from .module import check_token_batch, is_int
 
 
 def check_sampling(temperature, top_k, greedy: bool = False) -> None:
@@ -22,14 +22,10 @@ def check_sampling(temperature, top_k, greedy: bool = False) -> None:
     if not math.isfinite(temperature) or temperature < 0 or (temperature == 0 and not greedy):
         raise ValueError(f"temperature must be {allowed}, got {temperature}. It divides the logits: below 1 "
                          "sharpens the distribution, above 1 flattens it.")
-    if top_k is not None and (not _is_int(top_k) or top_k < 1):
-        error = ValueError if _is_int(top_k) else TypeError
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
+        error = ValueError if is_int(top_k) else TypeError
         raise error(f"top_k must be an int ≥ 1 (sample among the k most likely tokens) or None (among all), "
                     f"got {top_k!r}.")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def divide_by_temperature(logits, temperature: float):
@@ -93,8 +89,8 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     rows that no token of its tokenizer uses (GPT-2's 50,257 rows with a smaller tokenizer).
     """
     check_sampling(temperature, top_k, greedy=True)
-    if not _is_int(max_new_tokens) or max_new_tokens < 0:
-        error = ValueError if _is_int(max_new_tokens) else TypeError
+    if not is_int(max_new_tokens) or max_new_tokens < 0:
+        error = ValueError if is_int(max_new_tokens) else TypeError
         raise error(f"max_new_tokens must be an int ≥ 0, got {max_new_tokens!r}.")
     check_token_batch(idx, "generate", "prompt ids")
     block_size = model.config.block_size

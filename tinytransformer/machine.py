@@ -1,4 +1,5 @@
-"""What the numbers run on: NumPy's BLAS and the kernel it picked, for benchmark reports.
+"""What the numbers run on: NumPy's BLAS and the kernel it picked, the GPU and which CuPy wheel fits its
+driver, and the C library's allocator.
 
 A matrix product in NumPy is a call into a BLAS library (OpenBLAS in NumPy's wheels). OpenBLAS picks a
 kernel for the CPU it finds (``SkylakeX``, ``Haswell``, ``Zen``, ...) when it loads, unless an
@@ -12,10 +13,12 @@ and kernel it ran, and warn when the environment chose the kernel.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -28,6 +31,15 @@ KERNEL_VARIABLES = {
     "MKL_CBWR": "makes MKL take a reproducible, often slower, code path",
 }
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+# The CuPy wheel for each CUDA major version. A driver runs code built for its own CUDA major version or
+# an older one, never a newer one: a CUDA 12 driver cannot run cupy-cuda13x.
+CUPY_WHEELS = {11: "cupy-cuda11x", 12: "cupy-cuda12x", 13: "cupy-cuda13x"}
+# The extras of this package that install them (setup.cfg); `.[gpu]` is `.[gpu-cuda12]`.
+CUPY_EXTRAS = {12: "gpu-cuda12", 13: "gpu-cuda13"}
+# CuPy 14's wheels load CUDA's libraries (NVRTC, cuBLAS, ...) from a local CUDA Toolkit, or, with the
+# [ctk] extra, from PyPI: with it a machine needs nothing but the driver.
+CUPY_WITH_LIBRARIES = {12: '"cupy-cuda12x[ctk]"', 13: '"cupy-cuda13x[ctk]"'}
 
 
 def numpy_blas_config() -> dict:
@@ -59,12 +71,50 @@ def openblas_library() -> str | None:
     return None
 
 
-def openblas_runtime(path: str | None) -> dict | None:
-    """What the loaded OpenBLAS says about itself: its kernel (corename), build config and threads.
+def openblas_function(library, name: str, restype, argtypes=()):
+    """OpenBLAS's function ``name`` (get_corename, set_num_threads, ...) in ``library``, or None.
 
     NumPy's wheels ship OpenBLAS with prefixed, suffixed symbol names (scipy_openblas_get_corename64_);
-    other builds use plain ones (openblas_get_corename). None when there is no OpenBLAS to ask.
-    """
+    other builds use plain ones (openblas_get_corename)."""
+    for prefix in ("scipy_openblas_", "openblas_"):
+        for suffix in ("64_", "_64", ""):
+            symbol = getattr(library, f"{prefix}{name}{suffix}", None)
+            if symbol is not None:
+                symbol.restype, symbol.argtypes = restype, list(argtypes)
+                return symbol
+    return None
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run the block with OpenBLAS on one thread, then restore its thread count.
+
+    Small matrices gain nothing from several BLAS threads, and on a machine shared with other work those
+    threads wait for cores and make timings erratic. The usual switch, OPENBLAS_NUM_THREADS=1, must be
+    set before NumPy is imported, which a notebook has already done; so this calls OpenBLAS's own setter
+    on the library NumPy has loaded (as threadpoolctl does, without the dependency). Yields True when
+    the thread count was set, False when NumPy's BLAS is not an OpenBLAS it can reach."""
+    path = openblas_library()
+    try:
+        library = ctypes.CDLL(path) if path else None   # already loaded: the same library
+    except OSError:
+        library = None
+    set_threads = openblas_function(library, "set_num_threads", None, [ctypes.c_int]) if library else None
+    get_threads = openblas_function(library, "get_num_threads", ctypes.c_int) if library else None
+    if set_threads is None or get_threads is None:
+        yield False
+        return
+    before = get_threads()
+    set_threads(1)
+    try:
+        yield True
+    finally:
+        set_threads(before)
+
+
+def openblas_runtime(path: str | None) -> dict | None:
+    """What the loaded OpenBLAS says about itself: its kernel (corename), build config and threads; None
+    when there is no OpenBLAS to ask."""
     if path is None:
         return None
     try:
@@ -72,20 +122,11 @@ def openblas_runtime(path: str | None) -> dict | None:
     except OSError:
         return None
 
-    def function(name, restype):
-        for prefix in ("scipy_openblas_", "openblas_"):
-            for suffix in ("64_", "_64", ""):
-                symbol = getattr(library, f"{prefix}{name}{suffix}", None)
-                if symbol is not None:
-                    symbol.restype, symbol.argtypes = restype, []
-                    return symbol
-        return None
-
     facts = {"library": path}
     for key, name, restype in (("corename", "get_corename", ctypes.c_char_p),
                                ("config", "get_config", ctypes.c_char_p),
                                ("threads", "get_num_threads", ctypes.c_int)):
-        query = function(name, restype)
+        query = openblas_function(library, name, restype)
         if query is not None:
             value = query()
             facts[key] = value.decode().strip() if isinstance(value, bytes) else value
@@ -166,10 +207,9 @@ def gpu_report() -> dict:
         import cupy
     except ImportError:
         return {}
-    from .backend import _cupy_versions, installed_cupy_wheels
     facts = {"cupy": cupy.__version__, "wheels": installed_cupy_wheels(),
              "tf32": os.environ.get("CUPY_TF32", "0") == "1"}
-    driver, runtime = _cupy_versions(cupy)
+    driver, runtime = cupy_versions(cupy)
     facts["driver_cuda"] = None if driver is None else "%d.%d" % driver
     facts["runtime_cuda"] = None if runtime is None else "%d.%d" % runtime
     try:
@@ -180,3 +220,112 @@ def gpu_report() -> dict:
     except Exception as err:  # no device: say so in the report instead of failing it
         facts["device"] = f"none ({type(err).__name__})"
     return facts
+
+
+# --- which CuPy wheel fits this machine -------------------------------------------------------------------
+
+def _version_pair(encoded):
+    """CUDA's integer version (12080 for 12.8, 13000 for 13.0) -> (12, 8); 0 (no driver) -> None."""
+    return (encoded // 1000, encoded % 1000 // 10) if encoded else None
+
+
+def cupy_versions(cupy):
+    """(driver, runtime) CUDA versions as CuPy sees them; each None where it cannot tell."""
+    versions = []
+    for query in ("driverGetVersion", "runtimeGetVersion"):
+        try:
+            versions.append(_version_pair(int(getattr(cupy.cuda.runtime, query)())))
+        except Exception:  # no driver library at all
+            versions.append(None)
+    return tuple(versions)
+
+
+def parse_nvidia_smi(text: str):
+    """The driver's CUDA version from ``nvidia-smi``'s banner ("... CUDA Version: 13.0 ..."), or None."""
+    found = re.search(r"CUDA Version\s*:\s*(\d+)\.(\d+)", text)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def driver_cuda_version():
+    """The highest CUDA version the NVIDIA driver supports, from ``nvidia-smi``; None without a driver."""
+    try:
+        out = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):  # no nvidia-smi: no NVIDIA driver installed
+        return None
+    return parse_nvidia_smi(out)
+
+
+def installed_cupy_wheels() -> list:
+    """The CuPy distributions pip has installed (normally one, e.g. ["cupy-cuda12x"])."""
+    from importlib import metadata
+    names = {dist.metadata["Name"] for dist in metadata.distributions()}
+    return sorted(n for n in names if n and n.lower().startswith("cupy"))
+
+
+def cupy_install_hint(driver=None, installed=(), runtime=None) -> str:
+    """What to install (or uninstall) to get CuPy working, for a driver supporting CUDA ``driver``.
+
+    ``driver`` and ``runtime`` are (major, minor) or None where unknown; ``installed`` lists the CuPy
+    wheels present. Pure, so that every case is tested without a GPU (tests/test_backend.py).
+    """
+    installed = list(installed)
+    if len(installed) > 1:
+        return (f"Several CuPy wheels are installed ({', '.join(installed)}); they overwrite each other. "
+                f"Uninstall all of them (`pip uninstall {' '.join(installed)}`), then install the one for "
+                "your driver." + ("" if driver is None else " " + cupy_install_hint(driver)))
+    if driver is None:
+        listed = ", ".join(f"`pip install {wheel}` for CUDA {major}.x" for major, wheel in
+                           sorted(CUPY_WHEELS.items(), reverse=True))
+        return ("No NVIDIA driver was found (`nvidia-smi` did not run): the 'cupy' backend needs an NVIDIA "
+                "GPU and its driver; use the 'numpy' backend on this machine. With a driver, `nvidia-smi` "
+                f"shows its CUDA version; install the CuPy wheel for it: {listed}.")
+    major, minor = driver
+    built_for = min(major, max(CUPY_WHEELS))  # a driver newer than every wheel runs the newest one
+    if built_for not in CUPY_WHEELS:
+        return (f"Your NVIDIA driver supports CUDA {major}.{minor}, older than any CuPy wheel this "
+                f"project knows ({', '.join(CUPY_WHEELS.values())}): update the driver.")
+    wheel, extra = CUPY_WHEELS[built_for], CUPY_EXTRAS.get(built_for)
+    how = (f"`pip install {CUPY_WITH_LIBRARIES.get(built_for, wheel)}`"
+           + (f' (or `pip install -e ".[{extra}]"`)' if extra else ""))
+    if installed and installed[0] != wheel:
+        needs = runtime[0] if runtime else next((m for m, w in CUPY_WHEELS.items() if w == installed[0]), None)
+        why = (f"it needs a driver for CUDA {needs}" if needs and needs > major
+               else "it is not the wheel built for this driver")
+        return (f"Your NVIDIA driver supports CUDA {major}.{minor} and {installed[0]} is installed: {why}. "
+                f"Replace it: `pip uninstall {installed[0]}`, then {how}.")
+    if installed:
+        return (f"Your NVIDIA driver supports CUDA {major}.{minor} and the matching wheel, {wheel}, is "
+                "installed; check the GPU with `nvidia-smi`, and that CUDA's libraries are found "
+                f"(`python -c \"import cupy; cupy.show_config()\"`; {how} brings them from PyPI).")
+    return f"Your NVIDIA driver supports CUDA {major}.{minor}: install {how}."
+
+
+# --- the host allocator ----------------------------------------------------------------------------------
+
+def reuse_freed_memory(max_array_bytes: int = 32 * 2**20) -> bool:
+    """Ask the C library's malloc to keep freed memory and hand it out again (glibc on Linux only).
+
+    A training step allocates and frees the same large activation arrays every time. glibc serves an
+    allocation above its mmap threshold with a fresh ``mmap`` and returns it to the kernel on ``free``;
+    the next step's array then costs a page fault per 4 kB page, each page zeroed by the kernel. The
+    threshold starts at 128 kB and rises by itself once a large block has been freed, so whether a
+    process pays this depends on its history: the benchmark process did (about 4,900 faults and 5 ms
+    of a 57 ms cpu-preset step), a training run that had just loaded the corpus did not. Setting the
+    mmap and trim thresholds makes every process keep arrays up to ``max_array_bytes`` in the heap,
+    where freed blocks are reused. It changes no result, only where memory comes from; resident memory
+    stays near the step's peak between steps instead of dropping back.
+
+    Process-wide, so the scripts call it, not the library. Returns whether the setting took (False on
+    other C libraries). Larger arrays (the gpu preset's on the CPU) still get their own mmap.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's <malloc.h>
+    mmap_ok = mallopt(M_MMAP_THRESHOLD, max_array_bytes)   # mallopt returns 1 on success, 0 on error
+    trim_ok = mallopt(M_TRIM_THRESHOLD, 4 * max_array_bytes)
+    return bool(mmap_ok and trim_ok)

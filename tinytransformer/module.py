@@ -9,6 +9,8 @@ their share, and the sum is the gradient.
 """
 from __future__ import annotations
 
+import numbers
+
 from . import backend
 from .backend import xp
 
@@ -128,6 +130,11 @@ def check_input_dtype(x, weight, layer: str, what: str = "x") -> None:
         raise TypeError(f"{layer} got {what} of dtype {x.dtype}, but its weights are {weight.dtype}. "
                         f"Convert the input, {what}.astype({str(weight.dtype)!r}), or build the model "
                         f"in {x.dtype}: `with backend.using({str(x.dtype)!r}): model = ...`.")
+
+
+def is_int(value) -> bool:
+    """A whole number (Python's or NumPy's), and not a bool (which Python counts as an int)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_token_batch(idx, model: str, what: str = "token ids", axes: str = "[B, T]") -> None:

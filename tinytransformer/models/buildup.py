@@ -23,14 +23,14 @@ import re
 from dataclasses import asdict, dataclass
 
 from .. import backend
-from ..attention import MultiHeadAttention, causal_mask
-from ..embedding import Embedding
-from ..feedforward import FeedForward
-from ..layernorm import LayerNorm
-from ..linear import Linear
-from ..loss import CrossEntropyLoss
-from ..module import Module, check_token_batch
-from ..positional import LearnedPositionalEncoding
+from ..layers.attention import MultiHeadAttention, causal_mask
+from ..layers.embedding import Embedding
+from ..layers.feedforward import FeedForward
+from ..layers.layernorm import LayerNorm
+from ..layers.linear import Linear
+from ..layers.loss import CrossEntropyLoss
+from ..module import Module
+from ..layers.positional import LearnedPositionalEncoding
 from .common import Model, summary
 
 
@@ -113,11 +113,8 @@ class StageModel(Model):
 
     def forward(self, idx, targets=None):
         """idx [B, T] token ids -> (logits [B, T, vocab], loss or None)."""
-        check_token_batch(idx, "StageModel")
+        self._check_tokens(idx)
         T = idx.shape[1]
-        if T > self.config.block_size:
-            raise ValueError(f"Sequence too long: model context is {self.config.block_size}, got {T}. "
-                             "Crop to the last block_size tokens.")
         self._activations_replaced("a forward that stopped with an error")     # until it finishes
         x = self.wte(idx)                                                       # [B, T, n_embd]
         if self.wpe is not None:

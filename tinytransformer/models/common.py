@@ -1,14 +1,14 @@
-"""What the three model families share: one backward per forward, GPT-2-style initialisation and a
-parameter summary."""
+"""What the model families share: the forward's input check, one backward per forward, GPT-2-style
+initialisation and a parameter summary."""
 from __future__ import annotations
 
 import math
 
 from .. import backend
-from ..embedding import Embedding
-from ..linear import Linear
-from ..module import Module
-from ..positional import LearnedPositionalEncoding
+from ..layers.embedding import Embedding
+from ..layers.linear import Linear
+from ..layers.positional import LearnedPositionalEncoding
+from ..module import Module, check_token_batch
 
 
 class Model(Module):
@@ -39,6 +39,15 @@ class Model(Module):
     _finished = None        # (logits shape, whether there is a loss) of a forward not yet back-propagated
     _replaced_by = None     # what overwrote the kept activations since the last finished forward
     _backward_ran = False   # whether backward already ran for the last finished forward
+
+    def _check_tokens(self, idx, what: str = "token ids", axes: str = "[B, T]") -> None:
+        """Every forward's first line: ``idx`` is a batch of token ids ``axes``, no longer than the context
+        (also with sinusoidal positions, which have no limit of their own)."""
+        check_token_batch(idx, type(self).__name__, what, axes)
+        if idx.shape[1] > self.config.block_size:
+            raise ValueError(f"Sequence too long: the model context is {self.config.block_size}, got "
+                             f"{idx.shape[1]} ({what} {tuple(idx.shape)}; they must be {axes} with {axes[-2]} ≤ "
+                             "block_size). Crop to the last block_size tokens.")
 
     def _activations_replaced(self, by: str) -> None:
         """Something starts overwriting the layers' kept activations; the first such call is the one named."""

@@ -12,15 +12,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .. import backend
-from ..attention import padding_mask
-from ..blocks import EncoderBlock
-from ..dropout import Dropout
-from ..embedding import Embedding
-from ..layernorm import LayerNorm
-from ..linear import Linear
-from ..loss import CrossEntropyLoss
-from ..module import check_token_batch
-from ..positional import PositionalEncoding
+from ..layers.attention import padding_mask
+from ..layers.blocks import EncoderBlock
+from ..layers.dropout import Dropout
+from ..layers.embedding import Embedding
+from ..layers.layernorm import LayerNorm
+from ..layers.linear import Linear
+from ..layers.loss import CrossEntropyLoss
+from ..layers.positional import PositionalEncoding
 from .common import Model, init_gpt2, summary
 
 
@@ -77,10 +76,7 @@ class EncoderClassifier(Model):
 
     def encode(self, idx):
         """idx [B, T] -> hidden states [B, T, n_embd] (after the final LayerNorm)."""
-        check_token_batch(idx, "EncoderClassifier")
-        if idx.shape[1] > self.config.block_size:  # also with sinusoidal positions, which have no limit
-            raise ValueError(f"Sequence too long: model context is {self.config.block_size}, got "
-                             f"{idx.shape[1]}. Crop to block_size tokens.")
+        self._check_tokens(idx)
         self._activations_replaced("encode()")
         is_pad = idx == self.config.pad_id                                      # [B, T]
         mask = padding_mask(is_pad)                                             # [B, 1, 1, T]

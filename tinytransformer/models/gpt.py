@@ -10,15 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .. import backend
-from ..attention import causal_mask
-from ..blocks import DecoderBlock
-from ..dropout import Dropout
-from ..embedding import Embedding
-from ..layernorm import LayerNorm
-from ..linear import Linear
-from ..loss import CrossEntropyLoss
+from ..layers.attention import causal_mask
+from ..layers.blocks import DecoderBlock
+from ..layers.dropout import Dropout
+from ..layers.embedding import Embedding
+from ..layers.layernorm import LayerNorm
+from ..layers.linear import Linear
+from ..layers.loss import CrossEntropyLoss
 from ..module import check_token_batch
-from ..positional import PositionalEncoding
+from ..layers.positional import PositionalEncoding
 from .common import Model, init_gpt2, summary
 
 
@@ -69,11 +69,8 @@ class GPT(Model):
 
     def forward(self, idx, targets=None):
         """idx [B, T] token ids -> (logits [B, T, vocab], loss or None)."""
-        check_token_batch(idx, "GPT")
+        self._check_tokens(idx)
         T = idx.shape[1]
-        if T > self.config.block_size:
-            raise ValueError(f"Sequence too long: model context is {self.config.block_size}, got {T}. "
-                             "Crop to the last block_size tokens.")
         self._activations_replaced("a forward that stopped with an error")     # until it finishes
         x = self.wpe(self.wte(idx))                                             # [B, T, n_embd]
         if self.drop is not None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .. import backend
-from ..embedding import Embedding
-from ..linear import Linear
-from ..loss import CrossEntropyLoss
+from ..layers.embedding import Embedding
+from ..layers.linear import Linear
+from ..layers.loss import CrossEntropyLoss
 from ..module import check_token_batch
-from ..rnn import RNN
+from ..layers.rnn import RNN
 from .common import Model, summary
 
 

@@ -13,15 +13,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .. import backend
-from ..attention import causal_mask, padding_mask
-from ..blocks import DecoderBlock, EncoderBlock
-from ..dropout import Dropout
-from ..embedding import Embedding
-from ..layernorm import LayerNorm
-from ..linear import Linear
-from ..loss import CrossEntropyLoss
-from ..module import check_token_batch
-from ..positional import PositionalEncoding
+from ..layers.attention import causal_mask, padding_mask
+from ..layers.blocks import DecoderBlock, EncoderBlock
+from ..layers.dropout import Dropout
+from ..layers.embedding import Embedding
+from ..layers.layernorm import LayerNorm
+from ..layers.linear import Linear
+from ..layers.loss import CrossEntropyLoss
+from ..layers.positional import PositionalEncoding
 from .common import Model, init_gpt2, summary
 
 
@@ -113,10 +112,7 @@ class Seq2Seq(Model):
 
     def encode(self, src):
         """src [B, S] -> memory [B, S, n_embd], the encoder's output that cross-attention reads."""
-        check_token_batch(src, "Seq2Seq", "source ids", "[B, S]")
-        if src.shape[1] > self.config.block_size:
-            raise ValueError(f"source must be [B, S] with S ≤ block_size {self.config.block_size}, "
-                             f"got {tuple(src.shape)}.")
+        self._check_tokens(src, "source ids", "[B, S]")
         self._activations_replaced("encode()")
         src_mask = padding_mask(src == self.config.pad_id)
         x = self.src_pos(self.src_emb(src))                                     # [B, S, n_embd]
@@ -133,10 +129,7 @@ class Seq2Seq(Model):
         return self._forward_finished(logits, loss)
 
     def _check_target(self, tgt_in, src):
-        check_token_batch(tgt_in, "Seq2Seq", "target ids", "[B, T]")
-        if tgt_in.shape[1] > self.config.block_size:
-            raise ValueError(f"target must be [B, T] with T ≤ block_size {self.config.block_size}, "
-                             f"got {tuple(tgt_in.shape)}.")
+        self._check_tokens(tgt_in, "target ids", "[B, T]")
         if hasattr(src, "shape") and len(src.shape) == 2 and src.shape[0] != tgt_in.shape[0]:
             raise ValueError(f"source {tuple(src.shape)} and target {tuple(tgt_in.shape)} hold different "
                              "numbers of sequences: row b of the target is the translation of row b of "

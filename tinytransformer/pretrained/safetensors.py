@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy
 
-from .checkpoint import _fsync_directory
+from ..files import atomic_write
 
 # safetensors' dtype names -> NumPy's, little-endian. BF16 is not a NumPy type: see _widen_bfloat16.
 DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
@@ -123,21 +122,3 @@ def write_safetensors(path, tensors: dict, metadata: dict | None = None) -> None
         for array in arrays:
             file.write(array.tobytes())
     atomic_write(path, write)
-
-
-def atomic_write(path, write) -> None:
-    """Call write(file) on a temporary beside ``path``, then rename it: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)   # atomic within one file system, hence the same folder
-    except BaseException:             # also KeyboardInterrupt: never leave a half-written temporary
-        if temporary.exists():
-            temporary.unlink()
-        raise
-    _fsync_directory(path.parent)

@@ -1,9 +1,9 @@
 """Layer normalisation over the feature axis."""
 from __future__ import annotations
 
-from . import backend
-from .backend import xp
-from .module import Module, Parameter, check_last_dim
+from .. import backend
+from ..backend import xp
+from ..module import Module, Parameter, check_last_dim
 from .reductions import row_mean
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from . import backend
-from .module import Module, Parameter, check_last_dim
+from .. import backend
+from ..module import Module, Parameter, check_last_dim
 
 
 class Linear(Module):

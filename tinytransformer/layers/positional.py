@@ -5,9 +5,9 @@ Both classes add a position vector to each token vector: y[b, t] = x[b, t] + P[t
 from __future__ import annotations
 
 
-from . import backend
-from .backend import xp
-from .module import Module, Parameter, check_last_dim
+from .. import backend
+from ..backend import xp
+from ..module import Module, Parameter, check_last_dim
 
 
 def sinusoidal_table(length: int, d_model: int):

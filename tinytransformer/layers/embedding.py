@@ -1,8 +1,8 @@
 """Token embedding: a lookup table of learned vectors, one row per token id."""
 from __future__ import annotations
 
-from . import backend
-from .module import Module, Parameter, check_token_ids
+from .. import backend
+from ..module import Module, Parameter, check_token_ids
 
 
 class Embedding(Module):

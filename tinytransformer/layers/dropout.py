@@ -1,8 +1,8 @@
 """Dropout: randomly zero activations while training, so the network cannot rely on any one of them."""
 from __future__ import annotations
 
-from . import backend
-from .module import Module
+from .. import backend
+from ..module import Module
 
 
 class Dropout(Module):

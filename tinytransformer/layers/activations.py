@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import math
 
-from . import backend
-from .backend import xp
-from .module import Module
+from .. import backend
+from ..backend import xp
+from ..module import Module
 
 
 class ReLU(Module):

@@ -1,7 +1,7 @@
 """Sums and means along the last axis: the per-row reductions inside softmax and LayerNorm."""
 from __future__ import annotations
 
-from .backend import xp
+from ..backend import xp
 
 
 def row_sum(a, b=None):

@@ -1,8 +1,8 @@
 """Softmax cross-entropy: the loss of next-token prediction and of classification."""
 from __future__ import annotations
 
-from .backend import xp
-from .module import Module, check_token_ids
+from ..backend import xp
+from ..module import Module, check_token_ids
 
 
 class CrossEntropyLoss(Module):

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 
-from . import backend
-from .backend import xp
+from .. import backend
+from ..backend import xp
 from .dropout import Dropout
 from .linear import Linear
-from .module import Module, check_input_dtype, check_last_dim
+from ..module import Module, check_input_dtype, check_last_dim
 from .reductions import row_sum
 
 

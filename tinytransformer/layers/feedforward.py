@@ -4,7 +4,7 @@ from __future__ import annotations
 from .activations import make_activation
 from .dropout import Dropout
 from .linear import Linear
-from .module import Module
+from ..module import Module
 
 
 class FeedForward(Module):

@@ -26,7 +26,8 @@ import zipfile
 # read back as host arrays, so NumPy itself is the right tool here, not ``xp``.
 import numpy
 
-from . import backend
+from .. import backend
+from ..files import atomic_write
 
 FORMAT_NAME = "tinytransformer-checkpoint"
 FORMAT_VERSION = 1
@@ -94,36 +95,8 @@ def save_checkpoint(path, *, model, config, optimizer=None, tokenizer=None, iter
         for name, value in optimizer_state["v"].items():
             arrays[f"optim/v/{name}"] = backend.to_numpy(value)
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # Same directory as the target: os.replace is only atomic within one file system.
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        # An open file object, because numpy.savez appends ".npz" to a file *name* that lacks it.
-        with open(temporary, "wb") as file:
-            numpy.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())  # the bytes are on disk before the rename makes them the checkpoint
-        os.replace(temporary, path)  # atomic: readers see the old file or the new one
-    except BaseException:            # also KeyboardInterrupt: never leave a half-written temporary
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    _fsync_directory(directory)      # make the rename itself survive a power cut
-
-
-def _fsync_directory(directory) -> None:
-    """Flush a directory entry to disk where the system allows it (not on Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    # An open file object, because numpy.savez appends ".npz" to a file *name* that lacks it.
+    atomic_write(path, lambda file: numpy.savez(file, **arrays))
 
 
 # --- loading ------------------------------------------------------------------------------------------

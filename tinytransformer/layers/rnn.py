@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 
-from . import backend
-from .backend import xp
-from .module import Module, Parameter, check_input_dtype, check_last_dim
+from .. import backend
+from ..backend import xp
+from ..module import Module, Parameter, check_input_dtype, check_last_dim
 
 
 class RNN(Module):

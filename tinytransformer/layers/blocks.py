@@ -14,7 +14,7 @@ from .attention import MultiHeadAttention
 from .dropout import Dropout
 from .feedforward import FeedForward
 from .layernorm import LayerNorm
-from .module import Module, check_input_dtype
+from ..module import Module, check_input_dtype
 
 
 class Residual(Module):

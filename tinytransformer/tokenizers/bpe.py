@@ -1,28 +1,27 @@
-"""Tokenizers: text <-> integer ids. Characters (CharTokenizer) and byte-level BPE (BPETokenizer).
+"""Byte-level BPE: text <-> integer ids, as in GPT-2, minbpe and tiktoken.
 
-A character tokenizer gives every distinct character of a corpus an id: Tiny Shakespeare has 65. A
-byte-level BPE tokenizer (byte-pair encoding, as in GPT-2, minbpe and tiktoken) starts from the 256
+A byte-level BPE tokenizer (byte-pair encoding, as in GPT-2, minbpe and tiktoken) starts from the 256
 byte values, so it can encode any text at all, and learns merges of frequent neighbouring tokens into
 longer ones (" the", "ing", "\\n\\n"), so a text becomes fewer, longer tokens: a model's context of
 block_size tokens then covers more text. GPT-2 has 256 bytes + 50,000 merges + ``<|endoftext|>`` =
 50,257 tokens.
 
-Both tokenizers encode to a NumPy int64 array and decode back, and describe themselves as a JSON-able
-dict (``to_dict``/``from_dict``, with a ``kind``) that a checkpoint holds; ``tokenizer_from_dict``
-rebuilds either kind.
+Learning the merges is bpe_train.py; this file applies them (encode), undoes them (decode), and writes
+and reads the vocabulary: as a JSON-able dict (``to_dict``/``from_dict``) that a checkpoint holds, and
+in GPT-2's vocab.json + merges.txt, whose byte strings are written in GPT-2's printable form.
 """
 from __future__ import annotations
 
-import heapq
 import json
-import os
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 # Tokenizers run on the host: ids are built in Python lists and handed over as NumPy arrays.
 import numpy
 
-from . import backend
+from .. import backend
+from ..files import write_text_atomically
+from .bpe_train import train_merges, train_merges_naive
 
 # GPT-2's pre-tokenization split (its encoder.py): contractions, runs of letters, runs of digits, runs
 # of other symbols, each optionally with one leading space, and whitespace. A merge never crosses a
@@ -30,54 +29,6 @@ from . import backend
 # \p{N} (any digit) are Unicode classes that Python's re lacks; the `regex` package has them.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 ENDOFTEXT = "<|endoftext|>"
-GPT2_ENDOFTEXT_ID = 50256
-GPT2_VOCAB_URL = "https://huggingface.co/openai-community/gpt2/resolve/main/vocab.json"
-GPT2_MERGES_URL = "https://huggingface.co/openai-community/gpt2/resolve/main/merges.txt"
-
-
-class CharTokenizer:
-    """Characters <-> integers: the vocabulary is the sorted set of characters of a text.
-
-    Tiny Shakespeare has 65 distinct characters, so ids are 0..64. Encoding a character that is not in
-    the vocabulary is an error that names it: the model has no embedding for it.
-    """
-
-    def __init__(self, chars):
-        self.chars = "".join(chars)
-        if len(set(self.chars)) != len(self.chars):
-            raise ValueError("Tokenizer characters must be distinct.")
-        self.stoi = {ch: i for i, ch in enumerate(self.chars)}
-
-    @classmethod
-    def from_text(cls, text: str) -> "CharTokenizer":
-        return cls(sorted(set(text)))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str) -> numpy.ndarray:
-        unseen = sorted(set(text) - set(self.stoi))
-        if unseen:
-            raise ValueError(f"Characters not in the vocabulary: {''.join(unseen)!r} "
-                             f"({', '.join(repr(c) for c in unseen)}). The model knows only these "
-                             f"{self.vocab_size} characters: {self.chars!r}. Remove or replace the others.")
-        return numpy.array([self.stoi[ch] for ch in text], dtype=numpy.int64)
-
-    def decode(self, ids) -> str:
-        return "".join(self.chars[int(i)] for i in backend.to_numpy(ids).reshape(-1))
-
-    def to_dict(self) -> dict:
-        return {"kind": "char", "chars": self.chars}
-
-    @classmethod
-    def from_dict(cls, state: dict) -> "CharTokenizer":
-        if not isinstance(state, dict) or state.get("kind") != "char":
-            found = "no tokenizer" if state is None else f"a tokenizer of kind {state.get('kind')!r}" \
-                if isinstance(state, dict) else repr(state)
-            raise ValueError(f"Not a character tokenizer ({found}): a checkpoint of "
-                             "scripts/train_shakespeare.py holds one.")
-        return cls(state["chars"])
 
 
 # --- GPT-2's printable form of bytes ----------------------------------------------------------------
@@ -112,134 +63,6 @@ def token_to_unicode(token: bytes) -> str:
 def unicode_to_token(text: str) -> bytes:
     """'Ġthe' -> b' the'; a KeyError for a character that is not in GPT-2's table."""
     return bytes(UNICODE_TO_BYTE[ch] for ch in text)
-
-
-# --- training: the merge loop -------------------------------------------------------------------------
-
-def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace every occurrence of `pair` in `ids`, scanning left to right, by `new_id`.
-
-    Occurrences do not overlap: (a, a) in [a, a, a] gives [new, a]."""
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
-def _best_pair(counts: dict) -> tuple[int, int]:
-    """The pair to merge next: the most frequent; among equally frequent ones, the smallest (first id,
-    then second id). A fixed rule, so training never depends on the order a dict was filled in."""
-    return min(counts, key=lambda pair: (-counts[pair], pair))
-
-
-def _merged_id(pair, vocab: list[bytes], known: dict[bytes, int]) -> int:
-    """The id of the token `pair` merges into: a new id, unless its bytes are already a token.
-
-    Two different pairs can spell the same bytes ((b"a", b"bc") and (b"ab", b"c")); rank-based encoding
-    (tiktoken's, and ours) knows a token by its bytes, so the second such pair reuses the first's id and
-    the vocabulary does not grow."""
-    token = vocab[pair[0]] + vocab[pair[1]]
-    if token not in known:
-        known[token] = len(vocab)
-        vocab.append(token)
-    return known[token]
-
-
-def train_merges_naive(word_counts: dict[bytes, int], n_tokens: int) -> list[tuple[tuple[int, int], int]]:
-    """The plain merge loop (minbpe's): grow a byte vocabulary of 256 tokens to `n_tokens` tokens.
-
-    `word_counts` maps each pre-token (a piece of text from the split pattern, as bytes) to how often it
-    occurs. Each round counts every adjacent pair of tokens in every word (weighted by its count), merges
-    the best pair (see ``_best_pair``) everywhere into one token, and repeats. Returns the merges in order,
-    as ((left id, right id), merged id). Every round rescans all words: simple, and slow on a big corpus;
-    ``train_merges`` gives the same merges incrementally, and a test holds the two equal."""
-    words = [list(word) for word in word_counts]                # each byte is its own first token id
-    freqs = list(word_counts.values())
-    vocab = [bytes([b]) for b in range(256)]
-    known = {token: i for i, token in enumerate(vocab)}
-    merges = []
-    while len(vocab) < n_tokens:
-        counts = Counter()
-        for word, freq in zip(words, freqs):
-            for pair in zip(word, word[1:]):
-                counts[pair] += freq
-        if not counts:
-            raise _too_few_pairs(len(vocab), n_tokens)
-        pair = _best_pair(counts)
-        new_id = _merged_id(pair, vocab, known)
-        words = [merge_pair(word, pair, new_id) for word in words]
-        merges.append((pair, new_id))
-    return merges
-
-
-def train_merges(word_counts: dict[bytes, int], n_tokens: int, log=None) -> list[tuple[tuple[int, int], int]]:
-    """The merge loop of ``train_merges_naive``, made fast: the same merges, in the same order.
-
-    Instead of recounting every pair of every word each round, it keeps
-      counts[pair]  how often the pair occurs in the corpus now (each word weighted by its frequency),
-      where[pair]   the words it may occur in,
-      heap          (-count, pair) entries, so the best pair is found without scanning all pairs.
-    Merging a pair changes only the words that contain it: for each, the counts of its old pairs are
-    subtracted and those of its new pairs added, so `counts` always equals a full recount, which is
-    exactly what the naive loop computes. Entries of the heap whose count is no longer current are
-    skipped when they come up (lazy deletion); the heap orders equal counts by the smaller pair, the same
-    tie-break as ``_best_pair``."""
-    words = [list(word) for word in word_counts]
-    freqs = list(word_counts.values())
-    vocab = [bytes([b]) for b in range(256)]
-    known = {token: i for i, token in enumerate(vocab)}
-    counts, where = Counter(), defaultdict(set)
-    for index, (word, freq) in enumerate(zip(words, freqs)):
-        for pair in zip(word, word[1:]):
-            counts[pair] += freq
-            where[pair].add(index)
-    heap = [(-count, pair) for pair, count in counts.items()]
-    heapq.heapify(heap)
-    merges = []
-    n_merges = n_tokens - len(vocab)
-    while len(vocab) < n_tokens:
-        while heap and counts.get(heap[0][1], 0) != -heap[0][0]:   # out of date: skip it
-            heapq.heappop(heap)
-        if not heap:
-            raise _too_few_pairs(len(vocab), n_tokens)
-        neg_count, pair = heapq.heappop(heap)
-        new_id = _merged_id(pair, vocab, known)
-        changed = set()
-        for index in where.pop(pair):
-            word = words[index]
-            merged = merge_pair(word, pair, new_id)
-            if len(merged) == len(word):       # `where` may list a word that lost the pair earlier
-                continue
-            freq = freqs[index]
-            for old in zip(word, word[1:]):
-                counts[old] -= freq
-                changed.add(old)
-            for new in zip(merged, merged[1:]):
-                counts[new] += freq
-                where[new].add(index)
-                changed.add(new)
-            words[index] = merged
-        for other in changed:
-            if counts[other] > 0:
-                heapq.heappush(heap, (-counts[other], other))
-            else:
-                del counts[other]              # the merged pair itself ends here: all its occurrences are gone
-        merges.append((pair, new_id))
-        if log is not None and (len(merges) <= 5 or len(merges) % max(1, n_merges // 10) == 0):
-            log(f"merge {len(merges)}/{n_merges}: {pair} -> {new_id} {vocab[new_id]!r} "
-                f"({-neg_count:,} occurrences)")
-    return merges
-
-
-def _too_few_pairs(n_now: int, n_wanted: int) -> ValueError:
-    return ValueError(f"The training text has no adjacent pair of tokens left to merge after "
-                      f"{n_now - 256} merges ({n_now} tokens), so it cannot reach {n_wanted} tokens: use a "
-                      f"longer text or a vocab_size of at most {n_now} plus the special tokens.")
 
 
 def _compile(pattern: str):
@@ -455,9 +278,7 @@ class BPETokenizer:
     def save(self, path) -> None:
         """Write to_dict() as JSON, atomically (a temporary file renamed over the target)."""
         path = Path(path)
-        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomically(path, json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path) -> "BPETokenizer":
@@ -495,8 +316,8 @@ class BPETokenizer:
         vocab.update(self.special_tokens)
         lines = ["#version: 0.2"] + [f"{token_to_unicode(a)} {token_to_unicode(b)}" for a, b in self.merges()]
         vocab_path, merges_path = folder / "vocab.json", folder / "merges.txt"
-        vocab_path.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        merges_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_text_atomically(vocab_path, json.dumps(vocab, ensure_ascii=False))
+        write_text_atomically(merges_path, "\n".join(lines) + "\n")
         return vocab_path, merges_path
 
     @classmethod
@@ -509,7 +330,8 @@ class BPETokenizer:
         token must grow with its line (in GPT-2 it is 256 + the line number), so that the id is the rank.
         Entries of vocab.json that are neither single bytes nor made by a merge are special tokens
         (GPT-2 has one: <|endoftext|> = 50256)."""
-        fix = (f"Get GPT-2's files again ({GPT2_VOCAB_URL} and {GPT2_MERGES_URL}), or pass a vocab.json and "
+        fix = ("Get GPT-2's files again (vocab.json and merges.txt of https://huggingface.co/openai-community/gpt2), "
+               "or pass a vocab.json and "
                "merges.txt written together (e.g. by BPETokenizer.to_gpt2_files).")
         try:
             vocab = json.loads(Path(vocab_json).read_text(encoding="utf-8"))
@@ -574,36 +396,3 @@ def _split_on_specials(text: str, specials) -> list[str]:
     # Longest first, so that a special token containing another is matched whole.
     alternatives = "|".join(regex.escape(name) for name in sorted(specials, key=len, reverse=True))
     return regex.split(f"({alternatives})", text)
-
-
-# --- where things are -----------------------------------------------------------------------------------
-
-def gpt2_vocab_paths() -> tuple[Path, Path]:
-    """Where GPT-2's vocab.json and merges.txt are looked for: <cache>/gpt2/ (see data.cache_dir)."""
-    from .data import cache_dir
-    folder = cache_dir() / "gpt2"
-    return folder / "vocab.json", folder / "merges.txt"
-
-
-def gpt2_tokenizer() -> BPETokenizer:
-    """GPT-2's tokenizer from the files at gpt2_vocab_paths(); when they are missing, the error says where
-    to get them and where to put them."""
-    vocab_json, merges_txt = gpt2_vocab_paths()
-    missing = [path for path in (vocab_json, merges_txt) if not path.is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"GPT-2's tokenizer files are not there ({', '.join(map(str, missing))} missing). Fetch them:\n"
-            f"    mkdir -p {vocab_json.parent}\n"
-            f"    curl -L -o {vocab_json} {GPT2_VOCAB_URL}\n"
-            f"    curl -L -o {merges_txt} {GPT2_MERGES_URL}")
-    return BPETokenizer.from_gpt2_files(vocab_json, merges_txt)
-
-
-def tokenizer_from_dict(state: dict):
-    """A CharTokenizer or BPETokenizer from its to_dict() (e.g. a checkpoint's tokenizer), by its kind."""
-    kinds = {"char": CharTokenizer, "bpe": BPETokenizer}
-    kind = state.get("kind") if isinstance(state, dict) else None
-    if kind not in kinds:
-        raise ValueError(f"Unknown tokenizer {state if state is None else kind!r}: expected a dict with kind "
-                         f"{' or '.join(map(repr, kinds))} (CharTokenizer/BPETokenizer.to_dict()).")
-    return kinds[kind].from_dict(state)

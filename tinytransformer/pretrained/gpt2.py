@@ -1,4 +1,4 @@
-"""GPT-2's published weights in our GPT: the four sizes, the name mapping, loading, downloading, export.
+"""GPT-2's published weights in our GPT: the four sizes, the name mapping, loading, export.
 
 OpenAI's GPT-2 is the ``GPT`` of models/gpt.py with biases, tied input/output embeddings, learned
 positions, tanh GELU, pre-norm blocks and LayerNorm eps 1e-5; only the names of the parameters differ,
@@ -13,34 +13,22 @@ The checkpoints are the ``model.safetensors`` files of https://huggingface.co/op
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import urllib.request
 from pathlib import Path
 
 import numpy
 
-from . import backend
-from .data import cache_dir
-from .models.gpt import GPT, GPTConfig
-from .module import Parameter
-from .safetensors_io import SafetensorsError, atomic_write, read_safetensors, write_safetensors
-
-URL = "https://huggingface.co/openai-community/{name}/resolve/main/{file}"
+from .. import backend
+from ..files import atomic_write
+from ..models.gpt import GPT, GPTConfig
+from ..module import Parameter
+from ..tokenizers.gpt2 import gpt2_file
+from .safetensors import SafetensorsError, read_safetensors, write_safetensors
 
 # name: (n_layer, n_head, n_embd). All four read 50,257 tokens and a context of 1,024.
 SIZES = {"gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024), "gpt2-large": (36, 20, 1280),
          "gpt2-xl": (48, 25, 1600)}
 VOCAB_SIZE, CONTEXT = 50257, 1024
-
-# Published sizes and SHA-256 (the Git LFS pointers of openai-community/gpt2). Not found for the larger
-# models' weights: those downloads are checked against the server's length and the file's own header.
-KNOWN_FILES = {
-    ("gpt2", "model.safetensors"): (548_105_171,
-                                    "248dfc3911869ec493c76e65bf2fcf7f615828b0254c12b473182f0f81d3a707"),
-    ("gpt2", "vocab.json"): (1_042_301, "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"),
-    ("gpt2", "merges.txt"): (456_318, "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"),
-}
 
 
 def gpt2_config(name: str = "gpt2", **overrides) -> GPTConfig:
@@ -258,74 +246,6 @@ def crop_block_size(model: GPT, block_size: int) -> None:
                          f"got {block_size}: a learned position table cannot grow rows it never learned.")
     model.config.block_size = model.wpe.block_size = block_size
     model.wpe.weight = Parameter(model.wpe.weight.data[:block_size].copy())   # [block_size, n_embd]
-
-
-# --- downloading ---------------------------------------------------------------------------------------
-
-def gpt2_file(name: str, filename: str, download: bool = True, log=print) -> Path:
-    """The cached path of one file of openai-community/<name>, downloaded there if it is missing.
-
-    Weights go to <cache>/gpt2/<name>/, the tokenizer's files (the same for every size) to <cache>/gpt2/.
-    """
-    folder = cache_dir() / "gpt2"
-    target = folder / name / filename if filename.endswith(".safetensors") else folder / filename
-    url = URL.format(name=name, file=filename)
-    size, _ = KNOWN_FILES.get((name, filename), (None, None))
-    if target.is_file():
-        if size is not None and target.stat().st_size != size:
-            raise ValueError(f"{target} has {target.stat().st_size:,} bytes, but the published {filename} of "
-                             f"{name} has {size:,}: delete it, and it will be downloaded again.")
-        return target
-    problem = "downloads are switched off" if not download else None
-    if download:
-        try:
-            _download(url, target, KNOWN_FILES.get((name, filename)), log)
-            return target
-        except (OSError, ValueError) as err:   # no network (URLError is an OSError), or a bad download
-            problem = f"the download failed: {err}"
-    instead = " (or give load_gpt2 the path of a copy you have)" if filename.endswith(".safetensors") else ""
-    raise FileNotFoundError(f"{filename} of {name} is not at {target}, and {problem}. Fetch it on a machine "
-                            f"with network access:\n    {url}\nand put it at {target}{instead}, e.g.\n"
-                            f"    mkdir -p {target.parent} && curl -L -o {target} {url}")
-
-
-def download_gpt2_vocab(download: bool = True, log=print) -> tuple[Path, Path]:
-    """GPT-2's tokenizer files, vocab.json and merges.txt, cached in <cache>/gpt2/: -> their paths.
-
-    (The same two files serve every size. tokenizers.gpt2_vocab_paths() names the same places.)
-    """
-    paths, problems = [], []
-    for filename in ("vocab.json", "merges.txt"):
-        try:
-            paths.append(gpt2_file("gpt2", filename, download, log))
-        except FileNotFoundError as err:
-            problems.append(str(err))
-    if problems:
-        raise FileNotFoundError("\n".join(problems))
-    return paths[0], paths[1]
-
-
-def _download(url: str, target: Path, known, log) -> None:
-    """Stream url into target; the size (and SHA-256 where known) are checked before the file appears."""
-    log(f"downloading {url}")
-    with urllib.request.urlopen(url, timeout=60) as response:
-        length = response.headers.get("Content-Length")
-
-        def write(file):
-            digest, received = hashlib.sha256(), 0
-            while chunk := response.read(1 << 20):
-                file.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-            if length is not None and received != int(length):
-                raise ValueError(f"received {received:,} bytes of the {int(length):,} announced")
-            if known is not None and (received, digest.hexdigest()) != known:
-                raise ValueError(f"received {received:,} bytes with SHA-256 {digest.hexdigest()}, but the "
-                                 f"published file has {known[0]:,} bytes and SHA-256 {known[1]}")
-        atomic_write(target, write)
-    if known is None:
-        log(f"{target.name}: no published checksum is recorded here; checked the length the server announced "
-            "(and, when loading, the file's own header)")
 
 
 # --- export --------------------------------------------------------------------------------------------

@@ -1,4 +1,12 @@
-"""A training run's folder: who owns it while it runs (a lock file), and what a killed run left behind.
+"""A training run's folder: what it holds, who owns it while it runs (a lock file), and what a killed run
+left behind.
+
+    ckpt.npz       the best model so far (lowest val loss); what sample.py loads by default
+    last.npz       the latest state: written at every evaluation and when the run stops early (Ctrl-C,
+                   a closed output pipe); ``--resume`` continues from it
+    metrics.jsonl  one JSON record per log line and per evaluation
+    loss.png       the loss curves
+    run.lock       present while a run owns the folder (RunLock)
 
 The lock is a file, ``run.lock``, holding the owner's pid, host and start time as JSON. It is created with
 ``os.link``, which fails when the name exists, so two runs starting at the same moment cannot both get
@@ -15,8 +23,40 @@ import socket
 import time
 from pathlib import Path
 
+CHECKPOINT_NAME = "ckpt.npz"   # the best model
+LATEST_NAME = "last.npz"       # the latest state, to resume from
+METRICS_NAME = "metrics.jsonl"
+PLOT_NAME = "loss.png"
 LOCK_NAME = "run.lock"
-_TEMPORARY = re.compile(r"\.tmp-(\d+)$")  # what checkpoint.save_checkpoint writes before its rename
+_TEMPORARY = re.compile(r"\.tmp-(\d+)$")  # what files.atomic_write writes before its rename
+
+
+def latest_checkpoint(out_dir) -> Path:
+    """The checkpoint to resume from: last.npz, or ckpt.npz for a run saved before last.npz existed."""
+    out_dir = Path(out_dir)
+    latest = out_dir / LATEST_NAME
+    return latest if latest.exists() or not (out_dir / CHECKPOINT_NAME).exists() else out_dir / CHECKPOINT_NAME
+
+
+def previous_run_files(out_dir) -> list:
+    """The files of a run that ``out_dir`` holds (empty for a new folder)."""
+    names = (CHECKPOINT_NAME, LATEST_NAME, METRICS_NAME, PLOT_NAME)
+    return [Path(out_dir) / name for name in names if (Path(out_dir) / name).exists()]
+
+
+def read_metrics(path: Path, log=print) -> list:
+    """The records of metrics.jsonl; a line that does not parse (torn by a full disk or a kill during
+    an append) is dropped, with a note."""
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            log(f"{path}: dropped line {number}, which is not a whole JSON record ({err}); it was torn "
+                "while being written, and the checkpoint does not depend on it")
+    return [r for r in records if isinstance(r, dict) and "iter" in r and "kind" in r]
 
 
 class FolderInUse(Exception):
@@ -44,6 +84,13 @@ class RunLock:
                       "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
     def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> "RunLock":
+        """Own the folder (made if missing), taking over a dead run's lock; FolderInUse if a live run has it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         temporary = self.folder / f"{LOCK_NAME}.tmp-{os.getpid()}"
         temporary.write_text(json.dumps(self.owner) + "\n")
@@ -79,7 +126,8 @@ class RunLock:
                  "longer running")
         self.path.unlink(missing_ok=True)
 
-    def __exit__(self, *exc) -> None:
+    def release(self) -> None:
+        """Remove the lock, if it is still ours."""
         try:
             if json.loads(self.path.read_text()).get("pid") == os.getpid():
                 self.path.unlink()
@@ -98,3 +146,27 @@ def remove_stale_temporaries(folder, log=print) -> None:
                 log(f"removed {path}, left by a run killed while saving (pid {match.group(1)})")
             except OSError:
                 pass
+
+
+def plot_losses(records: list, path: Path) -> None:
+    """loss.png: training loss per logged iteration and the train/val estimates per evaluation."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r for r in records if r["kind"] == "train"]
+    evals = [r for r in records if r["kind"] == "eval"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if steps:
+        ax.plot([r["iter"] for r in steps], [r["loss"] for r in steps], lw=0.8, alpha=0.5,
+                label="train (batch)")
+    if evals:
+        ax.plot([r["iter"] for r in evals], [r["train_loss"] for r in evals], "o-", label="train")
+        ax.plot([r["iter"] for r in evals], [r["val_loss"] for r in evals], "o-", label="val")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("cross-entropy loss (nats)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,36 @@
+"""The layers of a Transformer, one concept per file, each a Module with ``forward`` and a hand-written
+``backward`` (the math is in each class's docstring).
+
+    linear.py       Linear: y = x W + b
+    embedding.py    Embedding: a table lookup, its gradient a scatter-add
+    positional.py   learned and sinusoidal positions
+    attention.py    scaled dot-product attention, masks, multi-head attention
+    layernorm.py    LayerNorm
+    activations.py  GELU, ReLU
+    feedforward.py  the position-wise MLP: Linear, activation, Linear
+    dropout.py      Dropout
+    loss.py         cross-entropy over the vocabulary
+    rnn.py          a recurrent layer (tanh), for the lesson before attention
+    blocks.py       residual sublayers, the encoder and decoder blocks
+    reductions.py   the per-row sums and means inside softmax and LayerNorm
+"""
+from .activations import GELU, ReLU
+from .attention import (MultiHeadAttention, ScaledDotProductAttention, causal_mask, masked_softmax,
+                        padding_mask)
+from .blocks import DecoderBlock, EncoderBlock, Residual
+from .dropout import Dropout
+from .embedding import Embedding
+from .feedforward import FeedForward
+from .layernorm import LayerNorm
+from .linear import Linear
+from .loss import CrossEntropyLoss
+from .positional import (LearnedPositionalEncoding, PositionalEncoding, SinusoidalPositionalEncoding,
+                         sinusoidal_table)
+from .rnn import RNN
+
+__all__ = [
+    "GELU", "ReLU", "MultiHeadAttention", "ScaledDotProductAttention", "causal_mask", "masked_softmax",
+    "padding_mask", "DecoderBlock", "EncoderBlock", "Residual", "Dropout", "Embedding", "FeedForward",
+    "LayerNorm", "Linear", "CrossEntropyLoss", "LearnedPositionalEncoding", "PositionalEncoding",
+    "SinusoidalPositionalEncoding", "sinusoidal_table", "RNN",
+]
