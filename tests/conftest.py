@@ -1,7 +1,9 @@
-"""Fixtures for every test: a clean backend, and PyTorch as an optional oracle."""
+"""Fixtures for every test: a clean backend, PyTorch as an optional oracle, and for the tests that drive
+the scripts, the scripts themselves and a small training text."""
 import pytest
 
 from helpers import LARGEST
+from helpers.scripts import SAMPLE_SCRIPT, TRAIN_SCRIPT, load_script
 from tinytransformer import backend
 
 
@@ -24,6 +26,26 @@ def torch():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     return torch
+
+
+@pytest.fixture(scope="module")
+def script():
+    """scripts/train_shakespeare.py as a module: ``run_in_process(script, capsys, *flags)``."""
+    return load_script(TRAIN_SCRIPT)
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    """scripts/sample.py as a module."""
+    return load_script(SAMPLE_SCRIPT)
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    """A small training text (120 lines), so that a run needs neither the corpus nor a download."""
+    path = tmp_path_factory.mktemp("data") / "text.txt"
+    path.write_text("".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(120)))
+    return path
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -7,7 +7,7 @@ nn.TransformerDecoderLayer) loaded with the same weights.
 import numpy
 import pytest
 
-from _model_helpers import (assert_torch_grads, decoder_layer_pairs, encoder_layer_pairs, gpt_block_pairs,
+from helpers.models import (assert_torch_grads, decoder_layer_pairs, encoder_layer_pairs, gpt_block_pairs,
                             load_into_torch, randomise_weights, torch_activation)
 from helpers import assert_gradients_check, assert_matches_torch, assert_stays_float32, to_torch
 from tinytransformer import (DecoderBlock, EncoderBlock, Linear, MultiHeadAttention, Residual,

@@ -8,7 +8,7 @@
 import numpy
 import pytest
 
-from _model_helpers import assert_model_gradients, randomise_weights
+from helpers.models import assert_model_gradients, randomise_weights
 from tinytransformer import backend
 from tinytransformer.models import GPT, GPTConfig, StageConfig, StageModel
 from tinytransformer.models.buildup import gpt_names

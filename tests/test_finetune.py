@@ -20,30 +20,7 @@ from tinytransformer.tokenizers import gpt2 as gpt2_files
 from tinytransformer.training import (TrainConfig, accumulate_gradients, load_checkpoint, new_run_config,
                                       resume_config, train)
 
-from _scripts import SAMPLE_SCRIPT, TINY, TRAIN_SCRIPT, load_script
-
-
-@pytest.fixture(scope="module")
-def script():
-    return load_script(TRAIN_SCRIPT)
-
-
-@pytest.fixture(scope="module")
-def sampler():
-    return load_script(SAMPLE_SCRIPT)
-
-
-def run(script, capsys, *args) -> tuple:
-    code = script.main([*map(str, args)])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "text.txt"
-    path.write_text("".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(120)))
-    return path
+from helpers.scripts import TINY, run_in_process as run
 
 
 def train_losses(out_dir) -> dict:

@@ -9,7 +9,7 @@ import warnings
 import numpy
 import pytest
 
-from _model_helpers import randomise_weights
+from helpers.models import randomise_weights
 from tinytransformer import backend
 from tinytransformer.generate import generate, greedy_decode, next_token_probs, sample
 from tinytransformer.models import GPT, GPTConfig, Seq2Seq, Seq2SeqConfig

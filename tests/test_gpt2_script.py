@@ -1,22 +1,20 @@
 """scripts/gpt2.py on tiny models: random weights (bytes or a GPT-2-format vocabulary), a saved model by
 path, the speed report, and the error when neither the weights nor the network are there."""
-import importlib.util
 import os
 import subprocess
 import sys
 import urllib.error
-from pathlib import Path
 
 import pytest
 
+from helpers.scripts import ROOT, load_script
 from tinytransformer import files
-from tinytransformer.pretrained import gpt2
-from tinytransformer.tokenizers import gpt2 as gpt2_files
-from tinytransformer.pretrained.gpt2 import gpt2_config, save_gpt2
 from tinytransformer.models.gpt import GPT
+from tinytransformer.pretrained.gpt2 import gpt2_config, save_gpt2
 from tinytransformer.tokenizers import BPETokenizer
+from tinytransformer.tokenizers import gpt2 as gpt2_files
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpt2.py"
+SCRIPT = ROOT / "scripts" / "gpt2.py"
 TINY = '{"n_layer": 2, "n_head": 2, "n_embd": 32, "vocab_size": 300, "block_size": 64}'
 
 
@@ -53,13 +51,6 @@ def test_gpt2_format_vocabulary_files_are_used_when_present(tmp_path):
     assert result.stdout.startswith("the cat")
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("gpt2_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_a_saved_model_is_read_from_its_folder(tmp_path, monkeypatch, capsys):
     save_gpt2(GPT(gpt2_config("gpt2", vocab_size=260, block_size=64, n_layer=1, n_head=2, n_embd=16)),
               tmp_path / "model")
@@ -69,7 +60,7 @@ def test_a_saved_model_is_read_from_its_folder(tmp_path, monkeypatch, capsys):
         gpt2_files.download_gpt2_vocab()
     for name in ("vocab.json", "merges.txt"):                 # let these small ones stand in for GPT-2's
         monkeypatch.delitem(gpt2_files.KNOWN_FILES, ("gpt2", name))
-    assert load_script().main(["--model", str(tmp_path / "model"), "--prompt", "abc", "--max-new-tokens", "3"]) == 0
+    assert load_script(SCRIPT).main(["--model", str(tmp_path / "model"), "--prompt", "abc", "--max-new-tokens", "3"]) == 0
     out = capsys.readouterr()
     assert out.out.startswith("abc") and "2 more tokens" in out.err
 
@@ -81,13 +72,13 @@ def test_generation_uses_the_kv_cache_unless_told_not_to(tmp_path, monkeypatch, 
     original = GPT.forward_cached
     monkeypatch.setattr(GPT, "forward_cached", lambda self, *a: calls.append(1) or original(self, *a))
     args = ["--random", "--config-override", TINY, "--prompt", "Hi", "--max-new-tokens", "6", *flags]
-    assert load_script().main(args) == 0
+    assert load_script(SCRIPT).main(args) == 0
     assert len(calls) == cached_calls                     # the prompt once, then one call per new token
     assert f"KV cache {'off' if flags else 'on'}" in capsys.readouterr().err
 
 
 def test_without_weights_or_network_the_error_lists_every_file_to_fetch(tmp_path, monkeypatch, capsys):
-    script = load_script()
+    script = load_script(SCRIPT)
     monkeypatch.setenv("TINYTRANSFORMER_CACHE", str(tmp_path))
 
     def offline(*args, **kwargs):

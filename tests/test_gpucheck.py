@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from _scripts import ROOT, load_script
+from helpers.scripts import ROOT, load_script
 from tinytransformer import backend, optim
 from tinytransformer.layers import activations
 
 CHECK_SCRIPT = ROOT / "scripts" / "check_gpu.py"
-gpucheck = load_script(CHECK_SCRIPT)
+check_gpu = load_script(CHECK_SCRIPT)
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +56,11 @@ def test_a_wrong_fused_gelu_fails_the_model_step_check(monkeypatch):
         return 0.5 * x * (1.0 + backend.xp.tanh(1.01 * x * (activations.GELU.C + x * x * activations.GELU.CA)))
 
     monkeypatch.setattr(activations, "gelu_formula", slightly_wrong_gelu)
-    result = gpucheck.model_steps(gpucheck.CheckOptions(backend="standin", quick=True, log=lambda msg: None))
+    result = check_gpu.model_steps(check_gpu.CheckOptions(backend="standin", quick=True, log=lambda msg: None))
     assert result["status"] == "fail"
     models = result["models"]
     for name in ("GPT", "EncoderClassifier"):                                  # both use GELU
-        assert not models[name]["ok"] and models[name]["grad_error"] > gpucheck.GRAD_TOL
+        assert not models[name]["ok"] and models[name]["grad_error"] > check_gpu.GRAD_TOL
     assert models["Seq2Seq"]["ok"]                                             # ReLU: untouched
 
 
@@ -74,10 +74,10 @@ def test_a_wrong_fused_adamw_fails_the_update_check(monkeypatch):
         return m, v, m / (backend.xp.sqrt(v) + eps) * step_size
 
     monkeypatch.setattr(optim, "adamw_formula", adamw_without_correction)
-    result = gpucheck.model_steps(gpucheck.CheckOptions(backend="standin", quick=True, log=lambda msg: None))
+    result = check_gpu.model_steps(check_gpu.CheckOptions(backend="standin", quick=True, log=lambda msg: None))
     assert result["status"] == "fail"
     for model in result["models"].values():
-        assert model["grad_error"] == 0 and model["update_error"] > 100 * gpucheck.UPDATE_TOL
+        assert model["grad_error"] == 0 and model["update_error"] > 100 * check_gpu.UPDATE_TOL
 
 
 SOME_FAIL = """
@@ -95,7 +95,7 @@ def test_skipped():
 def test_the_cupy_test_step_runs_pytest_and_counts_what_it_reports(tmp_path):
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_cupy.py").write_text(SOME_FAIL)
-    result = gpucheck.cupy_tests(gpucheck.CheckOptions(backend="standin", repo=tmp_path))
+    result = check_gpu.cupy_tests(check_gpu.CheckOptions(backend="standin", repo=tmp_path))
     assert result["status"] == "fail"
     assert (result["tests"], result["failures"], result["errors"], result["skipped"]) == (3, 1, 0, 1)
     assert "assert 1 == 2" in result["output"]
@@ -110,21 +110,21 @@ def test_the_cupy_test_step_runs_pytest_and_counts_what_it_reports(tmp_path):
 ])
 def test_the_cupy_test_step_passes_only_when_every_test_ran_and_passed(counts, returncode, backend_name,
                                                                         expected):
-    assert gpucheck.tests_status(counts, returncode, backend_name) == expected
+    assert check_gpu.tests_status(counts, returncode, backend_name) == expected
 
 
 def test_a_step_that_crashes_is_a_failed_step_and_the_rest_still_run(monkeypatch, tmp_path):
-    monkeypatch.setattr(gpucheck, "cupy_tests", lambda options: 1 / 0)
-    monkeypatch.setattr(gpucheck, "model_steps", lambda options: {"status": "pass"})
-    monkeypatch.setattr(gpucheck, "benchmark", lambda options: {"status": "pass", "tt_ms": 12.0, "ratio": 1.3})
-    monkeypatch.setattr(gpucheck, "training", lambda options, seconds, out_dir, full=False:
+    monkeypatch.setattr(check_gpu, "cupy_tests", lambda options: 1 / 0)
+    monkeypatch.setattr(check_gpu, "model_steps", lambda options: {"status": "pass"})
+    monkeypatch.setattr(check_gpu, "benchmark", lambda options: {"status": "pass", "tt_ms": 12.0, "ratio": 1.3})
+    monkeypatch.setattr(check_gpu, "training", lambda options, seconds, out_dir, full=False:
                         {"status": "pass", "iters": 40, "wall_s": 3.0, "best_val_loss": 2.5})
-    summary = gpucheck.run_checks(gpucheck.CheckOptions(backend="standin", quick=True, out_dir=str(tmp_path),
+    summary = check_gpu.run_checks(check_gpu.CheckOptions(backend="standin", quick=True, out_dir=str(tmp_path),
                                                         log=lambda msg: None))
     assert summary["verdict"] == "FAIL" and summary["failed"] == ["cupy_tests"]
     assert "ZeroDivisionError" in summary["steps"]["cupy_tests"]["error"]
     assert [s["status"] for s in summary["steps"].values()] == ["fail", "pass", "pass", "pass"]
-    assert gpucheck.verdict_line(summary) == ("check_gpu: FAIL on standin; failed: cupy_tests; step 12.0 ms, "
+    assert check_gpu.verdict_line(summary) == ("check_gpu: FAIL on standin; failed: cupy_tests; step 12.0 ms, "
                                               "ratio 1.30 vs PyTorch; trained: 40 iterations in 3 s, best val "
                                               "loss 2.5000")
 
@@ -142,33 +142,33 @@ def synthetic_steps(rng, grad_noise=1e-7, zero_grad_noise=1e-13):
 
     def step(grads):
         return {"loss": 2.0, "before": before, "grads": grads,
-                "changes": gpucheck.numpy_adamw_changes(before, grads)}
+                "changes": check_gpu.numpy_adamw_changes(before, grads)}
     return step(device_grads), step(host_grads)
 
 
 def test_the_step_comparison_accepts_rounding_and_noise_in_gradients_that_are_zero():
     import numpy
     device, host = synthetic_steps(numpy.random.default_rng(0))
-    result = gpucheck.compare_steps(device, host)
+    result = check_gpu.compare_steps(device, host)
     # k_bias alone differs by ~100% of itself: measured against the model's gradient, it is noise
-    assert result["ok"] and result["grad_error"] < gpucheck.GRAD_TOL / 10 and result["update_error"] == 0
+    assert result["ok"] and result["grad_error"] < check_gpu.GRAD_TOL / 10 and result["update_error"] == 0
 
 
 def test_the_step_comparison_catches_a_gradient_off_by_a_thousandth():
     import numpy
     device, host = synthetic_steps(numpy.random.default_rng(0), grad_noise=1e-3)
-    result = gpucheck.compare_steps(device, host)
-    assert not result["ok"] and result["grad_worst"] == "w" and result["grad_error"] > gpucheck.GRAD_TOL
+    result = check_gpu.compare_steps(device, host)
+    assert not result["ok"] and result["grad_worst"] == "w" and result["grad_error"] > check_gpu.GRAD_TOL
 
 
 def test_the_full_steps_profile_fused_and_unfused_and_train_to_the_end(tmp_path, text_file):
-    options = gpucheck.CheckOptions(backend="standin", quick=True, full=True, data=str(text_file),
+    options = check_gpu.CheckOptions(backend="standin", quick=True, full=True, data=str(text_file),
                                     out_dir=str(tmp_path), log=lambda msg: None)
-    profile = gpucheck.fusion_profile(options)
+    profile = check_gpu.fusion_profile(options)
     assert profile["status"] == "pass" and "--profile" in profile["command"]
     for label in ("fused", "unfused"):
         assert profile[label]["GELU.forward"] > 0 and profile[label]["AdamW.step"] > 0
-    run = gpucheck.training(options, 0.0, str(tmp_path / "full"), full=True)
+    run = check_gpu.training(options, 0.0, str(tmp_path / "full"), full=True)
     assert run["status"] == "pass" and run["iters"] == run["max_iters"] == 30 and not run["time_limit_reached"]
 
 
@@ -177,22 +177,22 @@ def test_the_profile_table_is_read_from_bench_output():
               "layer type):\n  layer.method                          ms/step   share\n"
               "  Linear.backward                          6.10   29.9%\n  GELU.forward                             0.64    3.1%\n"
               "  (unaccounted: zero_grad, Python)         1.00    4.9%\n{\"preset\": \"gpu\"}\n")
-    assert gpucheck.profile_rows(stdout) == {"Linear.backward": 6.10, "GELU.forward": 0.64}
+    assert check_gpu.profile_rows(stdout) == {"Linear.backward": 6.10, "GELU.forward": 0.64}
 
 
 def test_only_runs_the_named_steps_and_refuses_unknown_ones(monkeypatch, tmp_path):
-    monkeypatch.setattr(gpucheck, "model_steps", lambda options: {"status": "pass"})
-    summary = gpucheck.run_checks(gpucheck.CheckOptions(backend="standin", only=("model_steps",),
+    monkeypatch.setattr(check_gpu, "model_steps", lambda options: {"status": "pass"})
+    summary = check_gpu.run_checks(check_gpu.CheckOptions(backend="standin", only=("model_steps",),
                                                         out_dir=str(tmp_path), log=lambda msg: None))
     assert list(summary["steps"]) == ["model_steps"] and summary["verdict"] == "PASS"
     with pytest.raises(ValueError, match=r"Unknown step\(s\) \['full_training'\]"):  # needs --full
-        gpucheck.run_checks(gpucheck.CheckOptions(backend="standin", only=("full_training",),
+        check_gpu.run_checks(check_gpu.CheckOptions(backend="standin", only=("full_training",),
                                                   out_dir=str(tmp_path), log=lambda msg: None))
 
 
 def test_the_training_step_trains_afresh_each_time_it_is_run(tmp_path, text_file):
     """The check trains in a folder of its own: a second check must not be refused as a second run."""
-    options = gpucheck.CheckOptions(backend="standin", quick=True, data=str(text_file), log=lambda msg: None)
+    options = check_gpu.CheckOptions(backend="standin", quick=True, data=str(text_file), log=lambda msg: None)
     for _ in range(2):
-        result = gpucheck.training(options, 1.0, str(tmp_path / "timed"))
+        result = check_gpu.training(options, 1.0, str(tmp_path / "timed"))
         assert result["status"] == "pass", result

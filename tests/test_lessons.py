@@ -91,7 +91,13 @@ def run_as_notebook(lesson: Path, out: Path, kernel_spec_dir: Path):
     env.pop("MPLBACKEND", None)  # the kernel chooses its own (inline) backend, as in Jupyter
     client = NotebookClient(notebook, km=manager, timeout=300,
                             resources={"metadata": {"path": str(LESSONS_DIR)}})  # the kernel's cwd
-    client.execute(env=env)
+    try:
+        client.execute(env=env)
+    finally:
+        # nbclient stops only the kernels it started itself; this one was given to it, so without this
+        # every lesson's kernel (~130 MB each) would stay alive until the test session ends.
+        if manager.has_kernel:
+            manager.shutdown_kernel(now=True)
     return notebook
 
 
@@ -196,19 +202,6 @@ def test_settings_come_from_flags_or_from_the_environment(harness, tmp_path, mon
     monkeypatch.setenv("LESSON_OUT", str(tmp_path / "from_env"))
     env = harness.Lesson("environment", argv=[])
     assert env.quick and env.exercise_mode and env.out == tmp_path / "from_env" and env.out.is_dir()
-
-
-def test_one_blas_thread_pins_and_restores(harness):
-    import numpy as np
-    np.ones((64, 64)) @ np.ones((64, 64))            # make sure NumPy's BLAS is loaded
-    functions = harness._loaded_openblas()
-    if functions is None:
-        pytest.skip("NumPy's BLAS is not an OpenBLAS (e.g. Accelerate or MKL)")
-    set_threads, get_threads = functions
-    before = get_threads()
-    with harness.one_blas_thread() as pinned:
-        assert pinned and get_threads() == 1
-    assert get_threads() == before
 
 
 def test_median_time_is_the_median(harness):

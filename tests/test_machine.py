@@ -2,6 +2,7 @@
 forces a kernel (the logic is checked on fixed reports; one test asks this machine's real OpenBLAS)."""
 import os
 
+import numpy
 import pytest
 
 from tinytransformer import machine
@@ -55,3 +56,16 @@ def test_the_loaded_openblas_is_asked_and_the_environment_read_as_it_is():
     assert report["forced"] == forced and bool(warnings) == bool(forced)
     if forced and "OPENBLAS_CORETYPE" in forced:
         assert report["native_corename"]  # asked in a process without the variables
+
+
+def test_one_blas_thread_pins_and_restores():
+    import ctypes
+    numpy.ones((64, 64)) @ numpy.ones((64, 64))      # make sure NumPy's BLAS is loaded
+    path = machine.openblas_library()
+    if path is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS (e.g. Accelerate or MKL)")
+    get_threads = machine.openblas_function(ctypes.CDLL(path), "get_num_threads", ctypes.c_int)
+    before = get_threads()
+    with machine.one_blas_thread() as pinned:
+        assert pinned and get_threads() == 1
+    assert get_threads() == before

@@ -12,7 +12,7 @@ import re
 import numpy
 import pytest
 
-from _model_helpers import (assert_model_gradients, assert_torch_grads, decoder_layer_pairs,
+from helpers.models import (assert_model_gradients, assert_torch_grads, decoder_layer_pairs,
                             encoder_layer_pairs, gpt_block_pairs, layernorm_pairs, linear_pairs,
                             load_into_torch, randomise_weights, torch_activation)
 from helpers import assert_matches_torch, to_torch
@@ -112,7 +112,7 @@ def test_seq2seq_gradients(norm, positional):
 # --- 2. the same models in PyTorch ----------------------------------------------------------------------
 #
 # Each model written again with torch's layers (float64, dropout 0), loaded with our weights through
-# the tables of _model_helpers; the loss and every gradient must agree to rounding.
+# the tables of helpers/models.py; the loss and every gradient must agree to rounding.
 
 def torch_layer_options(torch, config):
     return dict(dim_feedforward=4 * config.n_embd, dropout=0.0,

@@ -2,7 +2,7 @@
 losses, float for float, as training that never stopped.
 
 A fresh process is the honest test: nothing can leak from the first run through module state, caches or
-generators that happen to still be alive. The training loop lives in _resume_training.py, which the
+generators that happen to still be alive. The training loop lives in helpers/resume_training.py, which the
 test imports for the uninterrupted run and runs as a script for the resumed one.
 """
 import json
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import _resume_training as run
+from helpers import resume_training as run
 from tinytransformer import backend
 from tinytransformer.training.checkpoint import load_checkpoint
 
@@ -36,7 +36,7 @@ def interrupted(tmp_path, dropout, *flags):
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
     env.pop(backend.ENV_VAR, None)                      # the same backend (NumPy) as this process
-    result = subprocess.run([sys.executable, str(TESTS / "_resume_training.py"), str(path), str(STOP), *flags],
+    result = subprocess.run([sys.executable, str(TESTS / "helpers" / "resume_training.py"), str(path), str(STOP), *flags],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     return first, json.loads(result.stdout)

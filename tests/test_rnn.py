@@ -2,7 +2,7 @@
 import numpy
 import pytest
 
-from _model_helpers import assert_model_gradients
+from helpers.models import assert_model_gradients
 from helpers import (GRAD_TOL, assert_gradients_check, assert_matches_torch, assert_stays_float32, set_torch_param,
                      to_torch)
 from tinytransformer import RNN, backend, numerical_gradient, relative_error

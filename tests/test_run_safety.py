@@ -25,24 +25,7 @@ from tinytransformer.training.checkpoint import load_checkpoint, save_checkpoint
 from tinytransformer.models import GPT, GPTConfig, Seq2Seq, Seq2SeqConfig
 from tinytransformer.training import SettingsError, TrainConfig, check_settings, train
 
-from _scripts import SAMPLE_SCRIPT, TINY, TRAIN_SCRIPT, load_script
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "text.txt"
-    path.write_text("".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(120)))
-    return path
-
-
-@pytest.fixture(scope="module")
-def script():
-    return load_script(TRAIN_SCRIPT)
-
-
-@pytest.fixture(scope="module")
-def sampler():
-    return load_script(SAMPLE_SCRIPT)
+from helpers.scripts import SAMPLE_SCRIPT, TINY, TRAIN_SCRIPT, run_in_process
 
 
 def run_script(*args, timeout=120):
@@ -55,12 +38,6 @@ def strict_json(line: str) -> dict:
     def refuse(name):
         raise ValueError(f"not JSON: {name}")
     return json.loads(line, parse_constant=refuse)
-
-
-def run_in_process(script, capsys, *args) -> tuple:
-    code = script.main([*map(str, args)])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def snapshot(folder: Path) -> dict:

@@ -1,12 +1,13 @@
 """What the tests that drive scripts/train_shakespeare.py and scripts/sample.py share: where the scripts
-are, a tiny model's flags, and a way to call a script's main(argv) in this process."""
+are, a tiny model's flags, and a way to call a script's main(argv) in this process (the fixtures that
+load them, ``script`` and ``sampler``, are in conftest.py)."""
 from __future__ import annotations
 
 import importlib.util
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 TRAIN_SCRIPT = ROOT / "scripts" / "train_shakespeare.py"
 SAMPLE_SCRIPT = ROOT / "scripts" / "sample.py"
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
@@ -20,3 +21,10 @@ def load_script(path: Path):
     sys.modules[spec.name] = module  # as an import would: dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def run_in_process(script, capsys, *args) -> tuple:
+    """script.main(args) in this process -> (exit status, what it printed, what it printed to stderr)."""
+    code = script.main([*map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err

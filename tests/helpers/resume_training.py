@@ -1,6 +1,6 @@
 """The training run of test_resume.py: importable by the test, and runnable as a script in a fresh process.
 
-    python tests/_resume_training.py CHECKPOINT STEPS [--without-dropout-state]
+    python tests/helpers/resume_training.py CHECKPOINT STEPS [--without-dropout-state]
 
 loads CHECKPOINT, trains on up to iteration STEPS, and prints the losses of the steps it ran as JSON
 (Python floats survive JSON exactly, so the test can compare them with ==).
