@@ -2,7 +2,8 @@
 """Lesson 16: Training a small GPT on Shakespeare.
 
 Everything so far comes together: a character-level GPT learns to predict the next character of Tiny
-Shakespeare (1.1 million characters, 65 distinct ones). The loop is nanoGPT's, in tinytransformer/training/loop.py:
+Shakespeare (1.1 million characters, 65 distinct ones). The loop is nanoGPT's: `training_loop` in
+tinytransformer/training/loop.py, one screen, a comment per phase:
 
     for it in 0 .. max_iters:
         every eval_interval: estimate the train and val loss (fixed batches, no update)

@@ -1,6 +1,11 @@
 """tinytransformer: a Transformer in NumPy with every backward written by hand.
 
 Each layer is a class with ``forward`` and ``backward``; ``backend.xp`` is NumPy or CuPy.
+
+The Transformer:  layers/ (one concept per file), models/ (GPT, encoder, encoder-decoder, RNN), and
+                  module.py, optim.py, generate.py, gradcheck.py, backend.py beneath them.
+The tooling:      training/ (settings, the loop, checkpoints, the run's folder), tokenizers/, pretrained/
+                  (GPT-2's weights, safetensors), data.py, tasks/, files.py, machine.py.
 """
 from . import backend
 from .gradcheck import check_layer, numerical_gradient, relative_error
