@@ -48,6 +48,7 @@ from tinytransformer.machine import reuse_freed_memory  # noqa: E402
 from tinytransformer.training import (BPE_VOCAB_SIZE, DEVICES, PRESETS, TOKENIZERS, CheckpointError, FolderInUse,  # noqa: E402
                                       Interrupted, TrainConfig, TrainingDiverged, WriteFailed, new_run_config,
                                       resume_config, train)
+from tinytransformer.training.settings import flag as settings_flag  # noqa: E402
 
 HELP = {
     "n_layer": "transformer blocks", "n_head": "attention heads", "n_embd": "model width (d_model)",
@@ -66,7 +67,7 @@ HELP = {
     "tokenizer": "char: the text's characters; bpe: a byte-level BPE trained on the training split (the "
                  "first 90%%, so validation text stays unseen); gpt2: GPT-2's vocabulary (vocab.json, "
                  "merges.txt; the default with --init gpt2..)",
-    "vocab_size": f"--tokenizer bpe: the vocabulary size, >= 257 (default: {BPE_VOCAB_SIZE})",
+    "bpe_vocab_size": f"--tokenizer bpe: the vocabulary size, >= 257 (default: {BPE_VOCAB_SIZE})",
     "init": "scratch: random weights of the shape the flags give; gpt2, gpt2-medium, gpt2-large, gpt2-xl: "
             "GPT-2's weights (downloaded on first use), or the path of a GPT-2 model.safetensors or "
             "save_pretrained folder: the model's shape and tokenizer come from it, --block-size may "
@@ -108,17 +109,18 @@ def parse_args(argv=None) -> tuple[str | None, dict]:
     # Every default is None, so that a flag given explicitly can be told from one left out (--resume
     # keeps the recorded value of every flag left out); the help shows the preset's value.
     for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
+        flag = settings_flag(field.name)
         kind = hints[field.name]
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None,
                                 help=f"{HELP[field.name]} {_default_text(field.name, preset_for_help)}")
         else:
             base = str if field.name == "data" else kind
-            base = {"tokenizer": str, "vocab_size": int}.get(field.name, base)  # (hints say "X | None")
+            base = {"tokenizer": str, "bpe_vocab_size": int}.get(field.name, base)  # (hints say "X | None")
             choices = {"device": list(DEVICES), "dtype": ["float32", "float64"],
                        "tokenizer": list(TOKENIZERS)}.get(field.name)
-            parser.add_argument(flag, type=base, default=None, choices=choices,
+            metavar = None if choices else flag[2:].replace("-", "_").upper()   # N_LAYER, VOCAB_SIZE
+            parser.add_argument(flag, dest=field.name, metavar=metavar, type=base, default=None, choices=choices,
                                 help=f"{HELP[field.name]} {_default_text(field.name, preset_for_help)}")
     args = vars(parser.parse_args(argv))
     preset = args.pop("preset")

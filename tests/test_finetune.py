@@ -91,7 +91,7 @@ def test_a_bpe_run_trains_saves_resumes_and_samples_with_its_tokenizer(tmp_path,
     assert tokenizer.vocab_size == 300 == saved.config["model"]["vocab_size"]
     # trained on the training split only: the validation text's word made no token
     assert not any(b"zyzz" in token for token in tokenizer.ranks)
-    assert saved.config["train"]["tokenizer"] == "bpe" and saved.config["train"]["vocab_size"] == 300
+    assert saved.config["train"]["tokenizer"] == "bpe" and saved.config["train"]["bpe_vocab_size"] == 300
 
     assert run(script, capsys, *common, "--max-iters", 3, "--out-dir", part)[0] == 0
 
@@ -111,6 +111,19 @@ def test_a_bpe_run_trains_saves_resumes_and_samples_with_its_tokenizer(tmp_path,
                            (["--tokenizer", "char"], "--tokenizer char: the run in")):
         code, _, err = run(script, capsys, "--resume", "--out-dir", part, "--max-iters", 9, *flags)
         assert code == 2 and message in err
+
+    # a checkpoint written before the BPE's size was called bpe_vocab_size records it as vocab_size
+    older = tmp_path / "older"
+    older.mkdir()
+    with np.load(part / "last.npz", allow_pickle=False) as archive:
+        arrays = dict(archive)
+    header = json.loads(bytes(arrays["header"]).decode())
+    header["config"]["train"]["vocab_size"] = header["config"]["train"].pop("bpe_vocab_size")
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(older / "last.npz", **arrays)
+    assert resume_config(older, {"max_iters": 9}).bpe_vocab_size == 300
+    code, _, err = run(script, capsys, "--resume", "--out-dir", older, "--max-iters", 9, "--vocab-size", 400)
+    assert code == 2 and "--vocab-size 400: the run in" in err and "--vocab-size 300" in err
 
 
 def test_vocab_size_only_with_bpe(tmp_path, text_file, script, capsys):
@@ -209,7 +222,7 @@ def test_gpt2_random_pads_the_vocabulary_and_samples_only_the_tokenizers_ids(tmp
     monkeypatch.setattr(gpt2, "VOCAB_SIZE", 600)
     monkeypatch.setattr(gpt2, "CONTEXT", 32)
     out = tmp_path / "run"
-    settings = {"init": "gpt2-random", "vocab_size": 300, "batch_size": 2, "max_iters": 2, "eval_interval": 2,
+    settings = {"init": "gpt2-random", "bpe_vocab_size": 300, "batch_size": 2, "max_iters": 2, "eval_interval": 2,
                 "eval_iters": 1, "sample_chars": 40, "data": str(bpe_text), "out_dir": str(out)}
     summary = train(new_run_config(settings), log=lambda *_: None)
     saved = load_checkpoint(out / "last.npz")

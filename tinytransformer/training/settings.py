@@ -53,8 +53,8 @@ class TrainConfig:
     sample_chars: int = 300      # how many tokens the closing sample has (characters, for --tokenizer char)
     # the tokens and the starting point
     tokenizer: str | None = "char"  # char, bpe (trained on the training split), gpt2 (GPT-2's vocabulary)
-    vocab_size: int | None = None   # --tokenizer bpe only: how many tokens to learn (None: BPE_VOCAB_SIZE);
-    #                                 the model's embedding rows are GPTConfig.vocab_size, set by the tokenizer
+    bpe_vocab_size: int | None = None  # --vocab-size, for --tokenizer bpe: how many tokens to learn (None:
+    #                                    BPE_VOCAB_SIZE); the model's rows, GPTConfig.vocab_size, follow the tokenizer
     init: str = "scratch"        # scratch, a GPT-2 size (gpt2 .. gpt2-xl), gpt2-random, or a GPT-2 file/folder
     # the run
     device: str = "cpu"          # cpu (NumPy), gpu (CuPy), or standin (the CPU stand-in for CuPy)
@@ -91,12 +91,18 @@ DEVICES = {
     "standin": "standin",  # NumPy dressed up as CuPy: runs the GPU code path on a machine without a GPU
 }
 # What a resumed run may not change: the settings that fix the weights' shapes, the text it learns from,
-# and the seed of its evaluation batches (TrainConfig's names: vocab_size is the BPE size asked for).
+# and the seed of its evaluation batches.
 FIXED_ON_RESUME = ("n_layer", "n_head", "n_embd", "block_size", "bias", "seed", "data", "tokenizer",
-                   "vocab_size", "init")
+                   "bpe_vocab_size", "init")
 # What a checkpoint's model must share with the model it is loaded into (GPTConfig's names: vocab_size
 # is the embedding's rows).
 MODEL_SHAPE_FIELDS = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "bias")
+
+
+# Flags whose name is not the field's: the BPE's size keeps the flag every BPE tool calls it by.
+FLAGS = {"bpe_vocab_size": "--vocab-size"}
+# Fields renamed since checkpoints began to record them: a checkpoint's old name -> the field.
+RENAMED = {"vocab_size": "bpe_vocab_size"}
 
 
 class SettingsError(ValueError):
@@ -104,8 +110,8 @@ class SettingsError(ValueError):
 
 
 def flag(name: str) -> str:
-    """A setting's command-line flag: n_layer -> --n-layer."""
-    return "--" + name.replace("_", "-")
+    """A setting's command-line flag: n_layer -> --n-layer (bpe_vocab_size -> --vocab-size)."""
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def is_number(value) -> bool:
@@ -169,12 +175,12 @@ def check_settings(cfg: TrainConfig) -> None:
     if not (isinstance(cfg.init, str) and cfg.init != ""):
         problems.append(f"--init {cfg.init!r}: must be scratch, {', '.join(GPT2_SIZES)}, {RANDOM_GPT2}, or the "
                         "path of a GPT-2 model.safetensors file or folder")
-    if cfg.vocab_size is not None:
-        if not (is_int(cfg.vocab_size) and cfg.vocab_size >= 257):
-            problems.append(f"--vocab-size {cfg.vocab_size!r}: must be an integer >= 257 (the 256 bytes and "
+    if cfg.bpe_vocab_size is not None:
+        if not (is_int(cfg.bpe_vocab_size) and cfg.bpe_vocab_size >= 257):
+            problems.append(f"--vocab-size {cfg.bpe_vocab_size!r}: must be an integer >= 257 (the 256 bytes and "
                             "<|endoftext|>)")
         if cfg.tokenizer != "bpe" and not (cfg.tokenizer is None and cfg.init == RANDOM_GPT2):
-            problems.append(f"--vocab-size {cfg.vocab_size}: only --tokenizer bpe has a vocabulary size to "
+            problems.append(f"--vocab-size {cfg.bpe_vocab_size}: only --tokenizer bpe has a vocabulary size to "
                             f"choose (--tokenizer {cfg.tokenizer or 'gpt2'} has its own); leave it out")
     if cfg.resume is True and cfg.overwrite is True:
         problems.append("--resume and --overwrite: choose one (--resume continues the run in --out-dir, "
@@ -215,6 +221,7 @@ def resume_config(out_dir, given: dict) -> TrainConfig:
         raise CheckpointError(f"{path} records no training settings (it was not written by "
                               "scripts/train_shakespeare.py), so --resume cannot continue it.")
     names = {field.name for field in dataclasses.fields(TrainConfig)}
+    recorded = {RENAMED.get(name, name): value for name, value in recorded.items()}
     settings = {name: value for name, value in recorded.items() if name in names}
     corpus = checkpoint.config.get("data") or {}
     if corpus.get("path"):

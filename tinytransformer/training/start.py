@@ -41,8 +41,8 @@ def make_tokenizer(cfg: TrainConfig, text: str, log=print):
     if cfg.tokenizer == "gpt2":
         return gpt2_tokenizer_for(cfg.init, log)
     train_text, _ = split_text(text)
-    log(f"training a BPE of {cfg.vocab_size} tokens on the training split ({len(train_text):,} characters)")
-    return BPETokenizer.train(train_text, cfg.vocab_size)
+    log(f"training a BPE of {cfg.bpe_vocab_size} tokens on the training split ({len(train_text):,} characters)")
+    return BPETokenizer.train(train_text, cfg.bpe_vocab_size)
 
 
 def start_from_init(cfg: TrainConfig, text: str, log=print):
@@ -57,7 +57,7 @@ def start_from_init(cfg: TrainConfig, text: str, log=print):
     """
     if cfg.init == "scratch":
         if cfg.tokenizer == "bpe":
-            cfg = dataclasses.replace(cfg, vocab_size=cfg.vocab_size or BPE_VOCAB_SIZE)
+            cfg = dataclasses.replace(cfg, bpe_vocab_size=cfg.bpe_vocab_size or BPE_VOCAB_SIZE)
         tokenizer = make_tokenizer(cfg, text, log)
         return cfg, tokenizer, tokenizer.vocab_size, None
     pretrained = cfg.init != RANDOM_GPT2
@@ -69,11 +69,11 @@ def start_from_init(cfg: TrainConfig, text: str, log=print):
     if pretrained and kind != "gpt2":
         raise SettingsError(f"--tokenizer {kind}: the weights of --init {cfg.init} read GPT-2's tokens; leave "
                             "--tokenizer out (or use --init gpt2-random to train GPT-2's shape on other tokens).")
-    if pretrained and cfg.vocab_size is not None:
-        raise SettingsError(f"--vocab-size {cfg.vocab_size}: the weights of --init {cfg.init} read GPT-2's "
+    if pretrained and cfg.bpe_vocab_size is not None:
+        raise SettingsError(f"--vocab-size {cfg.bpe_vocab_size}: the weights of --init {cfg.init} read GPT-2's "
                             "tokens, whose number is fixed; leave --vocab-size out.")
     cfg = dataclasses.replace(cfg, tokenizer=kind,
-                              vocab_size=(cfg.vocab_size or BPE_VOCAB_SIZE) if kind == "bpe" else None)
+                              bpe_vocab_size=(cfg.bpe_vocab_size or BPE_VOCAB_SIZE) if kind == "bpe" else None)
 
     def refuse_conflicts(model: GPTConfig) -> None:
         problems = [f"{flag(name)} {getattr(cfg, name)}: the model of --init {cfg.init} has {getattr(model, name)}"
