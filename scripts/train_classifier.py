@@ -16,6 +16,10 @@ cannot tell them from balanced ones); the other half have one bracket replaced b
 padded with PAD = 0, which attention never looks at and the mean leaves out. The test set holds strings
 that never occur in the training set.
 
+The first 600 iterations draw the shorter strings first (--curriculum-iters): without that, the loss sits
+at ln 2 until chance tips the model off it, early for some seeds and late for others, and the run that
+starts late ends far lower (tinytransformer/tasks/brackets.py, shortest_first, says why).
+
 The task (its data and evaluation) is tinytransformer/tasks/brackets.py. The last line printed is a JSON
 summary of the run.
 """
@@ -39,7 +43,7 @@ from tinytransformer.optim import clip_bound  # noqa: E402
 from tinytransformer.training import save_checkpoint  # noqa: E402
 from tinytransformer.models import EncoderClassifier, EncoderConfig  # noqa: E402
 from tinytransformer.tasks.brackets import (ITOS, PAD, count_balanced, encode, evaluate, is_balanced,  # noqa: E402
-                                           unbalanced_like, unique_balanced)
+                                           shortest_first, unbalanced_like, unique_balanced)
 
 # --- the run --------------------------------------------------------------------------------------------
 
@@ -53,9 +57,14 @@ def main():
         log_interval=100, eval_interval=500, seed=1337, device="cpu", out_dir="out/classifier")
     parser.add_argument("--min-len", type=int, default=2, help="shortest string (even)")
     parser.add_argument("--max-len", type=int, default=12, help="longest string (even)")
+    parser.add_argument("--curriculum-iters", type=int, default=600,
+                        help="shortest strings first: the longest length a batch may draw grows from 4 to "
+                             "--max-len over these iterations (0: every length from the start)")
     args = parse_args(parser)
     if args.min_len % 2 or args.max_len % 2 or not 2 <= args.min_len <= args.max_len:
         parser.error("need 2 <= --min-len <= --max-len, both even (an odd length is never balanced)")
+    if args.curriculum_iters < 0:
+        parser.error(f"--curriculum-iters {args.curriculum_iters}: must be an integer >= 0")
     if (args.n_train + args.n_test) // 2 > count_balanced(args.min_len, args.max_len):
         parser.error("there are fewer distinct balanced strings of these lengths than "
                      "(--n-train + --n-test) / 2")
@@ -88,9 +97,12 @@ def main():
         f"{len(test_strings)} test; {model.num_parameters():,} parameters; device {args.device}")
 
     t_last, it_last = time.time(), 0
+    train_lengths = np.array([len(s) for s in train_strings])
     for it in range(args.iters):
-        # A random batch of training examples, copied to the device (as nanoGPT's get_batch does).
-        ix = rng.integers(len(train_strings), size=args.batch_size)
+        # A random batch of training examples, copied to the device (as nanoGPT's get_batch does); in the
+        # first --curriculum-iters iterations only from the shorter strings (tasks.brackets.shortest_first).
+        pool = shortest_first(train_lengths, it, args.curriculum_iters, args.min_len, args.max_len)
+        ix = pool[rng.integers(len(pool), size=args.batch_size)]
         idx, targets = (backend.asarray(a[ix]) for a in train)
 
         lr = cosine_lr(it, lr=args.lr, min_lr=args.min_lr, warmup_iters=args.warmup_iters,
@@ -120,7 +132,7 @@ def main():
     print_summary({"task": "balanced-brackets", "accuracy": accuracy, "n_test": len(test_strings),
                    "n_train": len(train_strings), "final_loss": final_loss, "test_loss": test_loss,
                    "iters": args.iters, "wall_s": round(time.time() - t_start, 2), "device": args.device,
-                   "params": model.num_parameters(), "seed": args.seed,
+                   "params": model.num_parameters(), "seed": args.seed, "curriculum_iters": args.curriculum_iters,
                    "checkpoint": checkpoint})
 
 

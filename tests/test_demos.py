@@ -36,7 +36,7 @@ SEQ2SEQ_FAST = ["--iters", "300", "--batch-size", "32", "--n-layer", "1", "--n-e
 SEQ2SEQ_LOSS = 0.1 * math.log(29)
 CLASSIFIER_FAST = ["--iters", "400", "--batch-size", "64", "--n-layer", "2", "--n-embd", "128",
                    "--n-head", "8", "--lr", "7e-4", "--warmup-iters", "50", "--max-len", "8",
-                   "--n-train", "2000", "--n-test", "200"]
+                   "--n-train", "2000", "--n-test", "200", "--curriculum-iters", "80"]
 CLASSIFIER_LOSS = 0.5 * math.log(2)
 QUIET = ["--log-interval", "100", "--eval-interval", "100000"]
 
