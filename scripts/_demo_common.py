@@ -15,24 +15,16 @@ from tinytransformer.files import to_json
 from tinytransformer.training.settings import DEVICES, setting_problems
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def make_parser(description: str, **defaults) -> argparse.ArgumentParser:
     """The flags both scripts have; ``defaults`` sets each script's own default values."""
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--iters", type=positive_int, help="number of training iterations (one batch each)")
-    p.add_argument("--batch-size", type=positive_int, help="examples per training batch")
-    p.add_argument("--n-layer", type=positive_int,
+    p.add_argument("--iters", type=int, help="number of training iterations (one batch each)")
+    p.add_argument("--batch-size", type=int, help="examples per training batch")
+    p.add_argument("--n-layer", type=int,
                    help="number of Transformer blocks (Seq2Seq: in the encoder and in the decoder)")
-    p.add_argument("--n-embd", type=positive_int, help="width of the residual stream (d_model)")
-    p.add_argument("--n-head", type=positive_int,
+    p.add_argument("--n-embd", type=int, help="width of the residual stream (d_model)")
+    p.add_argument("--n-head", type=int,
                    help="attention heads per attention layer (must divide n-embd)")
     p.add_argument("--dropout", type=float, help="dropout probability (0 turns dropout off)")
     p.add_argument("--lr", type=float, help="peak learning rate of the cosine schedule")
@@ -43,12 +35,12 @@ def make_parser(description: str, **defaults) -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (weight matrices only)")
     p.add_argument("--grad-clip", type=float,
                    help="clip the global gradient norm to this value; 0: no clipping")
-    p.add_argument("--n-train", type=positive_int, help="number of distinct training examples")
-    p.add_argument("--n-test", type=positive_int,
+    p.add_argument("--n-train", type=int, help="number of distinct training examples")
+    p.add_argument("--n-test", type=int,
                    help="number of held-out test examples (none seen in training)")
-    p.add_argument("--log-interval", type=positive_int,
+    p.add_argument("--log-interval", type=int,
                    help="print the training loss every this many iterations")
-    p.add_argument("--eval-interval", type=positive_int,
+    p.add_argument("--eval-interval", type=int,
                    help="print the held-out loss every this many iterations")
     p.add_argument("--seed", type=int, help="seeds the data, the initial weights and the batch order")
     p.add_argument("--device", choices=sorted(DEVICES),

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy
 
 from . import backend, files
-from .files import atomic_write, cache_dir
 from .tokenizers import CharTokenizer
 
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -54,7 +53,7 @@ def find_shakespeare(path=None, download: bool = True, log=print) -> Path:
             raise FileNotFoundError(f"No corpus at {path}. Pass the path of a text file with --data, or "
                                     "leave --data out to use the cached or downloaded Tiny Shakespeare.")
         return path
-    cached = cache_dir() / "tinyshakespeare.txt"
+    cached = files.cache_dir() / "tinyshakespeare.txt"
     if _is_valid_shakespeare(cached):
         return cached
     problems = []
@@ -68,7 +67,7 @@ def find_shakespeare(path=None, download: bool = True, log=print) -> Path:
         if _is_valid_shakespeare(shared):
             try:
                 data = shared.read_bytes()
-                atomic_write(cached, lambda file: file.write(data))
+                files.atomic_write(cached, lambda file: file.write(data))
                 return cached
             except OSError:
                 return shared  # read-only home: use the shared copy where it is

@@ -29,8 +29,8 @@ from ..layers.feedforward import FeedForward
 from ..layers.layernorm import LayerNorm
 from ..layers.linear import Linear
 from ..layers.loss import CrossEntropyLoss
-from ..module import Module
 from ..layers.positional import LearnedPositionalEncoding
+from ..module import Module
 from .common import Model, summary
 
 

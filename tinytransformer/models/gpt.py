@@ -17,8 +17,8 @@ from ..layers.embedding import Embedding
 from ..layers.layernorm import LayerNorm
 from ..layers.linear import Linear
 from ..layers.loss import CrossEntropyLoss
-from ..module import check_token_batch
 from ..layers.positional import PositionalEncoding
+from ..module import check_token_batch
 from .common import Model, init_gpt2, summary
 
 

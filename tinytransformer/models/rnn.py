@@ -12,8 +12,8 @@ from .. import backend
 from ..layers.embedding import Embedding
 from ..layers.linear import Linear
 from ..layers.loss import CrossEntropyLoss
-from ..module import check_token_batch
 from ..layers.rnn import RNN
+from ..module import check_token_batch
 from .common import Model, summary
 
 

@@ -118,7 +118,8 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-# One rule per setting: (the test, what the message says is allowed).
+# One rule per setting: (the test, what the message says is allowed). iters, n_train and n_test are the
+# demo scripts' settings (scripts/_demo_common.py); the rest are TrainConfig's.
 _AT_LEAST_ONE = (lambda v: is_int(v) and v >= 1, "must be an integer >= 1")
 _AT_LEAST_ZERO = (lambda v: is_int(v) and v >= 0, "must be an integer >= 0")
 _IN_0_1 = (lambda v: is_number(v) and 0 <= v < 1, "must be in [0, 1)")
