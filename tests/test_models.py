@@ -337,6 +337,22 @@ def assert_gpt2_init(model, n_layer):
     return checked
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("n_head", 0, "GPTConfig.n_head is 0: it must be a whole number >= 1"),       # was a ZeroDivisionError
+    ("n_embd", -16, "GPTConfig.n_embd is -16"),
+    ("n_layer", 2.0, "GPTConfig.n_layer is 2.0"),
+    ("vocab_size", True, "GPTConfig.vocab_size is True"),
+    ("n_head", 3, "GPTConfig.n_head 3 does not divide n_embd 32"),
+    ("dropout", 1.0, "GPTConfig.dropout is 1.0: it must be a number in [0, 1)"),
+    ("bias", "yes", "GPTConfig.bias is 'yes'"),
+    ("seed", -1, "GPTConfig.seed is -1"),
+])
+def test_a_gpt_config_that_cannot_build_a_model_is_refused_with_the_field(field, value, message):
+    """A config may come from a file: nonsense is refused when the config is made, before any layer."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        GPTConfig(**{**dict(vocab_size=7, block_size=8, n_layer=1, n_head=2, n_embd=32), field: value})
+
+
 def test_gpt2_initialisation():
     model = GPT(GPTConfig(vocab_size=64, block_size=32, n_layer=4, n_head=4, n_embd=64, tie_weights=False))
     assert assert_gpt2_init(model, n_layer=4) == 2 + 4 * 6 + 1   # wte, wpe, 6 Linear per block, lm_head

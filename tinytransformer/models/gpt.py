@@ -18,7 +18,7 @@ from ..layers.layernorm import LayerNorm
 from ..layers.linear import Linear
 from ..layers.loss import CrossEntropyLoss
 from ..layers.positional import PositionalEncoding
-from ..module import check_token_batch
+from ..module import check_token_batch, is_int
 from .common import Model, init_gpt2, summary
 
 
@@ -36,6 +36,25 @@ class GPTConfig:
     positional: str = "learned"   # "learned" (GPT-2) or "sinusoidal" (2017 paper)
     tie_weights: bool = True      # the output layer reuses the token embedding table
     seed: int = 1337              # initial weights and dropout masks
+
+    def __post_init__(self):
+        # A config may come from a file (a checkpoint, a config.json): refuse nonsense before any layer is
+        # built, with the field and its value, rather than a ZeroDivisionError or a model that never ends.
+        for field in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, field)
+            if not is_int(value) or value < 1:
+                raise ValueError(f"GPTConfig.{field} is {value!r}: it must be a whole number >= 1.")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig.n_head {self.n_head} does not divide n_embd {self.n_embd}: each head "
+                             "gets n_embd / n_head dimensions.")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
+                or not 0 <= self.dropout < 1:
+            raise ValueError(f"GPTConfig.dropout is {self.dropout!r}: it must be a number in [0, 1).")
+        for field in ("bias", "tie_weights"):
+            if not isinstance(getattr(self, field), bool):
+                raise ValueError(f"GPTConfig.{field} is {getattr(self, field)!r}: it must be true or false.")
+        if not is_int(self.seed) or self.seed < 0:
+            raise ValueError(f"GPTConfig.seed is {self.seed!r}: it must be a whole number >= 0.")
 
     def to_dict(self) -> dict:
         return asdict(self)
