@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from tinytransformer import backend  # noqa: E402
 from tinytransformer.generate import generate  # noqa: E402
-from tinytransformer.models.gpt import GPT, GPTConfig  # noqa: E402
+from tinytransformer.models.gpt import GPT  # noqa: E402
 from tinytransformer.tokenizers import tokenizer_from_dict  # noqa: E402
 from tinytransformer.training import (CHECKPOINT_NAME, DEVICES, LATEST_NAME, CheckpointError,  # noqa: E402
-                                      load_checkpoint, restore)
+                                      gpt_config_of, load_checkpoint, restore)
 
 CHECKPOINTS = {"best": CHECKPOINT_NAME, "last": LATEST_NAME}
 MIN_TEMPERATURE = 1e-3  # below it sampling is greedy in all but name: 0 asks for the most likely directly
@@ -71,16 +71,15 @@ def main(argv=None) -> int:
     try:
         backend.use(DEVICES[args.device])
         checkpoint = load_checkpoint(path)
-        model_config = checkpoint.config.get("model", checkpoint.config)
-        if not isinstance(checkpoint.tokenizer, dict) or checkpoint.tokenizer.get("kind") not in ("char", "bpe") \
-                or not set(model_config) <= set(GPTConfig.__dataclass_fields__):
+        if not isinstance(checkpoint.tokenizer, dict) or checkpoint.tokenizer.get("kind") not in ("char", "bpe"):
             raise CheckpointError(f"{path} does not hold a GPT with its tokenizer (as "
                                   "scripts/train_shakespeare.py saves): sample.py cannot sample from it.")
+        config = gpt_config_of(checkpoint, path)   # checked against the file's arrays before building
         tokenizer = tokenizer_from_dict(checkpoint.tokenizer)  # the run's own: characters, BPE or GPT-2's
         prompt_ids = tokenizer.encode(args.prompt)
         if len(prompt_ids) == 0:
             raise ValueError("The prompt is empty: give at least one character, e.g. --prompt $'\\n'.")
-        model = GPT(GPTConfig(**model_config))
+        model = GPT(config)
         restore(checkpoint, model)
     except (CheckpointError, ValueError, TypeError, backend.BackendError) as err:
         print(f"error: {err}", file=sys.stderr)

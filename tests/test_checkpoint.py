@@ -373,3 +373,118 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     for name in optimizer.m:
         np.testing.assert_array_equal(optimizer.m[name], straight_optimizer.m[name], err_msg=name)
         np.testing.assert_array_equal(optimizer.v[name], straight_optimizer.v[name], err_msg=name)
+
+
+# --- files from elsewhere: sizes, lies and values checked before anything is unpacked ----------------------
+
+def npy_bytes(header_shape, dtype="<f4", data=b""):
+    """A .npy entry whose header says ``header_shape`` and whose data is ``data``, whatever that says."""
+    header = {"descr": dtype, "fortran_order": False, "shape": tuple(header_shape)}
+    buffer = __import__("io").BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue() + data
+
+
+def header_entry(**changes):
+    header = {"format": checkpoint.FORMAT_NAME, "version": checkpoint.FORMAT_VERSION, "config": {},
+              "iteration": 0, **changes}
+    return npy_bytes((len(json.dumps(header)),), "|u1", json.dumps(header).encode())
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
+    """A small file whose entry unpacks to 200 MB of zeros (compressed 1000 to 1): refused from the sizes
+    the archive declares, without unpacking (memory stays a small multiple of the file's size)."""
+    import tracemalloc
+    import zipfile
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("header.npy", header_entry())
+        with archive.open("model/w.npy", "w", force_zip64=True) as entry:
+            entry.write(npy_bytes((50_000_000,)))
+            for _ in range(200):
+                entry.write(bytes(1_000_000))
+    size = path.stat().st_size
+    assert size < 1_000_000
+    tracemalloc.start()
+    try:
+        assert_invalid(path, "would unpack to")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * size
+
+
+def test_an_entry_whose_array_header_lies_about_its_size_is_refused(tmp_path):
+    """A .npy header claiming 10¹² floats over 8 bytes of data: refused before the array is allocated."""
+    import zipfile
+    path = tmp_path / "liar.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("header.npy", header_entry())
+        archive.writestr("model/w.npy", npy_bytes((10**12,), data=bytes(8)))
+    assert_invalid(path, "says it holds float32 of shape (1000000000000,)")
+
+
+def test_an_entry_twice_is_refused(tmp_path):
+    """numpy.load would keep one of two entries of the same name silently."""
+    import zipfile
+    path = tmp_path / "twice.npz"
+    with pytest.warns(UserWarning), zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("header.npy", header_entry())
+        archive.writestr("model/w.npy", npy_bytes((2,), data=bytes(8)))
+        archive.writestr("model/w.npy", npy_bytes((2,), data=bytes(8)))
+    assert_invalid(path, "the entry 'model/w.npy' is in the archive twice")
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("[" * 100_000 + "]" * 100_000, "the header is not UTF-8 JSON"),             # RecursionError before
+    ('{"iteration": 1' + "0" * 5000 + "}", "the header is not UTF-8 JSON"),       # Python's digit limit
+])
+def test_a_header_that_breaks_the_json_reader_is_refused(tmp_path, text, reason):
+    path = tmp_path / "ckpt.npz"
+    with open(path, "wb") as file:
+        np.savez(file, header=np.frombuffer(text.encode(), dtype=np.uint8))
+    assert_invalid(path, reason)
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"iteration": -40}, "the header's 'iteration' is -40, not a whole number >= 0"),
+    ({"iteration": "7"}, "the header's 'iteration' is '7'"),
+    ({"iteration": True}, "the header's 'iteration' is True"),
+    ({"config": []}, "the header's 'config' is [], not a dict"),
+    ({"rng_state": 3}, "the header's 'rng_state' is 3, not a dict"),
+    ({"optimizer": {}}, "the header's optimizer state is wrong (step None)"),
+    ({"optimizer": {"step": 2, "lr": 0.1, "eps": 1e-8, "weight_decay": 0.0, "betas": [0.9]}},
+     "(betas [0.9])"),
+    ({"extra": {"best_val_loss": "low"}}, "extra.best_val_loss is 'low', not a number"),
+])
+def test_header_fields_of_the_wrong_type_or_range_are_refused(tmp_path, changes, reason):
+    path = tmp_path / "ckpt.npz"
+    good = {"format": checkpoint.FORMAT_NAME, "version": checkpoint.FORMAT_VERSION, "config": {}, "iteration": 0}
+    write_with_header(path, {**good, **changes})
+    assert_invalid(path, reason)
+
+
+def rewritten(path, tmp_path, change_arrays):
+    """A copy of the checkpoint at ``path`` with its arrays changed by ``change_arrays(dict)``."""
+    with np.load(path) as npz:
+        entries = {key: npz[key].copy() for key in npz.files}
+    change_arrays(entries)
+    copy = tmp_path / "changed.npz"
+    with open(copy, "wb") as file:
+        np.savez(file, **entries)
+    return copy
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda e: e["model/fc1.weight"].__setitem__((0, 0), np.nan), "model/fc1.weight holds NaN or infinite"),
+    (lambda e: e["optim/v/fc1.weight"].__setitem__((1, 2), np.inf), "optim/v/fc1.weight holds NaN or infinite"),
+    (lambda e: e.__setitem__("model/fc1.weight", e["model/fc1.weight"].astype(np.int64)), "is int64, not a float"),
+    (lambda e: e.pop("optim/m/fc1.weight"), "no moment of shape (4, 8) for fc1.weight"),
+    (lambda e: e.__setitem__("optim/m/extra", np.zeros(3)), "moments for ['extra']"),
+    (lambda e: e.__setitem__("notes", np.zeros(3)), "entries a checkpoint does not have: ['notes']"),
+])
+def test_weights_that_are_not_finite_floats_or_lack_moments_are_refused(tmp_path, change, reason):
+    path = tmp_path / "ckpt.npz"
+    model, optimizer = trained()
+    save_checkpoint(path, model=model, config=CONFIG, optimizer=optimizer)
+    assert_invalid(rewritten(path, tmp_path, change), reason)

@@ -394,3 +394,54 @@ def test_help_shows_each_presets_defaults_and_what_resume_does():
     flat_sample = " ".join(sample.split())
     assert "(default: best)" in flat_sample and "(default: 0.8)" in flat_sample
 
+
+
+# --- a damaged or hostile checkpoint: refused before the run folder is touched ---------------------------
+
+def damage(path: Path, change) -> None:
+    """Rewrite the checkpoint at ``path`` with ``change(header, arrays)`` applied (both changed in place)."""
+    with np.load(path) as npz:
+        arrays = {key: npz[key].copy() for key in npz.files}
+    header = json.loads(arrays.pop("header").tobytes())
+    change(header, arrays)
+    with open(path, "wb") as file:
+        np.savez(file, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
+
+
+DAMAGES = {
+    "negative iteration": (lambda h, a: h.update(iteration=-40), "'iteration' is -40"),
+    "iteration a string": (lambda h, a: h.update(iteration="4"), "'iteration' is '4'"),
+    "empty optimizer": (lambda h, a: h.update(optimizer={}), "optimizer state is wrong"),
+    "no random state": (lambda h, a: h.update(rng_state=None), "its random state cannot be restored"),
+    "no best val loss": (lambda h, a: h["extra"].pop("best_val_loss"), "its extra has no best_val_loss"),
+    "a million layers": (lambda h, a: [h["config"][part].update(n_layer=10**6) for part in ("model", "train")],
+                         "it holds 1 blocks, the config says n_layer 1000000"),
+    "60000 wide": (lambda h, a: [h["config"][part].update(n_embd=60000) for part in ("model", "train")], "wte.weight is (40, 16), the config says (40, 60000)"),
+    "no heads": (lambda h, a: h["config"]["model"].update(n_head=0), "GPTConfig.n_head is 0"),
+    "negative width": (lambda h, a: h["config"]["model"].update(n_embd=-16), "GPTConfig.n_embd is -16"),
+    "NaN weights": (lambda h, a: a["model/wte.weight"].__setitem__((0, 0), np.nan), "holds NaN or infinite"),
+}
+
+
+@pytest.mark.parametrize("name", DAMAGES)
+def test_a_damaged_last_checkpoint_is_refused_and_the_run_left_as_it_was(finished_run, script, sampler, capsys,
+                                                                          name):
+    change, message = DAMAGES[name]
+    damage(finished_run / "last.npz", change)
+    before = snapshot(finished_run)
+    code, _, err = run_in_process(script, capsys, "--resume", "--out-dir", finished_run, "--max-iters", 6)
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert snapshot(finished_run) == before     # metrics.jsonl, both checkpoints: byte for byte
+    code, _, err = run_in_process(sampler, capsys, "--out-dir", finished_run, "--which", "last")
+    if name not in ("empty optimizer", "no random state", "no best val loss"):   # sampling needs none of them
+        assert code == 2 and message in err, err
+
+
+def test_a_metrics_record_without_its_loss_is_dropped_not_fatal(finished_run, script, capsys):
+    """A record without its loss used to crash every later evaluation (the plot reads every record)."""
+    metrics = finished_run / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    lines[1] = json.dumps({key: value for key, value in json.loads(lines[1]).items() if key != "loss"})
+    metrics.write_text("\n".join(lines) + "\n")
+    code, out, err = run_in_process(script, capsys, "--resume", "--out-dir", finished_run, "--max-iters", 6)
+    assert code == 0 and "dropped 1 record(s) without the fields" in out, err

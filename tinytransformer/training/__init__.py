@@ -10,7 +10,8 @@
     from tinytransformer.training import TrainConfig, train
     summary = train(TrainConfig(max_iters=200))
 """
-from .checkpoint import Checkpoint, CheckpointError, check_config, load_checkpoint, restore, save_checkpoint
+from .checkpoint import (Checkpoint, CheckpointError, check_config, gpt_config_of, load_checkpoint, restore,
+                         save_checkpoint)
 from .loop import Interrupted, TrainingDiverged, WriteFailed, accumulate_gradients, train, training_loop
 from .run_folder import CHECKPOINT_NAME, LATEST_NAME, METRICS_NAME, PLOT_NAME, FolderInUse, RunLock
 from .settings import (BPE_VOCAB_SIZE, DEVICES, PRESETS, TOKENIZERS, SettingsError, TrainConfig, check_settings,
@@ -19,5 +20,5 @@ from .settings import (BPE_VOCAB_SIZE, DEVICES, PRESETS, TOKENIZERS, SettingsErr
 __all__ = ["TrainConfig", "PRESETS", "DEVICES", "TOKENIZERS", "BPE_VOCAB_SIZE", "SettingsError", "check_settings",
            "model_config", "new_run_config", "resume_config", "train", "training_loop", "accumulate_gradients",
            "TrainingDiverged", "WriteFailed", "Interrupted", "Checkpoint", "CheckpointError", "save_checkpoint",
-           "load_checkpoint", "restore", "check_config", "RunLock", "FolderInUse", "CHECKPOINT_NAME",
+           "load_checkpoint", "gpt_config_of", "restore", "check_config", "RunLock", "FolderInUse", "CHECKPOINT_NAME",
            "LATEST_NAME", "METRICS_NAME", "PLOT_NAME"]

@@ -27,8 +27,8 @@ from ..data import TextDataset, find_shakespeare, read_text
 from ..files import file_sha256
 from ..optim import clip_grad_norm, cosine_lr
 from ..tokenizers import tokenizer_from_dict
-from .checkpoint import check_config, load_checkpoint
-from .run import Run
+from .checkpoint import check_config, gpt_config_of, load_checkpoint
+from .run import Run, check_resumable
 from .run_folder import RunLock, latest_checkpoint, previous_run_files, remove_stale_temporaries
 from .settings import DEVICES, MODEL_SHAPE_FIELDS, SettingsError, TrainConfig, check_settings, model_config
 from .start import start_from_init
@@ -198,13 +198,16 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
     # Everything is read and checked before the folder is touched.
     checkpoint = load_checkpoint(latest_checkpoint(out_dir)) if cfg.resume else None
+    if checkpoint:
+        check_resumable(checkpoint, latest_checkpoint(out_dir))
+        saved_config = gpt_config_of(checkpoint, latest_checkpoint(out_dir))   # its sizes are its arrays'
     corpus, text, corpus_record = _read_corpus(cfg, checkpoint, log)
     if not cfg.resume:
         _refuse_a_previous_run(cfg)  # before the slow part (a BPE to train, GPT-2's weights to read)
     backend.use(DEVICES[cfg.device], dtype=cfg.dtype)
     if checkpoint:
         tokenizer = tokenizer_from_dict(checkpoint.tokenizer)
-        model_rows, initial_state = checkpoint.config["model"]["vocab_size"], None
+        model_rows, initial_state = saved_config.vocab_size, None
     else:
         cfg, tokenizer, model_rows, initial_state = start_from_init(cfg, text, log)
     dataset = TextDataset(text, tokenizer)
@@ -215,7 +218,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                                 "or a smaller --block-size.")
     gpt_config = model_config(cfg, model_rows)
     if checkpoint:
-        check_config({k: checkpoint.config["model"].get(k) for k in MODEL_SHAPE_FIELDS},
+        check_config({k: getattr(saved_config, k) for k in MODEL_SHAPE_FIELDS},
                      {k: getattr(gpt_config, k) for k in MODEL_SHAPE_FIELDS})
 
     with owning(out_dir, log):

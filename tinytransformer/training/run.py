@@ -13,9 +13,31 @@ from ..generate import generate
 from ..layers.dropout import dropout_states, set_dropout_states
 from ..models.gpt import GPT
 from ..optim import AdamW, clip_bound
-from .checkpoint import restore, save_checkpoint
+from .checkpoint import CheckpointError, restore, save_checkpoint
 from .run_folder import (CHECKPOINT_NAME, LATEST_NAME, METRICS_NAME, PLOT_NAME, latest_checkpoint, plot_losses,
                          read_metrics)
+
+
+def check_resumable(checkpoint, path) -> None:
+    """A checkpoint a run can continue from: AdamW's state, the batch sampler's (and dropout's) random
+    state, and the best val loss so far. Checked before the run folder is touched, so that a damaged
+    last.npz stops the run with a message instead of rewriting metrics.jsonl first."""
+    problems = []
+    if checkpoint.optimizer_state is None:
+        problems.append("it holds no optimizer state")
+    if "best_val_loss" not in checkpoint.extra:
+        problems.append("its extra has no best_val_loss")
+    states = checkpoint.rng_state if isinstance(checkpoint.rng_state, dict) else {}
+    try:
+        backend.new_host_rng(0).bit_generator.state = states["batches"]   # refused here if malformed
+        for state in (states.get("dropout") or {}).values():
+            backend.DeviceRNG(0).set_state(state)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        problems.append(f"its random state cannot be restored ({type(err).__name__}: {str(err)[:100]})")
+    if problems:
+        raise CheckpointError(f"{path} cannot be resumed: {'; '.join(problems)}. It was not written by "
+                              "scripts/train_shakespeare.py, or it is damaged: use an earlier checkpoint, or "
+                              "start a new run.")
 
 
 class Run:

@@ -23,6 +23,8 @@ import socket
 import time
 from pathlib import Path
 
+from ..module import is_int
+
 CHECKPOINT_NAME = "ckpt.npz"   # the best model
 LATEST_NAME = "last.npz"       # the latest state, to resume from
 METRICS_NAME = "metrics.jsonl"
@@ -56,7 +58,26 @@ def read_metrics(path: Path, log=print) -> list:
         except json.JSONDecodeError as err:
             log(f"{path}: dropped line {number}, which is not a whole JSON record ({err}); it was torn "
                 "while being written, and the checkpoint does not depend on it")
-    return [r for r in records if isinstance(r, dict) and "iter" in r and "kind" in r]
+    kept = [r for r in records if _well_formed(r)]
+    if len(kept) < len(records):
+        log(f"{path}: dropped {len(records) - len(kept)} record(s) without the fields a metrics record has "
+            f"(kind, iter and its losses), e.g. {str(next(r for r in records if not _well_formed(r)))[:120]}")
+    return kept
+
+
+# The numbers each kind of record holds; plot_losses and a resumed run read them.
+RECORD_FIELDS = {"train": ("loss",), "eval": ("train_loss", "val_loss")}
+
+
+def _well_formed(record) -> bool:
+    """A record written by Run.record: a known kind, a whole iteration >= 0, and its losses as numbers
+    (or null: to_json writes a NaN loss so)."""
+    if not isinstance(record, dict) or record.get("kind") not in RECORD_FIELDS:
+        return False
+    fields = RECORD_FIELDS[record["kind"]]
+    return (is_int(record.get("iter")) and record["iter"] >= 0 and all(field in record for field in fields)
+            and all(record[field] is None or isinstance(record[field], (int, float))
+                    and not isinstance(record[field], bool) for field in fields))
 
 
 class FolderInUse(Exception):
