@@ -357,16 +357,19 @@ lesson.check("and ≥ 0.9 on average over the distances (every seed)",
              f"lowest {accuracy['attention'].mean(axis=1).min():.2f}")
 lesson.check("the RNN recalls it 1 step back (≥ 0.95, every seed)", (accuracy["RNN"][:, 0] >= 0.95).all(),
              f"lowest {accuracy['RNN'][:, 0].min():.2f}")
-lesson.check(f"but {D_MAX} steps back it is at chance (below {chance:.3f} + 0.1, every seed)",
-             (accuracy["RNN"][:, longest] < chance + 0.1).all(), f"highest {accuracy['RNN'][:, longest].max():.2f}")
+lesson.check(f"but {D_MAX} steps back it is below 0.5, the bar attention clears at every distance (every seed)",
+             (accuracy["RNN"][:, longest] < 0.5).all(), f"highest {accuracy['RNN'][:, longest].max():.2f}, "
+             f"chance {chance:.3f}")
 lesson.check(f"{D_MAX} steps back, attention beats the RNN by more than 0.5 (every seed)", (gap > 0.5).all(),
              f"smallest gap {gap.min():.2f}")
 lesson.say("""
-    In between, the RNN's accuracy falls from perfect to chance within a few steps, and where it falls
-    varies from seed to seed (at d = 8, from 0.24 to 1.0 over the seeds we tried): learning to hold a token that
-    long needs a gradient that is already a thousandth of its size ten steps back. Attention's
-    learning is not instant either: with this budget an occasional seed is still at 0.85 at d = 32 or
-    64, climbing, where the RNN's stays at chance. With more training, or gates (LSTM, GRU), an RNN
+    In between, the RNN's accuracy falls from perfect towards chance within a few steps, and where it
+    falls varies from seed to seed (at d = 8, from 0.24 to 1.0 over the seeds we tried): learning to hold
+    a token that long needs a gradient that is already a thousandth of its size ten steps back. At
+    d = 64 it is near chance but not always at it: seed 2 kept 0.25 on an Intel Xeon, where the other
+    seeds gave 0.12 (a kernel's rounding can move where 150 steps of training end).
+    Attention's learning is not instant either: with this budget an occasional seed is still at 0.85 at
+    d = 32 or 64, climbing, where the RNN's stays near chance. With more training, or gates (LSTM, GRU), an RNN
     reaches further, but the path from a token to a prediction d positions later is still d steps.""")
 
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
