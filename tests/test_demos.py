@@ -54,8 +54,11 @@ def run_script(name, *args, timeout=120):
     return summary, result.stdout
 
 
-def test_seq2seq_learns_to_reverse(tmp_path):
-    summary, stdout = run_script("train_seq2seq.py", *SEQ2SEQ_FAST, *QUIET, "--out-dir", str(tmp_path))
+@pytest.mark.parametrize("seed", [1337, 0, 1])
+def test_seq2seq_learns_to_reverse(tmp_path, seed):
+    """At the default seed and two others: a recipe that learns at one seed only fails here."""
+    summary, stdout = run_script("train_seq2seq.py", *SEQ2SEQ_FAST, *QUIET, "--seed", str(seed),
+                                 "--out-dir", str(tmp_path))
     assert summary["iters"] == 300 and summary["n_test"] == 200 and summary["device"] == "cpu"
     assert summary["final_loss"] < SEQ2SEQ_LOSS, stdout
     assert summary["accuracy"] >= 0.9, stdout
@@ -74,6 +77,34 @@ def test_classifier_learns_balanced_brackets(tmp_path):
     assert summary["accuracy"] >= 0.85, stdout
     assert "iter 100: loss" in stdout
     assert (tmp_path / "ckpt.npz").is_file()
+
+
+# The classifier's default recipe (its model, data, learning rate and curriculum), shortened from 3000
+# iterations to 1000 (--curriculum-iters scaled with it). Before the curriculum, the full recipe's loss
+# sat at ln 2 for a seed-dependent while: seed 1337 ended at 92% on one machine and 99% on another.
+CLASSIFIER_SHORT = ["--iters", "1000", "--curriculum-iters", "200", "--log-interval", "1000",
+                    "--eval-interval", "100000"]
+CLASSIFIER_SHORT_ACCURACY = 0.95
+
+
+def test_the_classifier_recipe_reaches_its_bar_at_every_seed(tmp_path):
+    """The shortened default recipe at seeds 1337 and 0, run side by side (one BLAS thread each): every
+    seed reaches 95% held-out accuracy (2,000 strings). A change that makes the recipe depend on luck
+    fails here: without the curriculum (--curriculum-iters 0) the same runs end at 92.55% and 94.6% (on an
+    Intel Xeon)."""
+    env = {key: value for key, value in os.environ.items() if key != "TINYTRANSFORMER_BACKEND"}
+    runs = {seed: subprocess.Popen([sys.executable, str(SCRIPTS / "train_classifier.py"), *CLASSIFIER_SHORT,
+                                    "--seed", str(seed), "--out-dir", str(tmp_path / str(seed))],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for seed in (1337, 0)}
+    accuracy = {}
+    for seed, process in runs.items():
+        stdout, stderr = process.communicate(timeout=900)
+        assert process.returncode == 0, f"seed {seed}:\n{stdout}\n{stderr}"
+        summary = json.loads(stdout.strip().splitlines()[-1])
+        assert summary["iters"] == 1000 and summary["curriculum_iters"] == 200 and summary["n_test"] == 2000
+        accuracy[seed] = summary["accuracy"]
+    assert min(accuracy.values()) >= CLASSIFIER_SHORT_ACCURACY, accuracy
 
 
 @pytest.mark.parametrize("name, fast, threshold, chance", [
