@@ -25,6 +25,7 @@ from tinytransformer import backend  # noqa: E402
 from tinytransformer.generate import generate  # noqa: E402
 from tinytransformer.models.gpt import GPT  # noqa: E402
 from tinytransformer.pretrained import SIZES, gpt2_config, load_gpt2  # noqa: E402
+from tinytransformer.pretrained.gpt2 import is_published  # noqa: E402
 from tinytransformer.tokenizers import BPETokenizer, gpt2_vocab_paths  # noqa: E402
 from tinytransformer.tokenizers.gpt2 import download_gpt2_vocab, gpt2_file  # noqa: E402
 from tinytransformer.training import DEVICES  # noqa: E402
@@ -62,9 +63,25 @@ def parse_args(argv=None):
         problems.append(f"--seed {args.seed}: must be at least 0")
     if args.random and args.model not in SIZES:
         problems.append(f"--random needs a size for --model ({', '.join(SIZES)}), not {args.model!r}")
+    if (problem := prompt_problem(args.prompt)) is not None:
+        problems.append(problem)
     if problems:
         parser.error("; ".join(problems))
     return args
+
+
+def prompt_problem(prompt: str) -> str | None:
+    """Why --prompt is not text, or None. Bytes that are not UTF-8 (a terminal in another encoding) reach
+    Python as stand-in characters, U+DC80 + the byte ("surrogateescape"). They are refused before any work:
+    fed to the model they would be bytes it never saw in training, and printed they would be an error."""
+    try:
+        prompt.encode("utf-8")
+        return None
+    except UnicodeEncodeError as err:
+        char = prompt[err.start]
+        what = f"the byte 0x{ord(char) - 0xDC00:02X}" if "\udc80" <= char <= "\udcff" else f"{char!r}"
+        return (f"--prompt holds {what} at character {err.start}, which is not UTF-8 text: set the terminal to "
+                "UTF-8 (e.g. LANG=C.UTF-8) or give the prompt in UTF-8")
 
 
 class ByteTokenizer:
@@ -86,7 +103,7 @@ def fetch_files(args, log) -> None:
     if args.random:
         return
     fetches = [lambda: download_gpt2_vocab(log=log)]
-    if args.model in SIZES:
+    if is_published(args.model):                       # (a folder ./gpt2 is loaded instead: see load_gpt2)
         fetches.append(lambda: gpt2_file(args.model, "model.safetensors", log=log))
     problems = []
     for fetch in fetches:
@@ -139,7 +156,7 @@ def main(argv=None) -> int:
         if not isinstance(tokenizer, ByteTokenizer) and tokenizer.vocab_size != model.config.vocab_size:
             raise ValueError(f"GPT-2's tokenizer has {tokenizer.vocab_size:,} tokens but the model "
                              f"{model.config.vocab_size:,}: the two must be the same vocabulary.")
-    except (FileNotFoundError, ValueError, TypeError, backend.BackendError) as err:
+    except (OSError, ValueError, TypeError, backend.BackendError) as err:   # OSError: FileNotFoundError too
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -152,6 +169,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     out = generate(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                    seed=args.seed, use_cache=not args.no_cache, on_token=tick)
+    if hasattr(sys.stdout, "reconfigure"):   # a terminal that cannot show a character shows "?", not a crash
+        sys.stdout.reconfigure(errors="replace")
     print(args.prompt + tokenizer.decode(backend.to_numpy(out[0, idx.shape[1]:])))
     if times:
         T = idx.shape[1]

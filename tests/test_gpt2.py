@@ -3,11 +3,15 @@ the download's checks; and, with transformers installed, Hugging Face's GPT2LMHe
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import urllib.error
 
 import numpy
 import pytest
 
+from helpers.scripts import ROOT
 from tinytransformer import backend, files
 from tinytransformer.pretrained import gpt2
 from tinytransformer.tokenizers import gpt2 as gpt2_files
@@ -217,6 +221,187 @@ def test_unknown_names_and_paths_are_explained():
         load_gpt2("gpt3")
     with pytest.raises(ValueError, match="Unknown GPT-2 size"):
         gpt2_config("gpt2-xxl")
+
+
+# --- files from elsewhere: checked before anything is built ------------------------------------------------
+
+@pytest.fixture
+def never_built(monkeypatch):
+    """Building a GPT is a test failure: the file must be refused first (n_layer 10⁶ fills the memory),
+    and so is a table of names for more layers than any file here has (16 million names for 10⁶)."""
+    def build(config):
+        raise AssertionError(f"a GPT was built from {config}")
+    real_name_map = gpt2.name_map
+
+    def name_map(n_layer):
+        assert n_layer <= 100, f"name_map({n_layer}) was called"
+        return real_name_map(n_layer)
+    monkeypatch.setattr(gpt2, "GPT", build)
+    monkeypatch.setattr(gpt2, "name_map", name_map)
+
+
+def test_a_tensor_named_with_and_without_the_prefix_is_refused(tmp_path):
+    tensors = to_gpt2_tensors(small_gpt2().state_dict(), SMALL["n_layer"])
+    tensors = {f"transformer.{name}": array for name, array in tensors.items()}
+    tensors["wte.weight"] = tensors["transformer.wte.weight"] + 1.0     # which one would be kept?
+    write_safetensors(tmp_path / "model.safetensors", tensors)
+    with pytest.raises(ValueError, match=r"holds both transformer.wte.weight and wte.weight") as err:
+        load_gpt2(tmp_path / "model.safetensors", n_head=4)
+    assert str(tmp_path / "model.safetensors") in str(err.value)
+
+
+def edited_config(folder, text=None, **changes):
+    path = folder / "config.json"
+    if text is None:
+        text = json.dumps({**json.loads(path.read_text()), **changes})
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("case, text, changes, words", [
+    ("not JSON", "{oops", {}, ["not a valid config.json", "not JSON"]),
+    ("a JSON list", "[1, 2]", {}, ["holds a JSON list"]),
+    ("a key twice", '{"model_type": "gpt2", "n_layer": 2, "n_layer": 3}', {}, ["'n_layer' appears twice"]),
+    ("n_head 0", None, {"n_head": 0}, ["n_head is 0", "whole number >= 1"]),
+    ("n_embd -16", None, {"n_embd": -16}, ["n_embd is -16"]),
+    ("n_layer a string", None, {"n_layer": "2"}, ["n_layer is '2'"]),
+    ("n_layer 10**6", None, {"n_layer": 10 ** 6}, ["n_layer 1000000", "holds 2", "correct n_layer to 2"]),
+    ("n_head not dividing n_embd", None, {"n_head": 3}, ["n_head 3 does not divide n_embd 64"]),
+    ("n_embd not the file's", None, {"n_embd": 32, "n_inner": None}, ["n_embd 32", "holds 64"]),
+    ("vocab_size not the file's", None, {"vocab_size": 50257}, ["vocab_size 50257", "holds 101"]),
+    ("n_positions not the file's", None, {"n_positions": 1024}, ["n_positions 1024", "holds 32"]),
+    ("two megabytes", " " * (2 << 20) + "{}", {}, ["2,097,154 bytes"]),
+])
+def test_a_config_json_is_checked_against_the_tensors_before_the_model_is_built(tmp_path, never_built, case,
+                                                                                text, changes, words):
+    save_gpt2(small_gpt2(), tmp_path / "m")
+    edited_config(tmp_path / "m", text, **changes)
+    with pytest.raises(ValueError) as err:
+        load_gpt2(tmp_path / "m")
+    message = str(err.value)
+    assert str(tmp_path / "m" / "config.json") in message and "\n" not in message, case
+    for word in words:
+        assert word in message, (case, message)
+
+
+def test_the_shapes_from_a_config_are_the_models():
+    """gpt2_shapes computes without building what a built model's parameters are, in GPT-2's names."""
+    config = gpt2_config("gpt2", **SMALL)
+    built = {name: list(array.shape) for name, array in to_gpt2_tensors(small_gpt2().state_dict(),
+                                                                           SMALL["n_layer"]).items()}
+    assert gpt2.gpt2_shapes(config) == built
+
+
+@pytest.mark.parametrize("name, index, value", [("h.1.mlp.c_fc.weight", (3, 5), numpy.nan),
+                                                ("wpe.weight", (31, 63), numpy.inf),
+                                                ("ln_f.bias", (0,), -numpy.inf)])
+def test_a_nan_or_infinite_weight_is_refused_naming_the_tensor(tmp_path, never_built, name, index, value):
+    model = small_gpt2("float32")
+    save_gpt2(model, tmp_path / "m")
+    stored = read_safetensors(tmp_path / "m" / "model.safetensors")[0]
+    tensors = {key: numpy.array(array) for key, array in stored.items()}     # writable copies
+    tensors[f"transformer.{name}"][index] = value
+    write_safetensors(tmp_path / "m" / "model.safetensors", tensors)
+    with pytest.raises(ValueError) as err:
+        load_gpt2(tmp_path / "m")
+    assert f"m/model.safetensors: {name} holds {value} at {list(index)}" in str(err.value)
+
+
+def test_the_finite_check_reads_in_blocks_and_finds_the_first_bad_number():
+    tensors = {"a": numpy.zeros((4, 5), dtype=numpy.float32), "ids": numpy.arange(3)}
+    gpt2._check_finite(tensors, "f", block=3)                  # finite, and integer tensors are skipped
+    tensors["a"][2, 4] = numpy.nan                             # in the fifth block of three
+    tensors["a"][3, 1] = numpy.inf
+    with pytest.raises(ValueError, match=r"f: a holds nan at \[2, 4\]"):
+        gpt2._check_finite(tensors, "f", block=3)
+
+
+def test_a_local_folder_named_like_a_size_comes_before_the_published_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYTRANSFORMER_CACHE", str(tmp_path / "cache"))     # nothing cached
+    monkeypatch.chdir(tmp_path)
+    model = small_gpt2()
+    save_gpt2(model, "gpt2")
+    logs = []
+    loaded = load_gpt2("gpt2", dtype="float64", download=False, log=logs.append)
+    numpy.testing.assert_array_equal(loaded(tokens())[0], model(tokens())[0])
+    assert any("loading the folder ./gpt2, not the published gpt2" in line for line in logs), logs
+    assert gpt2.is_published("gpt2-medium") and not gpt2.is_published("gpt2")
+
+
+# --- saving: the folder as a whole ---------------------------------------------------------------------
+
+def folder_bytes(folder):
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def test_saving_over_a_saved_model_replaces_the_folder_and_leaves_nothing_beside_it(tmp_path):
+    save_gpt2(small_gpt2(seed=1), tmp_path / "m")
+    smaller = GPT(gpt2_config("gpt2", **{**SMALL, "n_layer": 1}))
+    save_gpt2(smaller, tmp_path / "m")
+    assert sorted(folder_bytes(tmp_path / "m")) == ["config.json", "model.safetensors"]
+    assert load_gpt2(tmp_path / "m").config.n_layer == 1
+    assert [path.name for path in tmp_path.iterdir()] == ["m"]            # no temporary, no old folder
+
+
+def test_saving_over_a_model_beside_files_it_does_not_write_is_refused(tmp_path):
+    save_gpt2(small_gpt2(seed=1), tmp_path / "m")
+    (tmp_path / "m" / "vocab.json").write_text("{}")
+    before = folder_bytes(tmp_path / "m")
+    with pytest.raises(ValueError, match=r"holds a saved model and also vocab.json.*Move them away"):
+        save_gpt2(small_gpt2(seed=2), tmp_path / "m")
+    assert folder_bytes(tmp_path / "m") == before
+
+
+def test_a_tokenizer_saved_first_is_kept_beside_the_model(tmp_path):
+    """As save_pretrained users do: the tokenizer's files first, then the model, into one new folder."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "vocab.json").write_text('{"a": 0}')
+    (tmp_path / "m" / "merges.txt").write_text("#version: 0.2\n")
+    save_gpt2(small_gpt2(), tmp_path / "m")
+    files_now = folder_bytes(tmp_path / "m")
+    assert sorted(files_now) == ["config.json", "merges.txt", "model.safetensors", "vocab.json"]
+    assert files_now["vocab.json"] == b'{"a": 0}'
+
+
+def test_a_save_interrupted_while_writing_leaves_the_old_folder(tmp_path, monkeypatch):
+    save_gpt2(small_gpt2(seed=1), tmp_path / "m")
+    before = folder_bytes(tmp_path / "m")
+    real = gpt2.atomic_write
+
+    def interrupted(path, write):                # Ctrl-C after the new weights, before the new config.json
+        raise KeyboardInterrupt
+    monkeypatch.setattr(gpt2, "atomic_write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_gpt2(small_gpt2(seed=2), tmp_path / "m")
+    monkeypatch.setattr(gpt2, "atomic_write", real)
+    assert folder_bytes(tmp_path / "m") == before
+    assert [path.name for path in tmp_path.iterdir()] == ["m"]
+
+
+KILLED_BETWEEN_RENAMES = """
+import os, sys
+from tinytransformer.models.gpt import GPT
+from tinytransformer.pretrained.gpt2 import gpt2_config, save_gpt2
+real_rename = os.rename
+def rename(source, target):                  # killed right after the old folder is set aside
+    real_rename(source, target)
+    if ".old-" in str(target):
+        os._exit(9)
+os.rename = rename
+save_gpt2(GPT(gpt2_config("gpt2", vocab_size=101, block_size=32, n_layer=1, n_head=4, n_embd=64)), sys.argv[1])
+"""
+
+
+def test_a_save_killed_between_its_two_renames_is_finished_by_the_next_load(tmp_path):
+    save_gpt2(small_gpt2(), tmp_path / "m")
+    result = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(tmp_path / "m")],
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert result.returncode == 9, result.stderr
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert "m" not in left and any(".old-" in n for n in left) and any(".tmp-" in n for n in left)
+    logs = []
+    assert load_gpt2(tmp_path / "m", log=logs.append).config.n_layer == 1         # the new one, complete
+    assert "finished replacing" in " ".join(logs)
+    assert [path.name for path in tmp_path.iterdir()] == ["m"]
 
 
 # --- finding and downloading the published files --------------------------------------------------------

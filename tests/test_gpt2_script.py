@@ -101,3 +101,66 @@ def test_without_weights_or_network_the_error_lists_every_file_to_fetch(tmp_path
 def test_nonsense_arguments_are_refused_before_any_work(tmp_path, args, words):
     result = run(tmp_path, *args, check=False)
     assert result.returncode == 2 and words in result.stderr
+
+
+# --- what a user may hand the script: a prompt that is not text, a terminal that is not UTF-8, a folder ---
+
+def gpt2_format_vocabulary(cache):
+    """A 266-token vocabulary in GPT-2's files, where the script looks for GPT-2's."""
+    BPETokenizer.train("the cat sat on the mat; the dog sat on the log. " * 20, 266).to_gpt2_files(cache / "gpt2")
+    return TINY.replace('"vocab_size": 300', '"vocab_size": 266')
+
+
+def run_bytes(cache, *args, **env):
+    """The script with arguments as raw bytes (as a terminal in another encoding passes them)."""
+    environment = {key: value for key, value in os.environ.items() if key != "TINYTRANSFORMER_BACKEND"}
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, timeout=120,
+                           env={**environment, "TINYTRANSFORMER_CACHE": str(cache), **env})
+
+
+def test_a_prompt_that_is_not_utf8_is_refused_before_any_work(tmp_path):
+    config = gpt2_format_vocabulary(tmp_path)
+    result = run_bytes(tmp_path, "--random", "--config-override", config, "--prompt", b"caf\xe9 au lait",
+                       "--max-new-tokens", "3", PYTHONIOENCODING="utf-8")
+    assert result.returncode == 2 and b"Traceback" not in result.stderr
+    assert b"--prompt holds the byte 0xE9 at character 3, which is not UTF-8 text" in result.stderr
+    assert result.stdout == b"" and b"parameters" not in result.stderr          # no model was built
+
+
+def test_text_the_terminal_cannot_show_is_printed_as_question_marks(tmp_path):
+    result = run_bytes(tmp_path, "--random", "--config-override", TINY, "--prompt", "café".encode(),
+                       "--max-new-tokens", "4", PYTHONIOENCODING="ascii")
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
+    assert result.stdout.startswith(b"caf?")
+
+
+def small_vocabulary_as_gpt2s(cache, monkeypatch):
+    """A 260-token vocabulary in GPT-2's files, accepted in place of GPT-2's (whose sizes are checked)."""
+    monkeypatch.setenv("TINYTRANSFORMER_CACHE", str(cache))
+    BPETokenizer.train("a b c abc abcabc " * 30, 260).to_gpt2_files(cache / "gpt2")
+    for name in ("vocab.json", "merges.txt"):
+        monkeypatch.delitem(gpt2_files.KNOWN_FILES, ("gpt2", name))
+
+
+def test_a_damaged_model_folder_is_one_error_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    save_gpt2(GPT(gpt2_config("gpt2", vocab_size=260, block_size=64, n_layer=1, n_head=2, n_embd=16)),
+              tmp_path / "model")
+    (tmp_path / "model" / "config.json").write_text("[1, 2]")
+    small_vocabulary_as_gpt2s(tmp_path / "cache", monkeypatch)
+    assert load_script(SCRIPT).main(["--model", str(tmp_path / "model"), "--prompt", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'model' / 'config.json'} holds a JSON list" in err
+
+
+def test_a_folder_named_like_the_size_is_loaded_not_downloaded(tmp_path, monkeypatch, capsys):
+    save_gpt2(GPT(gpt2_config("gpt2", vocab_size=260, block_size=64, n_layer=1, n_head=2, n_embd=16)),
+              tmp_path / "gpt2")
+    monkeypatch.chdir(tmp_path)
+    small_vocabulary_as_gpt2s(tmp_path / "cache", monkeypatch)
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(files.urllib.request, "urlopen", offline)
+    assert load_script(SCRIPT).main(["--model", "gpt2", "--prompt", "abc", "--max-new-tokens", "2"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("abc") and "loading the folder ./gpt2, not the published gpt2" in out.err
