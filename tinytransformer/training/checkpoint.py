@@ -28,7 +28,7 @@ import zipfile
 import numpy
 
 from .. import backend
-from ..files import atomic_write
+from ..files import atomic_write, strict_json_loads
 from ..models.gpt import GPTConfig
 from ..module import is_int
 
@@ -133,8 +133,9 @@ def load_checkpoint(path) -> Checkpoint:
     if "header" not in entries:
         raise _invalid(path, "no header entry")
     try:
-        header = json.loads(entries.pop("header").tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # (JSONDecodeError is a ValueError)
+        # max_digits: the batch sampler's state (PCG64) holds 128-bit numbers, 39 digits.
+        header = strict_json_loads(entries.pop("header").tobytes().decode("utf-8"), max_digits=40)
+    except (UnicodeDecodeError, ValueError) as err:
         raise _invalid(path, f"the header is not UTF-8 JSON: {str(err)[:200]}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         found = header.get("format") if isinstance(header, dict) else None

@@ -23,6 +23,7 @@ import socket
 import time
 from pathlib import Path
 
+from ..files import process_running
 from ..module import is_int
 
 CHECKPOINT_NAME = "ckpt.npz"   # the best model
@@ -84,17 +85,6 @@ class FolderInUse(Exception):
     """Another training run owns the folder; the message names it."""
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine (signal 0 checks without sending anything)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
-
-
 class RunLock:
     """``with RunLock(folder, log):`` owns ``folder`` for the duration, or raises FolderInUse."""
 
@@ -139,7 +129,7 @@ class RunLock:
             raise FolderInUse(f"{self.folder} is in use by a training run on host {host} (pid {pid}, started "
                               f"{started}). Wait for it to finish, or choose another --out-dir; if that run "
                               f"is gone, delete {self.path}.")
-        if pid_alive(pid) and pid != os.getpid():
+        if process_running(pid) and pid != os.getpid():
             raise FolderInUse(f"{self.folder} is in use by another training run (pid {pid}, started "
                               f"{started}). Wait for it to finish or stop it (kill -INT {pid} saves its "
                               "state), or choose another --out-dir.")
@@ -161,7 +151,7 @@ def remove_stale_temporaries(folder, log=print) -> None:
     a checkpoint. A live writer's file (its pid runs) is left alone."""
     for path in Path(folder).glob("*.tmp-*"):
         match = _TEMPORARY.search(path.name)
-        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
+        if match and int(match.group(1)) != os.getpid() and not process_running(int(match.group(1))):
             try:
                 path.unlink()
                 log(f"removed {path}, left by a run killed while saving (pid {match.group(1)})")
