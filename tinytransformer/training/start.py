@@ -20,7 +20,7 @@ def gpt2_tokenizer_for(init: str, log=print) -> BPETokenizer:
     """GPT-2's tokenizer: from the vocab.json and merges.txt beside the --init model (a save_pretrained
     folder holds them), else from the cache, downloaded there on first use."""
     beside = Path(init) if Path(init).is_dir() else Path(init).parent
-    if init not in gpt2.SIZES and (beside / "vocab.json").is_file() and (beside / "merges.txt").is_file():
+    if not gpt2.is_published(init) and (beside / "vocab.json").is_file() and (beside / "merges.txt").is_file():
         return BPETokenizer.from_gpt2_files(beside / "vocab.json", beside / "merges.txt")
     try:
         download_gpt2_vocab(log=log)           # to the cache, on first use
@@ -88,7 +88,7 @@ def start_from_init(cfg: TrainConfig, text: str, log=print):
                                 "out (--block-size may shorten the context):\n  " + "\n  ".join(problems))
 
     by_name = gpt2.gpt2_config("gpt2" if not pretrained else cfg.init) \
-        if not pretrained or cfg.init in gpt2.SIZES else None
+        if not pretrained or gpt2.is_published(cfg.init) else None     # (a folder ./gpt2 is read below)
     if by_name is not None:
         refuse_conflicts(by_name)              # before anything slow: a BPE to train, weights to read
     tokenizer = make_tokenizer(cfg, text, log)
