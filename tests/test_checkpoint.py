@@ -1,11 +1,17 @@
-"""Tests for tinytransformer/training/checkpoint.py: the file format, atomic saving, clear errors, exact resume."""
+"""Tests for tinytransformer/training/checkpoint.py: the file format, atomic saving, clear errors, exact resume,
+and files from elsewhere (zip bombs, lying sizes, wrong types, NaN weights, fuzzing)."""
+import io
 import json
 import os
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tinytransformer import backend
+from tinytransformer.module import is_int
 from tinytransformer.training import checkpoint
 from tinytransformer.training.checkpoint import (CheckpointError, check_config, load_checkpoint, restore,
                                         save_checkpoint)
@@ -380,7 +386,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
 def npy_bytes(header_shape, dtype="<f4", data=b""):
     """A .npy entry whose header says ``header_shape`` and whose data is ``data``, whatever that says."""
     header = {"descr": dtype, "fortran_order": False, "shape": tuple(header_shape)}
-    buffer = __import__("io").BytesIO()
+    buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, header)
     return buffer.getvalue() + data
 
@@ -394,8 +400,6 @@ def header_entry(**changes):
 def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
     """A small file whose entry unpacks to 200 MB of zeros (compressed 1000 to 1): refused from the sizes
     the archive declares, without unpacking (memory stays a small multiple of the file's size)."""
-    import tracemalloc
-    import zipfile
     path = tmp_path / "bomb.npz"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("header.npy", header_entry())
@@ -416,7 +420,6 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
 
 def test_an_entry_whose_array_header_lies_about_its_size_is_refused(tmp_path):
     """A .npy header claiming 10¹² floats over 8 bytes of data: refused before the array is allocated."""
-    import zipfile
     path = tmp_path / "liar.npz"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("header.npy", header_entry())
@@ -426,7 +429,6 @@ def test_an_entry_whose_array_header_lies_about_its_size_is_refused(tmp_path):
 
 def test_an_entry_twice_is_refused(tmp_path):
     """numpy.load would keep one of two entries of the same name silently."""
-    import zipfile
     path = tmp_path / "twice.npz"
     with pytest.warns(UserWarning), zipfile.ZipFile(path, "w") as archive:
         archive.writestr("header.npy", header_entry())
@@ -488,3 +490,63 @@ def test_weights_that_are_not_finite_floats_or_lack_moments_are_refused(tmp_path
     model, optimizer = trained()
     save_checkpoint(path, model=model, config=CONFIG, optimizer=optimizer)
     assert_invalid(rewritten(path, tmp_path, change), reason)
+
+
+# --- fuzzing: a clear error or a correct load, never another exception, never a memory bomb --------------
+
+def load_or_refuse(path):
+    """load_checkpoint under tracemalloc: the checkpoint, or None for a CheckpointError naming the file.
+    Any other exception fails the test, and so does memory beyond a small multiple of the file's size
+    (JSON costs ~30 bytes of Python objects per byte of a header; the arrays cost their own size)."""
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        try:
+            loaded = load_checkpoint(path)
+        except CheckpointError as err:
+            assert str(path) in str(err)
+            loaded = None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < (64 << 10) + 40 * size
+    if loaded is not None:          # what a load promises: typed fields, finite float weights
+        assert is_int(loaded.iteration) and loaded.iteration >= 0
+        assert isinstance(loaded.config, dict) and isinstance(loaded.extra, dict)
+        for array in loaded.model_state.values():
+            assert np.issubdtype(array.dtype, np.floating) and np.isfinite(array).all()
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def valid_bytes(tmp_path_factory):
+    return valid_checkpoint_bytes(tmp_path_factory.mktemp("valid"))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=8),
+       keep=st.floats(0.02, 1.0))
+def test_fuzz_damaged_checkpoints_are_loaded_or_refused(tmp_path_factory, valid_bytes, edits, keep):
+    data = bytearray(valid_bytes)
+    for where, byte in edits:
+        data[int(where * len(data))] = byte
+    path = tmp_path_factory.mktemp("fuzz") / "ckpt.npz"
+    path.write_bytes(bytes(data[:max(2, int(len(data) * keep))]))
+    load_or_refuse(path)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                    max_leaves=20)
+HEADER_FIELDS = ["config", "iteration", "optimizer", "tokenizer", "rng_state", "extra"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.dictionaries(st.sampled_from(HEADER_FIELDS), JSON), weight=st.sampled_from(
+    [np.zeros((2, 3), np.float32), np.array([np.nan]), np.arange(4), np.zeros((0, 5)), np.array([np.inf])]))
+def test_fuzz_headers_and_arrays_are_loaded_or_refused(tmp_path_factory, fields, weight):
+    header = {"format": checkpoint.FORMAT_NAME, "version": checkpoint.FORMAT_VERSION, **fields}
+    path = tmp_path_factory.mktemp("fuzz") / "ckpt.npz"
+    with open(path, "wb") as file:
+        np.savez(file, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **{"model/w": weight})
+    load_or_refuse(path)
