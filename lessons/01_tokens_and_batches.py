@@ -16,6 +16,7 @@ from _lesson import Lesson
 
 from tinytransformer import backend
 from tinytransformer.data import SHAKESPEARE_SIZE, TextDataset, find_shakespeare
+from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.tokenizers import CharTokenizer
 
 lesson = Lesson("01 Tokens and batches", __doc__, steps=7)
@@ -106,21 +107,29 @@ lesson.step("One block holds block_size training examples", """
     The model predicts a next character at every position, from everything up to that position. So the
     window x[0] gives block_size examples: context x[0, :t+1] -> target y[0, t], for t = 0 .. T-1. The
     contexts have every length from 1 to block_size, which is also why a model trained this way can
-    start generating from a single character. (A causal mask, lesson 07, keeps each position from seeing
-    the characters after it, its own target among them.)""")
-pairs = []
+    start generating from a single character. One forward pass over the window computes all of them
+    at once, and gives the same answers as block_size separate passes, one per context: a causal mask
+    (lesson 07) keeps each position from seeing the characters after it, its own target among them.
+    We check that on a small GPT (lesson 12 opens it), untrained: what it says matters less here than
+    where each answer comes from.""")
 for t in range(block_size):
-    context, target = x[0, :t + 1], y[0, t]
-    pairs.append((context, target))
-    print(f"  t={t}: {tokenizer.decode(context)!r:>12} -> {tokenizer.decode([target])!r}")
-n_examples = x.size
-print(f"  one batch: {batch_size} windows x {block_size} positions = {n_examples} (context -> target) "
-      "examples")
-lesson.check("every target is the character right after its context in the window",
-             all(target == x[0, t + 1] for t, (_, target) in enumerate(pairs[:-1])))
-lesson.check("the contexts have lengths 1 .. block_size",
-             [len(c) for c, _ in pairs] == list(range(1, block_size + 1)))
-lesson.check("a batch holds batch_size * block_size targets", y.size == batch_size * block_size)
+    print(f"  t={t}: {tokenizer.decode(x[0, :t + 1])!r:>12} -> {tokenizer.decode([y[0, t]])!r}")
+print(f"  one batch: {batch_size} windows x {block_size} positions = {x.size} (context -> target) examples")
+dtype = backend.default_dtype()
+backend.set_default_dtype("float64")          # so that the two ways agree to 1e-12, not to float32 rounding
+model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block_size, n_layer=2, n_head=2, n_embd=32))
+window_logits, window_loss = model(x, y)                                    # one pass: [B, T, V], a number
+alone = np.stack([backend.to_numpy(model(x[:, :t + 1])[0])[:, t] for t in range(block_size)], axis=1)
+log_probs = alone - np.log(np.exp(alone).sum(-1, keepdims=True))            # [B, T, V]: one context each
+examples_loss = -np.take_along_axis(log_probs, y[..., None], -1).mean()     # the mean of B·T examples
+backend.set_default_dtype(dtype)
+difference = float(np.abs(backend.to_numpy(window_logits) - alone).max())
+print(f"  the window in one pass vs each context x[:, :t+1] alone: largest logit difference {difference:.1e}; "
+      f"loss {float(window_loss):.6f} vs the mean of the {x.size} examples' losses {examples_loss:.6f}")
+lesson.check("at every position t, one pass over the window gives what the context x[:t+1] alone gives",
+             difference < 1e-12, f"{difference:.1e}")
+lesson.check("so the batch's loss is the mean loss of batch_size * block_size separate examples",
+             abs(float(window_loss) - examples_loss) < 1e-12, f"{float(window_loss):.6f} vs {examples_loss:.6f}")
 
 # %%
 lesson.step("Pictures: how often each character occurs, and a batch as a grid of ids", """

@@ -190,11 +190,19 @@ lesson.check("attention's chain is the same few products for every T (Q K V, sco
              len(set(depths["attention"])) == 1 and depths["attention"][0] <= 5, f"{depths['attention']}")
 lesson.say(f"""
     The work is another matter. Per layer the RNN does T products of [B, d]·[d, d]: O(T·d²). Attention
-    does the same O(T·d²) for its projections plus O(T²·d) for the scores and weighted sums (lesson 21
-    measures it): from T = {LENGTHS[-2]} to {LENGTHS[-1]} the RNN's FLOPs grow
-    {flops['RNN'][-1] / flops['RNN'][-2]:.2f}×, attention's {flops['attention'][-1] / flops['attention'][-2]:.2f}×.
+    does the same O(T·d²) for its projections (Q, K, V and the output: 4 products of [T, d]·[d, d],
+    8·T·d² FLOPs) plus O(T²·d) for the scores Q Kᵀ and the weighted sums (2 products of T·T·d, 4·T²·d
+    FLOPs; lesson 21 measures the cost): from T = {LENGTHS[-2]} to {LENGTHS[-1]} the RNN's FLOPs grow
+    {flops['RNN'][-1] / flops['RNN'][-2]:.2f}×, attention's {flops['attention'][-1] / flops['attention'][-2]:.2f}×,
+    and the more, the longer T is against d.
     Attention buys its fixed depth with more arithmetic, but that arithmetic is a few large products,
     exactly what a GPU does well, where the RNN's T small ones must wait for each other.""")
+per_token = [f / T for f, T in zip(flops["RNN"], LENGTHS)]
+lesson.check("the RNN's FLOPs grow in proportion to T (the same work per token at every length)",
+             len(set(per_token)) == 1, f"{[f'{w:,.0f}' for w in per_token]} per token")
+formula = [8 * T * N_EMBD ** 2 + 4 * T ** 2 * N_EMBD for T in LENGTHS]
+lesson.check("attention's FLOPs are 8·T·d² + 4·T²·d at every T: a term linear in T and one quadratic",
+             flops["attention"] == formula, f"{flops['attention']} vs {formula}")
 
 fig, ax = plt.subplots(figsize=(5.5, 3.8))
 ax.plot(LENGTHS, depths["RNN"], "o-", color="tab:red", label="RNN: h_t waits for h_{t−1}")

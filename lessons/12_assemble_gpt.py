@@ -192,14 +192,61 @@ def gpt_forward(self, idx):
     return logits
 
 
+def numpy_forward(model, idx):
+    """The same logits in plain NumPy from the model's weights alone: no layer of the library is called."""
+    c = model.config
+    W = {name: backend.to_numpy(p.data) for name, p in model.named_parameters()}
+
+    def linear(x, name):                                                   # x W (+ b); W is [in, out]
+        return x @ W[name + ".weight"] + W.get(name + ".bias", 0.0)
+
+    def layernorm(x, name):                                                # per row: (x − μ)/√(σ² + 1e-5) γ + β
+        xhat = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+        return xhat * W[name + ".weight"] + W.get(name + ".bias", 0.0)
+
+    def attention(x, name):                                                # causal, n_head heads of d_k
+        Bx, Tx, dx = x.shape
+        q, k, v = (linear(x, f"{name}.{p}_proj").reshape(Bx, Tx, c.n_head, -1).transpose(0, 2, 1, 3)
+                   for p in "qkv")                                         # [B, n_head, T, d_k] each
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(dx // c.n_head)  # [B, n_head, T, T]
+        scores[..., np.triu(np.ones((Tx, Tx), dtype=bool), k=1)] = -np.inf  # the future
+        weights = np.exp(scores - scores.max(-1, keepdims=True))
+        weights /= weights.sum(-1, keepdims=True)
+        heads = (weights @ v).transpose(0, 2, 1, 3).reshape(Bx, Tx, dx)    # heads side by side
+        return linear(heads, f"{name}.out_proj")
+
+    def mlp(x, name):                                                      # GELU, tanh form
+        u = linear(x, f"{name}.fc1")
+        return linear(0.5 * u * (1 + np.tanh(math.sqrt(2 / math.pi) * (u + 0.044715 * u ** 3))), f"{name}.fc2")
+
+    idx = backend.to_numpy(idx)
+    Tx = idx.shape[1]
+    if c.positional == "learned":
+        positions = W["wpe.weight"][:Tx]                                   # [T, d]
+    else:                                                                  # sin / cos pairs, 2017 paper
+        angle = np.arange(Tx)[:, None] / 10000.0 ** (np.arange(0, c.n_embd, 2) / c.n_embd)
+        positions = np.stack([np.sin(angle), np.cos(angle)], axis=-1).reshape(Tx, c.n_embd)
+    x = W["wte.weight"][idx] + positions                                   # [B, T, d]
+    for l in range(c.n_layer):
+        for name, f in ((f"blocks.{l}.self_attn", attention), (f"blocks.{l}.ffn", mlp)):
+            if c.norm == "pre":
+                x = x + f(layernorm(x, f"{name}.ln"), f"{name}.sublayer")  # x + f(LN(x))
+            else:
+                x = layernorm(x + f(x, f"{name}.sublayer"), f"{name}.ln")  # LN(x + f(x))
+    h = layernorm(x, "ln_f")
+    return h @ (W["wte.weight"].T if c.tie_weights else W["lm_head.weight"])   # [B, T, V]
+
+
 lesson.step("Your turn: the whole forward as one function", """
     Written as one function, the forward is about eight lines: embeddings, the causal mask, the
     blocks, the final LayerNorm and the output layer (tied or not). lessons/exercises/gpt_forward.py
-    asks for exactly that; with --exercise your function runs here in place of the library's, and
-    must give GPT's logits to 1e-12 on two small models: one like ours (pre-norm, tied, learned
-    positions) and one unlike it (biases, an untied output layer, post-norm, sinusoidal positions).
-    (Small models, so that the layers of our cpu-preset GPT keep what our own forward gave them for
-    the backward by hand of the next step.)""")
+    asks for exactly that; with --exercise your function runs here in place of the library's. Its
+    logits are compared with numpy_forward above: the same model written out in plain NumPy from its
+    weight arrays alone (its own LayerNorm, attention, GELU and position table; no layer of the
+    library), on two small models: one like ours (pre-norm, tied, learned positions) and one unlike
+    it (biases, an untied output layer, post-norm, sinusoidal positions). Without --exercise this
+    checks GPT.forward itself against the formulas. (Small models, so that the layers of our
+    cpu-preset GPT keep what our own forward gave them for the backward by hand of the next step.)""")
 forward = lesson.exercise("gpt_forward", gpt_forward)
 exercise_configs = {
     "pre-norm, tied": GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, seed=3),
@@ -210,10 +257,11 @@ exercise_diffs = {}
 for name, c in exercise_configs.items():
     small = GPT(c)
     small_idx = backend.asarray(np.random.default_rng(0).integers(0, c.vocab_size, size=(3, 7)))
-    expected, _ = GPT.forward(small, small_idx)
-    exercise_diffs[name] = max_diff(forward(small, small_idx), expected)
-    print(f"  {name:<30} max |Δ| vs GPT's logits {exercise_diffs[name]:.1e}")
-lesson.check("gpt_forward gives GPT's logits to 1e-12 on a tied, pre-norm model",
+    expected = numpy_forward(small, small_idx)
+    exercise_diffs[name] = max_diff(forward(small, small_idx), expected) / float(np.abs(expected).max())
+    print(f"  {name:<30} max |Δ| vs numpy_forward, relative to its largest logit: {exercise_diffs[name]:.1e}")
+lesson.check("gpt_forward gives GPT's logits to 1e-12 on a tied, pre-norm model "
+             "(numpy_forward, from its weights)",
              exercise_diffs["pre-norm, tied"] < 1e-12, f"{exercise_diffs['pre-norm, tied']:.1e}")
 lesson.check("... and on an untied, post-norm model with sinusoidal positions",
              exercise_diffs["post-norm, untied, sinusoidal"] < 1e-12,
@@ -273,20 +321,38 @@ lesson.figure(fig, "12_backward_by_hand")
 # %%
 lesson.step("Weight tying: one table, two uses, two gradients", """
     The output layer scores character v by the dot product h · E[v]: how much the final vector looks
-    like v's embedding. That is why it can be the embedding table itself (GPT-2, nanoGPT): both ask
-    where a character sits in the same d-dimensional space, and the model saves V·d parameters. Feed
-    E[v] itself as h and the tied layer ranks v first (random vectors in 128 dimensions are nearly
-    orthogonal); an untied output matrix ranks it nowhere in particular. A table used twice gets the
-    sum of two gradients: the lookup's scatter-add (rows of characters in the input only) and the
-    output layer's dlogitsᵀ h (every row: every character's score was softmaxed).""")
-scores = model._head(E[None])[0]                                           # GPT's output layer on h = E[v], all v
-self_rank_tied = float((np.argmax(backend.to_numpy(scores), axis=1) == np.arange(V)).mean())
-W_out = backend.randn((d, V), 0.02, backend.new_host_rng(0))               # an untied output matrix [d, V]
-self_rank_untied = float((np.argmax(backend.to_numpy(E @ W_out), axis=1) == np.arange(V)).mean())
-print(f"  h = E[v]: GPT's output layer gives v the top score for {self_rank_tied:.0%} of the {V} characters; "
-      f"an untied output matrix, {self_rank_untied:.0%} (chance: {1 / V:.0%})")
-lesson.check("GPT's (tied) output layer, given h = E[v], scores v highest, for every character",
-             self_rank_tied == 1.0, f"{self_rank_tied:.0%}")
+    like v's embedding. Tying makes that layer the embedding table itself (GPT-2, nanoGPT), which
+    saves the V·d parameters of a separate output matrix. It also means the scores are similarities
+    to the input embeddings. At initialisation the blocks add little, so each position's h is still
+    mostly the embedding of the character it was given, and the tied model's top guess for the next
+    character is that same character: a lean towards repeating the input, which training must
+    overcome (in text a character rarely follows itself). An untied twin, built from the same
+    config with its own output matrix, has no such lean. Last, a table used twice gets the sum of
+    two gradients: the lookup's scatter-add (rows of characters in the input only) and the output
+    layer's dlogitsᵀ h (every row: every character's score was softmaxed).""")
+untied = GPT(GPTConfig(**{**config.to_dict(), "tie_weights": False}))     # the same model, its own [d, V]
+saved = untied.num_parameters() - model.num_parameters()
+print(f"  parameters: tied {model.num_parameters():,}, untied {untied.num_parameters():,}; "
+      f"tying saves {saved:,} (V·d = {V}·{d} = {V * d:,})")
+lesson.check("tying saves exactly V·d parameters: the untied twin has one more [d, V] matrix and nothing else",
+             saved == V * d, f"{saved:,} vs {V * d:,}")
+
+repeats = {}                                                               # at initialisation, on our batch
+for name, m in (("tied", model), ("untied", untied)):
+    init_logits = backend.to_numpy(GPT.forward(m, idx)[0])                 # [B, T, V]
+    p_init = np.exp(init_logits - init_logits.max(-1, keepdims=True))
+    p_init /= p_init.sum(-1, keepdims=True)
+    repeats[name] = (float((init_logits.argmax(-1) == backend.to_numpy(idx)).mean()),     # top guess = input
+                     float(np.take_along_axis(p_init, backend.to_numpy(idx)[..., None], -1).mean()))
+in_text = float((backend.to_numpy(targets) == backend.to_numpy(idx)).mean())
+for name, (top, p_same) in repeats.items():
+    print(f"  {name:<6} at initialisation: top guess = the input character at {top:.0%} of positions; "
+          f"p(input character) = {p_same * V:.2f}/V")
+print(f"  in the text, the next character is the current one at {in_text:.0%} of positions")
+lesson.check("at initialisation the tied model's top guess is the input character itself at over 80% of "
+             "positions, the untied twin's at under 10%",
+             repeats["tied"][0] > 0.8 and repeats["untied"][0] < 0.1,
+             f"{repeats['tied'][0]:.0%} vs {repeats['untied'][0]:.0%}")
 
 gpt_dE = gpt_grads["wte.weight"]
 in_input = np.zeros(V, dtype=bool)
