@@ -88,6 +88,8 @@ def main(argv=None) -> int:
     try:
         out = generate(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                        seed=args.seed, use_cache=not args.no_cache, vocab_size=tokenizer.vocab_size)
+        if hasattr(sys.stdout, "reconfigure"):   # a terminal that cannot show a character shows "?", not a crash
+            sys.stdout.reconfigure(errors="replace")
         for row in out:
             print(tokenizer.decode(row))
             print("-" * 40)

@@ -445,3 +445,18 @@ def test_a_metrics_record_without_its_loss_is_dropped_not_fatal(finished_run, sc
     metrics.write_text("\n".join(lines) + "\n")
     code, out, err = run_in_process(script, capsys, "--resume", "--out-dir", finished_run, "--max-iters", 6)
     assert code == 0 and "dropped 1 record(s) without the fields" in out, err
+
+
+def test_a_sample_the_terminal_cannot_show_is_printed_with_question_marks(tmp_path, script, capsys):
+    """A model of text with accents, sampled to a terminal that shows ASCII only: '?' where a character
+    cannot be shown, exit 0 (it was a UnicodeEncodeError after generating)."""
+    text = tmp_path / "accents.txt"
+    text.write_text("naïve café, déjà vu: ça va très bien.\n" * 150, encoding="utf-8")
+    out = tmp_path / "run"
+    assert script.main([*TINY, "--max-iters", "2", "--data", str(text), "--out-dir", str(out)]) == 0
+    capsys.readouterr()
+    result = subprocess.run([sys.executable, str(SAMPLE_SCRIPT), "--out-dir", str(out), "--prompt", "café",
+                             "--max-new-tokens", "20"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("caf?")
