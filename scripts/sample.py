@@ -75,7 +75,7 @@ def main(argv=None) -> int:
             raise CheckpointError(f"{path} does not hold a GPT with its tokenizer (as "
                                   "scripts/train_shakespeare.py saves): sample.py cannot sample from it.")
         config = gpt_config_of(checkpoint, path)   # checked against the file's arrays before building
-        tokenizer = tokenizer_from_dict(checkpoint.tokenizer)  # the run's own: characters, BPE or GPT-2's
+        tokenizer = tokenizer_from_dict(checkpoint.tokenizer, source=str(path))  # the run's own
         prompt_ids = tokenizer.encode(args.prompt)
         if len(prompt_ids) == 0:
             raise ValueError("The prompt is empty: give at least one character, e.g. --prompt $'\\n'.")

@@ -1,11 +1,14 @@
 """The tokenizers: CharTokenizer's new home, and byte-level BPE (training, encoding, files, errors).
 
-BPE is checked by hand on the classic example, against its own plain merge loop, by property tests
+BPE is checked by hand on the classic example, against its own plain merge loops (training's and
+encoding's: the fast ones must give the same merges and the same tokens), by property tests
 (any string and any byte string round-trip), and against two independent implementations when they are
 installed (the oracle extra): tiktoken, given the same ranks and split pattern, and Hugging Face
 `tokenizers`, given the exported vocab.json + merges.txt, must encode held-out text to the same ids.
 Training here uses a slice of Tiny Shakespeare and a small vocabulary, so the file stays cheap.
 """
+import copy
+import itertools
 import json
 import shutil
 from collections import Counter
@@ -18,7 +21,7 @@ from hypothesis import strategies as st
 from tinytransformer import files, tokenizers
 from tinytransformer.data import find_shakespeare
 from tinytransformer.tokenizers import bpe
-from tinytransformer.tokenizers import (BPETokenizer, CharTokenizer, bytes_to_unicode, gpt2_tokenizer,
+from tinytransformer.tokenizers import (BPETokenizer, CharTokenizer, bpe_merge, bytes_to_unicode, gpt2_tokenizer,
                                         gpt2_vocab_paths, merge_pair, tokenizer_from_dict, train_merges,
                                         train_merges_naive)
 
@@ -196,6 +199,100 @@ def test_a_lone_surrogate_is_refused_with_the_fix(trained):
         trained.encode("a\ud800b")
 
 
+# --- the fast merge loop (bpe_merge.py) gives the plain loop's tokens -----------------------------------
+
+def test_the_fast_merge_breaks_ties_as_the_plain_loop():
+    """Derived by hand. With 'ee' alone, 'eee' -> 'ee' 'e': the leftmost pair first; 'eeeee' -> 'ee' 'ee'
+    'e': after bytes 0-1 merge, the pair 1-2 is gone and 2-3 is next. 'abcd' with 'cd' ranked before 'bc'
+    merges 'cd' although 'bc' is further left. In the last 'abcd', merging 'bc' turns the pair 'ab' (rank
+    1) into 'a'+'bc' (rank 3): 'bcd' (rank 2) goes first. max_rank leaves out the merges ranked from it on."""
+    for token, ranks, parts in [(b"eee", {b"ee": 0}, [b"ee", b"e"]),
+                                (b"eeeee", {b"ee": 0}, [b"ee", b"ee", b"e"]),
+                                (b"eeee", {b"ee": 0, b"eee": 1}, [b"ee", b"ee"]),
+                                (b"eee", {b"ee": 0, b"eee": 1}, [b"eee"]),
+                                (b"abcd", {b"cd": 0, b"bc": 1}, [b"a", b"b", b"cd"]),
+                                (b"abcd", {b"bc": 0, b"ab": 1, b"bcd": 2, b"abc": 3}, [b"a", b"bcd"]),
+                                (b"x", {}, [b"x"]), (b"", {}, [])]:
+        assert bpe_merge(token, ranks) == parts, token
+    assert bpe_merge(b"eee", {b"ee": 0, b"eee": 1}, max_rank=1) == [b"ee", b"e"]
+
+
+def runs(alphabet: str, max_run: int = 40):
+    """Text made of runs of one character: long runs, and so ties between equal pairs, are common."""
+    return st.lists(st.tuples(st.sampled_from(alphabet), st.integers(1, max_run)), min_size=1, max_size=8) \
+        .map(lambda pieces: "".join(ch * count for ch, count in pieces))
+
+
+def assert_fast_merge_is_the_plain_loop(tok, texts):
+    for text in texts:
+        token = text.encode()
+        assert bpe_merge(token, tok.ranks) == tok._bpe(token), text
+    for token, rank in tok.ranks.items():       # as merges() asks: only the merges ranked before a token
+        assert bpe_merge(token, tok.ranks, max_rank=rank) == tok._bpe(token, max_rank=rank), token
+
+
+@settings(max_examples=150, deadline=None)
+@given(training=runs("ab "), n_merges=st.integers(1, 20), texts=st.lists(runs("ab "), min_size=1, max_size=4))
+def test_the_fast_merge_equals_the_plain_loop_on_trained_vocabularies(training, n_merges, texts):
+    """Vocabularies learned here on a 3-letter alphabet (one pre-token: merges may span spaces), where
+    runs such as 'aaaa' give merged tokens that spell the same bytes in several ways."""
+    for n in range(n_merges, -1, -1):       # fewer merges where the text runs out of pairs to merge
+        try:
+            tok = BPETokenizer.train(training, 256 + n, pattern=r"(?s).+", special_tokens=())
+            break
+        except ValueError:
+            continue
+    assert_fast_merge_is_the_plain_loop(tok, texts)
+
+
+AB_TOKENS = ["".join(letters) for size in (2, 3, 4) for letters in itertools.product("ab", repeat=size)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(order=st.permutations(AB_TOKENS), size=st.integers(0, len(AB_TOKENS)),
+       texts=st.lists(runs("ab", max_run=6), min_size=1, max_size=4))
+def test_the_fast_merge_equals_the_plain_loop_on_any_vocabulary(order, size, texts):
+    """Any of the 28 tokens of 2 to 4 letters 'a'/'b', in any order of rank, even orders no BPE training
+    would give (a token ranked before the pieces it is made of). So many overlapping tokens make the
+    cases where a merge changes a waiting pair's rank common: the two loops must still agree."""
+    ranks = {bytes([b]): b for b in range(256)} | {token.encode(): 256 + k for k, token in enumerate(order[:size])}
+    assert_fast_merge_is_the_plain_loop(BPETokenizer(ranks, special_tokens={}), texts)
+
+
+def test_encoding_a_long_pre_token_gives_the_plain_loops_tokens(trained, corpus):
+    """One pre-token of 3,000 bytes each: a run of one letter, of spaces, and real letters without spaces."""
+    letters = "".join(ch for ch in corpus[:4_000] if ch.isalpha())[:3_000]
+    for text in ("e" * 3_000, " " * 3_000, letters):
+        trained.clear_cache()
+        ids = trained.encode_ordinary(text).tolist()
+        assert len(trained._cache) == 1                                    # one pre-token
+        assert ids == [trained.ranks[part] for part in trained._bpe(text.encode())]
+
+
+class CountingRanks(dict):
+    """A vocabulary that counts how often a merge loop looks a pair up in it."""
+    lookups = 0
+
+    def get(self, key, default=None):
+        self.lookups += 1
+        return super().get(key, default)
+
+
+def test_the_fast_merge_looks_up_at_most_six_pairs_per_byte(trained):
+    """Counting, not timing. bpe_merge looks a pair up once per byte to fill the heap, once for each
+    entry that comes out of it, and twice per merge for the new pairs; entries are the n - 1 first ones
+    plus two per merge, and there are at most n - 1 merges: at most 6 (n - 1) look-ups, for any n. The
+    plain loop rescans all pairs after every merge: n = 1,000 letters already take far more."""
+    for n in (1_000, 100_000):
+        ranks = CountingRanks(trained.ranks)
+        assert b"".join(bpe_merge(b"e" * n, ranks)) == b"e" * n
+        assert 0 < ranks.lookups <= 6 * (n - 1)
+    plain = copy.copy(trained)
+    plain.ranks = CountingRanks(trained.ranks)
+    plain._bpe(b"e" * 1_000)
+    assert plain.ranks.lookups > 50 * 1_000
+
+
 # --- saving, loading, checkpoints -----------------------------------------------------------------------
 
 def test_save_and_load_give_the_same_tokenizer(trained, held_out, tmp_path):
@@ -350,10 +447,13 @@ def test_bench_tokenizer_script_runs(corpus, tmp_path):
     script = Path(__file__).resolve().parent.parent / "scripts" / "bench_tokenizer.py"
     (tmp_path / "small.txt").write_text(corpus[:20_000])
     result = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "small.txt"),
-                             "--vocab-size", "300", "--repeats", "1"], capture_output=True, text=True, timeout=120)
+                             "--vocab-size", "300", "--repeats", "1", "--repeat-mb", "0.02"],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["vocab_size"] == 300 and 0 < summary["tokens"] < 20_000
     assert summary["encode_cold_s"] > 0 and summary["cold_mb_per_s"] > 0
+    assert summary["repeat_megabytes"] == 0.02 and 0 < summary["repeat_tokens"] <= 20_000
+    assert summary["repeat_cold_s"] > 0
     if "tiktoken_s" in summary:
-        assert summary["same_ids_as_tiktoken"] is True
+        assert summary["same_ids_as_tiktoken"] is True and summary["repeat_same_ids_as_tiktoken"] is True

@@ -6,13 +6,15 @@ longer ones (" the", "ing", "\\n\\n"), so a text becomes fewer, longer tokens: a
 block_size tokens then covers more text. GPT-2 has 256 bytes + 50,000 merges + ``<|endoftext|>`` =
 50,257 tokens.
 
-Learning the merges is bpe_train.py; this file applies them (encode), undoes them (decode), and writes
-and reads the vocabulary: as a JSON-able dict (``to_dict``/``from_dict``) that a checkpoint holds, and
-in GPT-2's vocab.json + merges.txt, whose byte strings are written in GPT-2's printable form.
+Learning the merges is bpe_train.py; this file applies them (encode; bpe_merge.py is the fast merge
+loop), undoes them (decode), and writes and reads the vocabulary: as a JSON-able dict
+(``to_dict``/``from_dict``) that a checkpoint holds, and in GPT-2's vocab.json + merges.txt, whose byte
+strings are written in GPT-2's printable form. What is read from a file is checked before it is used.
 """
 from __future__ import annotations
 
 import json
+import reprlib                        # repr, shortened: for values in error messages
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from pathlib import Path
 import numpy
 
 from .. import backend
-from ..files import write_text_atomically
+from ..files import strict_json_loads, write_text_atomically
+from .bpe_merge import bpe_merge
 from .bpe_train import train_merges, train_merges_naive
 
 # GPT-2's pre-tokenization split (its encoder.py): contractions, runs of letters, runs of digits, runs
@@ -29,6 +32,9 @@ from .bpe_train import train_merges, train_merges_naive
 # \p{N} (any digit) are Unicode classes that Python's re lacks; the `regex` package has them.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 ENDOFTEXT = "<|endoftext|>"
+# The split patterns a tokenizer read from a file may use. A pattern is a program: on "aaa...a!" a crafted
+# one such as (a|a)+$ takes twice as long for each "a" more (2 s for 22), so a file cannot bring its own.
+KNOWN_PATTERNS = {"GPT2_PATTERN": GPT2_PATTERN}
 
 
 # --- GPT-2's printable form of bytes ----------------------------------------------------------------
@@ -74,6 +80,28 @@ def _compile(pattern: str):
     return regex.compile(pattern)
 
 
+def check_ids(named_ids, where: str, fix: str = "") -> None:
+    """Token ids must be the integers 0, 1, ..., V-1, each given once, for V tokens (special tokens
+    included): the rows of a model's embedding. `named_ids`: (what the token is called, its id) pairs.
+
+    Checked before the id -> token table of V entries is made: one id of 2·10⁹ in a file is then an
+    error, not a 16 GB list. Ids in 0..V-1 that are all distinct are all of 0..V-1, so no hole is left."""
+    named_ids, owner = list(named_ids), {}                               # owner: id -> the token that has it
+    for name, i in named_ids:
+        # bool is an int to Python (True == 1) but no id; nor are 3.0, "3", NaN or Infinity.
+        if not isinstance(i, (int, numpy.integer)) or isinstance(i, bool):
+            problem = f"the id {reprlib.repr(i)} (a {type(i).__name__}); token ids are integers"
+        elif not 0 <= i < len(named_ids):
+            problem = (f"the id {i}, but the {len(named_ids)} tokens (special tokens included) must have the "
+                       f"ids 0..{len(named_ids) - 1}, each once")
+        elif i in owner:
+            problem = f"the id {i}, as {owner[i]} has; each token needs its own"
+        else:
+            owner[i] = name
+            continue
+        raise ValueError(f"{where}: {name} has {problem}. {fix}".rstrip())
+
+
 # --- the tokenizer ------------------------------------------------------------------------------------
 
 class BPETokenizer:
@@ -105,20 +133,18 @@ class BPETokenizer:
         if missing:
             raise ValueError(f"A byte-level BPE vocabulary must hold all 256 single bytes; {len(missing)} are "
                              f"missing (e.g. {bytes(missing[:5])!r}), so some texts could not be encoded.")
-        ids = list(self.ranks.values()) + list(self.special_tokens.values())
-        if len(set(ids)) != len(ids) or min(ids) < 0:
-            raise ValueError("Token ids must be distinct and non-negative, special tokens included.")
+        check_ids([(f"the token {reprlib.repr(token)}", i) for token, i in self.ranks.items()]
+                  + [(f"the special token {reprlib.repr(name)}", i) for name, i in self.special_tokens.items()],
+                  "BPETokenizer")
         self._split = _compile(pattern)
-        self._id_to_bytes = [None] * (max(ids) + 1)             # id -> bytes (None: not an id)
-        for token, i in self.ranks.items():
-            self._id_to_bytes[i] = token
-        for name, i in self.special_tokens.items():
-            self._id_to_bytes[i] = name.encode("utf-8")
+        table = {i: token for token, i in self.ranks.items()} | \
+            {i: name.encode("utf-8") for name, i in self.special_tokens.items()}
+        self._id_to_bytes = [table[i] for i in range(len(table))]       # id -> bytes (the ids are 0..V-1)
         self._cache: dict[str, list[int]] = {}                   # pre-token -> its ids
 
     @property
     def vocab_size(self) -> int:
-        """Rows a model's embedding needs: the largest id + 1 (ids of GPT-2 and trained ones have no gaps)."""
+        """Rows a model's embedding needs: the number of tokens, special tokens included (ids 0..V-1)."""
         return len(self._id_to_bytes)
 
     # --- training -------------------------------------------------------------------------------------
@@ -160,7 +186,9 @@ class BPETokenizer:
     def _bpe(self, token: bytes, max_rank: int | None = None) -> list[bytes]:
         """Step 2 of encoding: merge the lowest-ranked adjacent pair until none is in the vocabulary.
 
-        With max_rank, only merges of rank below it are used (to find the pair a token was made of)."""
+        With max_rank, only merges of rank below it are used (to find the pair a token was made of).
+        This plain loop rescans every pair after each merge: n² on a long pre-token. Encoding uses
+        bpe_merge (bpe_merge.py), the same result in n log n; a test holds the two equal."""
         parts = [token[i:i + 1] for i in range(len(token))]
         while len(parts) > 1:
             best, best_rank = None, None
@@ -180,7 +208,7 @@ class BPETokenizer:
         for piece in self._split.findall(text):
             cached = self._cache.get(piece)
             if cached is None:
-                cached = [self.ranks[part] for part in self._bpe(_to_bytes(piece))]
+                cached = [self.ranks[part] for part in bpe_merge(_to_bytes(piece), self.ranks)]
                 self._cache[piece] = cached
             ids.extend(cached)
         return numpy.array(ids, dtype=numpy.int64)
@@ -238,7 +266,7 @@ class BPETokenizer:
         if ids.size and not numpy.issubdtype(ids.dtype, numpy.integer):
             raise ValueError(f"Token ids must be integers, not {ids.dtype}.")
         ids, table = ids.tolist(), self._id_to_bytes
-        unknown = next((i for i in ids if not 0 <= i < len(table) or table[i] is None), None)
+        unknown = next((i for i in ids if not 0 <= i < len(table)), None)
         if unknown is not None:
             raise ValueError(f"Token id {unknown} is not in this tokenizer's vocabulary (ids 0..{len(table) - 1}). "
                              "The ids come from another tokenizer, or from a model whose vocab_size is larger: "
@@ -262,33 +290,54 @@ class BPETokenizer:
                 "special_tokens": dict(self.special_tokens)}
 
     @classmethod
-    def from_dict(cls, state: dict) -> "BPETokenizer":
+    def from_dict(cls, state: dict, source: str = "the tokenizer description",
+                  trusted_pattern: str | None = None) -> "BPETokenizer":
+        """The tokenizer of a to_dict() (e.g. a checkpoint's), each field checked before it is used.
+
+        source: where `state` was read, for the error messages (load passes the file). Its split pattern
+        must be one of KNOWN_PATTERNS: a file's pattern is not compiled, since a crafted one can take
+        hours on a line of text. trusted_pattern: a pattern of your own that you trust, to load a
+        tokenizer trained with it (a Python caller may give BPETokenizer any pattern)."""
         if not isinstance(state, dict) or state.get("kind") != "bpe":
             found = "no tokenizer" if state is None else f"a tokenizer of kind {state.get('kind')!r}" \
-                if isinstance(state, dict) else repr(state)
+                if isinstance(state, dict) else reprlib.repr(state)
             raise ValueError(f"Not a BPE tokenizer ({found}): BPETokenizer.to_dict() makes one.")
+        damaged, fix = f"A damaged BPE tokenizer description ({source})", \
+            "Make it with BPETokenizer.to_dict() or save()."
+        for field in ("vocab", "special_tokens"):
+            if not isinstance(state.get(field), dict) or not all(isinstance(k, str) for k in state[field]):
+                found = "missing" if field not in state else f"{reprlib.repr(state[field])}, not a dict with string keys"
+                raise ValueError(f"{damaged}: its {field!r} is {found}. It needs 'vocab' (GPT-2-style token -> "
+                                 f"id), 'pattern' and 'special_tokens' (name -> id). {fix}")
+        check_ids([(f"the 'vocab' entry {reprlib.repr(text)}", i) for text, i in state["vocab"].items()]
+                  + [(f"the 'special_tokens' entry {reprlib.repr(name)}", i)
+                     for name, i in state["special_tokens"].items()], damaged, fix)
+        pattern = state.get("pattern")
+        if pattern not in KNOWN_PATTERNS.values() and (trusted_pattern is None or pattern != trusted_pattern):
+            raise ValueError(f"{source}: its 'pattern' {reprlib.repr(pattern)} is not one of tinytransformer's split "
+                             f"patterns ({', '.join(KNOWN_PATTERNS)}); a pattern from a file could hang encoding (e.g. "
+                             "(a|a)+$). If you wrote it and trust it, pass it as trusted_pattern= to "
+                             "BPETokenizer.from_dict(state, ...) or BPETokenizer.load(path, ...).")
         try:
-            ranks = {unicode_to_token(text): int(i) for text, i in state["vocab"].items()}
-            return cls(ranks, state["pattern"], {name: int(i) for name, i in state["special_tokens"].items()})
-        except (KeyError, AttributeError, TypeError) as err:
-            raise ValueError(f"A damaged BPE tokenizer description ({type(err).__name__}: {err}): it needs "
-                             "'vocab' (GPT-2-style token -> id), 'pattern' and 'special_tokens'. "
-                             "Make it with BPETokenizer.to_dict() or save().") from None
+            ranks = {unicode_to_token(text): i for text, i in state["vocab"].items()}
+        except KeyError as err:
+            raise ValueError(f"{damaged}: 'vocab' has {err}, not a character of GPT-2's byte table. {fix}") from None
+        return cls(ranks, pattern, state["special_tokens"])
 
     def save(self, path) -> None:
         """Write to_dict() as JSON, atomically (a temporary file renamed over the target)."""
-        path = Path(path)
-        write_text_atomically(path, json.dumps(self.to_dict(), ensure_ascii=False))
+        write_text_atomically(Path(path), json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
-    def load(cls, path) -> "BPETokenizer":
+    def load(cls, path, trusted_pattern: str | None = None) -> "BPETokenizer":
+        """A tokenizer written by save(); trusted_pattern as in from_dict."""
         try:
-            state = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            state = strict_json_loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:            # (UnicodeDecodeError is a ValueError)
             raise ValueError(f"Cannot read a BPE tokenizer from {path} ({err}). Pass a file written by "
                              "BPETokenizer.save(); for GPT-2's vocab.json + merges.txt use "
                              "BPETokenizer.from_gpt2_files().") from None
-        return cls.from_dict(state)
+        return cls.from_dict(state, source=str(path), trusted_pattern=trusted_pattern)
 
     def merges(self) -> list[tuple[bytes, bytes]]:
         """The merges in rank order, as (left bytes, right bytes): merges.txt's lines.
@@ -300,7 +349,7 @@ class BPETokenizer:
         for token, rank in sorted(self.ranks.items(), key=lambda item: item[1]):
             if len(token) == 1:
                 continue
-            parts = self._bpe(token, max_rank=rank)
+            parts = bpe_merge(token, self.ranks, max_rank=rank)
             if len(parts) != 2:
                 raise ValueError(f"Token {rank} ({token!r}) is not the merge of two earlier tokens, so this "
                                  "vocabulary cannot be written as BPE merges.")
@@ -334,31 +383,32 @@ class BPETokenizer:
                "or pass a vocab.json and "
                "merges.txt written together (e.g. by BPETokenizer.to_gpt2_files).")
         try:
-            vocab = json.loads(Path(vocab_json).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            vocab = strict_json_loads(Path(vocab_json).read_text(encoding="utf-8"))   # a token twice: refused
+        except (OSError, ValueError) as err:            # (UnicodeDecodeError is a ValueError)
             raise ValueError(f"Cannot read the vocabulary {vocab_json}: {err}. {fix}") from None
-        if not isinstance(vocab, dict) or not all(isinstance(i, int) for i in vocab.values()):
+        if not isinstance(vocab, dict):
             raise ValueError(f"{vocab_json} is not a vocabulary: it must be a JSON object token -> integer id. {fix}")
+        check_ids([(f"the entry {reprlib.repr(text)}", i) for text, i in vocab.items()],
+                  f"{vocab_json} is not a vocabulary", fix)
         try:
             lines = Path(merges_txt).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as err:
             raise ValueError(f"Cannot read the merges {merges_txt}: {err}. {fix}") from None
-        ranks, previous = {}, -1
-        for text, i in vocab.items():
-            if len(text) == 1 and text in UNICODE_TO_BYTE:
-                ranks[bytes([UNICODE_TO_BYTE[text]])] = i
+        made = {text for text in vocab if len(text) == 1 and text in UNICODE_TO_BYTE}   # the bytes, then merges
+        ranks, previous = {bytes([UNICODE_TO_BYTE[text]]): vocab[text] for text in made}, -1
         if len(ranks) < 256:
             raise ValueError(f"{vocab_json} holds {len(ranks)} of the 256 single bytes (in GPT-2's printable "
                              f"form): it is not a byte-level BPE vocabulary. {fix}")
         for number, line in enumerate(lines, start=1):
             if line.startswith("#version") or not line.strip():
                 continue
-            parts = line.split(" ")
-            if len(parts) != 2 or parts[0] + parts[1] not in vocab:
-                problem = ("is not two tokens separated by one space" if len(parts) != 2
-                           else f"merges into {parts[0] + parts[1]!r}, which is not in {vocab_json}")
-                raise ValueError(f"{merges_txt}, line {number} ({line!r}) {problem}. {fix}")
-            merged = parts[0] + parts[1]
+            parts, merged = line.split(" "), line.replace(" ", "")
+            unknown = [part for part in parts if part not in vocab]      # a merge joins two tokens
+            problem = ("is not two tokens separated by one space" if len(parts) != 2 else
+                       f"merges {unknown[0]!r}, which is not in {vocab_json}" if unknown else
+                       f"merges into {merged!r}, which is not in {vocab_json}" if merged not in vocab else None)
+            if problem:
+                raise ValueError(f"{merges_txt}, line {number} ({reprlib.repr(line)}) {problem}. {fix}")
             if vocab[merged] <= previous:
                 raise ValueError(f"{merges_txt}, line {number}: the id of {merged!r} ({vocab[merged]}) is not larger "
                                  f"than the previous merge's ({previous}): ids must follow the order of the merges, "
@@ -369,9 +419,8 @@ class BPETokenizer:
             except KeyError as err:
                 raise ValueError(f"{merges_txt}, line {number}: {err} is not a character of GPT-2's byte table. "
                                  f"{fix}") from None
-        made = {token_to_unicode(token) for token in ranks}
-        specials = {text: i for text, i in vocab.items() if text not in made}
-        return cls(ranks, pattern, specials)
+            made.add(merged)
+        return cls(ranks, pattern, {text: i for text, i in vocab.items() if text not in made})
 
     def __repr__(self) -> str:
         return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.ranks) - 256}, "

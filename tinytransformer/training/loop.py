@@ -206,7 +206,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         _refuse_a_previous_run(cfg)  # before the slow part (a BPE to train, GPT-2's weights to read)
     backend.use(DEVICES[cfg.device], dtype=cfg.dtype)
     if checkpoint:
-        tokenizer = tokenizer_from_dict(checkpoint.tokenizer)
+        tokenizer = tokenizer_from_dict(checkpoint.tokenizer, source=str(latest_checkpoint(out_dir)))
         model_rows, initial_state = saved_config.vocab_size, None
     else:
         cfg, tokenizer, model_rows, initial_state = start_from_init(cfg, text, log)
