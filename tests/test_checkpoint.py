@@ -454,7 +454,8 @@ def test_a_header_that_breaks_the_json_reader_is_refused(tmp_path, text, reason)
     ({"iteration": True}, "the header's 'iteration' is True"),
     ({"config": []}, "the header's 'config' is [], not a dict"),
     ({"rng_state": 3}, "the header's 'rng_state' is 3, not a dict"),
-    ({"optimizer": {}}, "the header's optimizer state is wrong (step None)"),
+    ({"optimizer": {}}, "the header's optimizer state is wrong (step None, lr None, eps None, weight_decay None, "
+                        "betas None)"),
     ({"optimizer": {"step": 2, "lr": 0.1, "eps": 1e-8, "weight_decay": 0.0, "betas": [0.9]}},
      "(betas [0.9])"),
     ({"extra": {"best_val_loss": "low"}}, "extra.best_val_loss is 'low', not a number"),

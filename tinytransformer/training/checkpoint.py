@@ -22,6 +22,7 @@ import json
 import math
 import os
 import zipfile
+from collections import Counter
 
 # The file format is host-side: arrays are copied off the device (backend.to_numpy) before writing and
 # read back as host arrays, so NumPy itself is the right tool here, not ``xp``.
@@ -171,9 +172,8 @@ def _read_entries(path) -> dict:
     size = os.path.getsize(path)
     with zipfile.ZipFile(path) as archive:
         infos = archive.infolist()
-        names = [info.filename for info in infos]
-        twice = sorted({name for name in names if names.count(name) > 1}) if len(set(names)) < len(names) else []
-        if twice:
+        twice = [name for name, count in Counter(info.filename for info in infos).items() if count > 1]
+        if twice:   # numpy.load would keep one of them without a word
             raise ValueError(f"the entry {twice[0]!r} is in the archive twice")
         unpacked = sum(info.file_size for info in infos)
         if unpacked > MAX_UNPACKED_PER_BYTE * size:
@@ -228,16 +228,18 @@ def _check_header(header: dict, path) -> None:
     scalars = header.get("optimizer")
     if scalars is None:
         return
-    betas = scalars.get("betas") if isinstance(scalars, dict) else None
-    wrong = ("not a dict" if not isinstance(scalars, dict) else
-             f"step {scalars.get('step')!r}" if not is_int(scalars.get("step")) or scalars["step"] < 0 else
-             next((f"{key} {scalars.get(key)!r}" for key in ("lr", "eps", "weight_decay")
-                   if not number(scalars.get(key))), None) or
-             (f"betas {betas!r}" if not (isinstance(betas, list) and len(betas) == 2
-                                          and all(number(b) and 0 <= b < 1 for b in betas)) else None))
+    if not isinstance(scalars, dict):
+        wrong = ["not a dict"]
+    else:
+        step, betas = scalars.get("step"), scalars.get("betas")
+        wrong = [f"step {step!r}"] if not is_int(step) or step < 0 else []
+        wrong += [f"{key} {scalars.get(key)!r}" for key in ("lr", "eps", "weight_decay")
+                  if not number(scalars.get(key))]
+        if not (isinstance(betas, list) and len(betas) == 2 and all(number(b) and 0 <= b < 1 for b in betas)):
+            wrong.append(f"betas {betas!r}")
     if wrong:
-        raise _invalid(path, f"the header's optimizer state is wrong ({wrong}): it needs a step >= 0, numbers "
-                             "lr, eps and weight_decay, and two betas in [0, 1)")
+        raise _invalid(path, f"the header's optimizer state is wrong ({', '.join(wrong)}): it needs a step >= 0, "
+                             "numbers lr, eps and weight_decay, and two betas in [0, 1)")
 
 
 def _check_arrays(entries: dict, model_state: dict, moments, path) -> None:

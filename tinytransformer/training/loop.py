@@ -197,16 +197,17 @@ def train(cfg: TrainConfig, log=print) -> dict:
         raise SettingsError(f"--out-dir {out_dir} is a file, not a folder: choose another --out-dir.")
 
     # Everything is read and checked before the folder is touched.
-    checkpoint = load_checkpoint(latest_checkpoint(out_dir)) if cfg.resume else None
+    resumed_from = latest_checkpoint(out_dir) if cfg.resume else None
+    checkpoint = load_checkpoint(resumed_from) if cfg.resume else None
     if checkpoint:
-        check_resumable(checkpoint, latest_checkpoint(out_dir))
-        saved_config = gpt_config_of(checkpoint, latest_checkpoint(out_dir))   # its sizes are its arrays'
+        check_resumable(checkpoint, resumed_from)
+        saved_config = gpt_config_of(checkpoint, resumed_from)   # its sizes are its arrays'
     corpus, text, corpus_record = _read_corpus(cfg, checkpoint, log)
     if not cfg.resume:
         _refuse_a_previous_run(cfg)  # before the slow part (a BPE to train, GPT-2's weights to read)
     backend.use(DEVICES[cfg.device], dtype=cfg.dtype)
     if checkpoint:
-        tokenizer = tokenizer_from_dict(checkpoint.tokenizer, source=str(latest_checkpoint(out_dir)))
+        tokenizer = tokenizer_from_dict(checkpoint.tokenizer, source=str(resumed_from))
         model_rows, initial_state = saved_config.vocab_size, None
     else:
         cfg, tokenizer, model_rows, initial_state = start_from_init(cfg, text, log)
