@@ -22,12 +22,14 @@ from _lesson import Lesson
 
 from tinytransformer import (GELU, CrossEntropyLoss, LayerNorm, Linear, MultiHeadAttention,
                              ScaledDotProductAttention, backend, causal_mask, check_layer, masked_softmax,
-                             numerical_gradient, relative_error)
+                             numerical_gradient, padding_mask, relative_error)
 from tinytransformer.layers.attention import softmax_backward
 
 lesson = Lesson("11 Backpropagation by hand", __doc__, steps=9)
 # With --exercise, your backwards (lessons/exercises/) run in place of the library's, in this order.
+Linear.backward = lesson.exercise("linear_backward", Linear.backward)
 LayerNorm.backward = lesson.exercise("layernorm_backward", LayerNorm.backward)
+ScaledDotProductAttention.backward = lesson.exercise("attention_backward", ScaledDotProductAttention.backward)
 GELU.backward = lesson.exercise("gelu_backward", GELU.backward)
 CrossEntropyLoss.backward = lesson.exercise("cross_entropy_backward", CrossEntropyLoss.backward)
 
@@ -68,7 +70,15 @@ backend.set_default_dtype("float64")  # from here on every array, and so every c
 lesson.step("Linear: y = x W + b", """
     Each output y_nj = Σ_i x_ni W_ij + b_j. So ∂L/∂W_ij = Σ_n x_ni dy_nj, that is dW = xᵀ dy (the
     rows n summed); db = Σ_n dy_n; and ∂L/∂x_ni = Σ_j dy_nj W_ij, that is dx = dy Wᵀ. The forward
-    keeps x for dW. Shapes are the check you can do in your head: dW has W's shape [in, out].""")
+    keeps x for dW. Shapes are the check you can do in your head: dW has W's shape [in, out]; but a
+    square W hides a missing transpose (dy W has the shape of dy Wᵀ), so the numbers are checked on
+    one too. And backward ADDS into .grad (+=): the gradient of a weight used twice is the sum of its
+    two shares, and training with two micro-batches per step runs two backwards before one update.
+    A backward that assigns keeps only the last share.""")
+square = Linear(4, 4, rng=rng(16))                                 # in = out: dy W fits where dy Wᵀ does
+worst = record("Linear (square W)", check_layer(square, {"x": backend.randn((2, 5, 4), rng=rng(17))}))
+lesson.check(f"on a square W (4 → 4) Linear's backward matches finite differences to {TOL:g}", worst < TOL,
+             f"worst {worst:.1e}")
 linear = Linear(4, 3, rng=rng(0))
 x = backend.randn((2, 5, 4), rng=rng(1))                           # [B, T, in]
 dy = backend.randn((2, 5, 3), rng=rng(2))                          # [B, T, out]
@@ -87,6 +97,18 @@ lesson.check("the three formulas give the library's gradients",
 worst = record("Linear", check_layer(linear, {"x": x}))
 lesson.check(f"Linear's backward matches finite differences to {TOL:g}", worst < TOL,
              f"worst {worst:.1e}")
+x_a, x_b = backend.randn((3, 4), rng=rng(18)), backend.randn((2, 4), rng=rng(19))   # two micro-batches
+dy_a, dy_b = backend.randn((3, 3), rng=rng(20)), backend.randn((2, 3), rng=rng(21))
+linear.zero_grad()
+for x_part, dy_part in ((x_a, dy_a), (x_b, dy_b)):                 # no zero_grad in between
+    linear(x_part)
+    linear.backward(dy_part)
+summed = {"weight": x_a.T @ dy_a + x_b.T @ dy_b, "bias": dy_a.sum(axis=0) + dy_b.sum(axis=0)}
+print(f"    two backwards in a row: dW vs x₁ᵀ dy₁ + x₂ᵀ dy₂: max |diff| "
+      f"{float(abs(linear.weight.grad - summed['weight']).max()):.1e}")
+lesson.check("two backwards in a row add up: dW = x₁ᵀ dy₁ + x₂ᵀ dy₂, db likewise",
+             np.allclose(linear.weight.grad, summed["weight"], rtol=1e-12, atol=1e-12)
+             and np.allclose(linear.bias.grad, summed["bias"], rtol=1e-12, atol=1e-12))
 
 # %%
 lesson.step("LayerNorm: y = γ ⊙ x̂ + β,  x̂ = (x − μ) r,  r = 1/√(σ² + eps)", """
@@ -127,8 +149,19 @@ lesson.step("Attention: out = softmax(Q Kᵀ/√d_k) V", """
     backward of dW (step 4), then dQ = dS K/√d_k and dK = dSᵀ Q/√d_k. Multi-head attention adds the
     four projections around it, and in self-attention x feeds Q, K and V, so dx is the sum of the
     three gradients. (The key projection's bias gets a gradient of exactly 0: adding the same number
-    to every score of a row does not change the softmax. The checker reports two zeros as error 0.)""")
+    to every score of a row does not change the softmax. The checker reports two zeros as error 0.)
+    A key that no query may see, such as padding, has W = 0 in its whole column, so its dK and dV are
+    exactly 0: not small, 0.""")
 q, k, v = (backend.randn((2, 2, 4, 3), rng=rng(s)) for s in (8, 9, 10))   # [B, h, T, d_k]
+is_pad = backend.asarray(np.array([[False] * 4, [False, False, True, True]]))  # sequence 1: 2 tokens
+padded_mask = causal_mask(4) & padding_mask(is_pad)                # [2, 1, 4, 4]
+attention = ScaledDotProductAttention()
+attention(q, k, v, padded_mask)
+dq, dk, dv = attention.backward(backend.randn((2, 2, 4, 3), rng=rng(22)))
+print(f"    padded keys (sequence 1, keys 2 and 3): max |dK| {float(abs(dk[1, :, 2:]).max()):.0e}, "
+      f"max |dV| {float(abs(dv[1, :, 2:]).max()):.0e}; other keys: max |dV| {float(abs(dv[:, :, :2]).max()):.1f}")
+lesson.check("keys masked for every query (padding) get dK and dV exactly 0",
+             bool((dk[1, :, 2:] == 0).all() and (dv[1, :, 2:] == 0).all()))
 worst = record("attention (causal)", check_layer(ScaledDotProductAttention(), {"q": q, "k": k, "v": v},
                                                  {"mask": causal_mask(4)}))
 lesson.check(f"scaled dot-product attention's backward matches to {TOL:g}", worst < TOL,

@@ -30,12 +30,15 @@ import numpy as np
 from _lesson import Lesson
 
 from tinytransformer.data import TextDataset, find_shakespeare
-from tinytransformer import backend
+from tinytransformer import AdamW, Parameter, backend
 from tinytransformer.training.checkpoint import load_checkpoint, restore
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.training import TrainConfig, train
 
-lesson = Lesson("16 Training a small GPT on Shakespeare", __doc__, steps=4)
+lesson = Lesson("16 Training a small GPT on Shakespeare", __doc__, steps=5)
+library_adamw_step = AdamW.step    # kept: step 2 compares AdamW with it
+# With --exercise, your AdamW step (lessons/exercises/adamw_step.py) runs in its place, in training too.
+AdamW.step = lesson.exercise("adamw_step", AdamW.step)
 
 # %%
 lesson.step("What loss to expect", """
@@ -67,6 +70,62 @@ bigram = pair_counts / pair_counts.sum(axis=1, keepdims=True)           # rows: 
 bigram_val = float(-np.log(bigram[data.val[:-1], data.val[1:]]).mean())
 print(f"  bigram table (add-one, counted on the {len(data.train):,} training characters): val loss "
       f"{bigram_val:.3f} nats on the {len(data.val):,} validation characters")
+
+# %%
+lesson.step("AdamW, step by step", """
+    The run below updates the weights with AdamW: m and v are running means of the gradient g and of
+    g², m = β1·m + (1 − β1)·g and v = β2·v + (1 − β2)·g², and θ moves by lr · m̂/(√v̂ + eps).
+    Both means start at 0, so after t steps of a constant g, m = (1 − β1ᵗ)·g: too small, by 0.1 at
+    t = 1 with β1 = 0.9. Dividing by (1 − β1ᵗ), and v by (1 − β2ᵗ), is the bias correction; with it
+    the first step is lr · g/(|g| + eps), a move of lr for every coordinate whatever the gradient's
+    scale. Weight decay is decoupled (the W of AdamW): θ shrinks by lr·wd·θ directly, before the
+    Adam step. Adding wd·θ to g instead (L2) is not the same: the Adam step divides it by √v̂, so a
+    weight with a small gradient would be pulled towards 0 at a rate of lr, not lr·wd·θ.""")
+def params(seed):
+    """A matrix (decayed) and a vector (not decayed), in float64, with gradients of very different sizes."""
+    r = np.random.default_rng(seed)
+    named = [("weight", Parameter(r.normal(size=(3, 4)))), ("bias", Parameter(r.normal(size=4)))]
+    for _, p in named:
+        size = r.uniform(1.0, 3.0, p.data.shape) * 10.0 ** r.integers(-2, 3, p.data.shape)   # 1e-2 .. 3e2
+        p.grad[...] = r.choice([-1.0, 1.0], p.data.shape) * size
+    return named
+
+named = params(0)
+before = {name: p.data.copy() for name, p in named}
+AdamW(named, lr=1e-3, weight_decay=0.0).step()
+moves = np.concatenate([np.abs(p.data - before[name]).ravel() for name, p in named])
+grads = np.concatenate([np.abs(p.grad).ravel() for _, p in named])
+print(f"  step 1, gradients from {grads.min():.0e} to {grads.max():.0e}: every coordinate moved by "
+      f"{moves.min():.7f} .. {moves.max():.7f} (lr = 1e-3)")
+lesson.check("bias correction: the first step moves every coordinate by lr (to 1e-5), whatever its gradient",
+             np.allclose(moves, 1e-3, rtol=1e-5, atol=0), f"{moves.min():.7f} .. {moves.max():.7f}")
+
+named = params(1)
+for _, p in named:
+    p.grad[...] = 0.0
+before = {name: p.data.copy() for name, p in named}
+AdamW(named, lr=0.1, weight_decay=0.5).step()                       # lr·wd = 0.05
+weight, bias = (p.data for _, p in named)
+print(f"  g = 0, lr·wd = 0.05: the matrix became {float(np.median(weight / before['weight'])):.4f} × itself, "
+      f"the vector moved by {float(abs(bias - before['bias']).max()):.0e}")
+lesson.check("decoupled decay: with g = 0 a matrix shrinks by exactly lr·wd·θ, a vector does not move",
+             np.allclose(weight, before["weight"] * (1 - 0.1 * 0.5), rtol=1e-12, atol=0)
+             and bool((bias == before["bias"]).all()))
+
+ours, library = params(2), params(2)
+optimizers = (AdamW(ours, lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1),
+              AdamW(library, lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1))
+grad_rng = np.random.default_rng(3)
+for it in range(3):                                                  # new gradients at every step
+    for (_, p), (_, q) in zip(ours, library):
+        q.grad[...] = p.grad[...] = grad_rng.normal(size=p.data.shape)
+    optimizers[0].step(lr=1e-2 * (1 - 0.2 * it))                     # a schedule's lr, passed in
+    library_adamw_step(optimizers[1], lr=1e-2 * (1 - 0.2 * it))
+gap = max(float(abs(p.data - q.data).max()) for (_, p), (_, q) in zip(ours, library))
+print(f"  three steps (β2 = 0.95, wd = 0.1, lr from a schedule): AdamW vs the library's, max |diff| {gap:.0e}")
+lesson.check("three steps of AdamW equal the library's to 1e-12",
+             all(np.allclose(p.data, q.data, rtol=1e-12, atol=1e-12) for (_, p), (_, q) in zip(ours, library)),
+             f"{gap:.0e}")
 
 # %%
 if lesson.quick:

@@ -29,10 +29,13 @@ EXERCISES = {
     "split_heads": "08_multi_head.py",
     "merge_heads": "08_multi_head.py",
     "layernorm_forward": "10_residuals_and_layernorm.py",
+    "linear_backward": "11_backprop_by_hand.py",
     "layernorm_backward": "11_backprop_by_hand.py",
+    "attention_backward": "11_backprop_by_hand.py",
     "gelu_backward": "11_backprop_by_hand.py",
     "cross_entropy_backward": "11_backprop_by_hand.py",
     "gpt_forward": "12_assemble_gpt.py",
+    "adamw_step": "16_train_gpt.py",
 }
 
 
@@ -71,11 +74,21 @@ CORRECT = {
                                   "merge_heads"),
     "layernorm_forward": library_method("layernorm_forward", "tinytransformer.layers.layernorm", "LayerNorm",
                                         "forward"),
+    "linear_backward": library_method("linear_backward", "tinytransformer.layers.linear", "Linear", "backward"),
     "layernorm_backward": library_method("layernorm_backward", "tinytransformer.layers.layernorm", "LayerNorm",
                                          "backward"),
+    "attention_backward": library_method("attention_backward", "tinytransformer.layers.attention",
+                                         "ScaledDotProductAttention", "backward"),
     "gelu_backward": library_method("gelu_backward", "tinytransformer.layers.activations", "GELU", "backward"),
     "cross_entropy_backward": library_method("cross_entropy_backward", "tinytransformer.layers.loss",
                                              "CrossEntropyLoss", "backward"),
+    "adamw_step": """
+        from tinytransformer.optim import AdamW
+        _library = AdamW.step
+
+        def adamw_step(self, lr=None):
+            return _library(self, lr)
+        """,
     "gpt_forward": """
         from tinytransformer import causal_mask
 
@@ -176,6 +189,33 @@ WRONG = [
             y = self.xhat * self.weight.data
             return y + self.bias.data if self.bias is not None else y
         """, "every output row has variance 1"),
+    ("linear_backward", "dx = dy W: the transpose missing (shapes fit only on a square W)", """
+        def linear_backward(self, dy):
+            x2 = self.x.reshape(-1, self.in_features)
+            dy2 = dy.reshape(-1, self.out_features)
+            self.weight.grad += x2.T @ dy2
+            if self.bias is not None:
+                self.bias.grad += dy2.sum(axis=0)
+            return (dy2 @ self.weight.data).reshape(self.x.shape)
+        """, "on a square W (4 → 4) Linear's backward matches finite differences"),
+    ("linear_backward", "grad = ... instead of grad += ...: a second backward overwrites the first", """
+        def linear_backward(self, dy):
+            x2 = self.x.reshape(-1, self.in_features)
+            dy2 = dy.reshape(-1, self.out_features)
+            self.weight.grad = x2.T @ dy2
+            if self.bias is not None:
+                self.bias.grad = dy2.sum(axis=0)
+            return (dy2 @ self.weight.data.T).reshape(self.x.shape)
+        """, "two backwards in a row add up"),
+    ("linear_backward", "grad[...] = ... (in place, but still an assignment)", """
+        def linear_backward(self, dy):
+            x2 = self.x.reshape(-1, self.in_features)
+            dy2 = dy.reshape(-1, self.out_features)
+            self.weight.grad[...] = x2.T @ dy2
+            if self.bias is not None:
+                self.bias.grad[...] = dy2.sum(axis=0)
+            return (dy2 @ self.weight.data.T).reshape(self.x.shape)
+        """, "two backwards in a row add up"),
     ("layernorm_backward", "misses the term through σ", """
         def layernorm_backward(self, dy):
             rows = tuple(range(dy.ndim - 1))
@@ -184,6 +224,39 @@ WRONG = [
             g = dy * self.weight.data
             return self.rstd * (g - g.mean(axis=-1, keepdims=True))
         """, "LayerNorm's backward matches finite differences"),
+    ("attention_backward", "forgets the 1/sqrt(d_k) on dq and dk", """
+        import numpy as np
+
+        def attention_backward(self, dout):
+            w = self.weights
+            dv = np.swapaxes(w, -1, -2) @ dout
+            dw = dout @ np.swapaxes(self.v, -1, -2)
+            ds = w * (dw - (dw * w).sum(axis=-1, keepdims=True))
+            return ds @ self.k, np.swapaxes(ds, -1, -2) @ self.q, dv
+        """, "scaled dot-product attention's backward matches"),
+    ("attention_backward", "softmax backward without the row sum: ds = w ⊙ dw", """
+        import math
+        import numpy as np
+
+        def attention_backward(self, dout):
+            w = self.weights
+            dv = np.swapaxes(w, -1, -2) @ dout
+            ds = w * (dout @ np.swapaxes(self.v, -1, -2)) / math.sqrt(self.q.shape[-1])
+            return ds @ self.k, np.swapaxes(ds, -1, -2) @ self.q, dv
+        """, "scaled dot-product attention's backward matches"),
+    ("attention_backward", "recomputes the weights in the backward, without the mask", """
+        import math
+        import numpy as np
+
+        def attention_backward(self, dout):
+            s = self.q @ np.swapaxes(self.k, -1, -2) / math.sqrt(self.q.shape[-1])
+            w = np.exp(s - s.max(axis=-1, keepdims=True))
+            w /= w.sum(axis=-1, keepdims=True)
+            dv = np.swapaxes(w, -1, -2) @ dout
+            dw = dout @ np.swapaxes(self.v, -1, -2)
+            ds = w * (dw - (dw * w).sum(axis=-1, keepdims=True)) / math.sqrt(self.q.shape[-1])
+            return ds @ self.k, np.swapaxes(ds, -1, -2) @ self.q, dv
+        """, "keys masked for every query (padding) get dK and dV exactly 0"),
     ("gelu_backward", "the derivative of ReLU", """
         def gelu_backward(self, dy):
             return dy * (self.x > 0)
@@ -228,6 +301,46 @@ WRONG = [
                 x = block(x, mask=mask)
             return self.ln_f(x) @ self.wte.weight.data.T
         """, "... and on an untied, post-norm model with sinusoidal positions"),
+    ("adamw_step", "no bias correction", """
+        import numpy as np
+
+        def adamw_step(self, lr=None):
+            if lr is not None:
+                self.lr = float(lr)
+            beta1, beta2 = self.betas
+            self.step_count += 1
+            t = self.step_count
+            for name, p in self.params.items():
+                g = p.grad
+                m, v = self.m[name], self.v[name]
+                m *= beta1
+                m += (1 - beta1) * g
+                v *= beta2
+                v += (1 - beta2) * g * g
+                if self.decays(name):
+                    p.data *= 1 - self.lr * self.weight_decay
+                m_hat, v_hat = m, v
+                p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        """, "bias correction: the first step moves every coordinate by lr"),
+    ("adamw_step", "L2: wd·θ added to the gradient instead of decoupled decay", """
+        import numpy as np
+
+        def adamw_step(self, lr=None):
+            if lr is not None:
+                self.lr = float(lr)
+            beta1, beta2 = self.betas
+            self.step_count += 1
+            t = self.step_count
+            for name, p in self.params.items():
+                g = p.grad + self.weight_decay * p.data if self.decays(name) else p.grad
+                m, v = self.m[name], self.v[name]
+                m *= beta1
+                m += (1 - beta1) * g
+                v *= beta2
+                v += (1 - beta2) * g * g
+                m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+                p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        """, "decoupled decay: with g = 0 a matrix shrinks by exactly lr·wd·θ"),
 ]
 
 
