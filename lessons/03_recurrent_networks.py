@@ -27,6 +27,8 @@ from tinytransformer.models import RNNConfig, RNNLanguageModel
 
 lesson = Lesson("03 Before attention: a recurrent network", __doc__, steps=6)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
+# With --exercise, your rnn_backward (lessons/exercises/) runs in place of the library's, in the whole lesson.
+RNN.backward = lesson.exercise("rnn_backward", RNN.backward)
 np.set_printoptions(precision=3, suppress=True)
 
 # Settings: --quick trains fewer distances and one seed, so the lesson runs in seconds.
@@ -85,7 +87,8 @@ lesson.step("The recurrence, one step at a time", """
     as a loop, each step mixes the new token x_t into the previous state h_{t−1}. The state is all the
     network keeps of the past: a token at position s can only reach position t by being carried
     through h_s, h_{s+1}, ..., h_t. Its backward walks the same loop in reverse ("backpropagation
-    through time"), and, like every layer here, it is checked against finite differences.""")
+    through time"), and, like every layer here, it is checked against finite differences (also with a
+    starting state h0 given); two backwards in a row must add their gradients up.""")
 
 rnn = RNN(3, 5, rng=backend.new_host_rng(0))
 x = backend.randn((1, 6, 3), rng=backend.new_host_rng(1))                 # one sequence, T = 6
@@ -111,6 +114,30 @@ print("  backward through time against finite differences: "
       + ", ".join(f"{name} {error:.1e}" for name, error in errors.items()))
 lesson.check("the backward through time matches finite differences to 1e-7", max(errors.values()) < 1e-7,
              f"largest {max(errors.values()):.1e}")
+with backend.using("float64"):
+    errors_h0 = check_layer(RNN(3, 5, rng=backend.new_host_rng(4)),
+                            {"x": backend.randn((2, 7, 3), rng=backend.new_host_rng(5)),
+                             "h0": backend.randn((2, 5), std=0.5, rng=backend.new_host_rng(6))})
+print("  ... with a starting state h0 given (backward then returns dx and dh0): "
+      + ", ".join(f"{name} {error:.1e}" for name, error in errors_h0.items()))
+lesson.check("and with a starting state h0 given, dh0 too, to 1e-7", max(errors_h0.values()) < 1e-7,
+             f"largest {max(errors_h0.values()):.1e}")
+twice = RNN(3, 5, rng=backend.new_host_rng(7))
+x_a, x_b = (backend.randn((2, 4, 3), rng=backend.new_host_rng(s)) for s in (8, 9))
+dh_a, dh_b = (backend.randn((2, 4, 5), rng=backend.new_host_rng(s)) for s in (10, 11))
+shares = []
+for x_part, dh_part in ((x_a, dh_a), (x_b, dh_b)):                         # each backward on its own ...
+    twice.zero_grad()
+    twice(x_part)
+    twice.backward(dh_part)
+    shares.append({name: p.grad.copy() for name, p in twice.named_parameters()})
+twice.zero_grad()
+for x_part, dh_part in ((x_a, dh_a), (x_b, dh_b)):                         # ... and two in a row
+    twice(x_part)
+    twice.backward(dh_part)
+lesson.check("two backwards in a row add up: each weight's .grad is the sum of the two (+=, not =)",
+             all(np.allclose(p.grad, shares[0][name] + shares[1][name], rtol=1e-12, atol=1e-12)
+                 for name, p in twice.named_parameters()))
 
 
 # %%

@@ -25,8 +25,11 @@ from _lesson import Lesson
 from tinytransformer.data import find_shakespeare
 from tinytransformer.tokenizers import (GPT2_PATTERN, BPETokenizer, gpt2_tokenizer, gpt2_vocab_paths,
                                         token_to_unicode)
+from tinytransformer.tokenizers.bpe_merge import bpe_merge
 
 lesson = Lesson("23 Tokens beyond characters", __doc__, steps=7)
+# With --exercise, your bpe_merge_loop (lessons/exercises/) runs in place of the library's.
+bpe_merge_loop = lesson.exercise("bpe_merge_loop", bpe_merge)
 text = find_shakespeare().read_text()
 split = int(0.9 * len(text))                       # nanoGPT's split: the last 10% is held out
 train_text = text[:200_000] if lesson.quick else text[:split]
@@ -92,13 +95,49 @@ lesson.check("the first merge is the most frequent neighbouring pair", pair_coun
 # %%
 lesson.step("Encode, decode, and a special token", """
     Encoding splits a new text into pieces and, in each, applies the learned merges in the order they
-    were learned; decoding joins the tokens' bytes. Text the tokenizer never saw round-trips, and so do
-    characters it never saw (they fall back to bytes). '<|endoftext|>' is a special token: one id, never
-    made by merging, that marks where one document ends; it is only read as such when asked for, so that
-    a user's text cannot smuggle it in.""")
+    were learned: start from the piece's bytes and merge the adjacent pair whose merged token has the
+    lowest rank (the earliest merge learned), the leftmost such pair on ties, until no adjacent pair is a
+    token (the merge loop, checked below on a few made-up vocabularies and on held-out text). Decoding
+    joins the tokens' bytes. Text the tokenizer never saw round-trips, and so do characters it never saw
+    (they fall back to bytes). '<|endoftext|>' is a special token: one id, never made by merging, that
+    marks where one document ends; it is only read as such when asked for, so that a user's text cannot
+    smuggle it in.""")
 line = held_out[:80]
 ids = tokenizer.encode(line)
 print(f"  {line!r}\n  -> {len(ids)} tokens: {spelled(tokenizer, ids[:16], ' ')} ...")
+
+
+def merged(word: str, ranks) -> list:
+    """The parts bpe_merge_loop makes of one pre-token, as strings."""
+    return [part.decode("utf-8", errors="replace") for part in bpe_merge_loop(word.encode("utf-8"), ranks)]
+
+
+def by_tokenizer(word: str, tok: BPETokenizer) -> list:
+    """The parts the library's tokenizer makes of the same pre-token."""
+    return [tok.token_bytes(i).decode("utf-8", errors="replace") for i in tok.encode(word)]
+
+
+# Made-up vocabularies: the 256 bytes, then a few merges; a token's id is its rank.
+byte_ranks = {bytes([b]): b for b in range(256)}
+rank_first = BPETokenizer(byte_ranks | {b"bc": 256, b"ab": 257})      # bc learned before ab
+ties = BPETokenizer(byte_ranks | {b"ee": 256, b"ef": 257})            # in "eee" two pairs are "ee"
+print(f"  merges bc, ab:  'abc' -> {merged('abc', rank_first.ranks)}")
+lesson.check("the pair of lowest rank merges first, wherever it is: 'abc' with merges bc, then ab, is 'a' 'bc'",
+             merged("abc", rank_first.ranks) == by_tokenizer("abc", rank_first) == ["a", "bc"])
+tie_words = {"eee": ["ee", "e"], "eeee": ["ee", "ee"], "eeeee": ["ee", "ee", "e"], "eeef": ["ee", "ef"]}
+for word in tie_words:
+    print(f"  merges ee, ef:  {word!r} -> {merged(word, ties.ranks)}")
+lesson.check("ties go to the leftmost pair: 'eee' is 'ee' 'e', 'eeeee' is 'ee' 'ee' 'e', 'eeef' is 'ee' 'ef'",
+             all(merged(word, ties.ranks) == by_tokenizer(word, ties) == parts for word, parts in tie_words.items()))
+own_ids, differ = [], None                         # the held-out text, piece by piece through the merge loop
+for piece in regex.findall(tokenizer.pattern, held_out):
+    piece_ids = [tokenizer.ranks.get(part, -1) for part in bpe_merge_loop(piece.encode("utf-8"), tokenizer.ranks)]
+    if differ is None and piece_ids != tokenizer.encode(piece).tolist():
+        differ = piece
+    own_ids.extend(piece_ids)
+lesson.check(f"the merge loop, piece by piece, gives tokenizer.encode's ids for the held-out text "
+             f"({len(held_out):,} characters)", own_ids == tokenizer.encode(held_out).tolist(),
+             f"first piece that differs: {differ!r}" if differ is not None else f"{len(own_ids):,} tokens")
 held_ids = tokenizer.encode(held_out)
 lesson.check(f"held-out text ({len(held_out):,} characters) round-trips", tokenizer.decode(held_ids) == held_out)
 unseen = "Señor Müller says: 你好 👋"

@@ -23,6 +23,7 @@ NOT_WRITTEN = 3  # lessons/_exercises.py: exit status of a lesson stopped by a s
 # Each exercise and its lesson, in the order that lesson asks for them.
 EXERCISES = {
     "embedding_backward": "02_embeddings.py",
+    "rnn_backward": "03_recurrent_networks.py",
     "attention_forward": "05_attention_by_hand.py",
     "causal_mask": "07_masks.py",
     "masked_softmax": "07_masks.py",
@@ -36,6 +37,8 @@ EXERCISES = {
     "cross_entropy_backward": "11_backprop_by_hand.py",
     "gpt_forward": "12_assemble_gpt.py",
     "adamw_step": "16_train_gpt.py",
+    "sample_next": "17_sampling.py",
+    "bpe_merge_loop": "23_subword_tokens.py",
 }
 
 
@@ -54,6 +57,7 @@ def library_method(name, module, cls, method):
 CORRECT = {
     "embedding_backward": library_method("embedding_backward", "tinytransformer.layers.embedding", "Embedding",
                                          "backward"),
+    "rnn_backward": library_method("rnn_backward", "tinytransformer.layers.rnn", "RNN", "backward"),
     "attention_forward": library_method("attention_forward", "tinytransformer.layers.attention",
                                         "ScaledDotProductAttention", "forward"),
     "causal_mask": """
@@ -89,6 +93,18 @@ CORRECT = {
         def adamw_step(self, lr=None):
             return _library(self, lr)
         """,
+    "sample_next": """
+        from tinytransformer.generate import next_token_probs, sample
+
+        def sample_next(logits, temperature, top_k, rng):
+            return sample(next_token_probs(logits, temperature, top_k), rng)
+        """,
+    "bpe_merge_loop": """
+        from tinytransformer.tokenizers.bpe_merge import bpe_merge
+
+        def bpe_merge_loop(token, ranks):
+            return bpe_merge(token, ranks)
+        """,
     "gpt_forward": """
         from tinytransformer import causal_mask
 
@@ -110,6 +126,95 @@ WRONG = [
         def embedding_backward(self, dy):
             self.weight.grad[self.idx.reshape(-1)] += dy.reshape(-1, dy.shape[-1])
         """, "dW equals the sum over positions computed by hand"),
+    ("rnn_backward", "no tanh' factor (1 − h²)", """
+        import numpy as np
+
+        def rnn_backward(self, dh):
+            B, T, _ = self.h.shape
+            da = np.empty_like(self.h)
+            dnext = np.zeros((B, self.d_hidden))
+            for t in reversed(range(T)):
+                da[:, t] = dh[:, t] + dnext
+                h_prev = self.h[:, t - 1] if t > 0 else self.h0
+                self.W_hh.grad += h_prev.T @ da[:, t]
+                dnext = da[:, t] @ self.W_hh.data.T
+            da2 = da.reshape(-1, self.d_hidden)
+            self.W_xh.grad += self.x.reshape(-1, self.d_in).T @ da2
+            self.bias.grad += da2.sum(axis=0)
+            dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
+            return (dx, dnext) if self.h0_given else dx
+        """, "the backward through time matches finite differences"),
+    ("rnn_backward", "truncated: dh of step t is not carried to step t − 1", """
+        import numpy as np
+
+        def rnn_backward(self, dh):
+            B, T, _ = self.h.shape
+            da = dh * (1 - self.h ** 2)
+            for t in range(T):
+                h_prev = self.h[:, t - 1] if t > 0 else self.h0
+                self.W_hh.grad += h_prev.T @ da[:, t]
+            da2 = da.reshape(-1, self.d_hidden)
+            self.W_xh.grad += self.x.reshape(-1, self.d_in).T @ da2
+            self.bias.grad += da2.sum(axis=0)
+            dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
+            return (dx, da[:, 0] @ self.W_hh.data.T) if self.h0_given else dx
+        """, "the backward through time matches finite differences"),
+    ("rnn_backward", "W_hh.grad = ... inside the loop: only step 0's share is left", """
+        import numpy as np
+
+        def rnn_backward(self, dh):
+            B, T, _ = self.h.shape
+            da = np.empty_like(self.h)
+            dnext = np.zeros((B, self.d_hidden))
+            for t in reversed(range(T)):
+                da[:, t] = (dh[:, t] + dnext) * (1 - self.h[:, t] ** 2)
+                h_prev = self.h[:, t - 1] if t > 0 else self.h0
+                self.W_hh.grad = h_prev.T @ da[:, t]
+                dnext = da[:, t] @ self.W_hh.data.T
+            da2 = da.reshape(-1, self.d_hidden)
+            self.W_xh.grad += self.x.reshape(-1, self.d_in).T @ da2
+            self.bias.grad += da2.sum(axis=0)
+            dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
+            return (dx, dnext) if self.h0_given else dx
+        """, "the backward through time matches finite differences"),
+    ("rnn_backward", "grad = ... after the loop: a second backward overwrites the first", """
+        import numpy as np
+
+        def rnn_backward(self, dh):
+            B, T, _ = self.h.shape
+            da = np.empty_like(self.h)
+            dnext = np.zeros((B, self.d_hidden))
+            dW_hh = np.zeros_like(self.W_hh.data)
+            for t in reversed(range(T)):
+                da[:, t] = (dh[:, t] + dnext) * (1 - self.h[:, t] ** 2)
+                h_prev = self.h[:, t - 1] if t > 0 else self.h0
+                dW_hh += h_prev.T @ da[:, t]
+                dnext = da[:, t] @ self.W_hh.data.T
+            da2 = da.reshape(-1, self.d_hidden)
+            self.W_hh.grad = dW_hh
+            self.W_xh.grad = self.x.reshape(-1, self.d_in).T @ da2
+            self.bias.grad = da2.sum(axis=0)
+            dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
+            return (dx, dnext) if self.h0_given else dx
+        """, "two backwards in a row add up"),
+    ("rnn_backward", "dh0 taken before the product with W_hhᵀ", """
+        import numpy as np
+
+        def rnn_backward(self, dh):
+            B, T, _ = self.h.shape
+            da = np.empty_like(self.h)
+            dnext = np.zeros((B, self.d_hidden))
+            for t in reversed(range(T)):
+                da[:, t] = (dh[:, t] + dnext) * (1 - self.h[:, t] ** 2)
+                h_prev = self.h[:, t - 1] if t > 0 else self.h0
+                self.W_hh.grad += h_prev.T @ da[:, t]
+                dnext = da[:, t] @ self.W_hh.data.T
+            da2 = da.reshape(-1, self.d_hidden)
+            self.W_xh.grad += self.x.reshape(-1, self.d_in).T @ da2
+            self.bias.grad += da2.sum(axis=0)
+            dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
+            return (dx, da[:, 0]) if self.h0_given else dx
+        """, "and with a starting state h0 given, dh0 too"),
     ("attention_forward", "no 1/sqrt(d_k)", """
         import numpy as np
         from tinytransformer import masked_softmax
@@ -341,6 +446,143 @@ WRONG = [
                 m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
                 p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
         """, "decoupled decay: with g = 0 a matrix shrinks by exactly lr·wd·θ"),
+    ("sample_next", "temperature after the softmax: p ** (1/T), not renormalised", """
+        import numpy as np
+
+        def sample_next(logits, temperature, top_k, rng):
+            z = logits - logits.max(axis=-1, keepdims=True)
+            if top_k is not None:
+                kth = np.sort(z, axis=-1)[:, -top_k][:, None]
+                z = np.where(z >= kth, z, -np.inf)
+            p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+            p = p ** (1.0 / temperature)
+            u = rng.random((len(p), 1))
+            return np.minimum((p.cumsum(axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
+        """, "T = 0.001 gives the argmax in every row"),
+    ("sample_next", "temperature multiplies the probabilities (renormalised: T has no effect)", """
+        import numpy as np
+
+        def sample_next(logits, temperature, top_k, rng):
+            z = logits - logits.max(axis=-1, keepdims=True)
+            if top_k is not None:
+                kth = np.sort(z, axis=-1)[:, -top_k][:, None]
+                z = np.where(z >= kth, z, -np.inf)
+            p = np.exp(z) * temperature
+            p /= p.sum(axis=-1, keepdims=True)
+            return np.array([rng.choice(len(row), p=row) for row in p])
+        """, "T = 0.001 gives the argmax in every row"),
+    ("sample_next", "no max shift: exp(z/T) overflows at small T", """
+        import numpy as np
+
+        def sample_next(logits, temperature, top_k, rng):
+            z = logits / temperature
+            if top_k is not None:
+                kth = np.sort(z, axis=-1)[:, -top_k][:, None]
+                z = np.where(z >= kth, z, -np.inf)
+            with np.errstate(over="ignore", invalid="ignore"):
+                p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+            u = rng.random((len(p), 1))
+            return np.minimum((p.cumsum(axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
+        """, "T = 0.001 gives the argmax in every row"),
+    ("sample_next", "top-k keeps the k smallest logits", """
+        import numpy as np
+
+        def sample_next(logits, temperature, top_k, rng):
+            z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
+            if top_k is not None:
+                kth = np.sort(z, axis=-1)[:, top_k - 1][:, None]
+                z = np.where(z <= kth, z, -np.inf)
+            p = np.exp(z - z.max(axis=-1, keepdims=True))
+            p /= p.sum(axis=-1, keepdims=True)
+            return np.array([rng.choice(len(row), p=row) for row in p])
+        """, "top_k = 1 gives the argmax in every row"),
+    ("sample_next", "top-k masks the other logits with 0 instead of −inf", """
+        import numpy as np
+
+        def sample_next(logits, temperature, top_k, rng):
+            z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
+            if top_k is not None:
+                kth = np.sort(z, axis=-1)[:, -top_k][:, None]
+                z = np.where(z >= kth, z, 0.0)
+            p = np.exp(z - z.max(axis=-1, keepdims=True))
+            p /= p.sum(axis=-1, keepdims=True)
+            return np.array([rng.choice(len(row), p=row) for row in p])
+        """, "top_k = 1 gives the argmax in every row"),
+    ("sample_next", "top-k draws uniformly among the k kept, ignoring their probabilities", """
+        import numpy as np
+
+        def sample_next(logits, temperature, top_k, rng):
+            z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
+            p = np.exp(z)
+            if top_k is not None:
+                kth = np.sort(z, axis=-1)[:, -top_k][:, None]
+                p = (z >= kth).astype(float)
+            p /= p.sum(axis=-1, keepdims=True)
+            u = rng.random((len(p), 1))
+            return np.minimum((p.cumsum(axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
+        """, "the frequencies match softmax(z/T) on the top k"),
+    ("sample_next", "draws from NumPy's global generator, not the one passed in", """
+        import numpy as np
+
+        def sample_next(logits, temperature, top_k, rng):
+            z = (logits - logits.max(axis=-1, keepdims=True)) / temperature
+            if top_k is not None:
+                kth = np.sort(z, axis=-1)[:, -top_k][:, None]
+                z = np.where(z >= kth, z, -np.inf)
+            p = np.exp(z)
+            p /= p.sum(axis=-1, keepdims=True)
+            u = np.random.random((len(p), 1))
+            return np.minimum((p.cumsum(axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
+        """, "the draws come from the generator passed in"),
+    ("bpe_merge_loop", "merges the leftmost pair that is a token, not the one of lowest rank", """
+        def bpe_merge_loop(token, ranks):
+            parts = [token[i:i + 1] for i in range(len(token))]
+            while True:
+                for i in range(len(parts) - 1):
+                    if parts[i] + parts[i + 1] in ranks:
+                        parts[i:i + 2] = [parts[i] + parts[i + 1]]
+                        break
+                else:
+                    return parts
+        """, "the pair of lowest rank merges first, wherever it is"),
+    ("bpe_merge_loop", "merges every place of the best pair at once, right to left", """
+        def bpe_merge_loop(token, ranks):
+            parts = [token[i:i + 1] for i in range(len(token))]
+            while True:
+                found = [(ranks[parts[i] + parts[i + 1]], i) for i in range(len(parts) - 1)
+                         if parts[i] + parts[i + 1] in ranks]
+                if not found:
+                    return parts
+                best = min(found)[0]
+                i = len(parts) - 2
+                while i >= 0:
+                    if ranks.get(parts[i] + parts[i + 1]) == best:
+                        parts[i:i + 2] = [parts[i] + parts[i + 1]]
+                    i -= 1
+        """, "ties go to the leftmost pair"),
+    ("bpe_merge_loop", "ties go to the rightmost pair (<= in the search for the lowest rank)", """
+        def bpe_merge_loop(token, ranks):
+            parts = [token[i:i + 1] for i in range(len(token))]
+            while True:
+                best, best_rank = None, None
+                for i in range(len(parts) - 1):
+                    rank = ranks.get(parts[i] + parts[i + 1])
+                    if rank is not None and (best_rank is None or rank <= best_rank):
+                        best, best_rank = i, rank
+                if best is None:
+                    return parts
+                parts[best:best + 2] = [parts[best] + parts[best + 1]]
+        """, "ties go to the leftmost pair"),
+    ("bpe_merge_loop", "one merge only: the loop stops after the first", """
+        def bpe_merge_loop(token, ranks):
+            parts = [token[i:i + 1] for i in range(len(token))]
+            found = [(ranks[parts[i] + parts[i + 1]], i) for i in range(len(parts) - 1)
+                     if parts[i] + parts[i + 1] in ranks]
+            if found:
+                i = min(found)[1]
+                parts[i:i + 2] = [parts[i] + parts[i + 1]]
+            return parts
+        """, "ties go to the leftmost pair"),
 ]
 
 
