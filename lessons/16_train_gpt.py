@@ -31,6 +31,7 @@ from _lesson import Lesson
 
 from tinytransformer.data import TextDataset, find_shakespeare
 from tinytransformer import AdamW, Parameter, backend
+from tinytransformer.optim import clip_grad_norm, cosine_lr
 from tinytransformer.training.checkpoint import load_checkpoint, restore
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.training import TrainConfig, train
@@ -80,7 +81,15 @@ lesson.step("AdamW, step by step", """
     the first step is lr · g/(|g| + eps), a move of lr for every coordinate whatever the gradient's
     scale. Weight decay is decoupled (the W of AdamW): θ shrinks by lr·wd·θ directly, before the
     Adam step. Adding wd·θ to g instead (L2) is not the same: the Adam step divides it by √v̂, so a
-    weight with a small gradient would be pulled towards 0 at a rate of lr, not lr·wd·θ.""")
+    weight with a small gradient would be pulled towards 0 at a rate of lr, not lr·wd·θ.
+
+    Three more settings of the run, each checked below. Clipping: what does a huge gradient do? All
+    gradients are scaled by one factor so that their global norm √(Σ g²) is at most c: the step keeps its
+    direction and only gets shorter. Weight decay, on which weights? On matrices and embedding tables
+    only; a bias or a LayerNorm gain pulled towards 0 would only fight the layer it belongs to. And the
+    learning rate: it rises linearly over the warmup (while Adam's v is still a poor estimate), then
+    falls along half a cosine to min_lr. Does the warmup matter? At a learning rate far too high, the
+    same small model, trained with and without it, answers.""")
 def params(seed):
     """A matrix (decayed) and a vector (not decayed), in float64, with gradients of very different sizes."""
     r = np.random.default_rng(seed)
@@ -127,6 +136,90 @@ lesson.check("three steps of AdamW equal the library's to 1e-12",
              all(np.allclose(p.data, q.data, rtol=1e-12, atol=1e-12) for (_, p), (_, q) in zip(ours, library)),
              f"{gap:.0e}")
 
+# Clipping. Gradients with a global norm far above c = 1, and other gradients scaled to a norm below it.
+c = 1.0
+big = [p for _, p in params(4)]
+small = [p for _, p in params(5)]
+flat = lambda ps: np.concatenate([p.grad.ravel() for p in ps])             # noqa: E731
+shrink = 0.5 / np.linalg.norm(flat(small))
+for p in small:
+    p.grad *= shrink                                                       # global norm 0.5 < c
+big_before, small_before = flat(big), flat(small)
+norm = clip_grad_norm(big, c)
+small_norm = clip_grad_norm(small, c)
+after = flat(big)
+cosine = float(after @ big_before / (np.linalg.norm(after) * np.linalg.norm(big_before)))
+print(f"  clipping at c = {c:g}: global norm {norm:.1f} -> {np.linalg.norm(after):.12f} "
+      f"(c·n/(n + 1e-6), torch's 1e-6); cosine with the gradient before: {cosine:.15f}")
+lesson.check("clipping scales the global norm down to c (c·n/(n + 1e-6) to 1e-12) without turning it "
+             "(cosine 1 to 1e-12)",
+             abs(np.linalg.norm(after) - c * norm / (norm + 1e-6)) < 1e-12 and abs(cosine - 1) < 1e-12
+             and np.linalg.norm(after) <= c, f"norm {np.linalg.norm(after):.15f}, cosine {cosine:.15f}")
+lesson.check(f"gradients with a global norm below c ({small_norm:.2f}) are left exactly as they are",
+             bool((flat(small) == small_before).all()) and abs(small_norm - 0.5) < 1e-12)
+
+# Weight decay on a small GPT: one step with every gradient 0, so only the decay can move a weight.
+gpt = GPT(GPTConfig(vocab_size=V, block_size=8, n_layer=2, n_head=2, n_embd=16))
+named = list(gpt.named_parameters())
+before = {name: p.data.copy() for name, p in named}
+AdamW(named, lr=0.1, weight_decay=0.5).step()                       # lr·wd = 0.05; every grad is 0
+matrices = [name for name, p in named if p.data.ndim >= 2]
+vectors = [name for name, p in named if p.data.ndim == 1]
+print(f"  a small GPT, g = 0, lr·wd = 0.05: {len(matrices)} matrices and tables ({', '.join(matrices[:3])}, "
+      f"...), {len(vectors)} vectors ({', '.join(vectors[:3])}, ...)")
+lesson.check(f"weight decay shrinks every matrix and embedding table ({len(matrices)}) by exactly lr·wd·θ",
+             len(matrices) > 0 and all(bool((dict(named)[name].data == before[name] * (1 - 0.1 * 0.5)).all())
+                                       for name in matrices))
+lesson.check(f"... and leaves every bias and LayerNorm gain ({len(vectors)} vectors) exactly as it was",
+             len(vectors) > 0 and all(bool((dict(named)[name].data == before[name]).all()) for name in vectors))
+
+# The schedule, written out from the formula above, against the trainer's cosine_lr (the full run's settings).
+sched = TrainConfig()
+lr_max, lr_min, warm, decay = sched.lr, sched.min_lr, sched.warmup_iters, sched.lr_decay_iters
+def formula(it):
+    if it < warm:
+        return lr_max * (it + 1) / (warm + 1)                           # linear rise
+    r = min((it - warm) / (decay - warm), 1.0)                          # 0 at the peak, 1 at decay_iters
+    return lr_min + 0.5 * (1 + math.cos(math.pi * r)) * (lr_max - lr_min)
+lr_at = lambda it: cosine_lr(it, lr=lr_max, min_lr=lr_min, warmup_iters=warm, lr_decay_iters=decay)  # noqa: E731
+probes = [0, warm // 2, warm - 1, warm, warm + (decay - warm) // 4, (warm + decay) // 2, decay - 1, decay,
+          decay + 1, 3 * decay]
+print("  lr at iteration " + ", ".join(f"{it}: {lr_at(it):.2e}" for it in probes))
+rise = np.diff([lr_at(it) for it in range(warm + 1)])
+lesson.check(f"the lr rises linearly over the {warm} warmup iterations and peaks at lr = {lr_max:g}",
+             np.allclose(rise, lr_max / (warm + 1), rtol=1e-9, atol=0) and lr_at(warm) == lr_max,
+             f"steps {rise.min():.3e} .. {rise.max():.3e}")
+lesson.check("then it follows min_lr + ½(1 + cos(π·r))·(lr − min_lr) (to 1e-12 at " + str(len(probes)) +
+             f" iterations), reaching min_lr = {lr_min:g} at {decay} and staying there",
+             all(abs(lr_at(it) - formula(it)) < 1e-12 for it in probes)
+             and lr_at(decay) == lr_at(3 * decay) == lr_min,
+             f"largest gap {max(abs(lr_at(it) - formula(it)) for it in probes):.0e}")
+
+# Warmup at lr = 1, a thousand times the full run's: 30 iterations of a small GPT, with the lr at 1 from the
+# first step, or warmed up over 15 iterations; the same weights and batches (the seed) for both.
+def peak_loss(seed, warmup_iters, iters=30):
+    model = GPT(GPTConfig(vocab_size=V, block_size=32, n_layer=2, n_head=2, n_embd=32, seed=seed))
+    optimizer = AdamW(model.named_parameters(), lr=1.0, betas=(0.9, 0.99), weight_decay=0.1)
+    rng, losses = np.random.default_rng(seed), []
+    for it in range(iters):
+        x, y = data.get_batch("train", 8, 32, rng)
+        model.zero_grad()
+        _, loss = model(x, y)
+        model.backward()
+        clip_grad_norm(model.parameters(), 1.0)
+        optimizer.step(cosine_lr(it, lr=1.0, min_lr=0.1, warmup_iters=warmup_iters, lr_decay_iters=iters))
+        losses.append(float(loss))
+    return max(losses)
+
+peaks = [(peak_loss(seed, 0), peak_loss(seed, 15)) for seed in (0, 1, 2)]
+print("  highest loss in 30 iterations at lr = 1, without / with 15 warmup iterations: " +
+      ", ".join(f"seed {seed}: {cold:.1f} / {warm_peak:.1f}" for seed, (cold, warm_peak) in enumerate(peaks)) +
+      f" nats (ln V = {uniform:.2f})")
+print("  (bias correction makes the very first step move every weight by the full lr: here by 1, all at once)")
+lesson.check("without warmup the loss spikes to several times its peak with warmup (more than 2.5 times, "
+             "for each of 3 seeds)", all(cold > 2.5 * warm_peak for cold, warm_peak in peaks),
+             ", ".join(f"{cold / warm_peak:.1f}×" for cold, warm_peak in peaks))
+
 # %%
 if lesson.quick:
     cfg = TrainConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, max_iters=40, lr=3e-3,
@@ -154,6 +247,11 @@ with open(f"{cfg.out_dir}/metrics.jsonl") as metrics:
     records = [json.loads(line) for line in metrics]
 evals = [r for r in records if r["kind"] == "eval"]
 steps = [r for r in records if r["kind"] == "train"]
+schedule = [cosine_lr(r["iter"], lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
+                      lr_decay_iters=cfg.lr_decay_iters) for r in steps]
+lesson.check(f"the lr the trainer logged ({len(steps)} records) is the schedule of step 2",
+             len(steps) > 0 and all(abs(r["lr"] - want) < 1e-15 for r, want in zip(steps, schedule)),
+             f"{steps[0]['lr']:.2e} at iteration {steps[0]['iter']}, {steps[-1]['lr']:.2e} at {steps[-1]['iter']}")
 first, last = evals[0], evals[-1]
 print(f"\n  {summary['n_params']:,} parameters; {summary['ms_per_iter']:.1f} ms per iteration; "
       f"{summary['wall_s']:.1f} s in all")
