@@ -9,6 +9,8 @@ feed-forward network) costs O(n): each position on its own. This lesson measures
     time:    projections ~ 8 n d² FLOPs, attention ~ 4 n² d FLOPs (forward); the ratio is n / 2d
 
 With --quick the lengths are small (n ≤ 256); the full run goes to n = 2048, where the n² term dominates.
+Then the way around the n² memory: softmax with a running maximum and sum, one block of keys at a time,
+and attention built from it that never makes the n × n matrix (the idea of FlashAttention).
 
 Run:  python lessons/21_cost_of_attention.py        (add --no-pause to run straight through)
 """
@@ -21,9 +23,10 @@ import numpy as np
 from _lesson import Lesson
 from tinytransformer.machine import one_blas_thread
 
-from tinytransformer import MultiHeadAttention, ScaledDotProductAttention, backend, causal_mask
+from tinytransformer import (MultiHeadAttention, ScaledDotProductAttention, backend, causal_mask,
+                             masked_softmax)
 
-lesson = Lesson("21 The cost of attention", __doc__, steps=3)
+lesson = Lesson("21 The cost of attention", __doc__, steps=5)
 
 B, D_MODEL, N_HEAD = 1, 64, 4
 D_K = D_MODEL // N_HEAD
@@ -50,10 +53,12 @@ def median_time(fn, n):
     return lesson.median_time(lambda: fn(n), repeat=REPEATS, synchronize=backend.synchronize)
 
 
-def peak_memory(fn, n):
-    """Peak bytes allocated during fn(n), as traced by Python's tracemalloc (NumPy reports its arrays)."""
+def peak_memory(fn, *args):
+    """Peak bytes allocated during fn(*args), as traced by Python's tracemalloc (NumPy reports its arrays).
+
+    Only what fn allocates counts: arrays made before the call, such as its inputs, do not."""
     tracemalloc.start()
-    fn(n)
+    fn(*args)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak
@@ -79,7 +84,7 @@ lesson.say(f"""
     GPT-2 small at its full context (n = 1024, 12 heads, 12 layers) keeps 12·12·1024² = 151 million such
     numbers per sequence: {12 * 12 * 1024 ** 2 * 4 / 2**20:.0f} MiB in float32, before anything else. That
     is why long-context implementations (FlashAttention) never store the n × n matrix: they compute the
-    softmax block by block and recompute it in the backward.""")
+    softmax block by block and recompute it in the backward (steps 4 and 5).""")
 
 # %%
 lesson.step("Peak memory of forward + backward", """
@@ -149,5 +154,139 @@ for ax in (ax_time, ax_memory):
     ax.legend(fontsize=8)
 fig.tight_layout()
 lesson.figure(fig, "21_attention_cost")
+
+# %%
+BLOCK = 32                              # keys per block in steps 4 and 5
+
+
+def online_softmax(scores, block, mask=None):
+    """softmax over the last axis of scores [T_q, T_k], reading the keys one block at a time.
+
+    Pass 1 keeps, per row, the largest score so far (running_max) and the sum of exp(score − running_max)
+    so far (running_sum); when a block raises the maximum, the sum so far is rescaled by
+    exp(old max − new max). Pass 2 writes exp(score − max) / sum. Key blocks the mask hides entirely are
+    skipped. Returns the weights [T_q, T_k] and the number of blocks skipped.
+    """
+    T_q, T_k = scores.shape
+    running_max = np.full((T_q, 1), -np.inf)                                  # [T_q, 1]
+    running_sum = np.zeros((T_q, 1))                                          # [T_q, 1]
+    read, skipped = [], 0
+    for start in range(0, T_k, block):
+        s = scores[:, start:start + block]                                    # [T_q, block]
+        if mask is not None:
+            if not mask[:, start:start + block].any():                        # no query sees these keys
+                skipped += 1
+                continue
+            s = np.where(mask[:, start:start + block], s, -np.inf)            # masked -> exp(-inf) = 0
+        read.append(start)
+        new_max = np.maximum(running_max, s.max(axis=-1, keepdims=True))      # [T_q, 1]
+        shift = np.where(np.isfinite(new_max), new_max, 0.0)                  # a row masked so far: no NaN
+        running_sum = (running_sum * np.exp(running_max - shift)              # old terms, to the new max
+                       + np.exp(s - shift).sum(axis=-1, keepdims=True))
+        running_max = new_max
+    weights = np.zeros_like(scores)                                           # [T_q, T_k]; skipped: 0
+    for start in read:
+        s = scores[:, start:start + block]                                    # [T_q, block]
+        if mask is not None:
+            s = np.where(mask[:, start:start + block], s, -np.inf)
+        weights[:, start:start + block] = np.exp(s - running_max) / running_sum
+    return weights, skipped
+
+
+T_SOFTMAX = 256
+rng = np.random.default_rng(7)
+scores = rng.standard_normal((T_SOFTMAX, T_SOFTMAX))                          # [T, T] float64
+
+lesson.step("Online softmax: a running maximum and a running sum", f"""
+    softmax needs the row maximum (subtracted so that exp never overflows) and the row sum before it can
+    write a single weight. Both can be built one block of keys at a time: keep, per row, the largest score
+    so far m and the sum so far l = Σ exp(s − m). When a new block raises m to m', the old terms were
+    taken against the wrong maximum; multiplying l by exp(m − m') puts them right. Here a [{T_SOFTMAX},
+    {T_SOFTMAX}] score matrix in float64, read in blocks of {BLOCK} keys, against the library's
+    masked_softmax.""")
+weights, _ = online_softmax(scores, BLOCK)
+error = np.abs(weights - masked_softmax(scores)).max()
+lesson.check(f"block by block ({BLOCK} keys at a time) equals softmax to 1e-12", error < 1e-12,
+             f"max |difference| {error:.1e}")
+big = 1000 * scores                                                           # scores in the thousands
+with np.errstate(over="ignore", invalid="ignore"):
+    naive = np.exp(big) / np.exp(big).sum(axis=-1, keepdims=True)             # without any maximum
+print(f"  scores up to {np.abs(big).max():,.0f}: exp without the maximum gives "
+      f"{np.isnan(naive).sum():,} NaN of {naive.size:,} weights")
+weights, _ = online_softmax(big, BLOCK)
+error = np.abs(weights - masked_softmax(big)).max()
+lesson.check("with scores in the thousands it still equals softmax to 1e-12 (no overflow)",
+             np.isfinite(weights).all() and error < 1e-12, f"max |difference| {error:.1e}")
+lesson.say(f"""
+    With a causal mask, a block of queries never sees the keys after it: reading the queries in blocks of
+    {BLOCK} too, the key blocks above the diagonal are fully masked and skipped, without being read.""")
+mask = causal_mask(T_SOFTMAX)                                                 # [T, T]
+tiles = [online_softmax(big[q0:q0 + BLOCK], BLOCK, mask[q0:q0 + BLOCK]) for q0 in range(0, T_SOFTMAX, BLOCK)]
+weights = np.concatenate([w for w, _ in tiles])                               # [T, T]
+skipped, n_blocks = sum(s for _, s in tiles), T_SOFTMAX // BLOCK
+error = np.abs(weights - masked_softmax(big, mask)).max()
+lesson.check("with a causal mask it equals masked softmax to 1e-12", error < 1e-12,
+             f"max |difference| {error:.1e}")
+lesson.check(f"and skips the {n_blocks * (n_blocks - 1) // 2} of {n_blocks ** 2} blocks above the diagonal",
+             skipped == n_blocks * (n_blocks - 1) // 2, f"{skipped} skipped")
+
+
+# %%
+def blockwise_attention(q, k, v, block):
+    """softmax(q kᵀ/√d_k) v for q, k, v [T, d_k], one block of keys at a time: never the [T, T] scores.
+
+    The output is kept unnormalised and rescaled like the running sum: out = Σ exp(s − m) v over the
+    blocks read so far, multiplied by exp(old m − new m) when a block raises the maximum; at the end it
+    is divided by the running sum.
+    """
+    T, d_k = q.shape
+    running_max = np.full((T, 1), -np.inf)                                    # [T, 1]
+    running_sum = np.zeros((T, 1))                                            # [T, 1]
+    out = np.zeros((T, v.shape[-1]))                                          # [T, d_k], unnormalised
+    for start in range(0, k.shape[0], block):
+        scores = q @ k[start:start + block].T / np.sqrt(d_k)                  # [T, block]
+        new_max = np.maximum(running_max, scores.max(axis=-1, keepdims=True)) # [T, 1]
+        rescale = np.exp(running_max - new_max)                               # [T, 1]: old terms to new max
+        e = np.exp(scores - new_max)                                          # [T, block]
+        running_sum = running_sum * rescale + e.sum(axis=-1, keepdims=True)   # [T, 1]
+        out = out * rescale + e @ v[start:start + block]                      # [T, d_k]
+        running_max = new_max
+    return out / running_sum                                                  # [T, d_k]
+
+
+def plain_attention(q, k, v):
+    return masked_softmax(q @ k.T / np.sqrt(q.shape[-1])) @ v                 # [T, T] scores -> [T, d_k]
+
+
+FLASH_LENGTHS = [256, 512, 1024]
+lesson.step("Attention one block of keys at a time (the idea of FlashAttention)", f"""
+    The same bookkeeping gives attention itself without the weights: out = Σ over key blocks of
+    exp(S_block − m) V_block, rescaled by exp(m − m') whenever the maximum grows, divided by the running
+    sum at the end. Each block's scores are [T, {BLOCK}]; the [T, T] matrix is never made. FlashAttention does
+    this in a GPU's fast on-chip memory, with queries in blocks too, and recomputes the blocks in the
+    backward instead of keeping the weights. Memory is Python's tracemalloc peak over one call, in bytes, for
+    one head with d_k = {D_K} in float64: no timing.""")
+memory = {}
+for T in FLASH_LENGTHS:
+    rng = np.random.default_rng(T)
+    q, k, v = (rng.standard_normal((T, D_K)) for _ in range(3))               # [T, d_k] each
+    error = np.abs(blockwise_attention(q, k, v, BLOCK) - plain_attention(q, k, v)).max()
+    memory[T] = peak_memory(plain_attention, q, k, v), peak_memory(blockwise_attention, q, k, v, BLOCK)
+    print(f"  T = {T:>5}: max |difference| {error:.1e};  peak: plain {memory[T][0] / 2**20:6.2f} MiB, "
+          f"blockwise {memory[T][1] / 2**20:5.2f} MiB;  one [T, T] array {T * T * 8 / 2**20:5.2f} MiB, "
+          f"one [T, {BLOCK}] array {T * BLOCK * 8 / 2**10:5.0f} KiB")
+    lesson.check(f"T = {T}: blockwise equals softmax(QKᵀ/√d_k)V to 1e-12", error < 1e-12, f"{error:.1e}")
+lesson.check(f"at every T the blockwise peak is a few [T, {BLOCK}] arrays (under 6) and less than one [T, T]",
+             all(memory[T][1] < min(6 * T * BLOCK * 8, T * T * 8) for T in FLASH_LENGTHS),
+             ", ".join(f"{memory[T][1] / (T * BLOCK * 8):.2f} [T, {BLOCK}]" for T in FLASH_LENGTHS))
+growth = [(memory[2 * T][0] / memory[T][0], memory[2 * T][1] / memory[T][1])
+          for T in FLASH_LENGTHS if 2 * T in memory]
+lesson.check("per doubling of T the plain peak grows ~4× (T²), the blockwise one ~2× (T·block)",
+             all(3.5 < plain < 4.5 and 1.5 < blockwise < 2.5 for plain, blockwise in growth),
+             "; ".join(f"plain ×{plain:.2f}, blockwise ×{blockwise:.2f}" for plain, blockwise in growth))
+lesson.say("""
+    The products are the same 2 T² d_k multiply-adds (Q Kᵀ, then the weights times V): only the memory
+    changed. Sparse attention patterns (a local window, a few global tokens) go further and skip most
+    blocks, as the causal mask skipped the blocks above the diagonal.""")
 
 lesson.done()
