@@ -7,7 +7,9 @@ concatenates their outputs and mixes them with W_o. The split is a reshape and a
 loop: [B, T, d_model] -> [B, T, n_head, d_k] -> [B, n_head, T, d_k], so all heads run in one batched
 matmul. This lesson checks that the reshape really is "columns h·d_k .. (h+1)·d_k belong to head h",
 that the layer equals n_head separate attentions concatenated, and then sets two heads' projections by
-hand so that one head looks one token back and the other always looks at the same word.
+hand so that one head looks one token back and the other always looks at the same word. Last, why W_q
+and W_k are two matrices: tied, they make every score matrix symmetric, and on a ring of tokens a
+previous-token head cannot be learned.
 
 Run:  python lessons/08_multi_head.py        (add --no-pause to run straight through)
 """
@@ -16,9 +18,10 @@ Run:  python lessons/08_multi_head.py        (add --no-pause to run straight thr
 import numpy as np
 from _lesson import Lesson
 
-from tinytransformer import MultiHeadAttention, ScaledDotProductAttention, backend, check_layer
+from tinytransformer import (AdamW, CrossEntropyLoss, Embedding, Linear, Module, MultiHeadAttention,
+                             ScaledDotProductAttention, backend, check_layer)
 
-lesson = Lesson("08 Multi-head attention", __doc__, steps=5)
+lesson = Lesson("08 Multi-head attention", __doc__, steps=6)
 # With --exercise, your split_heads and merge_heads (lessons/exercises/) run in place of the library's.
 MultiHeadAttention.split_heads = lesson.exercise("split_heads", MultiHeadAttention.split_heads)
 MultiHeadAttention.merge_heads = lesson.exercise("merge_heads", MultiHeadAttention.merge_heads)
@@ -192,5 +195,108 @@ for ax, (c_small, W) in zip(axes[1], softer.items()):
     ax.set_title(f"head 0 with c = {c_small:g}: score {c_small ** 2 / 4:g} instead of 9")
 fig.colorbar(image, ax=axes[1, :], fraction=0.02)
 lesson.figure(fig, "08_heads")
+
+# %%
+lesson.step("Why W_q and W_k are separate", """
+    Why two matrices, when one would do? A score is q_i·k_j = x_i W_q W_kᵀ x_jᵀ = x_i A x_jᵀ, a bilinear
+    form with A = W_q W_kᵀ: d × d, but of rank at most d_k. (A bias is one more row of W for an input
+    that is always 1: append a 1 to x and A is (d+1) × (d+1).) Tie W_k = W_q and A = W_q W_qᵀ is
+    symmetric: S = Sᵀ, token i scores j exactly as j scores i, and q_i·q_j ≤ |q_i| |q_j|. On a ring of
+    three tokens (position 0's previous token is position 2) the queries cannot shrink all the way
+    round, so some position scores itself at least as high as its previous token: a tied layer cannot
+    be a previous-token head. (On an open line it can cheat, with queries that shrink from the first
+    position on.) Train both on "output the token one back, round the ring": one head, learned
+    positions, no mask, the same budget and seeds. The tied layer can at best get two positions of
+    three right, and the third by luck (1 in 8): 2/3 + 1/24 ≈ 0.71.""")
+
+backend.seed(0)
+mha = MultiHeadAttention(d_model=12, n_head=3)
+d_k = mha.d_k
+x = rng.standard_normal((2, 5, 12))                                     # [B, T, d]
+x1 = np.concatenate([x, np.ones((2, 5, 1))], axis=-1)                  # [B, T, d+1]: the bias's input
+q_heads = mha.split_heads(mha.q_proj(x))                                # [B, h, T, d_k]
+k_heads = mha.split_heads(mha.k_proj(x))
+rank_gap, form_error = [], []
+for h in range(mha.n_head):
+    cols = slice(h * d_k, (h + 1) * d_k)
+    W_q = np.vstack([mha.q_proj.weight.data[:, cols], mha.q_proj.bias.data[cols]])   # [d+1, d_k]
+    W_k = np.vstack([mha.k_proj.weight.data[:, cols], mha.k_proj.bias.data[cols]])
+    A = W_q @ W_k.T                                                     # [d+1, d+1]
+    singular = np.linalg.svd(A, compute_uv=False)                      # largest first
+    singular = singular / singular[0]
+    rank_gap.append((singular[d_k - 1], singular[d_k:].max()))
+    if h == 0:
+        print(f"  head 0: singular values of A ({A.shape[0]} × {A.shape[1]}) / the largest:\n    {singular}")
+    scores = q_heads[:, h] @ k_heads[:, h].swapaxes(-1, -2)             # [B, T, T]
+    form_error.append(np.abs(x1 @ A @ x1.swapaxes(-1, -2) - scores).max() / np.abs(scores).max())
+lesson.check(f"A = W_q W_kᵀ ({A.shape[0]} × {A.shape[1]}) has rank d_k = {d_k} in every head: the first "
+             f"{d_k} singular values are > 1e-3 of the largest, the rest < 1e-10",
+             all(kept > 1e-3 and rest < 1e-10 for kept, rest in rank_gap),
+             "smallest kept {:.1e}, largest beyond {:.1e}".format(min(g[0] for g in rank_gap),
+                                                                   max(g[1] for g in rank_gap)))
+lesson.check("x A xᵀ == (x W_q)(x W_k)ᵀ, the layer's scores before √d_k, in every head",
+             max(form_error) < 1e-12, f"largest relative difference {max(form_error):.1e}")
+
+tied = MultiHeadAttention(d_model=12, n_head=3)
+tied.k_proj.weight, tied.k_proj.bias = tied.q_proj.weight, tied.q_proj.bias   # one Parameter, two uses
+q, k = tied.split_heads(tied.q_proj(x)), tied.split_heads(tied.k_proj(x))     # [B, h, T, d_k]
+S = (q[..., :, None, :] * k[..., None, :, :]).sum(-1)                  # [B, h, T, T]: S_ij = Σ q_i k_j
+lesson.check("tied W_k = W_q: Q == K and the scores are symmetric, S == Sᵀ exactly",
+             np.array_equal(q, k) and np.array_equal(S, S.swapaxes(-1, -2)))
+
+
+class RingModel(Module):
+    """logits = attention(E[token] + P[position]) W_head: one head, learned positions, no mask."""
+
+    def __init__(self, vocab_size, block_size, d_model, tie):
+        self.tok, self.pos = Embedding(vocab_size, d_model), Embedding(block_size, d_model)
+        self.attn = MultiHeadAttention(d_model, n_head=1)
+        self.head = Linear(d_model, vocab_size)
+        if tie:
+            self.attn.k_proj.weight, self.attn.k_proj.bias = self.attn.q_proj.weight, self.attn.q_proj.bias
+
+    def forward(self, idx):                                             # [B, T] -> [B, T, vocab_size]
+        x = self.tok(idx) + self.pos(np.arange(idx.shape[1]))           # [B, T, d_model]
+        return self.head(self.attn(x))
+
+    def backward(self, dlogits):
+        dx = self.attn.backward(self.head.backward(dlogits))            # [B, T, d_model]
+        self.tok.backward(dx)
+        self.pos.backward(dx.sum(axis=0))                               # every sequence used the same rows
+
+
+vocab_size, ring, steps, seeds = 8, 3, (150 if lesson.quick else 600), (0, 1, 2)
+test = np.random.default_rng(99).integers(0, vocab_size, (512, ring))  # [512, 3]
+accuracy, prefers_itself = {}, {}
+for tie in (False, True):
+    for seed in seeds:
+        backend.seed(seed)
+        data = np.random.default_rng(100 + seed)
+        model = RingModel(vocab_size, ring, d_model=16, tie=tie)
+        optimizer = AdamW(model.named_parameters(), lr=1e-2, weight_decay=0.0)
+        loss_fn = CrossEntropyLoss()
+        for it in range(steps):
+            idx = data.integers(0, vocab_size, (32, ring))              # [B, 3]
+            loss = loss_fn(model(idx), np.roll(idx, 1, axis=1))         # target: the token one back
+            model.zero_grad()
+            model.backward(loss_fn.backward())
+            optimizer.step()
+        logits = model(test)                                            # [512, 3, vocab_size]
+        accuracy[tie, seed] = (logits.argmax(-1) == np.roll(test, 1, axis=1)).mean()
+        x_test = model.tok(test) + model.pos(np.arange(ring))            # [512, 3, d_model]
+        S = model.attn.q_proj(x_test) @ model.attn.k_proj(x_test).swapaxes(-1, -2)   # [512, 3, 3]: one head
+        t = np.arange(ring)
+        prefers_itself[tie, seed] = (S[:, t, t] >= S[:, t, t - 1] - 1e-9 * np.abs(S).max()).any(axis=1).mean()
+    print(f"  {'tied W_k = W_q' if tie else 'separate W_q, W_k'}: accuracy after {steps} steps, seeds {seeds}: "
+          + " ".join(f"{accuracy[tie, s]:.3f}" for s in seeds) + "; sequences where some position "
+          "scores itself ≥ its previous token: " + " ".join(f"{prefers_itself[tie, s]:.2f}" for s in seeds))
+lesson.check("separate W_q, W_k learn the previous-token head: accuracy ≥ 0.9 for every seed",
+             all(accuracy[False, s] >= 0.9 for s in seeds),
+             f"lowest {min(accuracy[False, s] for s in seeds):.3f}")
+lesson.check("tied W_k = W_q: in every test sequence some position scores itself ≥ its previous token",
+             all(prefers_itself[True, s] == 1.0 for s in seeds))
+lesson.check("so the tied layer stays far below, at most 2/3 + luck: accuracy ≤ 0.75 for every seed",
+             all(accuracy[True, s] <= 0.75 for s in seeds),
+             f"highest {max(accuracy[True, s] for s in seeds):.3f}")
 
 lesson.done()
