@@ -30,6 +30,7 @@ lesson = Lesson("11 Backpropagation by hand", __doc__, steps=9)
 Linear.backward = lesson.exercise("linear_backward", Linear.backward)
 LayerNorm.backward = lesson.exercise("layernorm_backward", LayerNorm.backward)
 ScaledDotProductAttention.backward = lesson.exercise("attention_backward", ScaledDotProductAttention.backward)
+MultiHeadAttention.backward = lesson.exercise("multi_head_backward", MultiHeadAttention.backward)
 GELU.backward = lesson.exercise("gelu_backward", GELU.backward)
 CrossEntropyLoss.backward = lesson.exercise("cross_entropy_backward", CrossEntropyLoss.backward)
 
@@ -151,7 +152,9 @@ lesson.step("Attention: out = softmax(Q Kᵀ/√d_k) V", """
     three gradients. (The key projection's bias gets a gradient of exactly 0: adding the same number
     to every score of a row does not change the softmax. The checker reports two zeros as error 0.)
     A key that no query may see, such as padding, has W = 0 in its whole column, so its dK and dV are
-    exactly 0: not small, 0.""")
+    exactly 0: not small, 0. Splitting into heads and merging them back only move numbers, so their
+    backwards only move the gradients back, each number to the place it came from; with several heads
+    of d_k ≠ T, a gradient sent to the wrong column shows up in the check.""")
 q, k, v = (backend.randn((2, 2, 4, 3), rng=rng(s)) for s in (8, 9, 10))   # [B, h, T, d_k]
 is_pad = backend.asarray(np.array([[False] * 4, [False, False, True, True]]))  # sequence 1: 2 tokens
 padded_mask = causal_mask(4) & padding_mask(is_pad)                # [2, 1, 4, 4]
@@ -166,6 +169,21 @@ worst = record("attention (causal)", check_layer(ScaledDotProductAttention(), {"
                                                  {"mask": causal_mask(4)}))
 lesson.check(f"scaled dot-product attention's backward matches to {TOL:g}", worst < TOL,
              f"worst {worst:.1e}")
+# The heads' reshapes, reversed: 3 heads of d_k = 4 over T = 5 positions (d_k ≠ T, so that a transpose
+# of the wrong axes cannot hide behind a shape), with Q, K, V projected one by one, and as cross-attention.
+separate = MultiHeadAttention(12, 3, rng=rng(23))
+separate.fuse_qkv = False                                          # q_proj, k_proj, v_proj one by one
+heads_errors = check_layer(separate, {"x": backend.randn((2, 5, 12), rng=rng(24))}, {"mask": causal_mask(5)})
+cross_errors = check_layer(MultiHeadAttention(12, 3, rng=rng(25)),
+                           {"x": backend.randn((2, 5, 12), rng=rng(26)),
+                            "context": backend.randn((2, 3, 12), rng=rng(27))})
+worst = max(max(heads_errors.values()), max(cross_errors.values()))
+results["3 heads, d_k = 4, T = 5: worst"] = worst
+print(f"    {'3 heads (d_k 4, T 5)':<22} self-attention worst {max(heads_errors.values()):.1e} "
+      f"(dx {heads_errors['x']:.1e}); cross-attention worst {max(cross_errors.values()):.1e} "
+      f"(dcontext {cross_errors['context']:.1e})")
+lesson.check(f"with 3 heads of d_k = 4 over 5 positions every head's gradient goes back to its own columns: "
+             f"self- and cross-attention match to {TOL:g}", worst < TOL, f"worst {worst:.1e}")
 mha_errors = check_layer(MultiHeadAttention(8, 2, rng=rng(11)),
                          {"x": backend.randn((2, 4, 8), rng=rng(12))}, {"mask": causal_mask(4)})
 worst = max(mha_errors.values())

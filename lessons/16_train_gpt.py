@@ -35,11 +35,28 @@ from tinytransformer.optim import clip_grad_norm, cosine_lr
 from tinytransformer.training.checkpoint import load_checkpoint, restore
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.training import TrainConfig, train
+from tinytransformer.training.loop import accumulate_gradients
 
 lesson = Lesson("16 Training a small GPT on Shakespeare", __doc__, steps=5)
 library_adamw_step = AdamW.step    # kept: step 2 compares AdamW with it
 # With --exercise, your AdamW step (lessons/exercises/adamw_step.py) runs in its place, in training too.
 AdamW.step = lesson.exercise("adamw_step", AdamW.step)
+
+
+def training_iteration(model, optimizer, x, y, it, cfg, adamw_step=None):
+    """One iteration of the trainer's loop (tinytransformer/training/loop.py, one micro-batch), from the
+    library's own functions; adamw_step, when given, is the AdamW update to use instead of optimizer.step."""
+    loss = accumulate_gradients(model, x, y, 1)
+    clip_grad_norm(model.parameters(), cfg.grad_clip)
+    lr = cosine_lr(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
+                   lr_decay_iters=cfg.lr_decay_iters)
+    (adamw_step or type(optimizer).step)(optimizer, lr)
+    return float(loss)
+
+
+library_iteration = training_iteration    # kept: step 2 compares yours with it
+# With --exercise, your training iteration (lessons/exercises/training_iteration.py) is checked in step 2.
+training_iteration = lesson.exercise("training_iteration", training_iteration)
 
 # %%
 lesson.step("What loss to expect", """
@@ -89,7 +106,9 @@ lesson.step("AdamW, step by step", """
     only; a bias or a LayerNorm gain pulled towards 0 would only fight the layer it belongs to. And the
     learning rate: it rises linearly over the warmup (while Adam's v is still a poor estimate), then
     falls along half a cosine to min_lr. Does the warmup matter? At a learning rate far too high, the
-    same small model, trained with and without it, answers.""")
+    same small model, trained with and without it, answers. Last, one iteration of the loop puts the
+    pieces in order: zero the gradients, forward, backward, clip, step at the schedule's lr; a few
+    iterations are checked against the library's loop.""")
 def params(seed):
     """A matrix (decayed) and a vector (not decayed), in float64, with gradients of very different sizes."""
     r = np.random.default_rng(seed)
@@ -219,6 +238,28 @@ print("  (bias correction makes the very first step move every weight by the ful
 lesson.check("without warmup the loss spikes to several times its peak with warmup (more than 2.5 times, "
              "for each of 3 seeds)", all(cold > 2.5 * warm_peak for cold, warm_peak in peaks),
              ", ".join(f"{cold / warm_peak:.1f}×" for cold, warm_peak in peaks))
+
+# One iteration of the loop, all the pieces above in order: zero the gradients, forward, backward, clip,
+# step at the schedule's lr. Six iterations, in float64, against the library's loop on the same batches.
+it_cfg = TrainConfig(lr=1e-2, min_lr=1e-3, warmup_iters=2, lr_decay_iters=6, grad_clip=0.1)
+dtype_before = backend.default_dtype()
+backend.set_default_dtype("float64")
+models = [GPT(GPTConfig(vocab_size=V, block_size=16, n_layer=2, n_head=2, n_embd=16, seed=5)) for _ in range(2)]
+backend.set_default_dtype(dtype_before)
+optimizers = [AdamW(m.named_parameters(), lr=it_cfg.lr, betas=(0.9, 0.99), weight_decay=0.1) for m in models]
+batch_rng, losses, gaps = np.random.default_rng(6), [], []
+for it in range(6):
+    x, y = data.get_batch("train", 8, 16, batch_rng)
+    losses.append(training_iteration(models[0], optimizers[0], x, y, it, it_cfg))
+    library_loss = library_iteration(models[1], optimizers[1], x, y, it, it_cfg, adamw_step=library_adamw_step)
+    gaps.append(max([abs(float(losses[-1]) - library_loss)] + [float(abs(p.data - q.data).max()) for p, q in
+                    zip(models[0].parameters(), models[1].parameters())]))
+print("  six iterations (float64, clipped at 0.1): loss " + ", ".join(f"{float(l):.3f}" for l in losses)
+      + "; largest gap to the library's loop, by iteration: " + ", ".join(f"{g:.0e}" for g in gaps))
+lesson.check("six training iterations give the library's loop's weights and losses to 1e-12 (float64)",
+             max(gaps) < 1e-12, ", ".join(f"{g:.0e}" for g in gaps))
+lesson.check("... and the loss falls (by more than 0.1 nats in six iterations)",
+             float(losses[-1]) < float(losses[0]) - 0.1, f"{float(losses[0]):.3f} -> {float(losses[-1]):.3f}")
 
 # %%
 if lesson.quick:

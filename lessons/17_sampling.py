@@ -22,7 +22,7 @@ import numpy as np
 from _lesson import Lesson
 from tinytransformer.machine import one_blas_thread
 
-from tinytransformer import backend
+from tinytransformer import MultiHeadAttention, backend
 from tinytransformer.training.checkpoint import load_checkpoint, restore
 from tinytransformer.tokenizers import CharTokenizer
 from tinytransformer.generate import generate, next_token_probs, sample
@@ -260,7 +260,53 @@ lesson.step("The KV cache", f"""
     and values of earlier positions never change, so generate(..., use_cache=True) keeps them (per block
     and head) and runs only the newest token each step: O(n) token-passes. Up to the context length
     ({block_size}) the two give the same logits, so the same tokens. (Beyond it every position shifts;
-    the library then runs the cropped window in full, as without the cache.)""")
+    the library then runs the cropped window in full, as without the cache.)
+    A cached step of one block's attention: project the new token's q, k, v; append k and v to the
+    cache along the time axis, so [B, n_head, past, d_k] becomes [B, n_head, past + 1, d_k]; attend with
+    the new query over all past + 1 keys, its own included. First one layer on its own; then this
+    model in float64, greedy, where the two paths must give the same logits at every step (to 1e-12),
+    so exactly the same tokens; then in float32, sampling.""")
+# With --exercise, your cached step (lessons/exercises/kv_cache_step.py) runs in every block from here on.
+MultiHeadAttention._forward_cached = lesson.exercise("kv_cache_step", MultiHeadAttention._forward_cached)
+dtype_before = backend.default_dtype()
+backend.set_default_dtype("float64")                                   # exact comparisons, in float64
+layer = MultiHeadAttention(12, 3, rng=backend.new_host_rng(0))          # 3 heads of d_k = 4
+x_all = backend.randn((2, 7, 12), rng=backend.new_host_rng(1))          # a prompt of 4, then 3 steps of 1
+cache, grown, detail = {}, [], ""
+try:
+    for start, stop in ((0, 4), (4, 5), (5, 6), (6, 7)):
+        layer(x_all[:, start:stop], cache=cache)
+        grown.append((tuple(cache["k"].shape), tuple(cache["v"].shape)))
+    detail = "cache['k'] after each call: " + ", ".join(str(list(k)) for k, _ in grown)
+except (ValueError, IndexError) as err:                                 # shapes that cannot be joined
+    detail = f"{type(err).__name__}: {str(err)[:120]}"
+print(f"  {detail}")
+lesson.check("the cache grows by one position per step along the time axis: [B, n_head, past, d_k] -> "
+             "[B, n_head, past + 1, d_k]",
+             len(grown) == 4 and all(k == v == (2, 3, 4 + i, 4) for i, (k, v) in enumerate(grown)), detail)
+model64 = GPT(GPTConfig(**checkpoint.config["model"]))                  # the same model, in float64
+restore(checkpoint, model64)
+model64.eval()
+start64 = backend.asarray(np.array([tokenizer.encode("KING"), tokenizer.encode("To b")]))   # [2, 4]
+n64 = min(20, block_size - 4)
+greedy_cached = to_numpy(generate(model64, start64, n64, temperature=0, use_cache=True))
+greedy_full = to_numpy(generate(model64, start64, n64, temperature=0, use_cache=False))
+# The logits of every step too, along the uncached path's tokens: a token can survive a wrong cache by luck.
+sequence = backend.asarray(greedy_full)
+caches = [{} for _ in model64.blocks]
+gaps = [float(abs(model64.forward_cached(sequence[:, :4], caches)[:, -1] - model64(sequence[:, :4])[0][:, -1]).max())]
+for t in range(4, greedy_full.shape[1] - 1):                            # one new token per step
+    cached_logits = model64.forward_cached(sequence[:, t:t + 1], caches)[:, -1]
+    gaps.append(float(abs(cached_logits - model64(sequence[:, :t + 1])[0][:, -1]).max()))
+backend.set_default_dtype(dtype_before)
+texts = [tokenizer.decode(row[4:]) for row in (greedy_cached[0], greedy_full[0])]
+print(f"  float64, greedy, {n64} tokens after 'KING': with the cache {texts[0]!r}, without {texts[1]!r}; "
+      f"largest logit gap over {len(gaps)} steps {max(gaps):.0e}")
+same = bool((greedy_cached == greedy_full).all())
+lesson.check("greedy in float64: generating with the cache gives exactly the tokens of the uncached path, "
+             "and every step's logits to 1e-12", same and max(gaps) < 1e-12,
+             f"tokens {'the same' if same else 'differ'}; logit gaps by step: "
+             + ", ".join(f"{gap:.0e}" for gap in gaps[:8]))
 n_cached = block_size - 1                                               # stay within the context
 batch = backend.asarray(np.repeat(tokenizer.encode("\n")[None, :], 8, axis=0))   # [8, 1]: 8 samples at once
 with_cache = generate(model, batch, n_cached, temperature=0.8, seed=7, use_cache=True)

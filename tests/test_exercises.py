@@ -33,11 +33,14 @@ EXERCISES = {
     "linear_backward": "11_backprop_by_hand.py",
     "layernorm_backward": "11_backprop_by_hand.py",
     "attention_backward": "11_backprop_by_hand.py",
+    "multi_head_backward": "11_backprop_by_hand.py",
     "gelu_backward": "11_backprop_by_hand.py",
     "cross_entropy_backward": "11_backprop_by_hand.py",
     "gpt_forward": "12_assemble_gpt.py",
     "adamw_step": "16_train_gpt.py",
+    "training_iteration": "16_train_gpt.py",
     "sample_next": "17_sampling.py",
+    "kv_cache_step": "17_sampling.py",
     "bpe_merge_loop": "23_subword_tokens.py",
 }
 
@@ -83,6 +86,10 @@ CORRECT = {
                                          "backward"),
     "attention_backward": library_method("attention_backward", "tinytransformer.layers.attention",
                                          "ScaledDotProductAttention", "backward"),
+    "multi_head_backward": library_method("multi_head_backward", "tinytransformer.layers.attention",
+                                          "MultiHeadAttention", "backward"),
+    "kv_cache_step": library_method("kv_cache_step", "tinytransformer.layers.attention", "MultiHeadAttention",
+                                    "_forward_cached"),
     "gelu_backward": library_method("gelu_backward", "tinytransformer.layers.activations", "GELU", "backward"),
     "cross_entropy_backward": library_method("cross_entropy_backward", "tinytransformer.layers.loss",
                                              "CrossEntropyLoss", "backward"),
@@ -92,6 +99,18 @@ CORRECT = {
 
         def adamw_step(self, lr=None):
             return _library(self, lr)
+        """,
+    "training_iteration": """
+        from tinytransformer.optim import clip_grad_norm, cosine_lr
+
+        def training_iteration(model, optimizer, x, y, it, cfg):
+            model.zero_grad()
+            _, loss = model(x, y)
+            model.backward()
+            clip_grad_norm(model.parameters(), cfg.grad_clip)
+            optimizer.step(cosine_lr(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
+                                     lr_decay_iters=cfg.lr_decay_iters))
+            return float(loss)
         """,
     "sample_next": """
         from tinytransformer.generate import next_token_probs, sample
@@ -121,6 +140,7 @@ CORRECT = {
 }
 
 # Plausible wrong solutions: (exercise, what is wrong, its source, the words of the check that must stop it).
+HEADS = "with 3 heads of d_k = 4 over 5 positions every head's gradient goes back to its own columns"
 WRONG = [
     ("embedding_backward", "fancy-index += loses repeated tokens", """
         def embedding_backward(self, dy):
@@ -446,6 +466,85 @@ WRONG = [
                 m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
                 p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
         """, "decoupled decay: with g = 0 a matrix shrinks by exactly lr·wd·θ"),
+    ("multi_head_backward", "heads taken as [B, T, d_k, n_head]: a head's columns interleaved with the others'", """
+        def multi_head_backward(self, dy):
+            B, T, _ = dy.shape
+            dheads = self.out_proj.backward(dy).reshape(B, T, self.d_k, self.n_head).transpose(0, 3, 1, 2)
+            dq, dk, dv = self.attention.backward(dheads)
+            if self.fused:
+                return self._project_qkv_backward(dq, dk, dv)
+
+            def merge(g):
+                return g.transpose(0, 2, 3, 1).reshape(g.shape[0], g.shape[2], self.d_model)
+
+            dx = self.q_proj.backward(merge(dq))
+            dc = self.k_proj.backward(merge(dk)) + self.v_proj.backward(merge(dv))
+            return (dx, dc) if self.cross else dx + dc
+        """, HEADS),
+    ("multi_head_backward", "dq, dk, dv merged by a reshape alone: the head axis is not moved back", """
+        def multi_head_backward(self, dy):
+            B, T, _ = dy.shape
+            dheads = self.out_proj.backward(dy).reshape(B, T, self.n_head, self.d_k).transpose(0, 2, 1, 3)
+            dq, dk, dv = self.attention.backward(dheads)
+            if self.fused:
+                return self._project_qkv_backward(dq, dk, dv)
+
+            def merge(g):
+                return g.reshape(g.shape[0], g.shape[2], self.d_model)
+
+            dx = self.q_proj.backward(merge(dq))
+            dc = self.k_proj.backward(merge(dk)) + self.v_proj.backward(merge(dv))
+            return (dx, dc) if self.cross else dx + dc
+        """, HEADS),
+    ("multi_head_backward", "self-attention's dx from Q only: the paths through K and V are dropped", """
+        def multi_head_backward(self, dy):
+            B, T, _ = dy.shape
+            dheads = self.out_proj.backward(dy).reshape(B, T, self.n_head, self.d_k).transpose(0, 2, 1, 3)
+            dq, dk, dv = self.attention.backward(dheads)
+            if self.fused:
+                return self._project_qkv_backward(dq, dk, dv)
+
+            def merge(g):
+                return g.transpose(0, 2, 1, 3).reshape(g.shape[0], g.shape[2], self.d_model)
+
+            dx = self.q_proj.backward(merge(dq))
+            dc = self.k_proj.backward(merge(dk)) + self.v_proj.backward(merge(dv))
+            return (dx, dc) if self.cross else dx
+        """, HEADS),
+    ("training_iteration", "no zero_grad: each iteration's gradients add to the last ones", """
+        from tinytransformer.optim import clip_grad_norm, cosine_lr
+
+        def training_iteration(model, optimizer, x, y, it, cfg):
+            _, loss = model(x, y)
+            model.backward()
+            clip_grad_norm(model.parameters(), cfg.grad_clip)
+            optimizer.step(cosine_lr(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
+                                     lr_decay_iters=cfg.lr_decay_iters))
+            return float(loss)
+        """, "six training iterations give the library's loop's weights and losses to 1e-12"),
+    ("training_iteration", "clips after the step: the update uses the unclipped gradients", """
+        from tinytransformer.optim import clip_grad_norm, cosine_lr
+
+        def training_iteration(model, optimizer, x, y, it, cfg):
+            model.zero_grad()
+            _, loss = model(x, y)
+            model.backward()
+            optimizer.step(cosine_lr(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
+                                     lr_decay_iters=cfg.lr_decay_iters))
+            clip_grad_norm(model.parameters(), cfg.grad_clip)
+            return float(loss)
+        """, "six training iterations give the library's loop's weights and losses to 1e-12"),
+    ("training_iteration", "the peak lr at every iteration: no schedule", """
+        from tinytransformer.optim import clip_grad_norm
+
+        def training_iteration(model, optimizer, x, y, it, cfg):
+            model.zero_grad()
+            _, loss = model(x, y)
+            model.backward()
+            clip_grad_norm(model.parameters(), cfg.grad_clip)
+            optimizer.step(cfg.lr)
+            return float(loss)
+        """, "six training iterations give the library's loop's weights and losses to 1e-12"),
     ("sample_next", "temperature after the softmax: p ** (1/T), not renormalised", """
         import numpy as np
 
@@ -534,6 +633,39 @@ WRONG = [
             u = np.random.random((len(p), 1))
             return np.minimum((p.cumsum(axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)
         """, "the draws come from the generator passed in"),
+    ("kv_cache_step", "the new position attends to the cached ones only, not to its own key and value", """
+        import numpy as np
+        from tinytransformer import causal_mask
+
+        def kv_cache_step(self, x, cache):
+            q = self.split_heads(self.q_proj(x))
+            k = self.split_heads(self.k_proj(x))
+            v = self.split_heads(self.v_proj(x))
+            if cache.get("k") is None:
+                heads = self.attention(q, k, v, causal_mask(x.shape[1]))
+                cache["k"], cache["v"] = k, v
+            else:
+                heads = self.attention(q, cache["k"], cache["v"])
+                cache["k"] = np.concatenate([cache["k"], k], axis=2)
+                cache["v"] = np.concatenate([cache["v"], v], axis=2)
+            return self.out_proj(self.merge_heads(heads))
+        """, "greedy in float64: generating with the cache gives exactly the tokens of the uncached path"),
+    ("kv_cache_step", "appends along the head axis (1), not the time axis (2)", """
+        import numpy as np
+        from tinytransformer import causal_mask
+
+        def kv_cache_step(self, x, cache):
+            q = self.split_heads(self.q_proj(x))
+            k = self.split_heads(self.k_proj(x))
+            v = self.split_heads(self.v_proj(x))
+            past = 0 if cache.get("k") is None else cache["k"].shape[2]
+            if past:
+                k = np.concatenate([cache["k"], k], axis=1)
+                v = np.concatenate([cache["v"], v], axis=1)
+            cache["k"], cache["v"] = k, v
+            heads = self.attention(q, k, v, causal_mask(x.shape[1], past))
+            return self.out_proj(self.merge_heads(heads))
+        """, "the cache grows by one position per step along the time axis"),
     ("bpe_merge_loop", "merges the leftmost pair that is a token, not the one of lowest rank", """
         def bpe_merge_loop(token, ranks):
             parts = [token[i:i + 1] for i in range(len(token))]
