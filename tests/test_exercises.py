@@ -141,6 +141,47 @@ CORRECT = {
 
 # Plausible wrong solutions: (exercise, what is wrong, its source, the words of the check that must stop it).
 HEADS = "with 3 heads of d_k = 4 over 5 positions every head's gradient goes back to its own columns"
+ITERATIONS = "six training iterations give the library's loop's weights and losses to 1e-12"
+
+
+def broken(source: str, *changes) -> str:
+    """``source`` with each (right, wrong) change made once: a likely mistake, the rest as written, so that
+    a wrong solution shows exactly where it differs from a right one."""
+    source = textwrap.dedent(source)
+    for right, wrong in changes:
+        assert source.count(right) == 1, f"{right!r} is not in the source exactly once"
+        source = source.replace(right, wrong)
+    return source
+
+
+# Right solutions written out, for the wrong ones below to differ from by a line or two.
+MULTI_HEAD_BACKWARD = """
+    def multi_head_backward(self, dy):
+        B, T, _ = dy.shape
+        dheads = self.out_proj.backward(dy).reshape(B, T, self.n_head, self.d_k).transpose(0, 2, 1, 3)
+        dq, dk, dv = self.attention.backward(dheads)
+        if self.fused:
+            return self._project_qkv_backward(dq, dk, dv)
+
+        def merge(g):
+            return g.transpose(0, 2, 1, 3).reshape(g.shape[0], g.shape[2], self.d_model)
+
+        dx = self.q_proj.backward(merge(dq))
+        dc = self.k_proj.backward(merge(dk)) + self.v_proj.backward(merge(dv))
+        return (dx, dc) if self.cross else dx + dc
+    """
+TRAINING_ITERATION = """
+    from tinytransformer.optim import clip_grad_norm, cosine_lr
+
+    def training_iteration(model, optimizer, x, y, it, cfg):
+        model.zero_grad()
+        _, loss = model(x, y)
+        model.backward()
+        clip_grad_norm(model.parameters(), cfg.grad_clip)
+        optimizer.step(cosine_lr(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
+                                 lr_decay_iters=cfg.lr_decay_iters))
+        return float(loss)
+    """
 WRONG = [
     ("embedding_backward", "fancy-index += loses repeated tokens", """
         def embedding_backward(self, dy):
@@ -466,85 +507,24 @@ WRONG = [
                 m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
                 p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
         """, "decoupled decay: with g = 0 a matrix shrinks by exactly lr·wd·θ"),
-    ("multi_head_backward", "heads taken as [B, T, d_k, n_head]: a head's columns interleaved with the others'", """
-        def multi_head_backward(self, dy):
-            B, T, _ = dy.shape
-            dheads = self.out_proj.backward(dy).reshape(B, T, self.d_k, self.n_head).transpose(0, 3, 1, 2)
-            dq, dk, dv = self.attention.backward(dheads)
-            if self.fused:
-                return self._project_qkv_backward(dq, dk, dv)
-
-            def merge(g):
-                return g.transpose(0, 2, 3, 1).reshape(g.shape[0], g.shape[2], self.d_model)
-
-            dx = self.q_proj.backward(merge(dq))
-            dc = self.k_proj.backward(merge(dk)) + self.v_proj.backward(merge(dv))
-            return (dx, dc) if self.cross else dx + dc
-        """, HEADS),
-    ("multi_head_backward", "dq, dk, dv merged by a reshape alone: the head axis is not moved back", """
-        def multi_head_backward(self, dy):
-            B, T, _ = dy.shape
-            dheads = self.out_proj.backward(dy).reshape(B, T, self.n_head, self.d_k).transpose(0, 2, 1, 3)
-            dq, dk, dv = self.attention.backward(dheads)
-            if self.fused:
-                return self._project_qkv_backward(dq, dk, dv)
-
-            def merge(g):
-                return g.reshape(g.shape[0], g.shape[2], self.d_model)
-
-            dx = self.q_proj.backward(merge(dq))
-            dc = self.k_proj.backward(merge(dk)) + self.v_proj.backward(merge(dv))
-            return (dx, dc) if self.cross else dx + dc
-        """, HEADS),
-    ("multi_head_backward", "self-attention's dx from Q only: the paths through K and V are dropped", """
-        def multi_head_backward(self, dy):
-            B, T, _ = dy.shape
-            dheads = self.out_proj.backward(dy).reshape(B, T, self.n_head, self.d_k).transpose(0, 2, 1, 3)
-            dq, dk, dv = self.attention.backward(dheads)
-            if self.fused:
-                return self._project_qkv_backward(dq, dk, dv)
-
-            def merge(g):
-                return g.transpose(0, 2, 1, 3).reshape(g.shape[0], g.shape[2], self.d_model)
-
-            dx = self.q_proj.backward(merge(dq))
-            dc = self.k_proj.backward(merge(dk)) + self.v_proj.backward(merge(dv))
-            return (dx, dc) if self.cross else dx
-        """, HEADS),
-    ("training_iteration", "no zero_grad: each iteration's gradients add to the last ones", """
-        from tinytransformer.optim import clip_grad_norm, cosine_lr
-
-        def training_iteration(model, optimizer, x, y, it, cfg):
-            _, loss = model(x, y)
-            model.backward()
-            clip_grad_norm(model.parameters(), cfg.grad_clip)
-            optimizer.step(cosine_lr(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
-                                     lr_decay_iters=cfg.lr_decay_iters))
-            return float(loss)
-        """, "six training iterations give the library's loop's weights and losses to 1e-12"),
-    ("training_iteration", "clips after the step: the update uses the unclipped gradients", """
-        from tinytransformer.optim import clip_grad_norm, cosine_lr
-
-        def training_iteration(model, optimizer, x, y, it, cfg):
-            model.zero_grad()
-            _, loss = model(x, y)
-            model.backward()
-            optimizer.step(cosine_lr(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
-                                     lr_decay_iters=cfg.lr_decay_iters))
-            clip_grad_norm(model.parameters(), cfg.grad_clip)
-            return float(loss)
-        """, "six training iterations give the library's loop's weights and losses to 1e-12"),
-    ("training_iteration", "the peak lr at every iteration: no schedule", """
-        from tinytransformer.optim import clip_grad_norm
-
-        def training_iteration(model, optimizer, x, y, it, cfg):
-            model.zero_grad()
-            _, loss = model(x, y)
-            model.backward()
-            clip_grad_norm(model.parameters(), cfg.grad_clip)
-            optimizer.step(cfg.lr)
-            return float(loss)
-        """, "six training iterations give the library's loop's weights and losses to 1e-12"),
+    ("multi_head_backward", "heads taken as [B, T, d_k, n_head]: a head's columns interleaved with the others'",
+     broken(MULTI_HEAD_BACKWARD, ("reshape(B, T, self.n_head, self.d_k).transpose(0, 2, 1, 3)",
+                                  "reshape(B, T, self.d_k, self.n_head).transpose(0, 3, 1, 2)"),
+            ("g.transpose(0, 2, 1, 3)", "g.transpose(0, 2, 3, 1)")), HEADS),
+    ("multi_head_backward", "dq, dk, dv merged by a reshape alone: the head axis is not moved back",
+     broken(MULTI_HEAD_BACKWARD, ("g.transpose(0, 2, 1, 3).reshape", "g.reshape")), HEADS),
+    ("multi_head_backward", "self-attention's dx from Q only: the paths through K and V are dropped",
+     broken(MULTI_HEAD_BACKWARD, ("else dx + dc", "else dx")), HEADS),
+    ("training_iteration", "no zero_grad: each iteration's gradients add to the last ones",
+     broken(TRAINING_ITERATION, ("    model.zero_grad()\n", "")), ITERATIONS),
+    ("training_iteration", "clips after the step: the update uses the unclipped gradients",
+     broken(TRAINING_ITERATION, ("    clip_grad_norm(model.parameters(), cfg.grad_clip)\n", ""),
+            ("    return float(loss)", "    clip_grad_norm(model.parameters(), cfg.grad_clip)\n    return float(loss)")),
+     ITERATIONS),
+    ("training_iteration", "the peak lr at every iteration: no schedule",
+     broken(TRAINING_ITERATION, ("clip_grad_norm, cosine_lr", "clip_grad_norm"),
+            ("cosine_lr(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,\n"
+             "                             lr_decay_iters=cfg.lr_decay_iters)", "cfg.lr")), ITERATIONS),
     ("sample_next", "temperature after the softmax: p ** (1/T), not renormalised", """
         import numpy as np
 
