@@ -96,7 +96,27 @@ def gelu_backward_formula(x, dy):
     return 0.5 * ((1.0 - t * t) * x * du_dx + t + 1.0) * dy
 
 
-ACTIVATIONS = {"relu": ReLU, "gelu": GELU}
+class SiLU(Module):
+    """y = x·σ(x) (also called swish), the gate of LLaMA's SwiGLU feed-forward.
+
+        dy/dx = σ(x) + x·σ(x)(1 − σ(x)) = σ(x)·(1 + x·(1 − σ(x)))
+    σ(x) is computed as ½(1 + tanh(x/2)), which never overflows for large |x| (1/(1 + e^−x) would).
+    """
+
+    def __init__(self):
+        self.x = self.sig = None
+
+    def forward(self, x):
+        self.x = x
+        self.sig = 0.5 * (1.0 + xp.tanh(0.5 * x))     # σ(x)
+        return x * self.sig
+
+    def backward(self, dy):
+        x, sig = self.x, self.sig
+        return dy * sig * (1.0 + x * (1.0 - sig))
+
+
+ACTIVATIONS = {"relu": ReLU, "gelu": GELU, "silu": SiLU}
 
 
 def make_activation(name: str) -> Module:

@@ -1,0 +1,57 @@
+"""Rotary position embedding (RoPE): positions as rotations of the queries and keys (RoFormer; LLaMA)."""
+from __future__ import annotations
+
+from .. import backend
+from ..backend import xp
+from ..module import Module
+
+
+def rope_angles(length: int, d_k: int, theta: float = 10000.0, offset: int = 0):
+    """cos and sin of the angles m·θ_i, each [length, d_k], for positions m = offset .. offset + length − 1.
+
+    θ_i = theta^(−2i/d_k) for i = 0 .. d_k/2 − 1: the first pair of features turns fastest (one radian
+    per position), the last slowest. Each angle appears twice, in column i and in column i + d_k/2, the
+    two features it rotates together (Hugging Face's layout; the RoFormer paper pairs neighbours instead,
+    the same rotation with the features in another order).
+    """
+    if d_k % 2:
+        raise ValueError(f"RoPE rotates features in pairs, so the head size must be even; got d_k={d_k}.")
+    inv_freq = 1.0 / theta ** (xp.arange(0, d_k, 2, dtype="float64") / d_k)          # [d_k/2]
+    angles = xp.arange(offset, offset + length, dtype="float64")[:, None] * inv_freq  # [length, d_k/2]
+    angles = xp.concatenate([angles, angles], axis=-1)                               # [length, d_k]
+    dtype = backend.default_dtype()
+    return xp.cos(angles).astype(dtype), xp.sin(angles).astype(dtype)
+
+
+def rotate_half(x):
+    """(x₁, x₂) -> (−x₂, x₁) on the two halves of the last axis: a quarter turn of every pair (i, i + d/2)."""
+    half = x.shape[-1] // 2
+    return xp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+class RotaryEmbedding(Module):
+    """x' = x ⊙ cos(mθ) + rotate_half(x) ⊙ sin(mθ), for x [..., T, d_k] at positions m = offset .. offset + T − 1.
+
+    Every pair of features (x_i, x_{i+d/2}) of a query or key at position m is turned by the angle m·θ_i.
+    A rotation R_m keeps lengths, and R_mᵀ R_n = R_{n−m}, so the score of a query at m and a key at n,
+        (R_m q) · (R_n k) = q · R_{n−m} k,
+    depends on the positions only through n − m: attention sees relative positions, with nothing added
+    to the token vectors and no table to learn (tests/test_rotary.py checks this).
+
+    Backward: the rotation is linear and orthogonal, so its gradient is the inverse rotation, by −mθ:
+        dx = dx' ⊙ cos(mθ) − rotate_half(dx' ⊙ sin(mθ))
+    (rotate_half's transpose is −rotate_half). There are no parameters.
+    """
+
+    def __init__(self, d_k: int, theta: float = 10000.0):
+        if d_k % 2:
+            raise ValueError(f"RoPE rotates features in pairs, so the head size must be even; got d_k={d_k}.")
+        self.d_k, self.theta = d_k, theta
+        self.cos = self.sin = None   # the angles of the last forward, [T, d_k], for its backward
+
+    def forward(self, x, offset: int = 0):
+        self.cos, self.sin = rope_angles(x.shape[-2], self.d_k, self.theta, offset)
+        return x * self.cos + rotate_half(x) * self.sin                          # [..., T, d_k]
+
+    def backward(self, dy):
+        return dy * self.cos - rotate_half(dy * self.sin)                        # [..., T, d_k]
