@@ -21,28 +21,32 @@ from .dropout import Dropout
 from .linear import Linear
 from ..module import Module, check_input_dtype, check_last_dim
 from .reductions import row_sum
+from .rotary import RotaryEmbedding
 
 
-_causal_masks = {}  # (backend, T, past) -> mask: a training run asks for the same mask at every step
+_causal_masks = {}  # (backend, T, past, window) -> mask: a training run asks for the same mask every step
 
 
-def causal_mask(length: int, past: int = 0):
+def causal_mask(length: int, past: int = 0, window: int | None = None):
     """[T, past + T]: query t (at position past + t) may attend to keys 0 .. past + t, never the future.
 
     With past = 0 this is the square lower-triangular mask of training; past > 0 is the mask of new
-    queries that also see ``past`` cached keys (generation with a KV cache). Masks are cached and shared:
-    do not modify one in place.
+    queries that also see ``past`` cached keys (generation with a KV cache). With ``window`` W (local,
+    sliding-window attention, as Mistral's) a query also stops looking W positions back: it sees keys
+    i − W + 1 .. i, a band of W under the diagonal. Masks are cached and shared: do not modify one.
     """
-    key = (backend.name(), length, past)
+    key = (backend.name(), length, past, window)
     if key not in _causal_masks:
-        _causal_masks[key] = xp.tril(xp.ones((length, past + length), dtype=bool), k=past)
+        mask = xp.tril(xp.ones((length, past + length), dtype=bool), k=past)
+        if window is not None:
+            mask &= ~xp.tril(xp.ones((length, past + length), dtype=bool), k=past - window)
+        _causal_masks[key] = mask
     return _causal_masks[key]
 
 
 def is_causal_mask(mask) -> bool:
     """Whether ``mask`` is one of the masks ``causal_mask`` returned: known to be [T_q, T_k]."""
-    T_q, T_k = mask.shape
-    return _causal_masks.get((backend.name(), T_q, T_k - T_q)) is mask
+    return any(made is mask for made in _causal_masks.values())
 
 
 def padding_mask(is_pad):
@@ -191,20 +195,37 @@ class MultiHeadAttention(Module):
     ``forward(x)`` is self-attention and ``backward`` returns dx; ``forward(x, context)`` is
     cross-attention and ``backward`` returns (dx, dcontext). In self-attention Q, K and V all come
     from x, so their three products run as one, x [W_q W_k W_v] (``_project_qkv``).
+
+    Two choices of today's decoders (LLaMA, Mistral):
+    - ``n_kv_head`` < n_head (grouped-query attention; 1 is multi-query): K and V have only n_kv_head
+      heads, each shared by a group of n_head / n_kv_head query heads, so the KV cache is that much
+      smaller. Forward repeats each K/V head for its group; backward sums the group's gradients back
+      into the one head they came from (``repeat_kv`` and ``sum_kv``).
+    - ``rope_theta``: queries and keys are rotated by their positions (RotaryEmbedding) after the split
+      into heads, so the scores depend on relative positions; the backward rotates dq and dk back.
     """
 
     def __init__(self, d_model: int, n_head: int, bias: bool = True, dropout: float = 0.0, seed=None,
-                 rng=None):
+                 rng=None, n_kv_head: int | None = None, rope_theta: float | None = None,
+                 window: int | None = None):
         if d_model % n_head != 0:
             divisors = [h for h in range(1, d_model + 1) if d_model % h == 0]
             raise ValueError(f"n_head={n_head} does not divide d_model={d_model}: each head needs "
                              f"d_model / n_head features. Choose n_head from {divisors[:12]}.")
+        n_kv_head = n_head if n_kv_head is None else n_kv_head
+        if n_kv_head < 1 or n_head % n_kv_head:
+            raise ValueError(f"n_kv_head={n_kv_head} must divide n_head={n_head}: each key/value head serves "
+                             "an equal group of query heads (1 is multi-query attention).")
         self.d_model, self.n_head, self.d_k = d_model, n_head, d_model // n_head
+        self.n_kv_head, self.groups = n_kv_head, n_head // n_kv_head
+        kv_dim = n_kv_head * self.d_k
         self.q_proj = Linear(d_model, d_model, bias=bias, rng=rng)
-        self.k_proj = Linear(d_model, d_model, bias=bias, rng=rng)
-        self.v_proj = Linear(d_model, d_model, bias=bias, rng=rng)
+        self.k_proj = Linear(d_model, kv_dim, bias=bias, rng=rng)
+        self.v_proj = Linear(d_model, kv_dim, bias=bias, rng=rng)
         self.attention = ScaledDotProductAttention(dropout=dropout, seed=seed)
         self.out_proj = Linear(d_model, d_model, bias=bias, rng=rng)
+        self.rope = RotaryEmbedding(self.d_k, rope_theta) if rope_theta is not None else None
+        self.window = window  # local attention: what the KV cache keeps (the mask itself comes with x)
         self.cross = False  # whether the last forward was cross-attention (backward returns two grads)
         self.fuse_qkv = True  # self-attention: one product for Q, K and V (see _project_qkv)
         self.fused = False    # whether the last forward took that path (its backward must too)
@@ -216,6 +237,31 @@ class MultiHeadAttention(Module):
     def merge_heads(self, x):
         B, _, T, _ = x.shape
         return x.transpose(0, 2, 1, 3).reshape(B, T, self.d_model)              # -> [B, T, d_model]
+
+    def _split_kv(self, x):
+        """split_heads for K or V, which have n_kv_head heads: [B, T, n_kv·d_k] -> [B, n_kv, T, d_k]."""
+        if self.n_kv_head == self.n_head:
+            return self.split_heads(x)
+        B, T, _ = x.shape
+        return x.reshape(B, T, self.n_kv_head, self.d_k).transpose(0, 2, 1, 3)
+
+    def _merge_kv(self, x):
+        """merge_heads for the gradient of K or V: [B, n_kv, T, d_k] -> [B, T, n_kv·d_k]."""
+        if self.n_kv_head == self.n_head:
+            return self.merge_heads(x)
+        B, _, T, _ = x.shape
+        return x.transpose(0, 2, 1, 3).reshape(B, T, self.n_kv_head * self.d_k)
+
+    def repeat_kv(self, kv):
+        """[B, n_kv, T, d_k] -> [B, n_head, T, d_k]: K/V head j serves query heads j·g .. j·g + g − 1."""
+        return kv if self.groups == 1 else xp.repeat(kv, self.groups, axis=1)
+
+    def sum_kv(self, grad):
+        """The backward of repeat_kv: each K/V head receives the sum of its group's gradients."""
+        if self.groups == 1:
+            return grad
+        B, _, T, d_k = grad.shape
+        return grad.reshape(B, self.n_kv_head, self.groups, T, d_k).sum(axis=2)
 
     @property
     def weights(self):
@@ -244,14 +290,19 @@ class MultiHeadAttention(Module):
         c = context if self.cross else x
         if mask is not None:
             self._check_mask(mask, x.shape[0], x.shape[1], c.shape[1])
-        self.fused = self.fuse_qkv and not self.cross
+        if self.cross and self.rope is not None:
+            raise ValueError("Rotary positions (rope_theta) are for self-attention: a query and a key from "
+                             "two different sequences have no distance between them.")
+        self.fused = self.fuse_qkv and not self.cross and self.n_kv_head == self.n_head
         if not self.fused:
             q = self.split_heads(self.q_proj(x))                                # [B, h, T_q, d_k]
-            k = self.split_heads(self.k_proj(c))                                # [B, h, T_k, d_k]
-            v = self.split_heads(self.v_proj(c))                                # [B, h, T_k, d_k]
+            k = self._split_kv(self.k_proj(c))                                  # [B, h_kv, T_k, d_k]
+            v = self._split_kv(self.v_proj(c))                                  # [B, h_kv, T_k, d_k]
         else:
             q, k, v = self._project_qkv(x)                                      # the same, one product
-        heads = self.attention(q, k, v, mask)                                   # [B, h, T_q, d_k]
+        if self.rope is not None:
+            q, k = self.rope(q), self.rope(k)                                   # turned by their positions
+        heads = self.attention(q, self.repeat_kv(k), self.repeat_kv(v), mask)   # [B, h, T_q, d_k]
         return self.out_proj(self.merge_heads(heads))                           # [B, T_q, d_model]
 
     def _check_mask(self, mask, B: int, T_q: int, T_k: int) -> None:
@@ -318,25 +369,46 @@ class MultiHeadAttention(Module):
     def _forward_cached(self, x, cache):
         # Keys and values of earlier positions do not change when new tokens arrive (causal attention),
         # so only the new positions are projected; their keys and values are appended to the cache.
+        # The cache holds n_kv_head heads (grouped-query attention's saving), keys already rotated (RoPE),
+        # and with a window only the last window − 1 positions, all that the next query can see.
         q = self.split_heads(self.q_proj(x))                                    # [B, h, T_new, d_k]
-        k = self.split_heads(self.k_proj(x))                                    # [B, h, T_new, d_k]
-        v = self.split_heads(self.v_proj(x))                                    # [B, h, T_new, d_k]
+        k = self._split_kv(self.k_proj(x))                                      # [B, h_kv, T_new, d_k]
+        v = self._split_kv(self.v_proj(x))                                      # [B, h_kv, T_new, d_k]
+        position = cache_position(cache)                                        # of the first new token
+        if self.rope is not None:
+            q, k = self.rope(q, offset=position), self.rope(k, offset=position)
         past = 0 if cache.get("k") is None else cache["k"].shape[2]
         if past:
-            k = xp.concatenate([cache["k"], k], axis=2)                         # [B, h, past+T_new, d_k]
+            k = xp.concatenate([cache["k"], k], axis=2)                         # [B, h_kv, past+T_new, d_k]
             v = xp.concatenate([cache["v"], v], axis=2)
-        cache["k"], cache["v"] = k, v
-        heads = self.attention(q, k, v, causal_mask(x.shape[1], past))          # [B, h, T_new, d_k]
+        keep = k.shape[2] if self.window is None else self.window - 1
+        cache["k"], cache["v"] = k[:, :, k.shape[2] - keep:], v[:, :, v.shape[2] - keep:]
+        cache["position"] = position + x.shape[1]
+        mask = causal_mask(x.shape[1], past, self.window)                       # [T_new, past + T_new]
+        heads = self.attention(q, self.repeat_kv(k), self.repeat_kv(v), mask)   # [B, h, T_new, d_k]
         return self.out_proj(self.merge_heads(heads))                           # [B, T_new, d_model]
 
     def backward(self, dy):
         dheads = self.split_heads(self.out_proj.backward(dy))                   # [B, h, T_q, d_k]
         dq, dk, dv = self.attention.backward(dheads)                            # each [B, h, T, d_k]
+        dk, dv = self.sum_kv(dk), self.sum_kv(dv)                               # [B, h_kv, T, d_k]
+        if self.rope is not None:
+            dq, dk = self.rope.backward(dq), self.rope.backward(dk)             # turned back
         if self.fused:
             return self._project_qkv_backward(dq, dk, dv)                       # [B, T, d_model]
         dx = self.q_proj.backward(self.merge_heads(dq))                         # [B, T_q, d_model]
-        dc = (self.k_proj.backward(self.merge_heads(dk))
-              + self.v_proj.backward(self.merge_heads(dv)))                     # [B, T_k, d_model]
+        dc = (self.k_proj.backward(self._merge_kv(dk))
+              + self.v_proj.backward(self._merge_kv(dv)))                       # [B, T_k, d_model]
         if self.cross:
             return dx, dc
         return dx + dc  # self-attention: x fed Q, K and V, so its gradient is the sum of all three
+
+
+def cache_position(cache: dict) -> int:
+    """The position of the next token a KV cache will see: how many tokens went through it so far.
+
+    The number is kept in the cache, since a local-attention cache drops its oldest keys; a cache that
+    does not keep it (one written by hand, lesson 17's exercise) holds every key, so its length is it."""
+    if "position" in cache:
+        return cache["position"]
+    return 0 if cache.get("k") is None else cache["k"].shape[2]

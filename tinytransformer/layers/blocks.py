@@ -12,9 +12,26 @@ from __future__ import annotations
 
 from .attention import MultiHeadAttention
 from .dropout import Dropout
-from .feedforward import FeedForward
+from .feedforward import FeedForward, SwiGLUFeedForward
 from .layernorm import LayerNorm
+from .rmsnorm import RMSNorm
 from ..module import Module, check_input_dtype
+
+
+def make_norm(d_model: int, normalization: str = "layernorm", bias: bool = True, eps: float = 1e-5) -> Module:
+    """LayerNorm (GPT-2) or RMSNorm (LLaMA), by name."""
+    if normalization == "layernorm":
+        return LayerNorm(d_model, eps=eps, bias=bias)
+    if normalization == "rmsnorm":
+        return RMSNorm(d_model, eps=eps)
+    raise ValueError(f"normalization must be 'layernorm' or 'rmsnorm', got {normalization!r}.")
+
+
+def make_feedforward(d_model: int, d_hidden: int | None, activation: str, bias: bool, rng) -> Module:
+    """GPT's MLP (activation "gelu" or "relu") or LLaMA's gated one (activation "swiglu")."""
+    if activation == "swiglu":
+        return SwiGLUFeedForward(d_model, d_hidden, bias=bias, rng=rng)
+    return FeedForward(d_model, d_hidden, activation, bias=bias, rng=rng)
 
 
 class Residual(Module):
@@ -29,11 +46,11 @@ class Residual(Module):
     """
 
     def __init__(self, sublayer: Module, d_model: int, norm: str = "pre", dropout: float = 0.0, seed=None,
-                 bias: bool = True):
+                 bias: bool = True, normalization: str = "layernorm", eps: float = 1e-5):
         if norm not in ("pre", "post"):
             raise ValueError(f"norm must be 'pre' or 'post', got {norm!r}.")
         self.norm = norm
-        self.ln = LayerNorm(d_model, bias=bias)
+        self.ln = make_norm(d_model, normalization, bias, eps)   # LayerNorm or RMSNorm
         self.sublayer = sublayer
         self.dropout = Dropout(dropout, seed=seed) if dropout > 0 else None
 
@@ -94,20 +111,27 @@ class DecoderBlock(Module):
 
     A GPT block is a DecoderBlock without cross-attention. With cross-attention, ``backward`` returns
     (dx, dcontext): the encoder's output receives a gradient from every decoder block.
+
+    A LLaMA block is the same with ``normalization="rmsnorm"``, ``activation="swiglu"``, ``rope_theta``
+    (rotary positions in the self-attention), ``bias=False`` and, in newer models, ``n_kv_head`` <
+    n_head (grouped-query attention); Mistral adds ``window`` (local attention, used by the KV cache).
     """
 
     def __init__(self, d_model: int, n_head: int, d_hidden: int | None = None, activation: str = "gelu",
                  dropout: float = 0.0, norm: str = "pre", bias: bool = True, cross: bool = False, seed=None,
-                 rng=None):
+                 rng=None, n_kv_head: int | None = None, rope_theta: float | None = None,
+                 window: int | None = None, normalization: str = "layernorm", norm_eps: float = 1e-5):
         seeds = _child_seeds(seed, 5)
+        kinds = dict(bias=bias, normalization=normalization, eps=norm_eps)
         self.self_attn = Residual(MultiHeadAttention(d_model, n_head, bias=bias, dropout=dropout,
-                                                     seed=seeds[0], rng=rng), d_model, norm, dropout,
-                                  seed=seeds[1], bias=bias)
+                                                     seed=seeds[0], rng=rng, n_kv_head=n_kv_head,
+                                                     rope_theta=rope_theta, window=window),
+                                  d_model, norm, dropout, seed=seeds[1], **kinds)
         self.cross_attn = (Residual(MultiHeadAttention(d_model, n_head, bias=bias, dropout=dropout,
                                                        seed=seeds[2], rng=rng), d_model, norm, dropout,
-                                    seed=seeds[3], bias=bias) if cross else None)
-        self.ffn = Residual(FeedForward(d_model, d_hidden, activation, bias=bias, rng=rng), d_model, norm,
-                            dropout, seed=seeds[4], bias=bias)
+                                    seed=seeds[3], **kinds) if cross else None)
+        self.ffn = Residual(make_feedforward(d_model, d_hidden, activation, bias, rng), d_model, norm,
+                            dropout, seed=seeds[4], **kinds)
 
     def forward(self, x, mask=None, context=None, context_mask=None, cache=None):
         """``cache``: a dict for generation with a KV cache (see MultiHeadAttention.forward)."""

@@ -95,14 +95,15 @@ class Model(Module):
 def init_gpt2(model: Module, n_layer: int, rng, std: float = 0.02) -> None:
     """GPT-2's initialisation: weights ~ N(0, 0.02²), biases 0 (LayerNorm keeps γ = 1, β = 0).
 
-    The projections that write into the residual stream (attention's out_proj, the FFN's fc2) get
+    The projections that write into the residual stream (attention's out_proj, the FFN's fc2 or
+    SwiGLU's down_proj) get
     std 0.02/√(2·n_layer): each block adds two such terms to the stream, and scaling them down keeps the
     stream's variance from growing with depth.
     """
     residual_std = std / math.sqrt(2 * n_layer)
     for name, module in model.named_modules():
         if isinstance(module, Linear):
-            writes_residual = name.endswith("out_proj") or name.endswith("fc2")
+            writes_residual = name.endswith(("out_proj", "fc2", "down_proj"))
             weight = module.weight.data
             weight[...] = backend.randn(weight.shape, residual_std if writes_residual else std, rng,
                                         weight.dtype)

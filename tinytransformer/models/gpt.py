@@ -3,18 +3,19 @@
     idx [B, T] -> token embedding + position -> n_layer × DecoderBlock (causal) -> LayerNorm -> logits
 
 As nanoGPT's model.py, in NumPy, with the backward written out: ``backward`` calls every layer's
-backward in exactly the reverse order of ``forward``.
+backward in exactly the reverse order of ``forward``. The same class is a LLaMA-family model with
+``positional="rope"``, ``normalization="rmsnorm"``, ``activation="swiglu"``, ``bias=False``,
+``tie_weights=False`` and optionally ``n_kv_head`` (grouped-query) and ``window`` (local attention).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 from .. import backend
-from ..layers.attention import causal_mask
-from ..layers.blocks import DecoderBlock
+from ..layers.attention import cache_position, causal_mask
+from ..layers.blocks import DecoderBlock, make_norm
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
-from ..layers.layernorm import LayerNorm
 from ..layers.linear import Linear
 from ..layers.loss import CrossEntropyLoss
 from ..layers.positional import PositionalEncoding
@@ -31,11 +32,20 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     bias: bool = True             # biases in Linear layers and LayerNorms (nanoGPT: False)
-    norm: str = "pre"             # "pre" (GPT-2) or "post" (2017 paper)
-    activation: str = "gelu"
-    positional: str = "learned"   # "learned" (GPT-2) or "sinusoidal" (2017 paper)
+    norm: str = "pre"             # where the norm sits: "pre" (GPT-2) or "post" (2017 paper)
+    activation: str = "gelu"      # "gelu", "relu", or "swiglu" (LLaMA's gated feed-forward)
+    positional: str = "learned"   # "learned" (GPT-2), "sinusoidal" (2017 paper) or "rope" (LLaMA)
     tie_weights: bool = True      # the output layer reuses the token embedding table
     seed: int = 1337              # initial weights and dropout masks
+    normalization: str = "layernorm"   # "layernorm" (GPT-2) or "rmsnorm" (LLaMA)
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0   # RoPE's base: the slowest pair turns once in about 2π·theta positions
+    ffn_hidden: int | None = None  # the feed-forward's width: 4·n_embd (GELU), LLaMA's rule (SwiGLU)
+    n_kv_head: int | None = None  # key/value heads (grouped-query attention); None: one per query head
+    window: int | None = None     # local attention: each position sees the last `window` positions
+
+    CHOICES = {"norm": ("pre", "post"), "activation": ("gelu", "relu", "swiglu"),
+               "positional": ("learned", "sinusoidal", "rope"), "normalization": ("layernorm", "rmsnorm")}
 
     def __post_init__(self):
         # A config may come from a file (a checkpoint, a config.json): refuse nonsense before any layer is
@@ -55,6 +65,23 @@ class GPTConfig:
                 raise ValueError(f"GPTConfig.{field} is {getattr(self, field)!r}: it must be true or false.")
         if not is_int(self.seed) or self.seed < 0:
             raise ValueError(f"GPTConfig.seed is {self.seed!r}: it must be a whole number >= 0.")
+        for field, choices in self.CHOICES.items():
+            if getattr(self, field) not in choices:
+                raise ValueError(f"GPTConfig.{field} is {getattr(self, field)!r}: choose one of {list(choices)}.")
+        for field in ("norm_eps", "rope_theta"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise ValueError(f"GPTConfig.{field} is {value!r}: it must be a positive number.")
+        for field in ("ffn_hidden", "n_kv_head", "window"):
+            value = getattr(self, field)
+            if value is not None and (not is_int(value) or value < 1):
+                raise ValueError(f"GPTConfig.{field} is {value!r}: it must be a whole number >= 1, or null.")
+        if self.n_kv_head is not None and self.n_head % self.n_kv_head:
+            raise ValueError(f"GPTConfig.n_kv_head {self.n_kv_head} does not divide n_head {self.n_head}: each "
+                             "key/value head serves an equal group of query heads.")
+        if self.positional == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"GPTConfig: RoPE turns features in pairs, so the head size n_embd / n_head "
+                             f"= {self.n_embd // self.n_head} must be even.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,12 +102,16 @@ class GPT(Model):
         self.config = c = config
         rng = backend.new_host_rng(c.seed)
         self.wte = Embedding(c.vocab_size, c.n_embd, rng=rng)
-        self.wpe = PositionalEncoding(c.positional, c.n_embd, c.block_size, rng=rng)
+        # RoPE adds nothing to the token vectors: it turns queries and keys inside every attention.
+        rope = c.positional == "rope"
+        self.wpe = None if rope else PositionalEncoding(c.positional, c.n_embd, c.block_size, rng=rng)
         self.drop = Dropout(c.dropout, seed=c.seed) if c.dropout > 0 else None
-        self.blocks = [DecoderBlock(c.n_embd, c.n_head, activation=c.activation, dropout=c.dropout,
-                                    norm=c.norm, bias=c.bias, seed=c.seed + 1 + i, rng=rng)
+        self.blocks = [DecoderBlock(c.n_embd, c.n_head, d_hidden=c.ffn_hidden, activation=c.activation,
+                                    dropout=c.dropout, norm=c.norm, bias=c.bias, seed=c.seed + 1 + i, rng=rng,
+                                    n_kv_head=c.n_kv_head, rope_theta=c.rope_theta if rope else None,
+                                    window=c.window, normalization=c.normalization, norm_eps=c.norm_eps)
                        for i in range(c.n_layer)]
-        self.ln_f = LayerNorm(c.n_embd, bias=c.bias)
+        self.ln_f = make_norm(c.n_embd, c.normalization, c.bias, c.norm_eps)
         self.lm_head = None if c.tie_weights else Linear(c.n_embd, c.vocab_size, bias=False, rng=rng)
         self.loss_fn = CrossEntropyLoss()
         init_gpt2(self, c.n_layer, rng)
@@ -91,10 +122,12 @@ class GPT(Model):
         self._check_tokens(idx)
         T = idx.shape[1]
         self._activations_replaced("a forward that stopped with an error")     # until it finishes
-        x = self.wpe(self.wte(idx))                                             # [B, T, n_embd]
+        x = self.wte(idx)                                                       # [B, T, n_embd]
+        if self.wpe is not None:
+            x = self.wpe(x)
         if self.drop is not None:
             x = self.drop(x)
-        mask = causal_mask(T)                                                   # [T, T]
+        mask = causal_mask(T, window=self.config.window)                        # [T, T]
         for block in self.blocks:
             x = block(x, mask=mask)                                             # [B, T, n_embd]
         logits = self._head(self.ln_f(x))                                       # [B, T, vocab]
@@ -121,7 +154,9 @@ class GPT(Model):
             dx = block.backward(dx)
         if self.drop is not None:
             dx = self.drop.backward(dx)
-        self.wte.backward(self.wpe.backward(dx))
+        if self.wpe is not None:
+            dx = self.wpe.backward(dx)
+        self.wte.backward(dx)
 
     def forward_cached(self, idx, caches):
         """Logits for new tokens idx [B, T_new] given ``caches`` (one dict per block) of earlier ones.
@@ -131,8 +166,9 @@ class GPT(Model):
         """
         check_token_batch(idx, "GPT.forward_cached")
         self._activations_replaced("forward_cached() (generation)")
-        start = 0 if caches[0].get("k") is None else caches[0]["k"].shape[2]
-        x = self.wpe(self.wte(idx), start=start)                                # [B, T_new, n_embd]
+        x = self.wte(idx)                                                       # [B, T_new, n_embd]
+        if self.wpe is not None:
+            x = self.wpe(x, start=cache_position(caches[0]))
         for block, cache in zip(self.blocks, caches):
             x = block(x, cache=cache)
         return self._head(self.ln_f(x))                                         # [B, T_new, vocab]
