@@ -159,3 +159,18 @@ def test_config_refuses_nonsense(field, value, message):
 def test_rope_needs_an_even_head_size():
     with pytest.raises(ValueError, match="head size n_embd / n_head = 3 must be even"):
         GPTConfig(n_head=4, n_embd=12, positional="rope")
+
+
+def test_a_checkpoint_of_a_modern_gpt_resumes_it(tmp_path):
+    """The new fields go through a checkpoint's JSON (None as null) and rebuild the same model."""
+    from tinytransformer.training.checkpoint import gpt_config_of, load_checkpoint, restore, save_checkpoint
+    idx = numpy.random.default_rng(4).integers(0, 7, (2, 6))
+    model = tiny_modern_gpt(**{**MODERN, "n_kv_head": 1})
+    randomise_weights(model)
+    save_checkpoint(tmp_path / "ckpt.npz", model=model, config={"model": model.config.to_dict()})
+    checkpoint = load_checkpoint(tmp_path / "ckpt.npz")
+    config = gpt_config_of(checkpoint, tmp_path / "ckpt.npz")
+    assert config == model.config
+    again = GPT(config)
+    restore(checkpoint, again)
+    numpy.testing.assert_array_equal(again(idx)[0], model(idx)[0])
