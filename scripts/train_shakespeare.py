@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from tinytransformer.backend import BackendError  # noqa: E402
 from tinytransformer.files import to_json  # noqa: E402
 from tinytransformer.machine import reuse_freed_memory  # noqa: E402
+from tinytransformer.models import GPTConfig  # noqa: E402
 from tinytransformer.training import (BPE_VOCAB_SIZE, DEVICES, PRESETS, TOKENIZERS, CheckpointError, FolderInUse,  # noqa: E402
                                       Interrupted, TrainConfig, TrainingDiverged, WriteFailed, new_run_config,
                                       resume_config, train)
@@ -57,6 +58,16 @@ HELP = {
     "bias": "biases in the Linear layers", "batch_size": "sequences per micro-batch (per forward)",
     "grad_accum": "micro-batches per step (gradient accumulation): a step learns from grad_accum x "
                   "batch_size sequences with the memory of batch_size",
+    "positional": "positions: learned (GPT-2), sinusoidal (2017), or rope (rotary, LLaMA)",
+    "normalization": "layernorm (GPT-2) or rmsnorm (LLaMA)",
+    "activation": "the feed-forward: gelu (GPT-2), relu, or swiglu (LLaMA's gated one)",
+    "tie_weights": "the output layer reuses the token embedding (GPT-2; LLaMA: --no-tie-weights)",
+    "n_kv_head": "key/value heads, dividing --n-head (grouped-query attention; 1: multi-query); "
+                 "default: one per query head",
+    "window": "local attention: each position sees only the last WINDOW positions; default: all",
+    "ffn_hidden": "the feed-forward's width; default 4·n_embd, or LLaMA's 2/3·4·n_embd rounded up to 256 "
+                  "with swiglu",
+    "rope_theta": "RoPE's base (with --positional rope)",
     "max_iters": "training iterations", "lr": "peak learning rate", "min_lr": "final learning rate",
     "warmup_iters": "linear warmup iterations", "lr_decay_iters": "iteration where the cosine ends",
     "beta1": "AdamW beta1", "beta2": "AdamW beta2", "weight_decay": "AdamW weight decay (matrices)",
@@ -116,9 +127,10 @@ def parse_args(argv=None) -> tuple[str | None, dict]:
                                 help=f"{HELP[field.name]} {_default_text(field.name, preset_for_help)}")
         else:
             base = str if field.name == "data" else kind
-            base = {"tokenizer": str, "bpe_vocab_size": int}.get(field.name, base)  # (hints say "X | None")
-            choices = {"device": list(DEVICES), "dtype": ["float32", "float64"],
-                       "tokenizer": list(TOKENIZERS)}.get(field.name)
+            base = {"tokenizer": str, "bpe_vocab_size": int, "n_kv_head": int, "window": int,
+                    "ffn_hidden": int}.get(field.name, base)                   # (hints say "X | None")
+            choices = {"device": list(DEVICES), "dtype": ["float32", "float64"], "tokenizer": list(TOKENIZERS),
+                       **{name: list(values) for name, values in GPTConfig.CHOICES.items()}}.get(field.name)
             metavar = None if choices else flag[2:].replace("-", "_").upper()   # N_LAYER, VOCAB_SIZE
             parser.add_argument(flag, dest=field.name, metavar=metavar, type=base, default=None, choices=choices,
                                 help=f"{HELP[field.name]} {_default_text(field.name, preset_for_help)}")

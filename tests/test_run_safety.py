@@ -460,3 +460,42 @@ def test_a_sample_the_terminal_cannot_show_is_printed_with_question_marks(tmp_pa
                             env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("caf?")
+
+
+# --- 6. today's architecture from the command line ---------------------------------------------------
+
+LLAMA_STYLE = ["--positional", "rope", "--normalization", "rmsnorm", "--activation", "swiglu",
+               "--no-tie-weights", "--n-kv-head", "1", "--window", "8", "--ffn-hidden", "24"]
+
+
+def test_a_llama_style_run_trains_and_resumes_exactly(tmp_path, text_file, script, capsys):
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    common = [*TINY, *LLAMA_STYLE, "--eval-interval", "2", "--data", text_file]
+    assert script.main([*map(str, common), "--max-iters", "4", "--out-dir", str(whole)]) == 0
+    assert script.main([*map(str, common), "--max-iters", "2", "--out-dir", str(part)]) == 0
+    code, out, _ = run_in_process(script, capsys, "--resume", "--out-dir", part, "--max-iters", 4)
+    assert code == 0 and "resuming from" in out
+    model = load_checkpoint(part / "last.npz").config["model"]
+    assert (model["positional"], model["normalization"], model["activation"], model["n_kv_head"],
+            model["window"], model["tie_weights"]) == ("rope", "rmsnorm", "swiglu", 1, 8, False)
+    resumed, uninterrupted = (load_checkpoint(run / "last.npz").model_state for run in (part, whole))
+    assert resumed.keys() == uninterrupted.keys()
+    for name, value in uninterrupted.items():
+        assert np.array_equal(resumed[name], value), name          # bit for bit
+    # the architecture is part of the run: a resume may not change it
+    code, _, err = run_in_process(script, capsys, "--resume", "--out-dir", part, "--max-iters", 6,
+                                  "--window", "4")
+    assert code == 2 and "--window 4: the run in" in err and "trained with --window 8" in err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--n-kv-head", "3"], "--n-kv-head 3: must divide --n-head"),
+    (["--positional", "rope", "--n-embd", "6", "--n-head", "2"], "head size --n-embd / --n-head = 3 must be even"),
+    (["--window", "0"], "--window 0: must be an integer >= 1"),
+    (["--init", "gpt2-random", "--positional", "rope"], "--init gpt2-random with --positional 'rope'"),
+])
+def test_architecture_flags_that_cannot_work_stop_before_anything_runs(flags, message, tmp_path, text_file,
+                                                                       script, capsys):
+    code, _, err = run_in_process(script, capsys, *TINY, *flags, "--data", text_file, "--out-dir", tmp_path / "x")
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()

@@ -34,6 +34,16 @@ class TrainConfig:
     block_size: int = 64
     dropout: float = 0.0
     bias: bool = False
+    # the architecture: GPT-2's by default; LLaMA's is --positional rope --normalization rmsnorm
+    # --activation swiglu --no-tie-weights (and --n-kv-head for grouped-query, --window for local attention)
+    positional: str = "learned"
+    normalization: str = "layernorm"
+    activation: str = "gelu"
+    tie_weights: bool = True
+    n_kv_head: int | None = None
+    window: int | None = None
+    ffn_hidden: int | None = None
+    rope_theta: float = 10000.0
     # optimisation
     batch_size: int = 12
     grad_accum: int = 1          # micro-batches of batch_size per step: the step sees grad_accum·batch_size
@@ -75,7 +85,10 @@ PRESETS = {
                 max_iters=5000, lr_decay_iters=5000, eval_iters=200, device="gpu"),
 }
 
-MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias")
+# What the flags may change of GPT-2's architecture, and GPT-2's own choice for each (--init gpt2 needs it).
+ARCHITECTURE = {"positional": "learned", "normalization": "layernorm", "activation": "gelu", "tie_weights": True,
+                "n_kv_head": None, "window": None, "ffn_hidden": None}
+MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "bias", *ARCHITECTURE, "rope_theta")
 TOKENIZERS = ("char", "bpe", "gpt2")
 BPE_VOCAB_SIZE = 512
 # --init: "scratch" builds the model from the flags; a GPT-2 size or path loads GPT-2's weights;
@@ -93,10 +106,11 @@ DEVICES = {
 # What a resumed run may not change: the settings that fix the weights' shapes, the text it learns from,
 # and the seed of its evaluation batches.
 FIXED_ON_RESUME = ("n_layer", "n_head", "n_embd", "block_size", "bias", "seed", "data", "tokenizer",
-                   "bpe_vocab_size", "init")
+                   "bpe_vocab_size", "init", *ARCHITECTURE, "rope_theta")
 # What a checkpoint's model must share with the model it is loaded into (GPTConfig's names: vocab_size
-# is the embedding's rows).
-MODEL_SHAPE_FIELDS = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "bias")
+# is the embedding's rows): its shapes, and what it computes with them.
+MODEL_SHAPE_FIELDS = ("vocab_size", "n_layer", "n_head", "n_embd", "block_size", "bias", *ARCHITECTURE,
+                      "rope_theta")
 
 
 # Flags whose name is not the field's: the BPE's size keeps the flag every BPE tool calls it by.
@@ -138,7 +152,13 @@ RULES = {
     "dtype": (lambda v: v in ("float32", "float64"), "must be float32 or float64"),
     "device": (lambda v: v in DEVICES, f"must be one of {', '.join(DEVICES)}"),
     "tokenizer": (lambda v: v in TOKENIZERS, f"must be one of {', '.join(TOKENIZERS)}"),
-    **{name: (lambda v: isinstance(v, bool), "must be True or False") for name in ("bias", "resume", "overwrite")},
+    **{name: (lambda v: isinstance(v, bool), "must be True or False")
+       for name in ("bias", "tie_weights", "resume", "overwrite")},
+    **{name: (lambda v, choices=choices: v in choices, f"must be one of {', '.join(choices)}")
+       for name, choices in GPTConfig.CHOICES.items() if name != "norm"},
+    **{name: (lambda v: v is None or (is_int(v) and v >= 1), "must be an integer >= 1 (or left out)")
+       for name in ("n_kv_head", "window", "ffn_hidden")},
+    "rope_theta": (lambda v: is_number(v) and v > 0, "must be a finite number > 0"),
 }
 
 
@@ -151,6 +171,14 @@ def setting_problems(values: dict) -> list:
     if is_int(n_embd) and is_int(n_head) and n_head >= 1 and n_embd % n_head:
         problems.append(f"--n-head {n_head}: must divide --n-embd {n_embd} (each head gets n_embd / n_head "
                         "features)")
+    elif is_int(n_embd) and is_int(n_head) and n_head >= 1 and values.get("positional") == "rope" \
+            and (n_embd // n_head) % 2:
+        problems.append(f"--positional rope: the head size --n-embd / --n-head = {n_embd // n_head} must be even "
+                        "(RoPE turns features in pairs)")
+    n_kv_head = values.get("n_kv_head")
+    if is_int(n_kv_head) and n_kv_head >= 1 and is_int(n_head) and n_head % n_kv_head:
+        problems.append(f"--n-kv-head {n_kv_head}: must divide --n-head {n_head} (each key/value head serves "
+                        "an equal group of query heads)")
     if "min_lr" in values:
         lr, min_lr = values.get("lr", math.inf), values["min_lr"]
         if not (is_number(min_lr) and 0 <= min_lr <= (lr if is_number(lr) else math.inf)):
@@ -183,6 +211,11 @@ def check_settings(cfg: TrainConfig) -> None:
         if cfg.tokenizer != "bpe" and not (cfg.tokenizer is None and cfg.init == RANDOM_GPT2):
             problems.append(f"--vocab-size {cfg.bpe_vocab_size}: only --tokenizer bpe has a vocabulary size to "
                             f"choose (--tokenizer {cfg.tokenizer or 'gpt2'} has its own); leave it out")
+    changed = [f"{flag(name)} {getattr(cfg, name)!r}" for name, gpt2 in ARCHITECTURE.items()
+               if getattr(cfg, name) != gpt2]
+    if pretrained and changed:
+        problems.append(f"--init {cfg.init} with {', '.join(changed)}: GPT-2's weights come with GPT-2's "
+                        "architecture; leave these flags out, or train from --init scratch")
     if cfg.resume is True and cfg.overwrite is True:
         problems.append("--resume and --overwrite: choose one (--resume continues the run in --out-dir, "
                         "--overwrite deletes it and starts afresh)")
