@@ -15,7 +15,7 @@ class LayerNorm(Module):
     Backward, per row of D features, with g = dy ⊙ γ and r = 1/√(σ² + eps):
         dγ += Σ_rows dy ⊙ x̂      dβ += Σ_rows dy
         dx = r · (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))
-    (derived in lessons/10). Forward keeps x̂ and r: the two things the backward needs, instead of x.
+    (derived in lessons/11, step 4). Forward keeps x̂ and r: the two things the backward needs, instead of x.
     ``bias=False`` drops β (y = γ ⊙ x̂), as nanoGPT's models without biases do.
 
     The per-row means are taken by ``row_mean`` (``row_mean(a, b)`` is the mean of a ⊙ b), which is
