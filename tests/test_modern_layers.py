@@ -199,3 +199,15 @@ def test_rope_matches_torch(torch):
 def test_rope_needs_an_even_head_size():
     with pytest.raises(ValueError, match="head size must be even; got d_k=5"):
         RotaryEmbedding(5)
+
+
+def test_rope_keeps_the_dtype_of_its_input():
+    """The angles follow x, not the backend's default: a float64 model stays exact under float32's default."""
+    x64 = numpy.random.default_rng(8).standard_normal((1, 1, 7, 8))
+    layer = RotaryEmbedding(8)
+    assert layer(x64.astype("float32")).dtype == numpy.float32
+    y = layer(x64)                                                # the default dtype here is float32
+    with backend.using("float64"):
+        exact = RotaryEmbedding(8)(x64)
+    assert y.dtype == numpy.float64
+    numpy.testing.assert_array_equal(y, exact)

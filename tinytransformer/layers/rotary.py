@@ -6,20 +6,21 @@ from ..backend import xp
 from ..module import Module
 
 
-def rope_angles(length: int, d_k: int, theta: float = 10000.0, offset: int = 0):
+def rope_angles(length: int, d_k: int, theta: float = 10000.0, offset: int = 0, dtype=None):
     """cos and sin of the angles m·θ_i, each [length, d_k], for positions m = offset .. offset + length − 1.
 
     θ_i = theta^(−2i/d_k) for i = 0 .. d_k/2 − 1: the first pair of features turns fastest (one radian
     per position), the last slowest. Each angle appears twice, in column i and in column i + d_k/2, the
     two features it rotates together (Hugging Face's layout; the RoFormer paper pairs neighbours instead,
-    the same rotation with the features in another order).
+    the same rotation with the features in another order). The angles are computed in float64 and
+    returned in ``dtype`` (default: the backend's).
     """
     if d_k % 2:
         raise ValueError(f"RoPE rotates features in pairs, so the head size must be even; got d_k={d_k}.")
     inv_freq = 1.0 / theta ** (xp.arange(0, d_k, 2, dtype="float64") / d_k)          # [d_k/2]
     angles = xp.arange(offset, offset + length, dtype="float64")[:, None] * inv_freq  # [length, d_k/2]
     angles = xp.concatenate([angles, angles], axis=-1)                               # [length, d_k]
-    dtype = backend.default_dtype()
+    dtype = dtype or backend.default_dtype()
     return xp.cos(angles).astype(dtype), xp.sin(angles).astype(dtype)
 
 
@@ -50,7 +51,8 @@ class RotaryEmbedding(Module):
         self.cos = self.sin = None   # the angles of the last forward, [T, d_k], for its backward
 
     def forward(self, x, offset: int = 0):
-        self.cos, self.sin = rope_angles(x.shape[-2], self.d_k, self.theta, offset)
+        # in x's own dtype: a float64 model keeps float64 angles under a float32 default, and the other way
+        self.cos, self.sin = rope_angles(x.shape[-2], self.d_k, self.theta, offset, dtype=x.dtype)
         return x * self.cos + rotate_half(x) * self.sin                          # [..., T, d_k]
 
     def backward(self, dy):
