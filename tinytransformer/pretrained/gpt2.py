@@ -222,13 +222,16 @@ def _gpt2_names(tensors: dict, path) -> dict:
     return short
 
 
-def read_config_json(path) -> dict:
-    """A config.json as a dict, or a ValueError that names the file and what is wrong with it."""
+GPT2_CONFIG_FIX = ("Correct it, or delete it to take the shape from the tensors (then give the number of "
+                   "heads: load_gpt2(path, n_head=...)).")
+
+
+def read_config_json(path, family: str = "GPT-2", fix: str = GPT2_CONFIG_FIX) -> dict:
+    """A config.json as a dict, or a ValueError that names the file and what is wrong with it.
+    ``family`` and ``fix``: the model family the file is read for, and what the error advises."""
     path = Path(path)
-    fix = ("Correct it, or delete it to take the shape from the tensors (then give the number of heads: "
-           "load_gpt2(path, n_head=...)).")
     if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path} has {path.stat().st_size:,} bytes, but a GPT-2 config.json has about 1 KB: "
+        raise ValueError(f"{path} has {path.stat().st_size:,} bytes, but a {family} config.json has about 1 KB: "
                          f"it is not one. {fix}")
     try:
         hf = strict_json_loads(path.read_bytes().decode("utf-8"))
@@ -236,7 +239,7 @@ def read_config_json(path) -> dict:
         raise ValueError(f"{path} is not a valid config.json: {err}. {fix}") from None
     if not isinstance(hf, dict):
         raise ValueError(f"{path} holds a JSON {type(hf).__name__}, not an object of settings such as "
-                         f'{{"model_type": "gpt2", "n_layer": 12, ...}}. {fix}')
+                         f'{{"model_type": ..., "vocab_size": ..., ...}}. {fix}')
     return hf
 
 
@@ -383,17 +386,18 @@ def save_gpt2(model: GPT, folder, log=print) -> None:
     replace_folder(folder, fill, keep=keep, log=log)
 
 
-def _files_to_keep(folder: Path) -> list:
-    """The files of ``folder`` that save_gpt2 carries into the new folder (see save_gpt2), or an error."""
+def _files_to_keep(folder: Path, saved=SAVED_FILES, writer: str = "save_gpt2") -> list:
+    """The files of ``folder`` that save_gpt2 carries into the new folder (see save_gpt2), or an error.
+    ``saved``, ``writer``: the files another writer (save_llama) writes, and its name, for the errors."""
     if not folder.is_dir():
         return []
-    others = sorted(path.name for path in folder.iterdir() if path.name not in SAVED_FILES)
-    if others and any((folder / name).exists() for name in SAVED_FILES):
-        raise ValueError(f"{folder} holds a saved model and also {', '.join(others)}, which save_gpt2 does not "
+    others = sorted(path.name for path in folder.iterdir() if path.name not in saved)
+    if others and any((folder / name).exists() for name in saved):
+        raise ValueError(f"{folder} holds a saved model and also {', '.join(others)}, which {writer} does not "
                          "write: beside the new weights they could describe the old model (a vocab.json of "
                          "another vocabulary). Move them away first, or save into a new folder.")
     folders = [name for name in others if not (folder / name).is_file()]
     if folders:
-        raise ValueError(f"{folder} holds {', '.join(folders)}, which is not a file: save_gpt2 writes the folder "
+        raise ValueError(f"{folder} holds {', '.join(folders)}, which is not a file: {writer} writes the folder "
                          "as a whole and carries over files only. Save into a new folder.")
     return others
