@@ -92,13 +92,14 @@ def test_grouped_query_attention_with_rope_matches_torch(torch):
         assert_matches_torch(p.grad, weights[name].grad, "MultiHeadAttention (GQA, RoPE)", f"d {name}")
 
 
-@pytest.mark.parametrize("bits", ["11111", "10010", "00011", "10001"],
-                         ids=["all", "rope-gqa", "gqa-window", "rope-window"])
-def test_the_kv_cache_keeps_kv_heads_and_the_window_and_gives_the_same_logits(bits):
+@pytest.mark.parametrize("bits, window", [("11111", 3), ("10010", None), ("00011", 3), ("10001", 3),
+                                          ("11111", 5)],
+                         ids=["all", "rope-gqa", "gqa-window", "rope-window", "window-longer-than-the-prompt"])
+def test_the_kv_cache_keeps_kv_heads_and_the_window_and_gives_the_same_logits(bits, window):
     rng = numpy.random.default_rng(2)
     idx = rng.integers(0, 7, (2, 6))
     with backend.using("float64"):
-        model = tiny_modern_gpt(**options(bits))
+        model = tiny_modern_gpt(**{**options(bits), "window": window})
         randomise_weights(model)
         full, _ = model(idx)
         caches = [{} for _ in model.blocks]

@@ -381,8 +381,8 @@ class MultiHeadAttention(Module):
         if past:
             k = xp.concatenate([cache["k"], k], axis=2)                         # [B, h_kv, past+T_new, d_k]
             v = xp.concatenate([cache["v"], v], axis=2)
-        keep = k.shape[2] if self.window is None else self.window - 1
-        cache["k"], cache["v"] = k[:, :, k.shape[2] - keep:], v[:, :, v.shape[2] - keep:]
+        drop = 0 if self.window is None else max(0, k.shape[2] - (self.window - 1))   # the oldest, unseen now
+        cache["k"], cache["v"] = k[:, :, drop:], v[:, :, drop:]
         cache["position"] = position + x.shape[1]
         mask = causal_mask(x.shape[1], past, self.window)                       # [T_new, past + T_new]
         heads = self.attention(q, self.repeat_kv(k), self.repeat_kv(v), mask)   # [B, h, T_new, d_k]
