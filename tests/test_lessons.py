@@ -18,6 +18,8 @@ import pytest
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 LESSONS = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
 STEP_CALL = re.compile(r"^lesson\.step\(", re.MULTILINE)
+sys.path.insert(0, str(LESSONS_DIR))
+import _prose  # noqa: E402  (lessons/_prose.py: how a lesson's Markdown cells are read and shown)
 
 
 def declared_steps(lesson: Path) -> int:
@@ -35,15 +37,41 @@ def test_there_is_a_lesson_per_concept():
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_is_a_percent_notebook_with_a_cell_per_step(lesson):
-    """Each step starts its own `# %%` cell (no step hidden in a block), and steps= counts them all."""
+def test_lesson_is_a_percent_notebook_with_its_prose_in_markdown_cells(lesson):
+    """The introduction is a Markdown cell; each step is a `## heading` Markdown cell and then the code cell
+    that starts with lesson.step(heading); a step's Markdown comes before its code or after all of it,
+    never between two of its code cells (a terminal prints it at the step's start or end)."""
     source = lesson.read_text()
-    cells = re.split(r"(?m)^# %%.*$", source)[1:]
-    assert source.startswith("# %% [markdown]\n"), "the lesson's introduction is a markdown cell"
-    step_cells = [cell for cell in cells if STEP_CALL.search(cell)]
-    assert all(len(STEP_CALL.findall(cell)) == 1 for cell in step_cells), "one step per cell"
+    assert re.match(r"# ---\n# jupyter:\n#   kernelspec:\n", source), "a jupytext header naming the kernel"
     assert "    lesson.step(" not in source, "a step inside a block cannot have a cell of its own"
-    assert len(step_cells) == declared_steps(lesson)
+    cells = _prose.read_cells(lesson)
+    assert cells[0].kind == "markdown" and cells[0].text.startswith(f"# Lesson {lesson.name[:2]}: ")
+    headings = [cell.heading for cell in cells if cell.heading is not None]
+    assert len(headings) == len(set(headings)) == declared_steps(lesson)
+    code = [i for i, cell in enumerate(cells) if cell.kind == "code"]
+    for i in code:
+        called = STEP_CALL.findall(cells[i].text)
+        assert len(called) <= 1, "one step per cell"
+        if called:
+            assert cells[i].text.startswith("lesson.step("), f"cell {i}: lesson.step comes first in its cell"
+    for previous, i in zip(code, code[1:]):
+        between = cells[previous + 1:i]
+        step_call = re.match(r'lesson\.step\("([^"]*)"\)', cells[i].text)
+        if step_call:
+            assert between and between[-1].heading == step_call.group(1), \
+                f"lesson.step({step_call.group(1)!r}) is not right after its '## ' Markdown cell"
+        elif cells[i].text != "lesson.done()":
+            assert not between, f"Markdown between two code cells of one step, before: {cells[i].text[:60]!r}"
+    assert cells[code[-1]].text == "lesson.done()", "the last cell ends the lesson"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_the_terminal_shows_every_formula_in_plain_text(lesson):
+    """LaTeX is for the notebook; the terminal's rendering of every Markdown cell has none left."""
+    for cell in _prose.read_cells(lesson):
+        if cell.kind == "markdown":
+            shown = _prose.plain(cell.text)
+            assert "\\" not in shown and "$" not in shown, f"{lesson.name}: {shown[:300]}"
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
@@ -57,6 +85,15 @@ def test_lesson_runs_and_its_checks_pass(lesson, tmp_path):
     n = declared_steps(lesson)
     headings = re.findall(r"^--- Step (\d+) of (\d+): ", result.stdout, re.MULTILINE)
     assert headings == [(str(k), str(n)) for k in range(1, n + 1)]
+    # the terminal prints the lesson's Markdown: its introduction first, then every cell, in order
+    cells = [cell for cell in _prose.read_cells(lesson) if cell.kind == "markdown"]
+    at = 0
+    for cell in cells:
+        shown = _prose.plain(cell.body if cell.heading is not None or cell is cells[0] else cell.text)
+        first_line = shown.split("\n", 1)[0]
+        found = result.stdout.find(first_line, at)
+        assert found >= 0, f"{lesson.name}: this Markdown was not printed in its place:\n{first_line}"
+        at = found
     # each figure's path is printed in the step that makes it, so before the next step's heading
     for png in tmp_path.glob("*.png"):
         assert "figure" in result.stdout and str(png) in result.stdout, f"{png.name} was never announced"
@@ -105,16 +142,22 @@ def run_as_notebook(lesson: Path, out: Path, kernel_spec_dir: Path):
 def test_lesson_runs_as_a_notebook(lesson, tmp_path, kernel_spec_dir):
     notebook = run_as_notebook(lesson, tmp_path, kernel_spec_dir)   # raises CellExecutionError on error
     n = declared_steps(lesson)
-    assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("Lesson ")
+    assert notebook.metadata["kernelspec"]["language"] == "python"
+    assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("# Lesson ")
     outputs = [(i, output) for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
                for output in cell.outputs]
     assert not [o for _, o in outputs if o.output_type == "error"]
-    markdown = [(i, o.data["text/markdown"]) for i, o in outputs if "text/markdown" in o.get("data", {})]
+    # the prose is Markdown cells, there before anything runs: a heading per step, and none printed again
     step_cells = [i for i, cell in enumerate(notebook.cells) if STEP_CALL.search(cell.source)]
+    assert len(step_cells) == n
     for k, cell_index in enumerate(step_cells, start=1):
-        shown = [text for i, text in markdown if i == cell_index and text.startswith(f"### Step {k} of {n}: ")]
-        assert len(shown) == 1, f"step {k}: its heading is not Markdown in its own cell"
-        assert len(shown[0].split("\n\n", 1)[-1]) > 40, f"step {k}: its prose is missing"
+        above = notebook.cells[cell_index - 1]
+        assert above.cell_type == "markdown" and above.source.startswith("## "), f"step {k} has no heading cell"
+        shown_again = [o for i, o in outputs if i == cell_index and "text/markdown" in o.get("data", {})
+                       and above.source.split("\n", 1)[0][3:] in o.data["text/markdown"]]
+        assert not shown_again, f"step {k}: its heading is shown again as an output"
+    assert not [o for _, o in outputs if o.output_type == "execute_result"
+                and "PosixPath(" in o.get("data", {}).get("text/plain", "")], "a cell shows Out[]: PosixPath"
     images = [i for i, o in outputs if "image/png" in o.get("data", {})]
     assert images, f"{lesson.name} shows no inline figure"
     assert len(images) == len(list(tmp_path.glob("*.png"))), "every saved figure is also shown inline"
@@ -216,3 +259,78 @@ def test_median_time_is_the_median(harness):
     seconds = harness.Lesson.median_time(fn, repeat=5, warmup=1)
     assert len(calls) == 6
     assert 0.03 <= seconds < 0.1                     # the median: not the minimum (0), not the mean (0.22)
+
+
+# --- the prose: Markdown cells, shown as plain text in a terminal -------------------------------------------
+
+def test_a_formula_reads_the_same_in_a_terminal():
+    assert _prose.latex_to_unicode(r"\mathrm{softmax}(QK^\top/\sqrt{d_k})V") == "softmax(QKᵀ/√d_k)V"
+    assert _prose.latex_to_unicode(r"\frac{\partial L}{\partial W} = X^\top dY") == "∂L/∂W = Xᵀ dY"
+    assert _prose.latex_to_unicode(r"\hat{m} = m / (1 - \beta_1^t)") == "m̂ = m / (1 - β₁ᵗ)"
+    assert _prose.latex_to_unicode(r"dW_v = \sum_{t:\ \mathrm{idx}_t = v} dY_t") == "dW_v = Σ_(t: idx_t = v) dY_t"
+    assert _prose.latex_to_unicode(r"x \in \mathbb{R}^{d}, \quad \{1, 2\}") == "x ∈ ℝ^d,   {1, 2}"
+    shown = _prose.plain("A **bold** `name`, and $a^2 + b^2$.\n\n- one\n- two\n  lines\n\n$$e^{i\\pi}$$")
+    assert shown == "A bold name, and a²\u00a0+\u00a0b².\n\n  - one\n  - two lines\n\ne^(iπ)"
+
+
+LESSON_WITH_PROSE = '''\
+# %% [markdown]
+# # Lesson 99: a lesson about nothing
+#
+# The introduction, with $x^2$.
+
+# %%
+from _lesson import Lesson
+lesson = Lesson("99 Nothing", steps=2)
+
+# %% [markdown]
+# ## First
+#
+# Prose of the first step.
+
+# %%
+lesson.step("First")
+print("output of the first step")
+
+# %% [markdown]
+# What the first step showed.
+
+# %% [markdown]
+# ## Second
+#
+# Prose of the second step.
+
+# %%
+lesson.step("Second")
+print("output of the second step")
+
+# %% [markdown]
+# Closing words.
+
+# %%
+lesson.done()
+'''
+
+
+def test_the_terminal_prints_each_markdown_cell_in_its_place(tmp_path):
+    lesson = tmp_path / "99_nothing.py"
+    lesson.write_text(LESSON_WITH_PROSE)
+    result = subprocess.run([sys.executable, str(lesson), "--no-pause", "--out", str(tmp_path)], text=True,
+                            capture_output=True, env={**os.environ, "PYTHONPATH": str(LESSONS_DIR)})
+    assert result.returncode == 0, result.stderr
+    order = ["Lesson 99: a lesson about nothing", "The introduction, with x².", "--- Step 1 of 2: First ---",
+             "Prose of the first step.", "output of the first step", "What the first step showed.",
+             "--- Step 2 of 2: Second ---", "Prose of the second step.", "output of the second step",
+             "Closing words.", "Done: 2 steps"]
+    at = [result.stdout.find(text) for text in order]
+    assert -1 not in at and at == sorted(at), result.stdout
+    assert result.stdout.count("Prose of the first step.") == 1
+
+
+def test_a_step_without_its_markdown_cell_stops(tmp_path):
+    lesson = tmp_path / "99_nothing.py"
+    lesson.write_text(LESSON_WITH_PROSE.replace('lesson.step("Second")', 'lesson.step("Third")'))
+    result = subprocess.run([sys.executable, str(lesson), "--no-pause", "--out", str(tmp_path)], text=True,
+                            capture_output=True, env={**os.environ, "PYTHONPATH": str(LESSONS_DIR)})
+    assert result.returncode != 0
+    assert "lesson.step('Third') has no Markdown cell '## Third' before it" in result.stderr
