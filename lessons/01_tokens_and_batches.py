@@ -1,32 +1,51 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 01: from characters to integers, and from a text to training batches.
-
-A language model reads numbers, not letters. This lesson turns Tiny Shakespeare into token ids with the
-character-level tokenizer (one id per distinct character: 65 of them), checks that decoding undoes
-encoding, and then cuts the ids into the batches a model trains on: B windows of block_size tokens as
-inputs x, and the same windows shifted by one position as targets y. One window of block_size tokens
-holds block_size training examples at once: every prefix x[:t+1] predicts the next character y[t].
-
-Run:  python lessons/01_tokens_and_batches.py        (add --no-pause to run straight through)
-"""
+# # Lesson 01: from characters to integers, and from a text to training batches
+#
+# A language model reads numbers, not letters. This lesson takes Tiny Shakespeare from text to the batches
+# a model trains on:
+#
+# - the character-level tokenizer gives each distinct character an id (65 of them);
+# - decoding undoes encoding;
+# - the ids are cut into batches: $B$ windows of `block_size` tokens as inputs $x$, and the same windows
+#   shifted by one position as targets $y$.
+#
+# One window holds `block_size` training examples at once: every prefix predicts the next character,
+#
+# $$x_0 \ldots x_t \to y_t, \qquad t = 0, \ldots, T-1.$$
+#
+# Run: `python lessons/01_tokens_and_batches.py` (add `--no-pause` to run straight through).
 
 # %%
 import numpy as np
 from _lesson import Lesson
+from _plots import lesson01 as plots
 
 from tinytransformer import backend
 from tinytransformer.data import SHAKESPEARE_SIZE, TextDataset, find_shakespeare
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.tokenizers import CharTokenizer
 
-lesson = Lesson("01 Tokens and batches", __doc__, steps=7)
+lesson = Lesson("01 Tokens and batches", steps=9)
 backend.use("numpy")  # lessons run on the CPU
 
+# %% [markdown]
+# ## The corpus
+#
+# What will the model read? Tiny Shakespeare: one plain-text file of about 1.1 million characters, the
+# lines of several plays, each speech headed by the speaker's name.
+#
+# `find_shakespeare()` returns its path: a cached copy, a download, or the copy shared beside the checkout.
+
 # %%
-lesson.step("The corpus", """
-    Tiny Shakespeare is one plain-text file of about 1.1 million characters: the lines of several plays,
-    each speech headed by the speaker's name. find_shakespeare() returns its path (a cached copy, a
-    download, or the copy shared beside the checkout).""")
+lesson.step("The corpus")
 path = find_shakespeare()
 text = path.read_text()
 print(f"  file: {path}")
@@ -35,11 +54,14 @@ print("  | " + text[:150].replace("\n", "\n  | "))
 lesson.check("the corpus has its known length", len(text) == SHAKESPEARE_SIZE,
              f"{len(text):,} characters")
 
+# %% [markdown]
+# ## The vocabulary: one id per distinct character
+#
+# Which numbers stand for which letters? `CharTokenizer.from_text(text)` sorts the set of characters of
+# the text. A character's id is its place in that sorted list.
+
 # %%
-lesson.step("The vocabulary: one id per distinct character", """
-    CharTokenizer.from_text(text) sorts the set of characters of the text; a character's id is its
-    place in that sorted list. So the vocabulary is fixed by the corpus, and vocab_size is both the number
-    of rows of the model's embedding table and the number of scores its output layer produces.""")
+lesson.step("The vocabulary: one id per distinct character")
 tokenizer = CharTokenizer.from_text(text)
 print(f"  vocab_size = {tokenizer.vocab_size}")
 print(f"  characters = {tokenizer.chars!r}")
@@ -48,11 +70,20 @@ lesson.check("Tiny Shakespeare has 65 distinct characters", tokenizer.vocab_size
 lesson.check("ids are 0 .. 64 in sorted character order",
              [tokenizer.stoi[c] for c in sorted(set(text))] == list(range(65)))
 
+# %% [markdown]
+# So the corpus fixes the vocabulary. And `vocab_size` sets two sizes in the model:
+#
+# - the number of rows of its embedding table (lesson 02);
+# - the number of scores its output layer produces, one per possible next character.
+
+# %% [markdown]
+# ## Encode and decode
+#
+# `encode` maps a string to an array of ids; `decode` maps ids back to the string. Is anything lost on the
+# way?
+
 # %%
-lesson.step("Encode and decode", """
-    encode maps a string to an array of ids, decode maps ids back to the string. Nothing is lost: a
-    character tokenizer is a bijection between strings over the vocabulary and id sequences. A character
-    outside the vocabulary has no id, and encoding it is an error that names it.""")
+lesson.step("Encode and decode")
 sample = "First Citizen:\nBefore we proceed"
 ids = tokenizer.encode(sample)
 print(f"  text: {sample!r}")
@@ -70,27 +101,47 @@ except ValueError as err:
 print(f"  encode('Romeo é') -> ValueError: {raised[:70]}...")
 lesson.check("an unknown character is refused, by name", "'é'" in raised)
 
+# %% [markdown]
+# Nothing is lost. A character tokenizer is a bijection between strings over the vocabulary and id
+# sequences.
+#
+# A character outside the vocabulary has no id: encoding it is an error that names it.
+
+# %% [markdown]
+# ## Train and validation splits
+#
+# How do we know the model learned something, and did not just memorise? We hold text back.
+#
+# `TextDataset` encodes the whole text once and keeps it as one long array of ids. As in nanoGPT:
+#
+# - the first 90% is for training;
+# - the last 10% is held out, to measure how well the model does on text it has not been trained on.
+
 # %%
-lesson.step("Train and validation splits", """
-    TextDataset encodes the whole text once and keeps it as one long array of ids. As in nanoGPT, the
-    first 90% is for training and the last 10% is held out to measure how well the model does on text it
-    has not been trained on.""")
+lesson.step("Train and validation splits")
 data = TextDataset(text, tokenizer)
 print(f"  train: {len(data.train):,} ids   val: {len(data.val):,} ids   dtype {data.train.dtype}")
 lesson.check("the two splits together are the whole text, in order",
              len(data.train) + len(data.val) == len(text)
              and tokenizer.decode(data.val[:200]) == text[len(data.train):len(data.train) + 200])
 
+# %% [markdown]
+# ## A batch: inputs x and targets y, shifted by one
+#
+# What does the model see at once? `get_batch` draws `batch_size` random starting points and cuts a
+# window of `block_size` ids at each:
+#
+# - $x$ has shape $[B, T]$ = `[batch_size, block_size]`;
+# - the targets $y$ are the same windows one position later, so `y[b, t]` is the character that follows
+#   `x[b, t]` in the text.
+
 # %%
+lesson.step("A batch: inputs x and targets y, shifted by one")
 batch_size, block_size = 4, 8
-lesson.step("A batch: inputs x and targets y, shifted by one", f"""
-    get_batch draws batch_size random starting points and cuts a window of block_size ids at each: x
-    has shape [B, T] = [{batch_size}, {block_size}]. The targets y are the same windows one position
-    later, so y[b, t] is the character that follows x[b, t] in the text. block_size is the longest
-    context the model ever sees; batch_size is how many windows it processes at once.""")
 rng = np.random.default_rng(1337)
 x, y = data.get_batch("train", batch_size=batch_size, block_size=block_size, rng=rng)
 x, y = backend.to_numpy(x), backend.to_numpy(y)
+print(f"  batch_size = {batch_size}, block_size = {block_size}")
 print(f"  x.shape = {x.shape}, y.shape = {y.shape}")
 for b in range(batch_size):
     print(f"  x[{b}] = {x[b].tolist()}  {tokenizer.decode(x[b])!r}")
@@ -102,19 +153,42 @@ train_text = text[:len(data.train)]
 lesson.check("each window x[b] followed by y[b, -1] is a stretch of the training text",
              all(tokenizer.decode(np.append(x[b], y[b, -1])) in train_text for b in range(batch_size)))
 
+# %% [markdown]
+# The two sizes mean:
+#
+# - `block_size` is the longest context the model ever sees;
+# - `batch_size` is how many windows it processes at once.
+
+# %% [markdown]
+# ## One block holds block_size training examples
+#
+# The model predicts a next character at every position, from everything up to that position. So how many
+# examples is one window?
+#
+# `block_size` of them: context `x[:t+1]` predicts target `y[t]`, for $t = 0, \ldots, T-1$.
+
 # %%
-lesson.step("One block holds block_size training examples", """
-    The model predicts a next character at every position, from everything up to that position. So the
-    window x[0] gives block_size examples: context x[0, :t+1] -> target y[0, t], for t = 0 .. T-1. The
-    contexts have every length from 1 to block_size, which is also why a model trained this way can
-    start generating from a single character. One forward pass over the window computes all of them
-    at once, and gives the same answers as block_size separate passes, one per context: a causal mask
-    (lesson 07) keeps each position from seeing the characters after it, its own target among them.
-    We check that on a small GPT (lesson 12 opens it), untrained: what it says matters less here than
-    where each answer comes from.""")
+lesson.step("One block holds block_size training examples")
 for t in range(block_size):
     print(f"  t={t}: {tokenizer.decode(x[0, :t + 1])!r:>12} -> {tokenizer.decode([y[0, t]])!r}")
 print(f"  one batch: {batch_size} windows x {block_size} positions = {x.size} (context -> target) examples")
+
+# %% [markdown]
+# The contexts have every length from 1 to `block_size`. That is also why a model trained this way can
+# start generating from a single character.
+
+# %% [markdown]
+# ## One pass computes them all
+#
+# Must we run the model once per context? No. One forward pass over the window gives the same answers as
+# `block_size` separate passes, one per context.
+#
+# A causal mask (lesson 07) keeps each position from seeing the characters after it, its own target among
+# them. We check it on a small GPT (lesson 12 opens it), untrained: what it says matters less here than
+# where each answer comes from.
+
+# %%
+lesson.step("One pass computes them all")
 dtype = backend.default_dtype()
 backend.set_default_dtype("float64")          # so that the two ways agree to 1e-12, not to float32 rounding
 model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=block_size, n_layer=2, n_head=2, n_embd=32))
@@ -131,46 +205,45 @@ lesson.check("at every position t, one pass over the window gives what the conte
 lesson.check("so the batch's loss is the mean loss of batch_size * block_size separate examples",
              abs(float(window_loss) - examples_loss) < 1e-12, f"{float(window_loss):.6f} vs {examples_loss:.6f}")
 
+# %% [markdown]
+# So one batch of shape $[B, T]$ trains on $B \cdot T$ examples, for the price of one pass.
+
+# %% [markdown]
+# ## How often each character occurs
+#
+# Are all characters equally common? Far from it. Count them in the training split.
+#
+# Uniform guessing over 65 characters costs $\log_2 65$ bits per character. A model that knew only the
+# frequencies $p_c$ would pay their entropy, $-\sum_c p_c \log_2 p_c$ bits.
+
 # %%
-lesson.step("Pictures: how often each character occurs, and a batch as a grid of ids", """
-    Characters are far from equally common: space, 'e', 't', 'o' dominate, while '$' occurs once and '&'
-    three times. A model that knew only these frequencies would already beat uniform guessing; the left panel
-    shows them. The right panel is the batch above: one row per window, one column per position, each
-    cell an id (its character written inside).""")
+lesson.step("How often each character occurs")
 counts = np.bincount(data.train, minlength=tokenizer.vocab_size)
 frequency = counts / counts.sum()
 uniform_bits = np.log2(tokenizer.vocab_size)
 entropy_bits = -(frequency[frequency > 0] * np.log2(frequency[frequency > 0])).sum()
 print("  most common: " + ", ".join(f"{tokenizer.chars[i]!r} {frequency[i]:.3f}"
                                      for i in np.argsort(-counts)[:5]))
+print("  rarest: " + ", ".join(f"{tokenizer.chars[i]!r} x{counts[i]}" for i in np.argsort(counts, kind="stable")[:3]))
 print(f"  guessing uniformly costs log2(65) = {uniform_bits:.2f} bits per character; knowing only the "
       f"frequencies, {entropy_bits:.2f} bits")
 lesson.check("space is the most common character", tokenizer.chars[int(np.argmax(counts))] == " ")
 lesson.check("character frequencies alone beat uniform guessing", entropy_bits < uniform_bits)
 
-import matplotlib.pyplot as plt  # noqa: E402
+# %% [markdown]
+# Space, 'e', 't', 'o' dominate; a few characters occur only a handful of times. Knowing the
+# frequencies alone already beats uniform guessing.
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 4.5), gridspec_kw={"width_ratios": [2.2, 1]})
-order = np.argsort(-counts)
-shown = {" ": "␣", "\n": "\\n"}  # make the invisible characters visible
-labels = [shown.get(tokenizer.chars[i], tokenizer.chars[i]) for i in order]
-ax1.bar(range(len(order)), frequency[order], color="tab:blue")
-ax1.set_xticks(range(len(order)))
-ax1.set_xticklabels(labels, fontsize=7, family="monospace")
-ax1.set_yscale("log")
-ax1.set_ylabel("fraction of the training text (log scale)")
-ax1.set_title(f"Tiny Shakespeare: the {tokenizer.vocab_size} characters, most common first")
-ax2.imshow(x, cmap="viridis", aspect="auto")
-for b in range(batch_size):
-    for t in range(block_size):
-        ch = shown.get(tokenizer.chars[x[b, t]], tokenizer.chars[x[b, t]])
-        ax2.text(t, b, f"{x[b, t]}\n{ch}", ha="center", va="center", fontsize=9,
-                 color="white" if x[b, t] < 30 else "black")
-ax2.set_xticks(range(block_size))
-ax2.set_yticks(range(batch_size))
-ax2.set_xlabel("position t (block_size = 8)")
-ax2.set_ylabel("window b (batch_size = 4)")
-ax2.set_title("a batch x: token ids (and their characters)")
-lesson.figure(fig, "01_characters_and_batch")
+# %% [markdown]
+# ## Pictures: how often each character occurs, and a batch as a grid of ids
+#
+# - Left: the frequency of each character, most common first (log scale).
+# - Right: the batch above. One row per window, one column per position; each cell is an id, with its
+#   character written inside.
 
+# %%
+lesson.step("Pictures: how often each character occurs, and a batch as a grid of ids")
+lesson.figure(plots.characters_and_batch(frequency, x, tokenizer.chars), "01_characters_and_batch")
+
+# %%
 lesson.done()

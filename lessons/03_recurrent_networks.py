@@ -1,31 +1,40 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 03: Before attention: a recurrent network, and the three things attention changed.
-
-Before the Transformer, a sequence was read by a recurrent network (RNN): one position at a time, all
-that was seen so far squeezed into a hidden state h,
-
-    h_t = tanh(x_t W_xh + h_{t−1} W_hh + b)
-
-This lesson builds one from the library's RNN layer and measures it against a one-layer attention model
-on the same tokens: how many steps must run one after another (T against a fixed few), how much gradient
-reaches a token d positions back (it shrinks geometrically through the RNN, not through attention), and
-whether each can learn to recall the token d positions back.
-
-Run:  python lessons/03_recurrent_networks.py        (add --no-pause to run straight through)
-"""
+# # Lesson 03: before attention, a recurrent network, and the three things attention changed
+#
+# Before the Transformer, a sequence was read by a recurrent network (RNN): one position at a time,
+# with all that was seen so far squeezed into a hidden state $h$:
+#
+# $$h_t = \tanh(x_t W_{xh} + h_{t-1} W_{hh} + b)$$
+#
+# We build one from the library's `RNN` layer and measure it against a one-layer attention model, on
+# the same tokens:
+#
+# 1. how many steps must run one after another: $T$, against a fixed few;
+# 2. how much gradient reaches a token $d$ positions back: it shrinks geometrically through the RNN,
+#    not through attention;
+# 3. whether each can learn to recall the token $d$ positions back.
+#
+# Run: `python lessons/03_recurrent_networks.py` (add `--no-pause` to run straight through).
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
-
 from _lesson import Lesson
-from tinytransformer.machine import one_blas_thread
+from _plots import lesson03 as plots
 
 from tinytransformer import (RNN, AdamW, CrossEntropyLoss, Embedding, LearnedPositionalEncoding, Linear, Module,
                              MultiHeadAttention, backend, causal_mask, check_layer)
+from tinytransformer.machine import one_blas_thread
 from tinytransformer.models import RNNConfig, RNNLanguageModel
 
-lesson = Lesson("03 Before attention: a recurrent network", __doc__, steps=6)
+lesson = Lesson("03 Before attention: a recurrent network", steps=8)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 # With --exercise, your rnn_backward (lessons/exercises/) runs in place of the library's, in the whole lesson.
 RNN.backward = lesson.exercise("rnn_backward", RNN.backward)
@@ -81,15 +90,19 @@ def attention_model(block_size, seed):
 print(f"  parameters: RNN language model {rnn_model(0).num_parameters():,}, one-layer attention model "
       f"{attention_model(D_MAX + 1, 0).num_parameters():,} (with positions for {D_MAX + 1} tokens)")
 
-# %%
-lesson.step("The recurrence, one step at a time", """
-    The RNN layer reads x [B, T, d_in] and returns every hidden state h [B, T, d_hidden]. Written out
-    as a loop, each step mixes the new token x_t into the previous state h_{t−1}. The state is all the
-    network keeps of the past: a token at position s can only reach position t by being carried
-    through h_s, h_{s+1}, ..., h_t. Its backward walks the same loop in reverse ("backpropagation
-    through time"), and, like every layer here, it is checked against finite differences (also with a
-    starting state h0 given); two backwards in a row must add their gradients up.""")
+# %% [markdown]
+# ## The recurrence, one step at a time
+#
+# What does an RNN compute?
+#
+# The `RNN` layer reads $x$ of shape `[B, T, d_in]` and returns every hidden state $h$, `[B, T, d_hidden]`.
+# Written out as a loop, step $t$ mixes the new token $x_t$ into the previous state $h_{t-1}$.
+#
+# Below: a layer with 3 inputs and 5 hidden units, one sequence of $T = 6$. We redo the loop by hand,
+# then change token 2 only and see which states move.
 
+# %%
+lesson.step("The recurrence, one step at a time")
 rnn = RNN(3, 5, rng=backend.new_host_rng(0))
 x = backend.randn((1, 6, 3), rng=backend.new_host_rng(1))                 # one sequence, T = 6
 h = rnn(x)                                                                  # [1, 6, 5]
@@ -107,6 +120,25 @@ moved = np.abs(rnn(x_changed)[0] - h[0]).max(axis=-1)                       # ho
 print(f"  change x_2: |Δh_t| per position = {moved}")
 lesson.check("changing x_2 leaves h_0, h_1 alone and moves every later state", (moved[:2] == 0).all()
              and (moved[2:] > 1e-6).all())
+
+# %% [markdown]
+# The state is all the network keeps of the past. A token at position $s$ can reach position $t$ only
+# by being carried through $h_s, h_{s+1}, \dots, h_t$.
+
+# %% [markdown]
+# ## Backpropagation through time
+#
+# The backward walks the same loop in reverse: "backpropagation through time".
+#
+# Like every layer here, it is checked against finite differences (`check_layer`, in float64):
+#
+# - on its own, for $dx$ and the gradients of $W_{xh}$, $W_{hh}$ and $b$;
+# - with a starting state `h0` given: then backward returns `dx` and `dh0`, and `dh0` is checked too.
+#
+# And two backwards in a row must **add** their gradients up.
+
+# %%
+lesson.step("Backpropagation through time")
 with backend.using("float64"):
     errors = check_layer(RNN(3, 5, rng=backend.new_host_rng(2)),
                          {"x": backend.randn((2, 7, 3), rng=backend.new_host_rng(3))})
@@ -139,8 +171,23 @@ lesson.check("two backwards in a row add up: each weight's .grad is the sum of t
              all(np.allclose(p.grad, shares[0][name] + shares[1][name], rtol=1e-12, atol=1e-12)
                  for name, p in twice.named_parameters()))
 
+# %% [markdown]
+# ## Sequential steps: T for the RNN, a fixed few for attention
+#
+# How many matrix products must run one after another?
+#
+# - **RNN.** $h_t$ needs $h_{t-1}$, which needs $h_{t-2}$, and so on. Its $T$ products by $W_{hh}$
+#   must run one after another, however many processors there are.
+# - **Attention.** One product computes Q, K, V for every position; another every score; a third every
+#   weighted sum. The chain does not grow with $T$.
+#
+# We measure it with `Traced`, an array that counts, for every result, how many matrix products lie
+# between it and the input. The longest such chain is the number of rounds any computer needs.
 
 # %%
+lesson.step("Sequential steps: T for the RNN, a fixed few for attention")
+
+
 class Traced(np.ndarray):
     """An array that remembers its depth: how many matrix products stand between it and the input.
 
@@ -189,13 +236,7 @@ def chain_of_products(layer, inputs):
     return Traced.deepest, Traced.flops
 
 
-lesson.step("Sequential steps: T for the RNN, a fixed few for attention", """
-    h_t needs h_{t−1}, which needs h_{t−2}, ...: the RNN's T products by W_hh must run one after
-    another, however many processors there are. Attention computes Q, K, V for every position in one
-    product, every score in another, and every weighted sum in a third: the chain does not grow with T.
-    We measure it: the input is an array that counts, for every result, how many matrix products lie
-    between it and the input (the longest such chain is the number of rounds any computer needs).""")
-
+# %%
 LENGTHS = [8, 16, 32, 64]
 depths = {"RNN": [], "attention": []}
 flops = {"RNN": [], "attention": []}
@@ -209,21 +250,35 @@ for T in LENGTHS:
         depth, work = chain_of_products(layer, inputs)
         depths[name].append(depth)
         flops[name].append(work)
-    print(f"  T = {T:>2}: dependent products RNN {depths['RNN'][-1]:>2}, attention {depths['attention'][-1]};"
-          f"  FLOPs RNN {flops['RNN'][-1]:>7,}, attention {flops['attention'][-1]:>7,}")
+    print(f"  T = {T:>2}: dependent products RNN {depths['RNN'][-1]:>2}, attention {depths['attention'][-1]}")
 lesson.check("the RNN's chain of dependent products is T long, for every T",
              depths["RNN"] == LENGTHS, f"{depths['RNN']}")
 lesson.check("attention's chain is the same few products for every T (Q K V, scores, weights·V, output)",
              len(set(depths["attention"])) == 1 and depths["attention"][0] <= 5, f"{depths['attention']}")
-lesson.say(f"""
-    The work is another matter. Per layer the RNN does T products of [B, d]·[d, d]: O(T·d²). Attention
-    does the same O(T·d²) for its projections (Q, K, V and the output: 4 products of [T, d]·[d, d],
-    8·T·d² FLOPs) plus O(T²·d) for the scores Q Kᵀ and the weighted sums (2 products of T·T·d, 4·T²·d
-    FLOPs; lesson 21 measures the cost): from T = {LENGTHS[-2]} to {LENGTHS[-1]} the RNN's FLOPs grow
-    {flops['RNN'][-1] / flops['RNN'][-2]:.2f}×, attention's {flops['attention'][-1] / flops['attention'][-2]:.2f}×,
-    and the more, the longer T is against d.
-    Attention buys its fixed depth with more arithmetic, but that arithmetic is a few large products,
-    exactly what a GPU does well, where the RNN's T small ones must wait for each other.""")
+lesson.figure(plots.sequential_steps(LENGTHS, depths), "03_sequential_steps")
+
+# %% [markdown]
+# ## The work: FLOPs against T
+#
+# Fewer rounds is not less work. With $d = 16$ (`N_EMBD`), per layer:
+#
+# - **RNN:** $T$ products of `[B, d]·[d, d]`, so $O(T \cdot d^2)$.
+# - **Attention:** the same $O(T \cdot d^2)$ for its projections (Q, K, V and the output: 4 products of
+#   `[T, d]·[d, d]`), plus $O(T^2 \cdot d)$ for the scores $QK^\top$ and the weighted sums (2 products of
+#   $T \cdot T \cdot d$).
+#
+# Counting 2 FLOPs per multiply-add, attention's total is exactly
+#
+# $$8 \cdot T \cdot d^2 + 4 \cdot T^2 \cdot d$$
+#
+# a term linear in $T$ and one quadratic. The traced arrays of the last step counted every FLOP too.
+
+# %%
+lesson.step("The work: FLOPs against T")
+for T, rnn_work, attention_work in zip(LENGTHS, flops["RNN"], flops["attention"]):
+    print(f"  T = {T:>2}: FLOPs RNN {rnn_work:>7,}, attention {attention_work:>7,}")
+print(f"  from T = {LENGTHS[-2]} to {LENGTHS[-1]}: the RNN's FLOPs grow "
+      f"{flops['RNN'][-1] / flops['RNN'][-2]:.2f}×, attention's {flops['attention'][-1] / flops['attention'][-2]:.2f}×")
 per_token = [f / T for f, T in zip(flops["RNN"], LENGTHS)]
 lesson.check("the RNN's FLOPs grow in proportion to T (the same work per token at every length)",
              len(set(per_token)) == 1, f"{[f'{w:,.0f}' for w in per_token]} per token")
@@ -231,18 +286,35 @@ formula = [8 * T * N_EMBD ** 2 + 4 * T ** 2 * N_EMBD for T in LENGTHS]
 lesson.check("attention's FLOPs are 8·T·d² + 4·T²·d at every T: a term linear in T and one quadratic",
              flops["attention"] == formula, f"{flops['attention']} vs {formula}")
 
-fig, ax = plt.subplots(figsize=(5.5, 3.8))
-ax.plot(LENGTHS, depths["RNN"], "o-", color="tab:red", label="RNN: h_t waits for h_{t−1}")
-ax.plot(LENGTHS, depths["attention"], "o-", color="tab:blue", label="attention (one layer)")
-ax.set(xlabel="sequence length T", ylabel="matrix products one after another",
-       title="the longest chain of dependent products (measured)")
-ax.grid(alpha=0.3)
-ax.legend()
-fig.tight_layout()
-lesson.figure(fig, "03_sequential_steps")
+# %% [markdown]
+# Attention's FLOPs grow faster than $T$, and the more, the longer $T$ is against $d$. Lesson 21
+# measures the cost.
+#
+# So attention buys its fixed depth with more arithmetic. But that arithmetic is a few large products,
+# exactly what a GPU does well; the RNN's $T$ small ones must wait for each other.
 
+# %% [markdown]
+# ## The gradient that reaches a token d steps back
+#
+# To learn that the token at position $s$ matters for the prediction at $t$, a model needs a gradient
+# from $t$'s loss back to $s$. How much arrives?
+#
+# The experiment, for each model at initialisation:
+#
+# - a loss on the last position $T-1$ only;
+# - the gradient's norm at every token's vector, $d = 0..64$ positions back, averaged over a batch;
+# - repeated for several seeds.
+#
+# Through the RNN the gradient must cross $d$ Jacobians
+#
+# $$\frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}(1 - h_t^2)\, W_{hh}^\top$$
+#
+# Through attention it crosses one softmax.
 
 # %%
+lesson.step("The gradient that reaches a token d steps back")
+
+
 def gradient_by_distance(model, seed, T=D_MAX + 1, B=16):
     """‖∂loss/∂x_{T−1−d}‖ for d = 0..T−1: the loss of the LAST position only, gradient at each token."""
     rng = backend.new_host_rng(100 + seed)
@@ -254,13 +326,8 @@ def gradient_by_distance(model, seed, T=D_MAX + 1, B=16):
     return np.linalg.norm(dx, axis=-1).mean(axis=0)[::-1]                   # index d = T−1−t
 
 
-lesson.step("The gradient that reaches a token d steps back", f"""
-    Learning that the token at position s matters for the prediction at t needs a gradient from t's
-    loss to s. We take each model at initialisation, put a loss on the last position T−1 only, and
-    measure the gradient at every token's vector, d = 0..{D_MAX} positions back, averaged over a batch,
-    for {len(GRAD_SEEDS)} seeds. Through the RNN it must cross d Jacobians ∂h_t/∂h_{{t−1}} =
-    diag(1 − h_t²) W_hhᵀ; through attention it crosses one softmax.""")
-
+# %%
+print(f"  {len(GRAD_SEEDS)} seeds, d = 0..{D_MAX}, a batch of 16 sequences of {D_MAX + 1} tokens")
 grads = {"RNN": [], "attention": []}
 spectral, tanh_slope, sigma_max = [], [], []
 with one_blas_thread():  # small products run several times faster on one BLAS thread than on many
@@ -298,34 +365,36 @@ lesson.check(f"through attention, the gradient {D_MAX} steps back is at least 0.
 lesson.check("and it neither decays nor grows with d: a fitted factor within 1 ± 0.02 per step (every seed)",
              (np.abs(attention_rates - 1) < 0.02).all(),
              f"{attention_rates.min():.4f} .. {attention_rates.max():.4f}")
-lesson.say("""
-    Attention's gradient wiggles from token to token (each position has its own key, so its own
-    weight), but it has no trend: one softmax stands between the loss and any earlier token, whatever
-    d is. It is small because the weights are spread over all 65 positions at initialisation.""")
+lesson.figure(plots.gradient_vs_distance(d, grads, rates), "03_gradient_vs_distance")
 
-fig, ax = plt.subplots(figsize=(6.5, 4.2))
-for name, color in (("RNN", "tab:red"), ("attention", "tab:blue")):
-    for g in grads[name]:
-        ax.semilogy(d, g, color=color, alpha=0.25, lw=1)
-    ax.semilogy(d, grads[name].mean(axis=0), color=color, lw=2, label=f"{name} (mean of {len(GRAD_SEEDS)} seeds)")
-fit = grads["RNN"][:, 1].mean() * rates.mean() ** (d - 1)
-ax.semilogy(d[1:], fit[1:], "k--", lw=1, label=f"fit: {rates.mean():.2f}^d")
-ax.set(xlabel="d: how many positions before the loss's position", ylabel="‖∂loss_T / ∂x_{T−d}‖",
-       title="gradient reaching a token d steps back, at initialisation")
-ax.grid(alpha=0.3, which="both")
-ax.legend(fontsize=8)
-fig.tight_layout()
-lesson.figure(fig, "03_gradient_vs_distance")
+# %% [markdown]
+# Through the RNN the gradient falls by a fixed factor per step back: a straight line on the log scale.
+#
+# Attention's gradient wiggles from token to token: each position has its own key, so its own weight.
+# But it has no trend: one softmax stands between the loss and any earlier token, whatever $d$ is. It
+# is small because the weights are spread over all 65 positions at initialisation.
+
+# %% [markdown]
+# ## Why the rate: the spectral radius of W_hh times tanh'
+#
+# Each step back multiplies the gradient by $\mathrm{diag}(1 - h^2)\, W_{hh}^\top$.
+#
+# - Repeated many times, a matrix multiplies a vector by about its spectral radius $\rho(W_{hh})$ (its
+#   largest |eigenvalue|) per step.
+# - The tanh shrinks it by its slope $1 - h^2$, which is below 1 unless $h = 0$.
+#
+# So the factor per step should be about
+#
+# $$\rho(W_{hh}) \times \mathrm{mean}(1 - h^2)$$
+#
+# Below 1, the gradient vanishes geometrically. Above 1 (a large $W_{hh}$), it could explode instead,
+# until tanh saturates.
+#
+# Why not the largest singular value $\sigma_{\max}(W_{hh})$? It bounds a single step, but it overstates
+# the rate of a long product. Compare the columns below.
 
 # %%
-lesson.step("Why the rate: the spectral radius of W_hh times tanh'", """
-    Each step back multiplies the gradient by diag(1 − h²) W_hhᵀ. Repeated many times, a matrix
-    multiplies a vector by about its spectral radius ρ(W_hh) (its largest |eigenvalue|) per step, and
-    the tanh shrinks it by its slope 1 − h² (< 1 unless h = 0). So the factor per step should be about
-    ρ(W_hh) × mean(1 − h²). Below 1, the gradient vanishes geometrically; above 1 (large W_hh), it
-    could explode instead, until tanh saturates. The largest singular value σ_max(W_hh) bounds a single
-    step, but it overstates the rate of a long product.""")
-
+lesson.step("Why the rate: the spectral radius of W_hh times tanh'")
 predicted = np.array(spectral) * np.array(tanh_slope)
 for seed, rate, rho, slope, sigma in zip(GRAD_SEEDS, rates, spectral, tanh_slope, sigma_max):
     print(f"  seed {seed}: fitted {rate:.3f}   ρ(W_hh) {rho:.3f} × mean tanh' {slope:.3f} = {rho * slope:.3f}"
@@ -335,14 +404,38 @@ lesson.check("the fitted factor is ρ(W_hh) × mean(1 − h²) to within 10% (ev
              f"largest deviation {deviation.max():.1%}")
 lesson.check("and both are below 1: the gradient vanishes", (predicted < 1).all() and (rates < 1).all(),
              f"predicted ≤ {predicted.max():.3f}")
-lesson.say(f"""
-    After d = {D_MAX} steps that is a factor of about {rates.mean():.2f}^{D_MAX} ≈ {rates.mean() ** D_MAX:.0e}: whatever
-    the loss says about a token {D_MAX} positions back arrives as nothing. Training can grow W_hh, but a
-    factor near 1 over many steps is a knife edge between vanishing and exploding; the LSTM's gated,
-    additive cell state was invented to make it easier. Attention removes the product altogether.""")
-
 
 # %%
+lesson.say(f"""
+    After d = {D_MAX} steps that is a factor of about {rates.mean():.2f}^{D_MAX} ≈ {rates.mean() ** D_MAX:.0e}:
+    whatever the loss says about a token {D_MAX} positions back arrives as nothing.""")
+
+# %% [markdown]
+# Training can grow $W_{hh}$. But a factor near 1 over many steps is a knife edge between vanishing and
+# exploding. The LSTM's gated, additive cell state was invented to make it easier.
+#
+# Attention removes the product altogether.
+
+# %% [markdown]
+# ## Train both to recall the token d steps back
+#
+# Can each model *learn* to use a token $d$ positions back?
+#
+# The task: read $d + 1$ random tokens (from 8) and, at the last position, name the first one. Chance
+# is 1/8.
+#
+# - Each model is trained from scratch for each $d$, with the same budget: 150 steps of 32 sequences,
+#   AdamW, lr 0.01.
+# - Then it is tested on 1000 new sequences.
+#
+# The RNN must carry the first token through $d$ updates of its state. And it must learn to do so
+# through a gradient that, as we saw, shrinks by about half per step. Attention reads position 0
+# directly.
+
+# %%
+lesson.step("Train both to recall the token d steps back")
+
+
 def recall_batch(rng, distance, n):
     """n random sequences of distance + 1 tokens; the target at the last position is the first token."""
     tokens = rng.integers(0, V, (n, distance + 1))                          # [n, distance + 1]
@@ -366,13 +459,7 @@ def train_and_test(model, distance, seed):
     return float((logits[:, -1].argmax(axis=-1) == targets[:, -1]).mean())
 
 
-lesson.step("Train both to recall the token d steps back", f"""
-    The task: read d + 1 random tokens (from {V}) and, at the last position, name the first one, d
-    positions back. Each model is trained from scratch for each d, with the same budget ({STEPS} steps
-    of {BATCH} sequences, AdamW, lr {LR}), then tested on 1000 new sequences. The RNN must carry the
-    first token through d updates of its state, and learn to do so through a gradient that, as we saw,
-    shrinks by about half per step. Attention reads position 0 directly.""")
-
+# %%
 accuracy = {"RNN": np.zeros((len(TASK_SEEDS), len(DISTANCES))),
             "attention": np.zeros((len(TASK_SEEDS), len(DISTANCES)))}
 with one_blas_thread():  # small products run several times faster on one BLAS thread than on many
@@ -397,55 +484,65 @@ lesson.check(f"but {D_MAX} steps back it is below 0.5, the bar attention clears 
              f"chance {chance:.3f}")
 lesson.check(f"{D_MAX} steps back, attention beats the RNN by more than 0.5 (every seed)", (gap > 0.5).all(),
              f"smallest gap {gap.min():.2f}")
-lesson.say("""
-    In between, the RNN's accuracy falls from perfect towards chance within a few steps, and where it
-    falls varies from seed to seed (at d = 8, from 0.24 to 1.0 over the seeds we tried): learning to hold
-    a token that long needs a gradient that is already a thousandth of its size ten steps back. At
-    d = 64 it is near chance but not always at it: seed 2 kept 0.25 on an Intel Xeon, where the other
-    seeds gave 0.12 (a kernel's rounding can move where 150 steps of training end).
-    Attention's learning is not instant either: with this budget an occasional seed is still at 0.85 at
-    d = 32 or 64, climbing, where the RNN's stays near chance. With more training, or gates (LSTM, GRU), an RNN
-    reaches further, but the path from a token to a prediction d positions later is still d steps.""")
+lesson.figure(plots.recall_accuracy(DISTANCES, accuracy, chance, V, STEPS), "03_recall_accuracy")
 
-fig, ax = plt.subplots(figsize=(6.5, 4.2))
-for name, color in (("RNN", "tab:red"), ("attention", "tab:blue")):
-    for i in range(len(TASK_SEEDS)):
-        ax.plot(DISTANCES, accuracy[name][i], "o-" if i == 0 else "o:", color=color, alpha=0.8,
-                label=name if i == 0 else None)
-ax.axhline(chance, color="gray", ls="--", label=f"chance (1/{V})")
-ax.set_xscale("log", base=2)
-ax.set_xticks(DISTANCES, [str(distance) for distance in DISTANCES])
-ax.set(xlabel="d: how far back the token to recall is", ylabel="accuracy on new sequences", ylim=(0, 1.05),
-       title=f"recall the token d steps back ({len(TASK_SEEDS)} seed(s), {STEPS} steps each)")
-ax.grid(alpha=0.3)
-ax.legend(fontsize=8)
-fig.tight_layout()
-lesson.figure(fig, "03_recall_accuracy")
+# %% [markdown]
+# In between, the RNN's accuracy falls from perfect towards chance within a few steps.
+#
+# - Where it falls varies from seed to seed: at $d = 8$, from 0.24 to 1.0 over the seeds we tried.
+#   Learning to hold a token that long needs a gradient that is already a thousandth of its size ten
+#   steps back.
+# - At $d = 64$ it is near chance but not always at it: seed 2 kept 0.25 on an Intel Xeon, where the
+#   other seeds gave 0.12. A kernel's rounding can move where 150 steps of training end.
+# - Attention's learning is not instant either: with this budget an occasional seed is still at 0.85
+#   at $d = 32$ or 64, climbing, where the RNN stays near chance.
+#
+# With more training, or gates (LSTM, GRU), an RNN reaches further. But the path from a token to a
+# prediction $d$ positions later is still $d$ steps.
+
+# %% [markdown]
+# ## What attention changed
+#
+# Three differences, measured in this lesson: the chain of dependent products, the gradient that reaches
+# a token $d$ steps back, and the recall $d$ steps back. And one piece of history. First the numbers.
 
 # %%
-lesson.step("What attention changed", f"""
-    Three differences, measured above, and one piece of history.""")
-lesson.say(f"""
-    Path length. A token d positions back reaches the RNN's prediction through d states, and its
-    gradient through d Jacobians ({rates.mean():.2f} per step here); it reaches attention's in one step,
-    with a gradient that does not depend on d. (Lectures call this the RNN's "linear interaction
-    distance": in "the chef who ... was", the verb must find its subject through every word between.)""")
-lesson.say("""
-    Sequential steps. T dependent products for the RNN, a fixed few for attention: attention is
-    shallow and wide, so all T positions of a training sequence are computed at once on a GPU.
-    The price is O(T²·d) work for the scores against the RNN's O(T·d²) (lesson 21 measures it).""")
-lesson.say("""
-    History. The 2014 sequence-to-sequence models used one RNN (an LSTM) to encode a whole sentence
-    into its last hidden state, a fixed-size bottleneck, and another to decode from it. Bahdanau et al.
-    (2015) let the decoder take, at each step, a softmax-weighted sum over all the encoder's states, a
-    "soft search": that weighted sum is what came to be called attention, the mechanism of lesson 05.
-    "Attention Is All You Need" (2017) then removed the recurrence (and convolution) entirely: the
-    Transformer. This lesson does not measure the bottleneck; lesson 20 trains an encoder-decoder
-    whose decoder attends to every encoder state.""")
+lesson.step("What attention changed")
 print("  measured in this lesson:")
 print(f"    dependent products at T = {LENGTHS[-1]}:  RNN {depths['RNN'][-1]},  attention {depths['attention'][-1]}")
+print(f"    gradient factor per step back:  RNN {rates.mean():.2f}")
 print(f"    gradient at d = {D_MAX} / at d = 1:  RNN {rnn_ratio.mean():.1e},  attention {attention_ratio.mean():.2f}")
 print(f"    recall accuracy at d = {D_MAX}:  RNN {accuracy['RNN'][:, longest].mean():.2f},  attention "
       f"{accuracy['attention'][:, longest].mean():.2f}  (chance {chance:.3f})")
 
+# %% [markdown]
+# **Path length.** A token $d$ positions back reaches the RNN's prediction through $d$ states, and its
+# gradient through $d$ Jacobians (the factor per step above). It reaches attention's in one step, with a
+# gradient that does not depend on $d$.
+#
+# Lectures call this the RNN's "linear interaction distance": in "the chef who ... was", the verb must
+# find its subject through every word between.
+
+# %% [markdown]
+# **Sequential steps.** $T$ dependent products for the RNN, a fixed few for attention. Attention is
+# shallow and wide, so all $T$ positions of a training sequence are computed at once on a GPU.
+#
+# The price is $O(T^2 \cdot d)$ work for the scores, against the RNN's $O(T \cdot d^2)$ (lesson 21
+# measures it).
+
+# %% [markdown]
+# **History.**
+#
+# - 2014: sequence-to-sequence models used one RNN (an LSTM) to encode a whole sentence into its last
+#   hidden state, a fixed-size bottleneck, and another to decode from it.
+# - 2015: Bahdanau et al. let the decoder take, at each step, a softmax-weighted sum over all the
+#   encoder's states, a "soft search". That weighted sum is what came to be called attention, the
+#   mechanism of lesson 05.
+# - 2017: "Attention Is All You Need" removed the recurrence (and convolution) entirely: the
+#   Transformer.
+#
+# This lesson does not measure the bottleneck; lesson 20 trains an encoder-decoder whose decoder attends
+# to every encoder state.
+
+# %%
 lesson.done()

@@ -1,26 +1,40 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 06: why attention divides the scores by √d_k.
-
-If the entries of q and k are independent with mean 0 and variance 1, the dot product q·k is a sum of d_k
-such products and has variance d_k. Without scaling, scores grow like √d_k: the softmax then puts
-nearly all the weight on one key (it saturates), and its gradient, which is w_i(δ_ij − w_j), goes to 0,
-so the queries and keys stop learning. Dividing by √d_k brings the variance back to 1 for every d_k.
-This lesson measures all three effects, with the library's ScaledDotProductAttention and
-softmax_backward, for d_k from 1 to 512.
-
-Run:  python lessons/06_why_sqrt_dk.py        (add --no-pause to run straight through)
-"""
+# # Lesson 06: why attention divides the scores by $\sqrt{d_k}$
+#
+# Suppose the entries of $q$ and $k$ are independent, with mean 0 and variance 1. Then the dot product
+# $q \cdot k$ is a sum of $d_k$ such products, and
+#
+# $$\mathrm{Var}(q \cdot k) = d_k.$$
+#
+# Without scaling, the scores grow like $\sqrt{d_k}$, and two things go wrong:
+#
+# - the softmax puts nearly all the weight on one key (it **saturates**);
+# - its gradient, $w_i(\delta_{ij} - w_j)$, goes to 0, so the queries and keys stop learning.
+#
+# Dividing by $\sqrt{d_k}$ brings the variance back to 1 for every $d_k$. This lesson measures all three
+# effects, with the library's `ScaledDotProductAttention` and `softmax_backward`, for $d_k$ from 1 to 512.
+#
+# Run: `python lessons/06_why_sqrt_dk.py` (add `--no-pause` to run straight through).
 
 # %%
 import math
 
 import numpy as np
 from _lesson import Lesson
+from _plots import lesson06 as plots
 
 from tinytransformer import ScaledDotProductAttention, backend, masked_softmax, numerical_gradient
 from tinytransformer.layers.attention import softmax_backward
 
-lesson = Lesson("06 Why divide by √d_k", __doc__, steps=5)
+lesson = Lesson("06 Why divide by √d_k", steps=5)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)
@@ -30,12 +44,23 @@ n_pairs = 12_000 if lesson.quick else 100_000                           # (q, k)
 n_queries = 400 if lesson.quick else 4_000                              # queries for softmax statistics
 T = 16                                                                  # keys per query
 
+# %% [markdown]
+# ## The variance of q·k grows like d_k
+#
+# How large is a score before scaling? Write it out:
+#
+# $$q \cdot k = \sum_c q_c k_c$$
+#
+# - Each product $q_c k_c$ has mean 0 and variance $\mathbb{E}[q_c^2]\,\mathbb{E}[k_c^2] = 1$.
+# - The $d_k$ products are independent, so their variances add: $\mathrm{Var}(q \cdot k) = d_k$, a spread
+#   of $\sqrt{d_k}$.
+# - Divided by $\sqrt{d_k}$, the variance is $d_k / d_k = 1$, whatever $d_k$ is.
+#
+# We measure it on random pairs: the dot product over the first $d_k$ coordinates of 512-dimensional $q$
+# and $k$, for each $d_k$.
+
 # %%
-lesson.step("The variance of q·k grows like d_k", f"""
-    q·k = Σ_c q_c k_c. Each product q_c k_c has mean 0 and variance E[q_c²] E[k_c²] = 1, and the d_k
-    products are independent, so their variances add: Var(q·k) = d_k, a spread of √d_k. Divided by
-    √d_k, the variance is d_k / d_k = 1 whatever d_k is. Measured on {n_pairs:,} random pairs (the dot
-    product over the first d_k coordinates of 512-dimensional q and k, for each d_k):""")
+lesson.step("The variance of q·k grows like d_k")
 
 
 def dot_products(n, dims, chunk=4_000):
@@ -52,6 +77,7 @@ def dot_products(n, dims, chunk=4_000):
 dots = dot_products(n_pairs, dks)
 var_unscaled = dots.var(axis=0)
 var_scaled = (dots / np.sqrt(dks)).var(axis=0)
+print(f"  {n_pairs:,} random (q, k) pairs")
 print("   d_k   Var(q·k)   Var(q·k)/d_k   Var(q·k/√d_k)")
 for d, vu, vs in zip(dks, var_unscaled, var_scaled):
     print(f"  {d:4d}  {vu:9.2f}   {vu / d:12.3f}   {vs:13.3f}")
@@ -59,14 +85,24 @@ lesson.check("Var(q·k) ≈ d_k within 10% for every d_k", np.all(np.abs(var_uns
              f"ratios {np.round(var_unscaled / dks, 3).min()} .. {np.round(var_unscaled / dks, 3).max()}")
 lesson.check("Var(q·k/√d_k) ≈ 1 within 10% for every d_k", np.all(np.abs(var_scaled - 1) < 0.10))
 
+# %% [markdown]
+# The unscaled variance doubles with every doubling of $d_k$; the scaled one stays at 1.
+
+# %% [markdown]
+# ## Without scaling, softmax saturates
+#
+# Does the size of the scores matter to the softmax? Give each random query $T = 16$ random keys, and
+# compare the weights of
+#
+# - the library's `ScaledDotProductAttention`: $\mathrm{softmax}(qK^\top/\sqrt{d_k})$;
+# - the unscaled $\mathrm{softmax}(qK^\top)$.
+#
+# The unscaled version is the same layer fed $q\sqrt{d_k}$, since $(q\sqrt{d_k}) \cdot k / \sqrt{d_k} = q
+# \cdot k$. We also keep each query's softmax Jacobian, for the next step.
+
 # %%
-lesson.step("Without scaling, softmax saturates", f"""
-    Give each of {n_queries} random queries T = {T} random keys and compare the weights of the library's
-    ScaledDotProductAttention (softmax(qKᵀ/√d_k)) with the unscaled softmax(qKᵀ). (The unscaled version
-    is the same layer fed q·√d_k, since (q√d_k)·k/√d_k = q·k.) With scores of spread √d_k = 22 at
-    d_k = 512, the largest score beats the next by several units, and exp makes that a factor of
-    e^(several): one key takes almost all the weight. Scaled scores keep a spread of 1 and the
-    attention stays a real mixture.""")
+lesson.step("Without scaling, softmax saturates")
+print(f"  {n_queries} queries, T = {T} keys each")
 attention = ScaledDotProductAttention()
 max_scaled, max_unscaled, jacobian_scaled, jacobian_unscaled = [], [], [], []
 examples = {}
@@ -97,13 +133,29 @@ lesson.check("unscaled: the largest weight averages above 0.9 at d_k = 512", max
 lesson.check("scaled: the largest weight averages below 0.3 at every d_k (uniform would be 1/16)",
              max(max_scaled) < 0.3, f"{min(max_scaled):.3f} .. {max(max_scaled):.3f}")
 
+# %% [markdown]
+# Why? At $d_k = 512$ the unscaled scores have a spread of $\sqrt{512} \approx 22$. The largest score beats
+# the next by several units, and `exp` turns that into a factor of $e^{\text{several}}$: one key takes
+# almost all the weight.
+#
+# Scaled scores keep a spread of 1, and the attention stays a real mixture.
+
+# %% [markdown]
+# ## Saturated softmax passes almost no gradient
+#
+# Why does saturation stop learning? The gradient that reaches the scores is $ds = J^\top dw$, with the
+# softmax Jacobian
+#
+# $$J_{ab} = \frac{\partial w_a}{\partial s_b} = w_a(\delta_{ab} - w_b),$$
+#
+# which is what `softmax_backward` computes. If one weight is $\approx 1$ and the rest $\approx 0$, every
+# entry of $J$ is $\approx 0$.
+#
+# Below, the size (Frobenius norm) of $J$ for every query: its median, and the share of queries with
+# $|J| < 0.01$, where learning has practically stopped.
+
 # %%
-lesson.step("Saturated softmax passes almost no gradient", """
-    The gradient that reaches the scores is ds = Jᵀ dw with J[a, b] = ∂w_a/∂s_b = w_a(δ_ab − w_b), which
-    is what softmax_backward computes. If one weight is ≈ 1 and the rest ≈ 0, every entry of J is ≈ 0:
-    whatever the loss says about the weights, almost nothing gets through to the scores, hence to Q and
-    K. Below, the size (Frobenius norm) of J for every query: its median, and the fraction of queries
-    for which it is below 0.01, where learning has practically stopped.""")
+lesson.step("Saturated softmax passes almost no gradient")
 median_scaled = [np.median(j) for j in jacobian_scaled]
 median_unscaled = [np.median(j) for j in jacobian_unscaled]
 dead_scaled = [np.mean(j < 0.01) for j in jacobian_scaled]
@@ -119,11 +171,22 @@ lesson.check("unscaled at d_k = 512: most queries (> 50%) get |J| < 0.01", dead_
 lesson.check("scaled: at every d_k, fewer than 1% of queries get |J| < 0.01", max(dead_scaled) < 0.01,
              f"at most {max(dead_scaled):.2%}")
 
+# %% [markdown]
+# Whatever the loss says about the weights, almost nothing gets through to the scores of a saturated
+# softmax, hence to $Q$ and $K$. With the scaling, nearly every query keeps learning.
+
+# %% [markdown]
+# ## The softmax backward is right
+#
+# The Jacobians above come from `softmax_backward`. Can we trust it? Two checks, on a saturated row and on
+# a spread-out one:
+#
+# - against the formula $J = \mathrm{diag}(w) - w w^\top$, written out by hand;
+# - against finite differences of `masked_softmax`: nudge each score by $\pm h$, and watch
+#   $f = \sum w \odot g$ change.
+
 # %%
-lesson.step("The softmax backward is right", """
-    The Jacobians above come from softmax_backward, so check it: against the formula
-    J = diag(w) − w wᵀ written out by hand, and against finite differences of masked_softmax (nudge each
-    score by ±h, watch f = Σ w ⊙ g change), on a saturated row and on a spread-out one.""")
+lesson.step("The softmax backward is right")
 for label, scores in (("spread-out", rng.standard_normal(6)), ("saturated", 20.0 * rng.standard_normal(6))):
     w = masked_softmax(scores)
     J = softmax_backward(np.broadcast_to(w, (6, 6)), np.eye(6))
@@ -136,31 +199,19 @@ for label, scores in (("spread-out", rng.standard_normal(6)), ("saturated", 20.0
                  np.allclose(J, np.diag(w) - np.outer(w, w), atol=1e-15))
     lesson.check(f"{label}: softmax_backward matches finite differences to 1e-6", error < 1e-6)
 
+# %% [markdown]
+# ## Pictures
+#
+# - Left: $\mathrm{Var}(q \cdot k)$ grows in proportion to $d_k$; $\mathrm{Var}(q \cdot k/\sqrt{d_k})$
+#   stays at 1.
+# - Middle: the largest attention weight, scaled and unscaled.
+# - Right: the median size of the softmax Jacobian. Unscaled, it falls by orders of magnitude as $d_k$
+#   grows.
+
 # %%
-lesson.step("Pictures", """
-    Left: Var(q·k) grows in proportion to d_k; Var(q·k/√d_k) stays at 1. Middle: the largest attention
-    weight, scaled and unscaled. Right: the median size of the softmax Jacobian: unscaled, it falls by
-    orders of magnitude as d_k grows.""")
-import matplotlib.pyplot as plt  # noqa: E402
+lesson.step("Pictures")
+lesson.figure(plots.why_sqrt_dk(dks, var_unscaled, var_scaled, max_unscaled, max_scaled,
+                                median_unscaled, median_scaled, T), "06_why_sqrt_dk")
 
-fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 4.6), layout="constrained")
-ax1.loglog(dks, var_unscaled, "o-", label="Var(q·k), unscaled")
-ax1.loglog(dks, var_scaled, "s-", label="Var(q·k/√d_k), scaled")
-ax1.loglog(dks, dks, "k:", label="d_k")
-ax1.set_title("variance of the scores")
-ax2.semilogx(dks, max_unscaled, "o-", label="unscaled softmax(qKᵀ)")
-ax2.semilogx(dks, max_scaled, "s-", label="scaled softmax(qKᵀ/√d_k)")
-ax2.axhline(1 / T, color="k", linestyle=":", label=f"uniform, 1/{T}")
-ax2.set_ylim(0, 1.02)
-ax2.set_title(f"mean largest weight (T = {T} keys)")
-ax3.loglog(dks, median_unscaled, "o-", label="unscaled")
-ax3.loglog(dks, median_scaled, "s-", label="scaled")
-ax3.set_title("median Frobenius norm of the softmax Jacobian")
-for ax in (ax1, ax2, ax3):
-    ax.set_xlabel("d_k")
-    ax.set_xscale("log", base=2)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-lesson.figure(fig, "06_why_sqrt_dk")
-
+# %%
 lesson.done()

@@ -1,24 +1,41 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 07: masks, which decide which keys each query may look at.
-
-A mask is a boolean table: mask[i, j] is True when query i may attend to key j. Disallowed scores are
-set to −∞ before the softmax, so their weights are exactly 0 and their values contribute nothing. Two
-masks matter in practice. The causal mask of a language model lets position t see positions 0..t only,
-so that no position can peek at the token it is trained to predict. The padding mask of a batch of
-sequences of different lengths hides the filler tokens that make the rows equally long. This lesson
-checks, with the library's MultiHeadAttention, that changing what is masked changes nothing, and that
-a query with nothing left to see gets zeros rather than NaN.
-
-Run:  python lessons/07_masks.py        (add --no-pause to run straight through)
-"""
+# # Lesson 07: masks, which decide which keys each query may look at
+#
+# A mask is a boolean table: `mask[i, j]` is True when query $i$ may attend to key $j$.
+#
+# - Every disallowed score is set to $-\infty$ before the softmax.
+# - $\exp(-\infty) = 0$, so its weight is exactly 0, and its value contributes nothing:
+#
+# $$s_{ij} \to -\infty \text{ where } \mathrm{mask}_{ij} \text{ is False}, \qquad w_{ij} = \frac{\exp(s_{ij})}{\sum_k \exp(s_{ik})}$$
+#
+# Two masks matter in practice:
+#
+# - the **causal** mask of a language model: position $t$ sees positions $0..t$ only, so no position can
+#   peek at the token it is trained to predict;
+# - the **padding** mask of a batch of sequences of different lengths: it hides the filler tokens that
+#   make the rows equally long.
+#
+# With the library's `MultiHeadAttention` we check that changing what is masked changes nothing, and
+# that a query with nothing left to see gets zeros rather than NaN.
+#
+# Run: `python lessons/07_masks.py` (add `--no-pause` to run straight through).
 
 # %%
 import numpy as np
 from _lesson import Lesson
+from _plots import lesson07 as plots
 
 from tinytransformer import MultiHeadAttention, backend, causal_mask, masked_softmax, padding_mask
 
-lesson = Lesson("07 Masks", __doc__, steps=6)
+lesson = Lesson("07 Masks", steps=7)
 # With --exercise, your causal_mask and masked_softmax (lessons/exercises/) run in place of the library's.
 causal_mask = lesson.exercise("causal_mask", causal_mask)
 masked_softmax = lesson.exercise("masked_softmax", masked_softmax)
@@ -31,25 +48,41 @@ def show(mask, indent="     "):
     return "\n".join(indent + " ".join("1" if a else "." for a in row) for row in mask)
 
 
+# %% [markdown]
+# ## The causal mask
+#
+# Which keys may position $t$ see?
+#
+# A language model predicts token $t+1$ at position $t$ (lesson 01). If position $t$ could see position
+# $t+1$, it would see the answer. So row $t$ allows keys $0..t$ and nothing later.
+#
+# `causal_mask(T)` is that table: lower-triangular, $T \times T$, diagonal included.
+
 # %%
+lesson.step("The causal mask")
 T = 6
-lesson.step("The causal mask", f"""
-    causal_mask(T) is the lower-triangular [T, T] table: row t allows keys 0..t. A language model
-    predicts token t+1 at position t (lesson 01), so position t must not see positions after t: the
-    mask is what keeps "the answer" out of reach. T = {T}:""")
 mask = causal_mask(T)                                                   # [T, T]
+print(f"  causal_mask({T}), 1 = allowed:")
 print(show(mask))
 lesson.check("mask[i, j] is True exactly when j <= i",
              all(mask[i, j] == (j <= i) for i in range(T) for j in range(T)))
 lesson.check("the mask is boolean (True = allowed), so that ~mask means 'not allowed'",
              mask.dtype == bool, f"dtype {mask.dtype}")
 
+# %% [markdown]
+# ## −∞ before the softmax gives weight exactly 0
+#
+# `masked_softmax(scores, mask)` sets every disallowed score to $-\infty$, then takes the softmax of
+# each row.
+#
+# - $\exp(-\infty) = 0$: a masked weight is exactly 0.
+# - The allowed weights are an ordinary softmax over the allowed scores only, so each row still sums
+#   to 1.
+#
+# We take random scores, apply the causal mask, and redo row 2 by hand.
+
 # %%
-lesson.step("−∞ before the softmax gives weight exactly 0", """
-    masked_softmax sets disallowed scores to −∞; exp(−∞) = 0, so those weights are exactly 0 and the
-    allowed weights are an ordinary softmax over the allowed scores only (each row still sums to 1). A
-    large negative number such as −1e9 would also give 0 in practice, but −∞ makes it exact and needs
-    no choice of "large enough".""")
+lesson.step("−∞ before the softmax gives weight exactly 0")
 scores = rng.standard_normal((T, T))                                    # [T_q, T_k]
 weights = masked_softmax(scores, mask)
 print(f"  scores =\n{scores}\n  masked_softmax(scores, causal_mask) =\n{weights}")
@@ -65,13 +98,30 @@ large = masked_softmax(1000.0 * scores, mask)                           # exp(10
 lesson.check("scores in the thousands give no inf or NaN, rows still sum to 1 (the row max is subtracted)",
              np.all(np.isfinite(large)) and np.allclose(large.sum(axis=1), 1.0, atol=1e-15))
 
+# %% [markdown]
+# Why $-\infty$ and not a large negative number such as $-10^9$? That would also give 0 in practice.
+# But $-\infty$ makes it exact, and needs no choice of "large enough".
+#
+# The last check: $\exp(1000)$ overflows float64. Subtracting each row's maximum first changes nothing
+# (a softmax ignores a constant added to a whole row) and keeps every exponent $\le 0$.
+
+# %% [markdown]
+# ## The future cannot leak
+#
+# Does the mask really keep the future out of a whole attention layer?
+#
+# The test:
+#
+# 1. run the library's `MultiHeadAttention` on $T$ random token vectors, with the causal mask;
+# 2. change the last two tokens (positions 4 and 5) and run it again;
+# 3. do the same without a mask.
+#
+# With the mask, the outputs at positions $0..3$ must not move **at all**.
+
 # %%
+lesson.step("The future cannot leak")
 d_model, n_head = 16, 4
-lesson.step("The future cannot leak", f"""
-    Run the library's MultiHeadAttention (d_model = {d_model}, {n_head} heads) on a sequence of T = {T}
-    random token vectors with the causal mask, then change the last two tokens and run it again. The
-    outputs at positions 0..3 must not move at all: their weights on positions 4 and 5 are exactly 0,
-    so those values are multiplied by 0. Without the mask, every output moves.""")
+print(f"  MultiHeadAttention: d_model = {d_model}, {n_head} heads; a sequence of T = {T} token vectors")
 backend.seed(0)
 attention = MultiHeadAttention(d_model, n_head)
 x = rng.standard_normal((1, T, d_model))                                # [B=1, T, d_model]
@@ -90,14 +140,25 @@ lesson.check("outputs 4 and 5 do change (they see the new tokens)", np.all(moved
 lesson.check("without the mask, every output changes", np.all(unmasked > 1e-3))
 lesson.check("every head puts weight 0 on the future", np.all(causal_weights[:, ~mask] == 0.0))
 
+# %% [markdown]
+# Not "almost unchanged": exactly 0.0. The weights of positions $0..3$ on positions 4 and 5 are exactly
+# 0, so those values are multiplied by 0. Without the mask, every output moves.
+
+# %% [markdown]
+# ## Padding: a batch of sequences of different lengths
+#
+# A batch is one array `[B, T, d_model]`. So shorter sequences are filled up to $T$ with padding tokens.
+# How do we make sure nobody reads them?
+#
+# `padding_mask(is_pad)` turns the `[B, T]` table of "is padding" into a `[B, 1, 1, T]` mask: no query,
+# in no head, may look at a padded key. We expect:
+#
+# - padded keys get weight 0;
+# - the real tokens' outputs do not depend on what the padding holds;
+# - a padded sequence gives its real tokens exactly the outputs it gives alone, unpadded.
+
 # %%
-lesson.step("Padding: a batch of sequences of different lengths", """
-    A batch is one array [B, T, d_model], so shorter sequences are filled up to T with padding tokens.
-    padding_mask(is_pad) turns the [B, T] table of "is padding" into a [B, 1, 1, T] mask that forbids
-    every query (and every head) to look at a padded key. Then: padded keys get weight 0, the outputs of
-    the real tokens do not depend on what the padding holds, and a padded sequence gives its real tokens
-    exactly the outputs it would give alone, unpadded. (The outputs *at* the padded positions are
-    meaningless and are ignored downstream, e.g. by the loss.)""")
+lesson.step("Padding: a batch of sequences of different lengths")
 lengths = [6, 4, 2]
 B = len(lengths)
 is_pad = np.array([[t >= n for t in range(T)] for n in lengths])        # [B, T]
@@ -121,17 +182,45 @@ lesson.check("each padded sequence gives its real tokens the same outputs as run
              all(np.allclose(out[b, :n], alone[b], atol=1e-12) for b, n in enumerate(lengths)),
              f"max difference {max(np.abs(out[b, :n] - alone[b]).max() for b, n in enumerate(lengths)):.1e}")
 
+# %% [markdown]
+# New padding (other random values, 100 times larger) did not move the real tokens' outputs by a single
+# bit.
+#
+# The outputs *at* the padded positions are meaningless. They are ignored downstream, e.g. by the loss.
+
+# %% [markdown]
+# ## Both at once
+#
+# Masks combine with AND: a key is allowed if every mask allows it.
+#
+# `causal_mask(T) & padding_mask(is_pad)` broadcasts `[T, T]` against `[B, 1, 1, T]` to `[B, 1, T, T]`.
+#
+# Here the padding is on the *left*: 2 pads, then 4 real tokens. That is how prompts of different
+# lengths are aligned at their ends for generation.
+
 # %%
-lesson.step("Both at once, and a row with nothing to see", """
-    Masks combine with AND: causal_mask(T) & padding_mask(is_pad) broadcasts [T, T] against
-    [B, 1, 1, T] to [B, 1, T, T]. With padding on the *left* (as when prompts of different lengths are
-    aligned at their ends for generation), a padded query at position 0 may see only key 0, which is
-    padding: its row has no allowed key at all. A plain softmax of a row of −∞ is 0/0 = NaN, and one NaN
-    spreads through every later layer. masked_softmax gives such a row all zeros instead: that query
-    receives nothing.""")
+lesson.step("Both at once")
 left_pad = np.array([[True, True, False, False, False, False]])         # [B=1, T]: 2 pads on the left
 both = causal_mask(T) & padding_mask(left_pad)                           # [1, 1, T, T]
 print(f"  causal & padding, left padding of 2:\n{show(both[0, 0])}")
+lesson.check("the combined mask has shape [B, 1, T, T]", both.shape == (1, 1, T, T))
+
+# %% [markdown]
+# Look at rows 0 and 1. Query 0 may see only key 0 (causal), and key 0 is padding. Its row has no
+# allowed key at all; so has row 1's.
+
+# %% [markdown]
+# ## A row with nothing to see
+#
+# What is the softmax of a row where every score is $-\infty$?
+#
+# A plain softmax computes $0/0$ = NaN. And one NaN spreads through every later layer.
+#
+# `masked_softmax` gives such a row all zeros instead: that query receives nothing. We compare the two,
+# then run attention under the combined mask.
+
+# %%
+lesson.step("A row with nothing to see")
 out_left = attention(rng.standard_normal((1, T, d_model)), mask=both)
 left_weights = attention.weights[0]                                     # [n_head, T, T]
 with np.errstate(invalid="ignore"):                                      # the naive version, for contrast
@@ -140,7 +229,6 @@ with np.errstate(invalid="ignore"):                                      # the n
 print(f"  naive softmax of a fully masked row: {naive}")
 print(f"  masked_softmax, head 0, query 0 (fully masked): {left_weights[0, 0]}")
 print(f"  masked_softmax, head 0, query 4:                {left_weights[0, 4]}")
-lesson.check("the combined mask has shape [B, 1, T, T]", both.shape == (1, 1, T, T))
 empty_rows = masked_softmax(scores, both[0, 0])                        # rows 0 and 1 fully masked
 lesson.check("masked_softmax on its own: fully masked rows are all zeros (no NaN), the others sum to 1",
              np.all(empty_rows[:2] == 0.0) and np.allclose(empty_rows[2:].sum(axis=1), 1.0, atol=1e-15))
@@ -151,30 +239,22 @@ lesson.check("the other rows sum to 1 over real, non-future keys only",
              np.allclose(left_weights[:, 2:].sum(-1), 1.0, atol=1e-15)
              and np.all(left_weights[:, 2:, :2] == 0.0))
 
-# %%
-lesson.step("Pictures", """
-    Top: the masks (white = allowed). Bottom: the weights of head 0 under each mask. Causal weights live
-    on and below the diagonal; padded columns are 0; with left padding, the first two rows are empty.""")
-import matplotlib.pyplot as plt  # noqa: E402
+# %% [markdown]
+# ## Pictures
+#
+# Top: the three masks (white = allowed). Bottom: the weights of head 0 under each mask.
 
-panels = [("causal_mask(6)", mask, causal_weights[0]),
+# %%
+lesson.step("Pictures")
+panels = [(f"causal_mask({T})", mask, causal_weights[0]),
           (f"padding_mask, length {lengths[1]} of {T}", np.broadcast_to(pad_mask[1, 0], (T, T)), pad_weights[1, 0]),
           ("causal & left padding", both[0, 0], left_weights[0])]
-fig, axes = plt.subplots(2, 3, figsize=(13, 8.5), layout="constrained")
-for column, (title, m, w) in enumerate(panels):
-    axes[0, column].imshow(m, cmap="gray", vmin=0, vmax=1)
-    axes[0, column].set_title(f"mask: {title}")
-    image = axes[1, column].imshow(w, cmap="viridis", vmin=0, vmax=1)
-    for (i, j), value in np.ndenumerate(w):
-        axes[1, column].text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                             color="white" if value < 0.5 else "black")
-    axes[1, column].set_title("weights of head 0")
-    for ax in axes[:, column]:
-        ax.set_xlabel("key j")
-        ax.set_ylabel("query i")
-        ax.set_xticks(range(T))
-        ax.set_yticks(range(T))
-fig.colorbar(image, ax=axes[1, :], fraction=0.02)
-lesson.figure(fig, "07_masks")
+lesson.figure(plots.masks_and_weights(panels), "07_masks")
 
+# %% [markdown]
+# - Causal weights live on and below the diagonal.
+# - Padded columns are 0.
+# - With left padding, the first two rows are empty.
+
+# %%
 lesson.done()

@@ -1,27 +1,43 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 08: multi-head attention, n_head attentions side by side.
-
-One attention head computes one set of weights per query: one notion of "what is relevant". Multi-head
-attention runs n_head heads in parallel, each on its own d_k = d_model / n_head slice of Q, K and V,
-concatenates their outputs and mixes them with W_o. The split is a reshape and a transpose, not a
-loop: [B, T, d_model] -> [B, T, n_head, d_k] -> [B, n_head, T, d_k], so all heads run in one batched
-matmul. This lesson checks that the reshape really is "columns h·d_k .. (h+1)·d_k belong to head h",
-that the layer equals n_head separate attentions concatenated, and then sets two heads' projections by
-hand so that one head looks one token back and the other always looks at the same word. Last, why W_q
-and W_k are two matrices: tied, they make every score matrix symmetric, and on a ring of tokens a
-previous-token head cannot be learned.
-
-Run:  python lessons/08_multi_head.py        (add --no-pause to run straight through)
-"""
+# # Lesson 08: multi-head attention, n_head attentions side by side
+#
+# One attention head computes one set of weights per query: one notion of "what is relevant".
+# Multi-head attention runs `n_head` heads in parallel. Each works on its own slice of
+# $d_k = d_{\mathrm{model}} / n_{\mathrm{head}}$ features of Q, K and V:
+#
+# $$\mathrm{head}_h = \mathrm{softmax}(Q_h K_h^\top / \sqrt{d_k})\, V_h, \qquad
+# y = \mathrm{concat}(\mathrm{head}_1, \ldots, \mathrm{head}_n)\, W_o$$
+#
+# The split is a reshape and a transpose, not a loop: `[B, T, d_model]` → `[B, T, n_head, d_k]` →
+# `[B, n_head, T, d_k]`. So all heads run in one batched matmul.
+#
+# We check:
+#
+# - that head $h$ really is columns $h \cdot d_k$ .. $(h+1) \cdot d_k$ of Q;
+# - that the layer equals `n_head` separate attentions, concatenated, then $W_o$;
+# - that two heads set by hand do two jobs: one looks one token back, the other always at the same word;
+# - why $W_q$ and $W_k$ are two matrices: tied, they make every score matrix symmetric, and on a ring of
+#   tokens a previous-token head cannot be learned.
+#
+# Run: `python lessons/08_multi_head.py` (add `--no-pause` to run straight through).
 
 # %%
 import numpy as np
 from _lesson import Lesson
+from _plots import lesson08 as plots
 
 from tinytransformer import (AdamW, CrossEntropyLoss, Embedding, Linear, Module, MultiHeadAttention,
                              ScaledDotProductAttention, backend, check_layer)
 
-lesson = Lesson("08 Multi-head attention", __doc__, steps=6)
+lesson = Lesson("08 Multi-head attention", steps=9)
 # With --exercise, your split_heads and merge_heads (lessons/exercises/) run in place of the library's.
 MultiHeadAttention.split_heads = lesson.exercise("split_heads", MultiHeadAttention.split_heads)
 MultiHeadAttention.merge_heads = lesson.exercise("merge_heads", MultiHeadAttention.merge_heads)
@@ -29,13 +45,21 @@ backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so t
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)
 
+# %% [markdown]
+# ## Splitting into heads is a reshape
+#
+# How does one `[B, T, d_model]` tensor become `n_head` heads? `split_heads` makes two moves:
+#
+# 1. reshape Q from `[B, T, d_model]` to `[B, T, n_head, d_k]`: each row is cut into `n_head`
+#    consecutive pieces of $d_k$ features;
+# 2. move the head axis forward: `[B, n_head, T, d_k]`.
+#
+# `merge_heads` undoes both. No number is computed; the numbers are only regrouped.
+
 # %%
+lesson.step("Splitting into heads is a reshape")
 B, T, d_model, n_head = 2, 5, 12, 3
-lesson.step("Splitting into heads is a reshape", f"""
-    With d_model = {d_model} and n_head = {n_head}, each head gets d_k = {d_model // n_head} features.
-    split_heads reshapes Q [B, T, d_model] to [B, T, n_head, d_k] (cutting each row into n_head
-    consecutive pieces) and moves the head axis forward to [B, n_head, T, d_k]; merge_heads undoes it.
-    No numbers are computed, they are only regrouped.""")
+print(f"  d_model = {d_model}, n_head = {n_head}: each head gets d_k = {d_model // n_head} features")
 backend.seed(0)
 mha = MultiHeadAttention(d_model, n_head)
 d_k = mha.d_k
@@ -51,13 +75,29 @@ lesson.check("head h of the split is columns h·d_k .. (h+1)·d_k of Q, for ever
              all(np.array_equal(q_heads[:, h], q[:, :, h * d_k:(h + 1) * d_k]) for h in range(n_head)))
 lesson.check("merge_heads(split_heads(Q)) == Q exactly", np.array_equal(mha.merge_heads(q_heads), q))
 
+# %% [markdown]
+# So head $h$ owns a fixed block of Q's columns. The transpose only puts the heads where a batched matmul
+# wants them: in front of T.
+
+# %% [markdown]
+# ## The same as n_head separate attentions, concatenated
+#
+# Is the batched layer really `n_head` independent attentions? Compute it the long way:
+#
+# - for each head $h$, take its columns of $W_q$, $W_k$, $W_v$ (and of the biases);
+# - project x, and run one `ScaledDotProductAttention` on the result;
+# - concatenate the heads' outputs along the features, and apply $W_o$.
+#
+# The library's batched version must give the same numbers.
+#
+# One more way to read the last product: concat, then $W_o$, is a sum over heads,
+#
+# $$\mathrm{concat}(\mathrm{head}_1, \ldots, \mathrm{head}_n)\, W_o = \sum_h \mathrm{head}_h\, W_o[h d_k : (h+1) d_k,\ :]$$
+#
+# Each head writes its own contribution into the output, through its own rows of $W_o$.
+
 # %%
-lesson.step("The same as n_head separate attentions, concatenated", """
-    Compute it the long way: for each head h take its columns of W_q, W_k, W_v (and of the biases),
-    project x, run one ScaledDotProductAttention, and collect the outputs; concatenate them along the
-    features and apply W_o. The library's batched version must give the same numbers. Also: concat then
-    W_o is a sum over heads, Σ_h head_h W_o[h·d_k:(h+1)·d_k, :], each head writing its own contribution
-    into the output.""")
+lesson.step("The same as n_head separate attentions, concatenated")
 y = mha(x)                                                              # [B, T, d_model]
 heads, weights = [], []
 for h in range(n_head):
@@ -82,11 +122,21 @@ different = min(np.abs(weights[a] - weights[b]).max() for a in range(n_head) for
 lesson.check("even with random weights, the heads attend differently", different > 0.05,
              f"the two most alike heads still differ by up to {different:.2f} in a weight")
 
+# %% [markdown]
+# ## The backward goes the same way in reverse
+#
+# The backward runs the forward's steps backwards:
+#
+# 1. $W_o$'s backward;
+# 2. `split_heads` (the backward of a merge is a split);
+# 3. the attention backward, for all heads at once;
+# 4. `merge_heads`;
+# 5. the three projections' backward. x receives the **sum** of the gradients through Q, K and V.
+#
+# `check_layer` compares all of it with finite differences.
+
 # %%
-lesson.step("The backward goes the same way in reverse", """
-    Backward runs W_o's backward, then split_heads (the backward of a merge is a split), the attention
-    backward for all heads at once, merge_heads, and the three projections' backward; x receives the
-    sum of the gradients through Q, K and V. check_layer compares all of it with finite differences.""")
+lesson.step("The backward goes the same way in reverse")
 backend.seed(1)
 small = MultiHeadAttention(d_model=4, n_head=2)
 errors = check_layer(small, {"x": backend.randn((2, 3, 4), rng=np.random.default_rng(2))})
@@ -94,18 +144,28 @@ print("  relative errors: " + ", ".join(f"{name} {e:.0e}" for name, e in errors.
 lesson.check("every gradient of MultiHeadAttention matches finite differences to 1e-7",
              max(errors.values()) < 1e-7, f"largest {max(errors.values()):.1e}")
 
+# %% [markdown]
+# ## Two heads, two jobs
+#
+# Why several heads? Because each can compute its own pattern. Let us set two heads by hand.
+#
+# The input is the sentence "the cat sat on the mat with a hat". Each token is
+# [one-hot of the word | one-hot of its position].
+#
+# - **Head 0, "previous token".** The query of position $t$ is $c \cdot e_t$; the key of position $s$ is
+#   $c \cdot e_{s+1}$. So the score is large only for $s = t - 1$. Its value is the word's one-hot: head 0
+#   outputs the previous word.
+# - **Head 1, "find the cat".** Every query is the same vector $c \cdot u$ (a bias), and only the key of
+#   "cat" is $c \cdot u$. So every position looks at "cat".
+#
+# With $c = 6$ and $d_k = 16$, the winning score is $36/\sqrt{16} = 9$, against 0 for the others. A
+# winning weight is then $e^9/(e^9 + T - 1) \approx 0.999$.
+
 # %%
+lesson.step("Two heads, two jobs")
 words = ["the", "cat", "sat", "on", "the", "mat", "with", "a", "hat"]
 vocab = sorted(set(words))
 T = len(words)
-lesson.step("Two heads, two jobs", f"""
-    Heads matter because each can compute its own pattern. Build the input of "{' '.join(words)}" as
-    [one-hot of the word | one-hot of the position], and set the projections of a 2-head layer by hand:
-    head 0 ("previous token"): query t = c·e_t, key s = c·e_(s+1), so the score is large only for
-    s = t − 1; its value is the word's one-hot, so head 0 outputs the previous word.
-    head 1 ("find the cat"): every query is the same vector c·u (a bias), and only the key of "cat"
-    has c·u, so every position looks at "cat". With c = 6 and d_k = 16, the winning score is
-    36/√16 = 9 against 0, so a winning weight is ≈ e⁹/(e⁹ + T − 1) ≈ 0.999.""")
 V_size = len(vocab)
 d_head = 16                                                              # d_k: room for T + 1 positions
 d_model = 2 * d_head
@@ -115,6 +175,8 @@ x = np.zeros((1, T, d_model))                                           # [B=1, 
 x[0, np.arange(T), tokens] = 1.0                                        # word one-hot
 x[0, np.arange(T), V_size + np.arange(T)] = 1.0                         # position one-hot
 c = 6.0
+print(f"  {' '.join(words)!r}: T = {T};  c = {c:g}, d_k = {d_head}: winning score c²/√d_k = "
+      f"{c ** 2 / np.sqrt(d_head):g}, weight e⁹/(e⁹ + T − 1) = {np.exp(9) / (np.exp(9) + T - 1):.4f}")
 two = MultiHeadAttention(d_model, n_head=2)
 for layer in (two.q_proj, two.k_proj, two.v_proj, two.out_proj):
     layer.weight.data[...] = 0.0
@@ -143,16 +205,22 @@ lesson.check("head 1 puts > 0.99 of every query's weight on 'cat'", np.all(W1[:,
 lesson.check("and head 1 outputs 'cat' everywhere",
              all(vocab[int(np.argmax(out[t, d_head:d_head + V_size]))] == "cat" for t in range(T)))
 
-# %%
-lesson.step("Picture: what each head looks at", """
-    Top: the two hand-set heads on the sentence: head 0 a diagonal one step below the main diagonal,
-    head 1 a single column on "cat". Bottom: how sharp a head is depends on the size of its
-    projections. Head 0 again, with c = 1, 2, 3 instead of 6: the winning score c²/√d_k shrinks
-    (0.25, 1, 2.25 instead of 9), and the same pattern fades towards an even spread, where the random
-    layer of step 2 sits (its small scores give nearly uniform heads). Training grows the projections
-    a head needs, and with them its focus. Checked against e^(c²/4) / (e^(c²/4) + T − 1).""")
-import matplotlib.pyplot as plt  # noqa: E402
+# %% [markdown]
+# Position 0 has no previous token. All its head-0 scores are 0, so it spreads evenly: the `avg` above.
 
+# %% [markdown]
+# ## Smaller projections, softer heads
+#
+# How sharp a head is depends on the size of its projections. Take head 0 again, with $c = 1, 2, 3$
+# instead of 6.
+#
+# The winning score $c^2/\sqrt{d_k} = c^2/4$ shrinks: 0.25, 1, 2.25 instead of 9. The weight on the
+# previous token should then be
+#
+# $$e^{c^2/4} \,/\, (e^{c^2/4} + T - 1)$$
+
+# %%
+lesson.step("Smaller projections, softer heads")
 softer = {}
 for c_small in (1.0, 2.0, 3.0):
     head = MultiHeadAttention(d_model, n_head=2)
@@ -171,44 +239,37 @@ for c_small in (1.0, 2.0, 3.0):
 lesson.check("the smaller the projections, the softer the head (c = 1 < 2 < 3 < 6)",
              softer[1.0][1, 0] < softer[2.0][1, 0] < softer[3.0][1, 0] < W0[1, 0])
 
-fig, axes = plt.subplots(2, 3, figsize=(16, 10), layout="constrained")
-for ax, W, title in ((axes[0, 0], W0, "head 0: previous token"), (axes[0, 1], W1, "head 1: find 'cat'")):
-    ax.imshow(W, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xticks(range(T))
-    ax.set_xticklabels(words, rotation=45)
-    ax.set_yticks(range(T))
-    ax.set_yticklabels(words)
-    ax.set_xlabel("key (attended to)")
-    ax.set_ylabel("query")
-    ax.set_title(title)
-axes[0, 2].axis("off")
-axes[0, 2].text(0.0, 0.5, "hand-set projections\n\nhead 0: q_t = c·e_t,  k_s = c·e_(s+1)\n"
-                "head 1: q_t = c·u,  k_s = c·u if word_s = 'cat'\n\nvalues: the word's one-hot\nW_o = I",
-                va="center", fontsize=12, family="monospace")
-for ax, (c_small, W) in zip(axes[1], softer.items()):
-    image = ax.imshow(W, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xticks(range(T))
-    ax.set_xticklabels(words, rotation=45)
-    ax.set_yticks(range(T))
-    ax.set_yticklabels(words)
-    ax.set_xlabel("key (attended to)")
-    ax.set_title(f"head 0 with c = {c_small:g}: score {c_small ** 2 / 4:g} instead of 9")
-fig.colorbar(image, ax=axes[1, :], fraction=0.02)
-lesson.figure(fig, "08_heads")
+# %% [markdown]
+# The same pattern fades towards an even spread. That is where the random layer of step 2 sits: its small
+# scores give nearly uniform heads. Training grows the projections a head needs, and with them its focus.
+
+# %% [markdown]
+# ## Picture: what each head looks at
+#
+# - Top: the two hand-set heads on the sentence. Head 0 is a diagonal one step below the main diagonal;
+#   head 1 is a single column, on "cat".
+# - Bottom: head 0 with $c = 1, 2, 3$. The same pattern, fading towards an even spread.
 
 # %%
-lesson.step("Why W_q and W_k are separate", """
-    Why two matrices, when one would do? A score is q_i·k_j = x_i W_q W_kᵀ x_jᵀ = x_i A x_jᵀ, a bilinear
-    form with A = W_q W_kᵀ: d × d, but of rank at most d_k. (A bias is one more row of W for an input
-    that is always 1: append a 1 to x and A is (d+1) × (d+1).) Tie W_k = W_q and A = W_q W_qᵀ is
-    symmetric: S = Sᵀ, token i scores j exactly as j scores i, and q_i·q_j ≤ |q_i| |q_j|. On a ring of
-    three tokens (position 0's previous token is position 2) the queries cannot shrink all the way
-    round, so some position scores itself at least as high as its previous token: a tied layer cannot
-    be a previous-token head. (On an open line it can cheat, with queries that shrink from the first
-    position on.) Train both on "output the token one back, round the ring": one head, learned
-    positions, no mask, the same budget and seeds. The tied layer can at best get two positions of
-    three right, and the third by luck (1 in 8): 2/3 + 1/24 ≈ 0.71.""")
+lesson.step("Picture: what each head looks at")
+lesson.figure(plots.heads(W0, W1, softer, words), "08_heads")
 
+# %% [markdown]
+# ## Why W_q and W_k are separate
+#
+# Why two matrices, when one would do? Write a score out:
+#
+# $$q_i \cdot k_j = x_i W_q W_k^\top x_j^\top = x_i A x_j^\top, \qquad A = W_q W_k^\top$$
+#
+# - A score is a bilinear form of the two tokens.
+# - $A$ is $d \times d$, but of rank at most $d_k$.
+# - A bias is one more row of $W$, for an input that is always 1: append a 1 to x, and $A$ is
+#   $(d+1) \times (d+1)$.
+#
+# Below, a random layer with three heads: each head's $A$, its singular values, and the scores it gives.
+
+# %%
+lesson.step("Why W_q and W_k are separate")
 backend.seed(0)
 mha = MultiHeadAttention(d_model=12, n_head=3)
 d_k = mha.d_k
@@ -237,12 +298,44 @@ lesson.check(f"A = W_q W_kᵀ ({A.shape[0]} × {A.shape[1]}) has rank d_k = {d_k
 lesson.check("x A xᵀ == (x W_q)(x W_k)ᵀ, the layer's scores before √d_k, in every head",
              max(form_error) < 1e-12, f"largest relative difference {max(form_error):.1e}")
 
+# %% [markdown]
+# ## Tied, the scores are symmetric
+#
+# What if we tie $W_k = W_q$? Then $A = W_q W_q^\top$ is symmetric, and so is every score matrix:
+# $S = S^\top$.
+#
+# - Token $i$ scores $j$ exactly as $j$ scores $i$.
+# - And a score is bounded by the two lengths: $q_i \cdot q_j \le \|q_i\|\, \|q_j\|$.
+
+# %%
+lesson.step("Tied, the scores are symmetric")
 tied = MultiHeadAttention(d_model=12, n_head=3)
 tied.k_proj.weight, tied.k_proj.bias = tied.q_proj.weight, tied.q_proj.bias   # one Parameter, two uses
 q, k = tied.split_heads(tied.q_proj(x)), tied.split_heads(tied.k_proj(x))     # [B, h, T, d_k]
 S = (q[..., :, None, :] * k[..., None, :, :]).sum(-1)                  # [B, h, T, T]: S_ij = Σ q_i k_j
 lesson.check("tied W_k = W_q: Q == K and the scores are symmetric, S == Sᵀ exactly",
              np.array_equal(q, k) and np.array_equal(S, S.swapaxes(-1, -2)))
+
+# %% [markdown]
+# ## On a ring, a tied layer cannot look one back
+#
+# Put three tokens on a ring: position 0's previous token is position 2.
+#
+# - To score its previous token above itself, position $t$ needs $q_t \cdot q_{t-1} > q_t \cdot q_t$.
+#   With the bound above, that means $\|q_{t-1}\| > \|q_t\|$: the query must shrink
+#   from one position to the next.
+# - Round a ring the queries cannot shrink all the way. So some position scores itself at least as high
+#   as its previous token: a tied layer cannot be a previous-token head.
+# - (On an open line it can cheat, with queries that shrink from the first position on.)
+#
+# Train both on "output the token one back, round the ring": one head, learned positions, no mask, the
+# same budget and seeds. The tied layer can at best get two positions of three right, and the third by
+# luck (1 in 8):
+#
+# $$\frac{2}{3} + \frac{1}{24} \approx 0.71$$
+
+# %%
+lesson.step("On a ring, a tied layer cannot look one back")
 
 
 class RingModel(Module):
@@ -299,4 +392,9 @@ lesson.check("so the tied layer stays far below, at most 2/3 + luck: accuracy �
              all(accuracy[True, s] <= 0.75 for s in seeds),
              f"highest {max(accuracy[True, s] for s in seeds):.3f}")
 
+# %% [markdown]
+# Separate $W_q$ and $W_k$ let token $i$ score $j$ differently from how $j$ scores $i$. Looking one token
+# back needs exactly that.
+
+# %%
 lesson.done()

@@ -1,37 +1,64 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 09: the feed-forward network, the part of a block that is not an average.
-
-Attention's output for a query is Σ_j w_j v_j with weights w_j ≥ 0 that sum to 1: a weighted average
-of value vectors. Stack attention layers without anything in between and the result is still one
-(data-dependent) average of linearly transformed inputs: attention moves information between positions,
-but cannot compute a new non-linear feature of a token. The position-wise feed-forward network
-FFN(x) = act(x W₁ + b₁) W₂ + b₂ does that, with a non-linearity act such as ReLU or GELU. This lesson
-measures the limit of attention alone, plots the two activations and their derivatives, builds |x|
-exactly from two ReLUs, and trains a tiny FeedForward on XOR, which no linear map can fit. Last, why the
-hidden layer is 4·d_model wide (where a block's parameters live), and dropout.
-
-Run:  python lessons/09_feed_forward.py        (add --no-pause to run straight through)
-"""
+# # Lesson 09: the feed-forward network, the part of a block that is not an average
+#
+# Attention's output for a query is a weighted average of value vectors:
+#
+# $$y = \sum_j w_j v_j, \qquad w_j \ge 0, \quad \sum_j w_j = 1$$
+#
+# Stack attention layers with nothing in between, and the result is still one (data-dependent) average
+# of linearly transformed inputs. Attention moves information between positions, but it cannot compute a
+# new non-linear feature of a token.
+#
+# The position-wise feed-forward network does that, with a non-linearity act such as ReLU or GELU:
+#
+# $$\mathrm{FFN}(x) = \mathrm{act}(x W_1 + b_1)\, W_2 + b_2$$
+#
+# In this lesson we:
+#
+# - measure the limit of attention alone;
+# - plot the two activations and their derivatives;
+# - build $|x|$ exactly from two ReLUs;
+# - train a tiny `FeedForward` on XOR, which no linear map can fit;
+# - see why the hidden layer is $4 \cdot d_{\mathrm{model}}$ wide (where a block's parameters live), and
+#   what dropout does.
+#
+# Run: `python lessons/09_feed_forward.py` (add `--no-pause` to run straight through).
 
 # %%
 import numpy as np
 from _lesson import Lesson
+from _plots import lesson09 as plots
 
 from tinytransformer import (GELU, AdamW, Dropout, FeedForward, Linear, MultiHeadAttention, ReLU,
                              ScaledDotProductAttention, backend, check_layer, numerical_gradient)
-
-lesson = Lesson("09 The feed-forward network", __doc__, steps=9)
+lesson = Lesson("09 The feed-forward network", steps=12)
 backend.use("numpy", dtype="float64")  # lessons run on the CPU, in float64 so that checks can be tight
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)
 
+# %% [markdown]
+# ## Attention only averages
+#
+# What can attention alone do to a set of points? Take $T = 8$ tokens with 2 features (points in the
+# plane), and apply pure self-attention four times:
+#
+# $$x \leftarrow \mathrm{softmax}(x x^\top / \sqrt{d_k})\, x$$
+#
+# - Each output is a convex combination of the inputs, so it lies inside their convex hull.
+# - No output can go beyond the inputs: the cloud can only shrink (its diameter never grows).
+# - Four layers together are a single averaging matrix $M = W_4 W_3 W_2 W_1$ ($W_i$: layer $i$'s
+#   attention weights; rows ≥ 0, summing to 1), applied to the original points.
+
 # %%
-lesson.step("Attention only averages", """
-    Take T = 8 tokens with 2 features (points in the plane) and apply pure self-attention,
-    x <- softmax(xxᵀ/√d_k) x, four times. Each output is a convex combination of the inputs, so it lies
-    inside their convex hull: no output can go beyond the inputs, and the cloud can only shrink (its
-    diameter never grows). Four layers together are a single averaging matrix M = W₄W₃W₂W₁ (rows ≥ 0,
-    summing to 1) applied to the original points.""")
+lesson.step("Attention only averages")
 points = 2.0 * rng.standard_normal((8, 2))                              # [T, d]
 attention = ScaledDotProductAttention()
 layers, mixing = [points], np.eye(8)
@@ -52,16 +79,32 @@ lesson.check("every output stays inside the inputs' bounding box",
 lesson.check("four layers = one averaging matrix M: rows ≥ 0 summing to 1, and output = M x",
              np.all(mixing >= 0) and np.allclose(mixing.sum(axis=1), 1) and np.allclose(mixing @ points, layers[-1]))
 
+# %% [markdown]
+# ## With projections it is still linear in the inputs
+#
+# Real attention projects first, $V = x W_v$, and mixes after:
+#
+# $$y = (\mathrm{softmax}(QK^\top/\sqrt{d_k})\, x W_v)\, W_o$$
+#
+# For one head without biases, that is $y = W x P$:
+#
+# - $W$, the attention weights, depends on the data;
+# - $P = W_v W_o$ is fixed.
+#
+# So the outputs are linear combinations of the input rows, mapped by one fixed matrix. Below, 6 input
+# tokens in $d_{\mathrm{model}} = 8$ span only a 2-dimensional subspace:
+#
+# - one head keeps the outputs in those 2 dimensions;
+# - with `n_head` heads, each head maps the subspace its own way: at most $n_{\mathrm{head}} \times 2$
+#   dimensions;
+# - stacking such layers keeps the form: three give $M x P_1 P_2 P_3$;
+# - a `FeedForward` with ReLU (no biases either, so nothing is added from outside) leaves the subspace:
+#   its output at a token is not a linear function of that token.
+#
+# We count dimensions with singular values: each one near 0 is a dimension that is not there.
+
 # %%
-lesson.step("With projections it is still linear in the inputs", """
-    Real attention projects first, V = x W_v, and mixes after: y = (softmax(QKᵀ/√d_k) x W_v) W_o. For
-    one head without biases that is y = W x P, with W the attention weights (data-dependent) and
-    P = W_v W_o (fixed): linear combinations of the input rows, mapped by one fixed matrix. So if the
-    input tokens span only a 2-dimensional subspace (6 tokens in d_model = 8 below), so do the outputs;
-    with n_head heads, each head maps that subspace its own way, giving at most n_head x 2 dimensions.
-    Stacking such layers keeps the form: three give M x P₁P₂P₃. A FeedForward with ReLU (no biases either,
-    so nothing is added from outside) leaves the subspace: its output at a token is not a linear
-    function of that token.""")
+lesson.step("With projections it is still linear in the inputs")
 d_model, T = 8, 6
 basis = rng.standard_normal((2, d_model))
 x = (rng.standard_normal((T, 2)) @ basis)[None]                         # [1, T, d_model], rank 2
@@ -87,14 +130,25 @@ lesson.check("two heads: at most 2 x 2 = 4 dimensions",
 lesson.check("the FeedForward's ReLU leaves the subspace (a third singular value > 1% of the first)",
              singular["FeedForward (ReLU)"][2] > 0.01 * singular["FeedForward (ReLU)"][0])
 
+# %% [markdown]
+# ## ReLU and GELU
+#
+# Two common activations:
+#
+# - $\mathrm{ReLU}(x) = \max(0, x)$: the identity for positive inputs, 0 for negative ones. Its
+#   derivative is a step (1 or 0), so a unit whose input is negative passes no gradient at all.
+# - $\mathrm{GELU}(x) = x \cdot \Phi(x)$ (here in GPT-2's tanh form) is a smooth ReLU: $\approx x$ for
+#   large $x$, $\approx 0$ for very negative $x$, slightly negative in between. Its minimum is about
+#   −0.17, near $x$ = −0.75.
+#
+# On the negative side GELU's derivative is small but not 0 (except at that minimum). So a unit with a
+# slightly negative input still learns.
+#
+# Both derivatives below are the layers' own backward, fed $dy = 1$, and compared with finite
+# differences.
+
 # %%
-lesson.step("ReLU and GELU", """
-    ReLU(x) = max(0, x): the identity for positive inputs, 0 for negative ones; its derivative is a step
-    (1 or 0), so a unit whose input is negative passes no gradient at all. GELU(x) = x·Φ(x) (here in
-    GPT-2's tanh form) is a smooth ReLU: ≈ x for large x, ≈ 0 for very negative x, slightly negative in
-    between (its minimum is about −0.17 near x = −0.75). On the negative side its derivative is small
-    but not 0 (except at that minimum), so a unit with a slightly negative input still learns. Both
-    derivatives below are the layers' own backward, fed dy = 1.""")
+lesson.step("ReLU and GELU")
 grid = np.linspace(-4, 4, 161)
 curves = {}
 for name, act in (("ReLU", ReLU()), ("GELU", GELU())):
@@ -117,11 +171,19 @@ lesson.check("GELU's minimum is about −0.17, near x = −0.75",
 lesson.check("GELU ≈ x for x ≥ 3 and ≈ 0 for x ≤ −3 (within 0.01)",
              np.all(np.abs(gelu_y - grid)[grid >= 3] < 0.01) and np.all(np.abs(gelu_y)[grid <= -3] < 0.01))
 
+# %% [markdown]
+# ## |x| from two ReLUs
+#
+# $$|x| = \mathrm{ReLU}(x) + \mathrm{ReLU}(-x)$$
+#
+# That is a `FeedForward` with $d_{\mathrm{model}} = 1$ and two hidden units: $W_1 = [1, -1]$,
+# $W_2 = [1, 1]^\top$, no biases. Set those weights in the library's `FeedForward`, and it computes $|x|$
+# exactly.
+#
+# Can a line $a \cdot x + b$ do it? No: $|x|$ is V-shaped, and any line misses it by a wide margin.
+
 # %%
-lesson.step("|x| from two ReLUs", """
-    |x| = ReLU(x) + ReLU(−x). That is a FeedForward with d_model = 1 and two hidden units: W₁ = [1, −1],
-    W₂ = [1, 1]ᵀ, no biases. Set those weights in the library's FeedForward and it computes |x| exactly.
-    A linear map a·x + b cannot: |x| is V-shaped, and any line misses it by a wide margin.""")
+lesson.step("|x| from two ReLUs")
 absolute = FeedForward(d_model=1, d_hidden=2, activation="relu")
 absolute.fc1.weight.data[...] = [[1.0, -1.0]]                           # [1, 2]
 absolute.fc2.weight.data[...] = [[1.0], [1.0]]                          # [2, 1]
@@ -135,20 +197,22 @@ print(f"  best line (least squares): {line[0]:+.3f}·x {line[1]:+.3f}, misses |x
 lesson.check("the hand-set FeedForward computes |x| exactly", np.array_equal(absolute(xs), np.abs(xs)))
 lesson.check("the best line misses |x| by more than 1 somewhere on [−3, 3]", line_error > 1.0)
 
+# %% [markdown]
+# ## No linear map fits XOR
+#
+# The half adder: from two bits $(a, b)$, compute
+#
+# - $a$ XOR $b$, the sum bit;
+# - $a$ AND $b$, the carry.
+#
+# What is the best any linear map (with bias) can do? Least squares finds it exactly: answer 0.5 for XOR
+# on all four inputs, a mean squared error of 0.25.
+#
+# Why no better? XOR's ones sit on one diagonal of the square and its zeros on the other, and no plane
+# separates them.
+
 # %%
-steps = 400 if lesson.quick else 1000
-STOP_AT = 1e-6                                                          # "fitted": far below any bit error
-lesson.step("A tiny FFN learns XOR; a linear map cannot", f"""
-    The half adder: from two bits (a, b) compute a XOR b (the sum bit) and a AND b (the carry). The
-    best any linear map (with bias) can do, found exactly by least squares, is to answer 0.5 for XOR on
-    all four inputs (mean squared error 0.25): XOR's ones sit on one diagonal of the square and its
-    zeros on the other, and no plane separates them. A FeedForward(2, d_hidden = 8) trained with AdamW
-    on the mean squared error fits both bits, with either activation; training stops once the error is
-    below {STOP_AT:g} (or after {steps} steps). A Linear layer trained the same way stalls at the
-    least-squares optimum. Why stop at all: past ~1e-8 the error measures only rounding, and AdamW's
-    step does not shrink with the gradient (it divides the gradient by its own running size, so it stays
-    near lr), so the weights keep jittering round the minimum and the error swings between 1e-33 and
-    1e-15: noise, not learning.""")
+lesson.step("No linear map fits XOR")
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)             # [4, 2]: (a, b)
 Y = np.array([[0, 0], [1, 0], [1, 0], [0, 1]], dtype=float)             # [4, 2]: (a XOR b, a AND b)
 with_bias = np.hstack([X, np.ones((4, 1))])
@@ -158,6 +222,24 @@ best_mse = ((best_linear - Y) ** 2).mean(axis=0)
 print(f"  best linear answer, XOR column: {best_linear[:, 0]}   mse XOR {best_mse[0]:.4f}, AND {best_mse[1]:.4f}")
 lesson.check("the best linear fit answers 0.5 for XOR everywhere (mse 0.25)",
              np.allclose(best_linear[:, 0], 0.5) and abs(best_mse[0] - 0.25) < 1e-12)
+
+# %% [markdown]
+# ## A tiny FFN learns XOR; a linear map cannot
+#
+# Now train, with AdamW on the mean squared error:
+#
+# - a `FeedForward(2, d_hidden = 8)`, once with ReLU and once with GELU;
+# - a `Linear` layer, the same way.
+#
+# Training stops once the error is below `STOP_AT`, or after a fixed number of steps (both printed
+# below). The FFNs should fit both bits, with either activation. The `Linear` layer should stall at the
+# least-squares optimum.
+
+# %%
+lesson.step("A tiny FFN learns XOR; a linear map cannot")
+steps = 400 if lesson.quick else 1000
+STOP_AT = 1e-6                                                          # "fitted": far below any bit error
+print(f"  training stops once mse < {STOP_AT:g}, or after {steps} steps")
 
 
 def train(model):
@@ -192,12 +274,26 @@ lesson.check("the trained Linear layer reaches the least-squares optimum, 0.1562
              best_mse.mean() - 1e-9 <= histories["Linear"][-1] < best_mse.mean() + 1e-3,
              f"{histories['Linear'][-1]:.5f}")
 
+# %% [markdown]
+# The `Linear` layer ends at 0.15625: the least-squares error averaged over the two bits, 0.25 for XOR and
+# 0.0625 for AND.
+#
+# Why stop at all? Past about $10^{-8}$ the error measures only rounding. And AdamW's step does not
+# shrink with the gradient: it divides the gradient by its own running size, so the step stays near `lr`.
+# The weights keep jittering round the minimum, and the error swings between $10^{-33}$ and $10^{-15}$:
+# noise, not learning.
+
+# %% [markdown]
+# ## Position-wise: the same small network at every token
+#
+# In a block, `FeedForward` sees x `[B, T, d_model]` and applies the same $W_1$, $W_2$ to every token on
+# its own. No information moves between positions: that is attention's job.
+#
+# - So running it on a whole batch must equal running it token by token.
+# - Its backward ($W_2$, the activation, $W_1$, in reverse) is checked against finite differences.
+
 # %%
-lesson.step("Position-wise: the same small network at every token", """
-    In a block, FeedForward sees x [B, T, d_model] and applies the same W₁, W₂ to every token on its
-    own: no information moves between positions (that is attention's job). So running it on a whole
-    batch equals running it token by token. Its backward (W₂, the activation, W₁, reversed) is checked
-    against finite differences.""")
+lesson.step("Position-wise: the same small network at every token")
 backend.seed(0)
 ffn = FeedForward(d_model=4, d_hidden=16)
 batch = rng.standard_normal((2, 3, 4))
@@ -209,91 +305,44 @@ errors = check_layer(FeedForward(d_model=3, d_hidden=5), {"x": backend.randn((2,
 print("  relative errors: " + ", ".join(f"{name} {e:.0e}" for name, e in errors.items()))
 lesson.check("FeedForward's backward matches finite differences to 1e-7", max(errors.values()) < 1e-7)
 
+# %% [markdown]
+# ## Pictures
+#
+# - First figure: the point cloud under four layers of pure attention (it can only contract), and ReLU
+#   and GELU with their derivatives.
+# - Second: the XOR output of the trained GELU network over the whole square (the bits at the corners),
+#   and the training curves against the best any linear map can do.
+
 # %%
-lesson.step("Pictures", """
-    First figure: the point cloud under four layers of pure attention (it can only contract), and ReLU
-    and GELU with their derivatives. Second: the XOR output of the trained GELU network over the whole
-    square (the bits at the corners), and the training curves against the best any linear map can do.""")
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-
-def convex_hull(p):
-    """Corners of the convex hull of 2-D points, in order (Andrew's monotone chain), for drawing."""
-    p = sorted(map(tuple, p))
-    def turn(a, b, c):                                                  # > 0: a -> b -> c turns left
-        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
-
-    def half(points):
-        chain = []
-        for q in points:
-            while len(chain) >= 2 and turn(chain[-2], chain[-1], q) <= 0:
-                chain.pop()
-            chain.append(q)
-        return chain[:-1]
-    return np.array(half(p) + half(p[::-1]))
-
-
-fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 4.8), layout="constrained")
-hull = convex_hull(points)
-ax1.fill(hull[:, 0], hull[:, 1], color="tab:blue", alpha=0.08, label="convex hull of the inputs")
-colors = plt.cm.viridis(np.linspace(0, 0.9, len(layers)))
-for i, (p, color) in enumerate(zip(layers, colors)):
-    ax1.scatter(p[:, 0], p[:, 1], color=color, label=f"after {i} layer{'s' if i > 1 else ''}" if i else "input tokens",
-                s=40 if i else 60)
-for t in range(len(points)):
-    ax1.plot([p[t, 0] for p in layers], [p[t, 1] for p in layers], color="gray", linewidth=0.6)
-ax1.set_aspect("equal")
-ax1.legend(fontsize=8)
-ax1.set_title("pure attention x ← softmax(xxᵀ/√d_k)x: only averages")
-for ax, index, title in ((ax2, 0, "activations"), (ax3, 1, "derivatives (from backward)")):
-    ax.plot(grid, curves["ReLU"][index], label="ReLU")
-    ax.plot(grid, curves["GELU"][index], label="GELU (tanh form)")
-    ax.axhline(0, color="k", linewidth=0.5)
-    ax.axvline(0, color="k", linewidth=0.5)
-    ax.set_xlabel("x")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-lesson.figure(fig, "09_averaging_and_activations")
-
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+lesson.step("Pictures")
+lesson.figure(plots.averaging_and_activations(points, layers, grid, curves), "09_averaging_and_activations")
 u = np.linspace(-0.25, 1.25, 121)
-square = np.stack(np.meshgrid(u, u), axis=-1).reshape(-1, 2)            # [121*121, 2]
-surface = models["FeedForward, GELU"](square)[:, 0].reshape(len(u), len(u))
-image = ax1.imshow(surface, origin="lower", extent=(u[0], u[-1], u[0], u[-1]), cmap="coolwarm",
-                   vmin=-0.2, vmax=1.2)
-ax1.contour(u, u, surface, levels=[0.5], colors="k")
-for (a, b), target in zip(X, Y[:, 0]):
-    ax1.scatter(a, b, s=160, color="white" if target == 0 else "black", edgecolor="k", zorder=3)
-    ax1.annotate(f"{a:.0f} XOR {b:.0f} = {target:.0f}", (a, b), textcoords="offset points", xytext=(8, 10))
-ax1.set_xlabel("a")
-ax1.set_ylabel("b")
-ax1.set_title("trained FeedForward (GELU): XOR output, 0.5 contour")
-fig.colorbar(image, ax=ax1, fraction=0.045)
-for name, history in histories.items():
-    ax2.semilogy(history, label=name)
-ax2.axhline(best_mse.mean(), color="k", linestyle=":", label="best linear map (least squares)")
-ax2.axhline(STOP_AT, color="gray", linestyle="--", lw=1, label=f"stop: mse < {STOP_AT:g}")
-ax2.set_xlabel("AdamW step")
-ax2.set_ylabel("mean squared error")
-ax2.set_title("half adder (XOR, AND): training")
-ax2.grid(alpha=0.3, which="both")
-ax2.legend()
-lesson.figure(fig, "09_xor")
+square = np.stack(np.meshgrid(u, u), axis=-1).reshape(-1, 2)            # [121*121, 2]: the whole square
+surface = models["FeedForward, GELU"](square)[:, 0].reshape(len(u), len(u))   # its XOR bit
+lesson.figure(plots.xor(u, surface, X, Y, histories, best_mse.mean(), STOP_AT), "09_xor")
+
+# %% [markdown]
+# ## Why 4·d_model: the width is where the parameters live
+#
+# The FFN's hidden layer is $4 \cdot d_{\mathrm{model}}$ wide: 512 → 2048 in the 2017 paper, 768 → 3072
+# in GPT-2 small. Why so wide?
+#
+# Read $W_1$'s $4 \cdot d_{\mathrm{model}}$ columns as questions asked of every token's vector:
+#
+# - each hidden unit takes the dot product of the vector with its column: "how much does it point this
+#   way?";
+# - GELU keeps the answer if it is positive;
+# - $W_2$'s matching row is what the unit adds back when it answers.
+#
+# More width is more questions per vector. It is also most of a block:
+#
+# - attention has four $d \times d$ matrices ($W_q$, $W_k$, $W_v$, $W_o$): $4d^2$ weights;
+# - the FFN has two $d \times 4d$ ones: $8d^2$.
+#
+# So two thirds of a block's parameters sit in its FFN. Below, the counts from the library's layers.
 
 # %%
-lesson.step("Why 4·d_model: the width is where the parameters live", """
-    The FFN's hidden layer is 4·d_model wide (the 2017 paper: 512 -> 2048; GPT-2 small: 768 -> 3072).
-    Read W₁'s 4·d_model columns as questions asked of every token's vector: each hidden unit takes the
-    dot product of the vector with its column ("how much does it point this way?"), GELU keeps the
-    answer if it is positive, and W₂'s matching row is what the unit adds back when it answers. More
-    width is more questions per vector. It is also most of a block: attention has four d×d matrices
-    (W_q, W_k, W_v, W_o), 4d² weights, the FFN two d×4d ones, 8d², so two thirds of a block's
-    parameters sit in its FFN. Below: the counts from the library's layers, then a measured fit: a
-    FeedForward of width 1·d and one of width 4·d learn the same random non-linear function of 8-number
-    vectors (a wider random network's output), with the same optimiser and steps, scored on vectors
-    they never saw.""")
+lesson.step("Why 4·d_model: the width is where the parameters live")
 widths = {}
 for d_model, n_head in ((64, 4), (768, 12)):                            # a lesson-sized block, GPT-2 small's
     ffn_count = FeedForward(d_model).num_parameters()
@@ -307,6 +356,18 @@ shares = [ffn / (ffn + att) for _, ffn, att in widths.values()]
 lesson.check("about two thirds of a block's attention + FFN parameters are the FFN's (0.66 to 0.67)",
              all(0.66 < share < 0.67 for share in shares), ", ".join(f"{share:.4f}" for share in shares))
 
+# %% [markdown]
+# ## A wider FFN fits better
+#
+# Does the width pay off? A measured fit: a `FeedForward` of width $1 \cdot d$ and one of width
+# $4 \cdot d$ learn the same random non-linear function of 8-number vectors (the output of a wider random
+# network).
+#
+# - The same optimiser and the same number of steps for both.
+# - Both are scored on vectors they never saw.
+
+# %%
+lesson.step("A wider FFN fits better")
 d_in = 8
 backend.seed(100)
 teacher = FeedForward(d_in, d_hidden=64)                                # the function to learn
@@ -333,34 +394,22 @@ for multiple in (1, 4):
           f"after {fit_steps} steps, error on unseen vectors {unseen:.3f} of the target's variance")
 lesson.check("the 4·d-wide FFN fits the function more than twice as well as the 1·d-wide one, on unseen vectors",
              fits[4][1] < 0.5 * fits[1][1], f"{fits[4][1]:.3f} vs {fits[1][1]:.3f}")
+lesson.figure(plots.hidden_width(widths, fits), "09_hidden_width")
 
-fig, (ax_params, ax_fit) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
-labels = [f"d_model {d}" for d in widths]
-attention_share = [widths[d][2] / (widths[d][1] + widths[d][2]) for d in widths]
-ax_params.bar(labels, attention_share, label="attention (4d² + 4d)")
-ax_params.bar(labels, [1 - share for share in attention_share], bottom=attention_share,
-              label="FFN, d -> 4d -> d (8d² + 5d)")
-ax_params.set(ylabel="share of the block's parameters", title="where a block's parameters live")
-ax_params.legend(fontsize=8)
-for multiple, (history, unseen, count) in fits.items():
-    ax_fit.semilogy(history, label=f"width {multiple}·d ({count} parameters); unseen: {unseen:.3f}")
-ax_fit.set(xlabel="AdamW step", ylabel="mean squared error / variance of the target",
-           title="fitting a random non-linear function of 8-number vectors")
-ax_fit.grid(alpha=0.3, which="both")
-ax_fit.legend(fontsize=8)
-lesson.figure(fig, "09_hidden_width")
+# %% [markdown]
+# ## Dropout: noise while training, nothing at evaluation
+#
+# `Dropout(p)`:
+#
+# - while training, zeroes each activation with probability $p$ and multiplies the survivors by
+#   $1/(1 - p)$, so that every activation keeps its mean;
+# - at evaluation (`model.eval()`), is the identity.
+#
+# Its backward zeroes the same entries as its forward. Below, the library's `Dropout` with $p = 0.2$, on
+# an array of ones.
 
 # %%
-lesson.step("Dropout: noise while training, nothing at evaluation", """
-    Dropout (p) zeroes each activation with probability p while training and multiplies the survivors
-    by 1/(1 − p), so that every activation keeps its mean; at evaluation (model.eval()) it is the
-    identity. Its backward zeroes the same entries as its forward. A network that cannot count on any
-    one unit cannot memorise its training points one unit at a time, so it overfits less: the gap
-    between the loss on the training data and on new data shrinks. GPT-2's blocks apply it (p = 0.1)
-    to the attention weights and to the output of each attention and each FFN; nanoGPT's Shakespeare
-    model uses 0.2. Below, the library's Dropout measured, then a small network (1 -> 128 -> 1, GELU,
-    dropout 0.5 on the hidden layer or none) fitted to 10 noisy points of sin(3x), on three draws of
-    the points; the error on 500 new points is the validation loss.""")
+lesson.step("Dropout: noise while training, nothing at evaluation")
 drop = Dropout(0.2, seed=0)
 ones = np.ones((1000, 100))
 dropped = drop(ones)
@@ -376,6 +425,24 @@ lesson.check("training: the backward zeroes exactly the entries the forward zero
 drop.eval()
 lesson.check("evaluation: the output is the input itself, and the backward passes dy unchanged",
              np.array_equal(drop(ones), ones) and np.array_equal(drop.backward(2 * ones), 2 * ones))
+
+# %% [markdown]
+# ## Dropout against overfitting
+#
+# Why add noise? A network that cannot count on any one unit cannot memorise its training points one unit
+# at a time. So it overfits less: the gap between the loss on the training data and on new data shrinks.
+#
+# GPT-2's blocks apply dropout ($p = 0.1$) to the attention weights and to the output of each attention
+# and each FFN; nanoGPT's Shakespeare model uses 0.2.
+#
+# The experiment:
+#
+# - a small network, 1 → 128 → 1 with GELU, and dropout 0.5 on its hidden layer, or none;
+# - fitted to 10 noisy points of $\sin(3x)$, on three draws of the points;
+# - the error on 500 new points is the validation loss.
+
+# %%
+lesson.step("Dropout against overfitting")
 
 
 class SmallNet:
@@ -437,18 +504,11 @@ lesson.check("with dropout the network fits its 10 training points less closely,
 lesson.check("with dropout the gap between validation and training error is smaller, in every draw",
              all(gaps[draw, 0.5][1] - gaps[draw, 0.5][0] < gaps[draw, 0.0][1] - gaps[draw, 0.0][0]
                  for draw in range(3)))
-lesson.say("""
-    In a language model the same gap appears when a model trains long on little text; lesson 15 trains
-    every stage of the model on one short budget, too short to open a gap, so there it plays no part.""")
+lesson.figure(plots.dropout(curves_by_p, gaps), "09_dropout")
 
-fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
-grid_x = np.linspace(-1, 1, 200)
-ax.plot(grid_x, np.sin(3 * grid_x), color="gray", lw=1, label="sin(3x)")
-for p, (curve, x_train, y_train) in curves_by_p.items():
-    ax.plot(grid_x, curve, label=f"dropout {p}: val − train {gaps[0, p][1] - gaps[0, p][0]:.3f}")
-ax.scatter(x_train[:, 0], y_train[:, 0], color="black", zorder=3, label="10 training points")
-ax.set(xlabel="x", ylabel="y", title="a 1 -> 128 -> 1 network fitted to 10 noisy points")
-ax.legend(fontsize=8)
-lesson.figure(fig, "09_dropout")
+# %% [markdown]
+# In a language model the same gap appears when a model trains long on little text. Lesson 15 trains
+# every stage of the model on one short budget, too short to open a gap, so there dropout plays no part.
 
+# %%
 lesson.done()

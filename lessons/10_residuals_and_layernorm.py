@@ -1,37 +1,49 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 10: Residual connections and LayerNorm: pre-norm versus post-norm, measured through depth.
-
-A Transformer block wraps each sublayer f (attention, feed-forward) in a residual connection and a
-LayerNorm. Where the LayerNorm goes decides how the gradient travels down a deep stack:
-
-    pre-norm  (GPT-2, nanoGPT):        x_{l+1} = x_l + f(LN(x_l))
-    post-norm (the 2017 paper):        x_{l+1} = LN(x_l + f(x_l))
-
-This lesson measures it: it builds deep stacks of the library's DecoderBlocks and EncoderBlocks, sends a
-gradient backward through them, and records the gradient that reaches each layer's input. Last, it takes
-the residual connections away and measures what reaches the first block then, and how a short training
-run goes without them (lesson 15 trains each stage of the model to the end of a longer budget).
-
-Run:  python lessons/10_residuals_and_layernorm.py        (add --no-pause to run straight through)
-"""
+# # Lesson 10: residual connections and LayerNorm: pre-norm versus post-norm, measured through depth
+#
+# A Transformer block wraps each sublayer $f$ (attention, feed-forward) in a residual connection and a
+# LayerNorm. Where the LayerNorm goes decides how the gradient travels down a deep stack:
+#
+# - **pre-norm** (GPT-2, nanoGPT): $x_{l+1} = x_l + f(\mathrm{LN}(x_l))$
+# - **post-norm** (the 2017 paper): $x_{l+1} = \mathrm{LN}(x_l + f(x_l))$
+#
+# We measure it:
+#
+# 1. build deep stacks of the library's `DecoderBlock`s and `EncoderBlock`s;
+# 2. send a gradient backward through them;
+# 3. record the gradient that reaches each layer's input.
+#
+# Last, we take the residual connections away: what reaches the first block then, and how does a short
+# training run go without them? (Lesson 15 trains each stage of the model to the end of a longer budget.)
+#
+# Run: `python lessons/10_residuals_and_layernorm.py` (add `--no-pause` to run straight through).
 
 # %%
 import numpy as np
-
 from _lesson import Lesson
+from _plots import lesson10 as plots
 
 from tinytransformer import AdamW, DecoderBlock, EncoderBlock, LayerNorm, backend, causal_mask
 from tinytransformer.data import TextDataset, find_shakespeare
 from tinytransformer.models import GPT, GPTConfig, StageConfig, StageModel
 
-lesson = Lesson("10 Residual connections and LayerNorm", __doc__, steps=6)
+lesson = Lesson("10 Residual connections and LayerNorm", steps=7)
 # With --exercise, your layernorm_forward (lessons/exercises/) runs in place of the library's.
 LayerNorm.forward = lesson.exercise("layernorm_forward", LayerNorm.forward)
 
 # Settings: --quick keeps every stack small enough to run in a couple of seconds.
 DEPTH = 12 if lesson.quick else 24          # blocks in each deep stack
-GPT_DEPTH = 6 if lesson.quick else 12       # blocks in the GPT of the last step
+GPT_DEPTH = 6 if lesson.quick else 12       # blocks in the GPT of step 5
 B, T, D, N_HEAD = (2, 8, 32, 4) if lesson.quick else (4, 16, 64, 4)
+TRAIN_DEPTH, TRAIN_ITERS = 6, (40 if lesson.quick else 100)   # the training run of step 7
 
 
 def norm(a) -> float:
@@ -43,12 +55,21 @@ def cosine(a, b) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+# %% [markdown]
+# ## LayerNorm normalises each row
+#
+# What does LayerNorm do to one position? It works on that position's feature vector $x$, a row of $D$
+# numbers, on its own:
+#
+# $$\mu = \mathrm{mean}(x), \qquad \sigma^2 = \mathrm{mean}((x - \mu)^2)$$
+#
+# $$\hat{x} = (x - \mu)/\sqrt{\sigma^2 + \epsilon}, \qquad y = \gamma \odot \hat{x} + \beta$$
+#
+# At the start $\gamma = 1$ and $\beta = 0$. So every row should come out with mean 0 and variance 1,
+# whatever its scale and offset were. We feed it rows far from that: $7x + 3$.
+
 # %%
-lesson.step("LayerNorm normalises each row", """
-    LayerNorm works on one position's feature vector x (a row of D numbers) at a time:
-    μ = mean(x), σ² = mean((x − μ)²), x̂ = (x − μ)/√(σ² + eps), y = γ ⊙ x̂ + β.
-    With its initial γ = 1, β = 0 every row comes out with mean 0 and variance 1, whatever its scale
-    and offset were.""")
+lesson.step("LayerNorm normalises each row")
 rng = backend.new_host_rng(0)
 x = backend.randn((B, T, D), rng=rng) * 7.0 + 3.0                        # rows far from mean 0, variance 1
 ln = LayerNorm(D)
@@ -66,13 +87,28 @@ ln_affine.bias.data[...] = backend.randn((D,), rng=backend.new_host_rng(2))
 lesson.check("with γ and β set, the output is γ ⊙ x̂ + β (x̂: the normalised rows above)",
              np.allclose(ln_affine(x), ln_affine.weight.data * y + ln_affine.bias.data, atol=1e-5))
 
+# %% [markdown]
+# The scale and the offset of the input are gone. What is left, $\hat{x}$, is then scaled by $\gamma$
+# and shifted by $\beta$, feature by feature: the two parameters that training moves.
+
+# %% [markdown]
+# ## LayerNorm's backward divides by σ
+#
+# How does a gradient cross a LayerNorm? Lesson 11 (step 4) derives its backward:
+#
+# $$dx = \frac{1}{\sigma} \cdot \left(g - \mathrm{mean}(g) - \hat{x} \odot \mathrm{mean}(g \odot \hat{x})\right),
+# \qquad g = dy \odot \gamma$$
+#
+# Two consequences matter for deep stacks:
+#
+# - the gradient is **divided by the $\sigma$ of the input**: an input ten times larger gets a gradient
+#   ten times smaller;
+# - in each row, $dx$ has no component along the constant direction or along $\hat{x}$ (shifting or
+#   scaling a row does not change LN's output). So every LayerNorm the gradient passes through also
+#   **turns** it.
+
 # %%
-lesson.step("LayerNorm's backward divides by σ", """
-    The backward (derived in lesson 11) is dx = (1/σ)·(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) with
-    g = dy ⊙ γ. Two consequences matter for deep stacks. The gradient is divided by the σ of the
-    input: an input ten times larger gets a gradient ten times smaller. And dx has no component along
-    the constant direction or along x̂ in each row (shifting or scaling a row does not change LN's
-    output), so every LayerNorm the gradient passes through also turns it.""")
+lesson.step("LayerNorm's backward divides by σ")
 dy = backend.randn((B, T, D), rng=rng)
 ln(x)
 dx = ln.backward(dy)
@@ -87,14 +123,26 @@ lesson.check("each row of dx sums to 0 and is orthogonal to x̂",
              float(abs(dx_scaled.sum(-1)).max()) < 1e-5 and float(abs((dx_scaled * xhat).sum(-1)).max()) < 1e-4)
 print(f"  cosine(dx, dy) = {cosine(dx, dy):.3f}: the gradient has been turned, not only scaled")
 
+# %% [markdown]
+# ## The residual path carries dy straight through
+#
+# Pre-norm, $y = x + f(\mathrm{LN}(x))$, gives
+#
+# $$dx = dy + \mathrm{LN}^\top(f^\top(dy))$$
+#
+# The first term is the **residual path**: the output's gradient arrives at the input unchanged, whatever
+# $f$ does.
+#
+# To see that term alone, we switch every branch off and stack many blocks:
+#
+# - zero the output projection of each attention (`out_proj`) and the second linear layer of each
+#   feed-forward network (`fc2`), so $f = 0$;
+# - **pre-norm**: the stack is now the identity, so $dx$ should be exactly $dy$;
+# - **post-norm**, $y = \mathrm{LN}(x + f(x))$, puts a LayerNorm on the main path itself: with $f = 0$
+#   the gradient still passes through 2 LayerNorm backward steps per block.
+
 # %%
-lesson.step("The residual path carries dy straight through", """
-    Pre-norm: y = x + f(LN(x)) gives dx = dy + LNᵀ(fᵀ(dy)). The first term is the residual path: the
-    output's gradient arrives at the input unchanged, whatever f does. To see that term alone, switch
-    every branch off (zero the output projection of each attention and the second linear layer of each
-    feed-forward network, so f = 0) and stack many blocks. Pre-norm: the stack is the identity and dx
-    is exactly dy. Post-norm: y = LN(x + f(x)) puts a LayerNorm on the main path itself; with f = 0 the
-    gradient still passes through 2·depth LayerNorm backward steps.""")
+lesson.step("The residual path carries dy straight through")
 
 
 def zero_branches(blocks):
@@ -135,14 +183,26 @@ for norm_kind in ("pre", "post"):
         lesson.check("post-norm with f = 0: the gradient at the input is not dy (LayerNorms are on its path)",
                      float(abs(dx_in - g).max()) > 1e-2)
 
-# %%
-lesson.step(f"Gradient norm through {DEPTH} random blocks", f"""
-    Now with working branches: {DEPTH} blocks with the library's default initial weights (uniform
-    ±1/√fan_in, as PyTorch), input x ~ N(0, 1) of shape [{B}, {T}, {D}], a random gradient dy with
-    ‖dy‖ = 1 at the top. We record ‖dx_l‖ at the input of every block, and cosine(dx_l, dy): how much
-    of the top's gradient arrives unchanged in direction. Decoder blocks run with the causal mask,
-    encoder blocks without one.""")
+# %% [markdown]
+# Pre-norm hands $dy$ down bit for bit. Post-norm changes it even with no branch at all: its norm stays
+# close, but its direction has turned.
 
+# %% [markdown]
+# ## Gradient norm through a stack of random blocks
+#
+# Now with working branches. Does the gradient vanish or explode on its way down?
+#
+# - 24 blocks (12 with `--quick`) with the library's default initial weights: uniform
+#   $\pm 1/\sqrt{\mathrm{fan\_in}}$, as PyTorch;
+# - input $x \sim N(0, 1)$; a random gradient $dy$ with $\|dy\| = 1$ at the top;
+# - decoder blocks run with the causal mask, encoder blocks without one.
+#
+# At the input of every block $l$ we record two numbers: $\|dx_l\|$, and
+# $\cos(dx_l, dy)$, how much of the top's gradient arrives unchanged in direction.
+
+# %%
+lesson.step("Gradient norm through a stack of random blocks")
+print(f"  {DEPTH} blocks; x ~ N(0, 1) of shape [{B}, {T}, {D}]; ‖dy‖ = 1 at the top")
 curves = {}
 for family, make in (("decoder", lambda n, r: DecoderBlock(D, N_HEAD, norm=n, rng=r)),
                      ("encoder", lambda n, r: EncoderBlock(D, N_HEAD, norm=n, rng=r))):
@@ -163,13 +223,6 @@ print(f"  {'stack':<16}{'‖dx‖ at input':>15}{'min ‖dx_l‖':>12}{'max ‖d
 for (family, norm_kind), (norms, cosines) in curves.items():
     print(f"  {family + ' ' + norm_kind:<16}{norms[0]:>15.3f}{norms.min():>12.3f}{norms.max():>12.3f}"
           f"{cosines[0]:>22.3f}")
-lesson.say(f"""
-    At this initialisation neither stack makes the gradient vanish or explode over {DEPTH} blocks: both
-    norms stay within a factor of 2 of ‖dy‖. Pre-norm's grows a little, because every branch adds its
-    own term to dy; post-norm's shrinks a little, because each LayerNorm divides by the σ of x + f(x),
-    a little above 1, and removes two directions per row. What differs is what arrives: in pre-norm
-    the top's gradient itself plus the branches' terms, so dx stays aligned with dy; in post-norm a
-    version turned by 2·{DEPTH} LayerNorm Jacobians.""")
 for family in ("decoder", "encoder"):
     pre_norms, pre_cos = curves[family, "pre"]
     post_norms, post_cos = curves[family, "post"]
@@ -178,34 +231,37 @@ for family in ("decoder", "encoder"):
                      0.5 < norms.min() and norms.max() < 2.0, f"{norms.min():.2f} .. {norms.max():.2f}")
     lesson.check(f"{family}: the input gradient is more aligned with dy in pre-norm than in post-norm",
                  pre_cos[0] > post_cos[0], f"cosine {pre_cos[0]:.2f} vs {post_cos[0]:.2f}")
+lesson.figure(plots.gradient_through_depth(curves, DEPTH), "10_gradient_through_depth")
 
-import matplotlib.pyplot as plt  # noqa: E402
+# %% [markdown]
+# At this initialisation **neither** stack makes the gradient vanish or explode: both norms stay within a
+# factor of 2 of $\|dy\|$.
+#
+# - Pre-norm's grows a little: every branch adds its own term to $dy$.
+# - Post-norm's shrinks a little: each LayerNorm divides by the $\sigma$ of $x + f(x)$, a little above 1,
+#   and removes two directions per row.
+#
+# What differs is **what arrives**. In pre-norm, the top's gradient itself plus the branches' terms, so
+# $dx$ stays aligned with $dy$. In post-norm, a version turned by two LayerNorm Jacobians per block.
 
-fig, (ax_norm, ax_cos) = plt.subplots(1, 2, figsize=(11, 4))
-for (family, norm_kind), (norms, cosines) in curves.items():
-    style = {"color": "tab:blue" if norm_kind == "pre" else "tab:red",
-             "linestyle": "-" if family == "decoder" else "--", "marker": "o", "markersize": 3}
-    ax_norm.plot(range(DEPTH + 1), norms, label=f"{family}, {norm_kind}-norm", **style)
-    ax_cos.plot(range(DEPTH + 1), cosines, label=f"{family}, {norm_kind}-norm", **style)
-ax_norm.set(xlabel=f"layer l (0 = input of the stack, {DEPTH} = output)",
-            ylabel="‖dx_l‖  (‖dy‖ = 1 at the top)", title="gradient norm reaching each layer's input")
-ax_cos.set(xlabel=f"layer l (0 = input of the stack, {DEPTH} = output)", ylabel="cosine(dx_l, dy)",
-           title="how much of the top's gradient arrives unchanged")
-for ax in (ax_norm, ax_cos):
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-fig.tight_layout()
-lesson.figure(fig, "10_gradient_through_depth")
+# %% [markdown]
+# ## In a real GPT, at GPT-2 initialisation
+#
+# A GPT feeds its blocks **small** vectors: token plus position embeddings, each drawn with std 0.02.
+#
+# Before any training, we take the gradient of the real loss (on random tokens) and record what reaches
+# each block's input: each block's backward is wrapped to note the norms that pass through it.
+#
+# What should we expect?
+#
+# - Pre-norm never puts a LayerNorm on the main path: the gradient should cross every block almost
+#   unchanged.
+# - Post-norm does, and the first block's LayerNorm sees the small embeddings. It divides the gradient by
+#   their $\sigma$ (step 2): about $1/0.028 \approx 35$ times larger on the way to the embeddings.
 
 # %%
-lesson.step(f"In a real GPT: {GPT_DEPTH} blocks, GPT-2 initialisation", """
-    A GPT feeds its blocks small vectors: token plus position embeddings drawn with std 0.02 each. Before
-    any training, we measure the gradient of the real loss (random tokens) reaching each block's input,
-    by wrapping each block's backward to record the norms that pass through it. Pre-norm never puts a
-    LayerNorm on the main path, so the gradient crosses every block almost unchanged. Post-norm does,
-    and the first block's LayerNorm sees the small embeddings: it divides the gradient by their σ
-    (step 2), multiplying it by about 1/0.028 ≈ 35 on the way to the embeddings.""")
-
+lesson.step("In a real GPT, at GPT-2 initialisation")
+print(f"  GPT with {GPT_DEPTH} blocks, n_embd = {D}, {N_HEAD} heads, 65 tokens")
 gpt_curves = {}
 for norm_kind in ("pre", "post"):
     model = GPT(GPTConfig(vocab_size=65, block_size=T, n_layer=GPT_DEPTH, n_head=N_HEAD, n_embd=D,
@@ -240,32 +296,32 @@ lesson.check("post-norm GPT: blocks 1 .. top pass the gradient on within 1.5×",
 lesson.check("post-norm GPT: the first block's LayerNorm multiplies it by more than 10 (≈ 1/σ of the "
              "embeddings, within 25%)",
              post[0] > 10 and abs(post[0] * embed_std - 1) < 0.25, f"×{post[0]:.1f}")
-lesson.say("""
-    So post-norm's gradient depends on the scale of whatever enters each LayerNorm, while pre-norm's
-    identity path hands every block nearly the same gradient. That predictability is the usual argument
-    for pre-norm in deep stacks; GPT-2 and nanoGPT use it.""")
+lesson.figure(plots.gpt_gradient_by_block(pre, post, GPT_DEPTH), "10_gpt_gradient_by_block")
 
-fig, ax = plt.subplots(figsize=(6, 4))
-ax.semilogy(range(GPT_DEPTH + 1), pre, "o-", color="tab:blue", label="pre-norm")
-ax.semilogy(range(GPT_DEPTH + 1), post, "o-", color="tab:red", label="post-norm")
-ax.set(xlabel=f"block input l (0 = embeddings, {GPT_DEPTH} = top block's output)",
-       ylabel="‖dx_l‖ / ‖dx_top‖", title=f"GPT, {GPT_DEPTH} blocks, GPT-2 init: gradient from the loss")
-ax.grid(alpha=0.3, which="both")
-ax.legend()
-fig.tight_layout()
-lesson.figure(fig, "10_gpt_gradient_by_block")
+# %% [markdown]
+# So post-norm's gradient depends on the scale of whatever enters each LayerNorm. Pre-norm's identity
+# path hands every block nearly the same gradient.
+#
+# That predictability is the usual argument for pre-norm in deep stacks; GPT-2 and nanoGPT use it.
+
+# %% [markdown]
+# ## Take the residual connections away
+#
+# What do the residual connections themselves buy? We build the same stack of blocks (attention, then
+# MLP, in each) twice, and nothing else differs:
+#
+# - with $x = x + f(x)$ around every sublayer;
+# - with $x = f(x)$.
+#
+# (tinytransformer's `StageModel`, lesson 15, switches exactly that.) Both are measured with pre-norm
+# LayerNorms and without any LayerNorm, at the library's default initialisation, in float64, on random
+# characters. Two ratios:
+#
+# - the gradient of the loss reaching block 0's input, relative to the one arriving at the top block;
+# - the gradient of block 0's weights, relative to the last block's.
 
 # %%
-TRAIN_DEPTH, TRAIN_ITERS = 6, (40 if lesson.quick else 100)
-lesson.step("Take the residual connections away", f"""
-    The same stack of {DEPTH} blocks (attention, then MLP, in each), once with x = x + f(x) around every
-    sublayer and once with x = f(x): nothing else differs (tinytransformer's StageModel, lesson 15,
-    switches exactly that). Both are measured with pre-norm LayerNorms and without any LayerNorm, at the
-    library's default initialisation, in float64, on random characters: the gradient of the loss that
-    reaches each block's input, relative to the one arriving at the top block, and the gradient of the
-    first block's weights relative to the last block's. Then a short training run: {TRAIN_DEPTH} blocks
-    with LayerNorm, with and without residuals, {TRAIN_ITERS} AdamW steps on Tiny Shakespeare, the same
-    batches for both.""")
+lesson.step("Take the residual connections away")
 
 
 def gradients_by_block(model, idx, targets):
@@ -298,6 +354,7 @@ with backend.using("float64"):
             model = StageModel(StageConfig(vocab_size=65, block_size=T, n_embd=D, n_layer=DEPTH, n_head=N_HEAD,
                                            mlp=True, residual=residual, layernorm=layernorm, seed=0))
             stack_curves[key], first_block[key] = gradients_by_block(model, idx, targets)
+print(f"  {DEPTH} blocks")
 print(f"  {'stack':<28}{'‖dx‖ at block 0 / at the top':>30}{'‖dW‖ block 0 / last block':>28}")
 for key, curve in stack_curves.items():
     print(f"  {', '.join(key):<28}{curve[0]:>30.2e}{first_block[key]:>28.2e}")
@@ -312,16 +369,23 @@ lesson.check("no LN, without residuals: the gradient all but vanishes: below 1e-
              "input, and block 0's weights get below 1e-6 of the last block's gradient",
              stack_curves[no_ln][0] < 1e-6 and first_block[no_ln] < 1e-6,
              f"{stack_curves[no_ln][0]:.1e}, {first_block[no_ln]:.1e}")
-lesson.say("""
-    Without residuals the gradient must pass through every block's Jacobian, and at the usual initial
-    weights each block shrinks it: without LayerNorm the first blocks get nothing usable. With pre-norm
-    LayerNorms, which rescale the signal at every sublayer, the gradient at initialisation need not
-    shrink much (how much depends on the initial weights: from about 1 to 1/70 across the seeds we
-    tried). Yet that stack trains far worse than the same one with residuals, as the short run below
-    shows: the size of the first gradient is not the whole story. The residual path makes every block
-    start as the identity plus a small correction, and hands every block the top's gradient itself
-    (step 3), plus what the branches add.""")
 
+# %% [markdown]
+# Without residuals the gradient must pass through every block's Jacobian. At the usual initial weights
+# each block shrinks it: **without LayerNorm** the first blocks get nothing usable.
+#
+# **With pre-norm LayerNorms**, which rescale the signal at every sublayer, the gradient at initialisation
+# need not shrink much. How much depends on the initial weights: from about 1 to 1/70 across the seeds we
+# tried. Is that stack then as good as one with residuals? The next step trains both.
+
+# %% [markdown]
+# ## Train without residuals
+#
+# A short training run: 6 blocks with LayerNorm, with and without residuals, 100 AdamW steps (40 with
+# `--quick`) on Tiny Shakespeare. Both see the same batches, in the same order.
+
+# %%
+lesson.step("Train without residuals")
 dataset = TextDataset(find_shakespeare().read_text(encoding="utf-8"))
 runs = {}
 for residual in (True, False):
@@ -345,24 +409,15 @@ print(f"  {TRAIN_DEPTH} blocks, {TRAIN_ITERS} steps: mean loss of the last 10 ba
 lesson.check(f"after {TRAIN_ITERS} steps the stack with residuals is ahead by more than 0.1 nats",
              ending["with residuals"] < ending["without residuals"] - 0.1,
              f"{ending['with residuals']:.3f} vs {ending['without residuals']:.3f}")
+lesson.figure(plots.without_residuals(stack_curves, runs, DEPTH, TRAIN_DEPTH, TRAIN_ITERS),
+              "10_without_residuals")
 
-fig, (ax_grad, ax_train) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
-for (ln_kind, res_kind), curve in stack_curves.items():
-    ax_grad.semilogy(range(DEPTH), curve, marker="o", markersize=3, label=f"{ln_kind}, {res_kind}",
-                     color="tab:blue" if res_kind == "residual" else "tab:red",
-                     linestyle="-" if ln_kind == "pre-norm LN" else "--")
-ax_grad.set(xlabel=f"block l (0 = first, {DEPTH - 1} = top)", ylabel="‖dx_l‖ / ‖dy‖ at the top block",
-            title=f"{DEPTH} blocks at initialisation: the gradient reaching each block")
-ax_grad.grid(alpha=0.3, which="both")
-ax_grad.legend(fontsize=8)
-for (name, losses), color in zip(runs.items(), ("tab:blue", "tab:red")):
-    ax_train.plot(losses, color=color, alpha=0.3, lw=1)
-    ax_train.plot(np.arange(9, TRAIN_ITERS), np.convolve(losses, np.ones(10) / 10, mode="valid"), color=color,
-                  label=f"{name} (mean of 10 batches)")
-ax_train.set(xlabel="AdamW step", ylabel="training loss (nats per character)",
-             title=f"{TRAIN_DEPTH} pre-norm blocks on Tiny Shakespeare")
-ax_train.grid(alpha=0.3)
-ax_train.legend(fontsize=8)
-lesson.figure(fig, "10_without_residuals")
+# %% [markdown]
+# The stack without residuals trains far worse, although its first gradient was not tiny. The size of the
+# first gradient is not the whole story. The residual path:
+#
+# - makes every block start as the identity plus a small correction;
+# - hands every block the top's gradient itself (step 3), plus what the branches add.
 
+# %%
 lesson.done()

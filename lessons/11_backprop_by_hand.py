@@ -1,31 +1,47 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 11: Backpropagation by hand, and the gradient check that proves it.
-
-Every layer of tinytransformer has a hand-written backward: given dy = ∂L/∂y, the gradient of the loss
-with respect to the layer's output, it returns dx = ∂L/∂x and adds ∂L/∂θ into each parameter's .grad.
-This lesson derives each backward briefly (Linear, LayerNorm, softmax, attention, GELU, cross-entropy),
-runs it, and compares it with finite differences in float64:
-
-    f(x) = Σ y(x) ⊙ g  for a fixed random g,   so ∂f/∂y = g  and  backward(g) must equal ∂f/∂x,
-    ∂f/∂x_i ≈ (f(x + h e_i) − f(x − h e_i)) / 2h
-    relative error between analytic a and numerical n:  ‖a − n‖ / (‖a‖ + ‖n‖)
-
-A correct backward agrees to ~1e-10; a wrong one is off by ~1e-1. Nothing in between is hard to tell.
-
-Run:  python lessons/11_backprop_by_hand.py        (add --no-pause to run straight through)
-"""
+# # Lesson 11: backpropagation by hand, and the gradient check that proves it
+#
+# Every layer of tinytransformer has a hand-written backward. Given $dy = \partial L/\partial y$, the
+# gradient of the loss with respect to the layer's output, it:
+#
+# - returns $dx = \partial L/\partial x$;
+# - adds $\partial L/\partial \theta$ into each parameter's `.grad`.
+#
+# We derive each backward briefly (Linear, LayerNorm, softmax, attention, GELU, cross-entropy), run it,
+# and compare it with finite differences in float64. For a fixed random $g$, let
+# $f(x) = \sum y(x) \odot g$. Then $\partial f/\partial y = g$, so `backward(g)` must equal
+# $\partial f/\partial x$, which a centred difference measures:
+#
+# $$\frac{\partial f}{\partial x_i} \approx \frac{f(x + h e_i) - f(x - h e_i)}{2h}$$
+#
+# The relative error between the analytic gradient $a$ and the numerical one $n$:
+#
+# $$\frac{\|a - n\|}{\|a\| + \|n\|}$$
+#
+# A correct backward agrees to about $10^{-10}$; a wrong one is off by about $10^{-1}$. Nothing in between
+# is hard to tell.
+#
+# Run: `python lessons/11_backprop_by_hand.py` (add `--no-pause` to run straight through).
 
 # %%
 import numpy as np
-
 from _lesson import Lesson
+from _plots import lesson11 as plots
 
 from tinytransformer import (GELU, CrossEntropyLoss, LayerNorm, Linear, MultiHeadAttention,
                              ScaledDotProductAttention, backend, causal_mask, check_layer, masked_softmax,
                              numerical_gradient, padding_mask, relative_error)
 from tinytransformer.layers.attention import softmax_backward
 
-lesson = Lesson("11 Backpropagation by hand", __doc__, steps=9)
+lesson = Lesson("11 Backpropagation by hand", steps=11)
 # With --exercise, your backwards (lessons/exercises/) run in place of the library's, in this order.
 Linear.backward = lesson.exercise("linear_backward", Linear.backward)
 LayerNorm.backward = lesson.exercise("layernorm_backward", LayerNorm.backward)
@@ -50,12 +66,20 @@ def record(layer_name, errors):
     return max(errors.values())
 
 
+# %% [markdown]
+# ## Why float64
+#
+# Why not check gradients in float32, the training default? A centred difference has two errors:
+#
+# - **truncation**, about $h^2 f'''/6$: smaller for smaller $h$;
+# - **rounding**, about $\epsilon |f|/h$, where $\epsilon$ is the machine epsilon: larger for smaller $h$.
+#
+# In float32 ($\epsilon \approx 10^{-7}$) the best $h$ still leaves an error near $10^{-5}$: too large to
+# tell a subtle mistake from noise. In float64 ($\epsilon \approx 2 \cdot 10^{-16}$), $h = 10^{-5}$ gives
+# about $10^{-10}$. So the checker refuses float32 arrays.
+
 # %%
-lesson.step("Why float64", """
-    A centred difference has two errors: truncation, about h²·f‴/6, and rounding, about ε·|f|/h, where
-    ε is the machine epsilon. In float32 (ε ≈ 1e-7) the best h leaves an error near 1e-5, too large to
-    tell a subtle mistake from noise; in float64 (ε ≈ 2e-16) h = 1e-5 gives ~1e-10. So from the next
-    step on every array is float64 (backend.set_default_dtype), and the checker refuses float32 arrays.""")
+lesson.step("Why float64")
 x32 = backend.randn((2, 3), dtype="float32")                          # float32, the training default
 try:
     numerical_gradient(lambda: (x32 ** 2).sum(), x32)
@@ -67,15 +91,31 @@ lesson.check("the gradient checker refuses float32 input", refused)
 print(f"  machine epsilon: float32 {np.finfo(np.float32).eps:.1e}, float64 {np.finfo(np.float64).eps:.1e}")
 
 backend.set_default_dtype("float64")  # from here on every array, and so every check, is float64
+
+# %% [markdown]
+# From here on every array is float64 (`backend.set_default_dtype`), and so is every check.
+
+# %% [markdown]
+# ## Linear: y = xW + b
+#
+# What are the three gradients of a linear layer? Write one output:
+#
+# $$y_{nj} = \sum_i x_{ni} W_{ij} + b_j$$
+#
+# Differentiate, then write each sum as one matrix product:
+#
+# - $\partial L/\partial W_{ij} = \sum_n x_{ni}\, dy_{nj}$, that is $dW = x^\top dy$ (the rows $n$ summed);
+# - $db = \sum_n dy_n$;
+# - $\partial L/\partial x_{ni} = \sum_j dy_{nj} W_{ij}$, that is $dx = dy\, W^\top$.
+#
+# The forward keeps $x$ for $dW$.
+#
+# Shapes are the check you can do in your head: $dW$ has $W$'s shape `[in, out]`. But a **square** $W$
+# hides a missing transpose: $dy\, W$ has the shape of $dy\, W^\top$. So the first check runs on a square
+# $W$ (4 → 4), where only the numbers can tell.
+
 # %%
-lesson.step("Linear: y = x W + b", """
-    Each output y_nj = Σ_i x_ni W_ij + b_j. So ∂L/∂W_ij = Σ_n x_ni dy_nj, that is dW = xᵀ dy (the
-    rows n summed); db = Σ_n dy_n; and ∂L/∂x_ni = Σ_j dy_nj W_ij, that is dx = dy Wᵀ. The forward
-    keeps x for dW. Shapes are the check you can do in your head: dW has W's shape [in, out]; but a
-    square W hides a missing transpose (dy W has the shape of dy Wᵀ), so the numbers are checked on
-    one too. And backward ADDS into .grad (+=): the gradient of a weight used twice is the sum of its
-    two shares, and training with two micro-batches per step runs two backwards before one update.
-    A backward that assigns keeps only the last share.""")
+lesson.step("Linear: y = xW + b")
 square = Linear(4, 4, rng=rng(16))                                 # in = out: dy W fits where dy Wᵀ does
 worst = record("Linear (square W)", check_layer(square, {"x": backend.randn((2, 5, 4), rng=rng(17))}))
 lesson.check(f"on a square W (4 → 4) Linear's backward matches finite differences to {TOL:g}", worst < TOL,
@@ -98,6 +138,22 @@ lesson.check("the three formulas give the library's gradients",
 worst = record("Linear", check_layer(linear, {"x": x}))
 lesson.check(f"Linear's backward matches finite differences to {TOL:g}", worst < TOL,
              f"worst {worst:.1e}")
+
+# %% [markdown]
+# ## Gradients add up: two backwards in a row
+#
+# Does a backward set `.grad`, or add to it? It **adds** (`+=`), and it must:
+#
+# - the gradient of a weight used twice is the sum of its two shares;
+# - training with two micro-batches per step runs two backwards before one update.
+#
+# A backward that assigns keeps only the last share. We run two micro-batches with no `zero_grad` in
+# between; the weight's gradient should be
+#
+# $$dW = x_1^\top dy_1 + x_2^\top dy_2$$
+
+# %%
+lesson.step("Gradients add up: two backwards in a row")
 x_a, x_b = backend.randn((3, 4), rng=rng(18)), backend.randn((2, 4), rng=rng(19))   # two micro-batches
 dy_a, dy_b = backend.randn((3, 3), rng=rng(20)), backend.randn((2, 3), rng=rng(21))
 linear.zero_grad()
@@ -111,14 +167,32 @@ lesson.check("two backwards in a row add up: dW = x₁ᵀ dy₁ + x₂ᵀ dy₂,
              np.allclose(linear.weight.grad, summed["weight"], rtol=1e-12, atol=1e-12)
              and np.allclose(linear.bias.grad, summed["bias"], rtol=1e-12, atol=1e-12))
 
+# %% [markdown]
+# ## LayerNorm: y = γ ⊙ x̂ + β
+#
+# The forward, per row of $D$ features:
+#
+# $$\hat{x} = (x - \mu)\, r, \qquad r = 1/\sqrt{\sigma^2 + \epsilon}, \qquad y = \gamma \odot \hat{x} + \beta$$
+#
+# The parameters are easy, as for any scale and shift: $d\gamma = \sum_{\text{rows}} dy \odot \hat{x}$
+# and $d\beta = \sum_{\text{rows}} dy$.
+#
+# For $x$, let $g = dy \odot \gamma$, the gradient reaching $\hat{x}$. But $\hat{x}$ depends on $x$ three
+# ways: directly, and through $\mu$ and $\sigma^2$, which depend on the whole row:
+#
+# $$\partial \mu/\partial x_i = 1/D, \qquad \partial \sigma^2/\partial x_i = 2(x_i - \mu)/D$$
+#
+# Summing the three paths, and using $r$:
+#
+# $$dx = r \cdot \left(g - \mathrm{mean}(g) - \hat{x} \odot \mathrm{mean}(g \odot \hat{x})\right)$$
+#
+# The two subtracted terms are the paths through $\mu$ and $\sigma$. Forget them (treat $\mu$ and
+# $\sigma$ as constants) and the backward is wrong: step 10 does exactly that.
+#
+# $\gamma$ and $\beta$ are set away from 1 and 0, so that their gradients are tested fully.
+
 # %%
-lesson.step("LayerNorm: y = γ ⊙ x̂ + β,  x̂ = (x − μ) r,  r = 1/√(σ² + eps)", """
-    dγ = Σ_rows dy ⊙ x̂ and dβ = Σ_rows dy, as for any scale and shift. For x, let g = dy ⊙ γ (the
-    gradient reaching x̂). x̂ depends on x directly and through μ and σ², which depend on the whole
-    row: ∂μ/∂x_i = 1/D and ∂σ²/∂x_i = 2(x_i − μ)/D. Summing the three paths and using r gives
-    dx = r · (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)). The two subtracted terms are the paths through μ
-    and σ: forget them (treat μ, σ as constants) and the backward is wrong; step 8 does exactly
-    that.""")
+lesson.step("LayerNorm: y = γ ⊙ x̂ + β")
 layer_norm = LayerNorm(6)
 layer_norm.weight.data[...] = backend.randn(6, rng=rng(3))        # γ, β away from 1, 0 so that
 layer_norm.bias.data[...] = backend.randn(6, rng=rng(4))          # their gradients are tested fully
@@ -127,12 +201,25 @@ worst = record("LayerNorm", check_layer(layer_norm, {"x": x_ln}))
 lesson.check(f"LayerNorm's backward matches finite differences to {TOL:g}", worst < TOL,
              f"worst {worst:.1e}")
 
+# %% [markdown]
+# ## Softmax along a row
+#
+# $w = \mathrm{softmax}(s)$ along the last axis: $w_i = e^{s_i} / \sum_j e^{s_j}$. Its derivative:
+#
+# $$\frac{\partial w_i}{\partial s_j} = w_i (\delta_{ij} - w_j)$$
+#
+# Multiply by $dw_i$ and sum over $i$:
+#
+# $$ds_j = w_j \left(dw_j - \sum_i dw_i w_i\right), \quad \text{that is} \quad
+# ds = w \odot (dw - \mathrm{rowsum}(dw \odot w))$$
+#
+# No $D \times D$ Jacobian is ever built.
+#
+# What about a masked position? It has $w = 0$, so it gets $ds = 0$: no gradient flows to a score that was
+# not allowed to matter. We check it under a causal mask.
+
 # %%
-lesson.step("Softmax: w = softmax(s) along the last axis", """
-    w_i = e^{s_i} / Σ_j e^{s_j} gives ∂w_i/∂s_j = w_i (δ_ij − w_j). Multiplying by dw and summing
-    over i: ds_j = w_j (dw_j − Σ_i dw_i w_i), or ds = w ⊙ (dw − rowsum(dw ⊙ w)). No D×D
-    Jacobian is ever built. A masked position has w = 0, so it gets ds = 0: no gradient flows to a score that
-    was not allowed to matter.""")
+lesson.step("Softmax along a row")
 scores = backend.randn((3, 5), rng=rng(6)) * 2.0
 dweights = backend.randn((3, 5), rng=rng(7))
 mask = causal_mask(3, past=2)                                      # [3, 5]: row t sees keys 0 .. 2 + t
@@ -143,18 +230,25 @@ worst = record("softmax (masked)", {"s": relative_error(dscores, numeric)})
 lesson.check(f"softmax's backward matches finite differences to {TOL:g}", worst < TOL, f"{worst:.1e}")
 lesson.check("masked scores get exactly zero gradient", bool((dscores[~mask] == 0).all()))
 
+# %% [markdown]
+# ## Attention: out = softmax(QKᵀ/√d_k) V
+#
+# The forward is three steps:
+#
+# $$S = QK^\top/\sqrt{d_k}, \qquad W = \mathrm{softmax}(S), \qquad \mathrm{out} = WV$$
+#
+# So the backward is the three steps reversed:
+#
+# 1. $dW = d\mathrm{out}\, V^\top$ and $dV = W^\top d\mathrm{out}$: the matrix-product rule, as Linear's
+#    (step 2);
+# 2. $dS$ = the softmax backward of $dW$ (step 5);
+# 3. $dQ = dS\, K/\sqrt{d_k}$ and $dK = dS^\top Q/\sqrt{d_k}$.
+#
+# What does a key that no query may see, such as padding, receive? Its whole column has $W = 0$, so its
+# $dK$ and $dV$ should be exactly 0: not small, 0. Sequence 1 below has 2 real tokens and 2 padded ones.
+
 # %%
-lesson.step("Attention: out = softmax(Q Kᵀ/√d_k) V", """
-    The forward is three steps, S = QKᵀ/√d_k, W = softmax(S), out = W V, so the backward is three
-    steps reversed: dW = dout Vᵀ and dV = Wᵀ dout (the matmul rule, as Linear), dS = softmax
-    backward of dW (step 4), then dQ = dS K/√d_k and dK = dSᵀ Q/√d_k. Multi-head attention adds the
-    four projections around it, and in self-attention x feeds Q, K and V, so dx is the sum of the
-    three gradients. (The key projection's bias gets a gradient of exactly 0: adding the same number
-    to every score of a row does not change the softmax. The checker reports two zeros as error 0.)
-    A key that no query may see, such as padding, has W = 0 in its whole column, so its dK and dV are
-    exactly 0: not small, 0. Splitting into heads and merging them back only move numbers, so their
-    backwards only move the gradients back, each number to the place it came from; with several heads
-    of d_k ≠ T, a gradient sent to the wrong column shows up in the check.""")
+lesson.step("Attention: out = softmax(QKᵀ/√d_k) V")
 q, k, v = (backend.randn((2, 2, 4, 3), rng=rng(s)) for s in (8, 9, 10))   # [B, h, T, d_k]
 is_pad = backend.asarray(np.array([[False] * 4, [False, False, True, True]]))  # sequence 1: 2 tokens
 padded_mask = causal_mask(4) & padding_mask(is_pad)                # [2, 1, 4, 4]
@@ -169,6 +263,23 @@ worst = record("attention (causal)", check_layer(ScaledDotProductAttention(), {"
                                                  {"mask": causal_mask(4)}))
 lesson.check(f"scaled dot-product attention's backward matches to {TOL:g}", worst < TOL,
              f"worst {worst:.1e}")
+
+# %% [markdown]
+# ## Multi-head attention: projections and heads
+#
+# Multi-head attention adds four projections around that core ($W_q$, $W_k$, $W_v$ and the output's
+# $W_o$). Two things to get right:
+#
+# - In self-attention $x$ feeds $Q$, $K$ and $V$, so $dx$ is the **sum** of the three gradients.
+# - Splitting into heads and merging them back only move numbers. So their backwards only move the
+#   gradients back, each number to the place it came from.
+#
+# A gradient sent to the wrong column shows up only with several heads of $d_k \neq T$. So we check 3 heads
+# of $d_k = 4$ over $T = 5$ positions, with $Q$, $K$, $V$ projected one by one, and as cross-attention.
+# Then the usual layer: $dx$ and all 8 parameters.
+
+# %%
+lesson.step("Multi-head attention: projections and heads")
 # The heads' reshapes, reversed: 3 heads of d_k = 4 over T = 5 positions (d_k ≠ T, so that a transpose
 # of the wrong axes cannot hide behind a shape), with Q, K, V projected one by one, and as cross-attention.
 separate = MultiHeadAttention(12, 3, rng=rng(23))
@@ -192,19 +303,49 @@ print(f"    {'multi-head attention':<22} {len(mha_errors)} tensors (x and 8 para
       f"error {worst:.1e}; dk_proj.bias: {mha_errors['k_proj.bias']}")
 lesson.check(f"multi-head attention's backward matches to {TOL:g} for x and all 8 parameters", worst < TOL)
 
+# %% [markdown]
+# The key projection's bias gets a gradient of exactly 0: adding the same number to every score of a row
+# does not change the softmax. The checker reports two zeros as error 0.
+
+# %% [markdown]
+# ## GELU
+#
+# $$y = x\, (1 + \tanh u)/2, \qquad u = \sqrt{2/\pi}\, (x + 0.044715\, x^3)$$
+#
+# GELU acts element by element, so $dx = dy \odot y'(x)$. The product rule, then the chain rule through
+# $\tanh$ and $u$:
+#
+# $$y' = (1 + \tanh u)/2 + x\, (1 - \tanh^2 u)/2 \cdot \sqrt{2/\pi}\, (1 + 3 \cdot 0.044715\, x^2)$$
+#
+# The forward keeps $\tanh u$: the backward reuses it instead of recomputing it.
+
 # %%
-lesson.step("GELU: y = ½ x (1 + tanh(u)),  u = √(2/π)(x + 0.044715 x³)", """
-    Element-wise, so dx = dy ⊙ y'(x), with the product and chain rules
-    y' = ½ (1 + tanh u) + ½ x (1 − tanh² u) · √(2/π) (1 + 3·0.044715 x²).
-    The forward keeps tanh(u): the backward reuses it instead of recomputing it.""")
+lesson.step("GELU")
 worst = record("GELU", check_layer(GELU(), {"x": backend.randn((3, 7), rng=rng(13)) * 2.0}))
 lesson.check(f"GELU's backward matches finite differences to {TOL:g}", worst < TOL, f"{worst:.1e}")
 
+# %% [markdown]
+# ## Cross-entropy
+#
+# The mean over $N$ targets of the negative log-probability of the target:
+#
+# $$L = \frac{1}{N} \sum_n \left[\log \sum_v e^{z_{nv}} - z_{n, y_n}\right]$$
+#
+# Differentiate with respect to $z_{nv}$:
+#
+# - $\log \sum_v e^{z_{nv}}$ gives $\mathrm{softmax}(z_n)_v$;
+# - $-z_{n, y_n}$ gives $-1$ at $v = y_n$.
+#
+# So the gradient is the predicted distribution minus the true one:
+#
+# $$dz = \frac{\mathrm{softmax}(z) - \mathrm{onehot}(y)}{N}$$
+#
+# The forward keeps $\mathrm{softmax}(z)$, and the backward starts from it. Targets are integers: no
+# gradient. A target equal to `ignore_index` (-100) is left out: its row gets 0, and $N$ counts only the
+# kept ones.
+
 # %%
-lesson.step("Cross-entropy: L = (1/N) Σ_n [log Σ_v e^{z_nv} − z_n,y_n]", """
-    ∂/∂z_nv of log Σ e^z is softmax(z_n)_v; of −z_n,y_n it is −1 at v = y_n. So
-    dz = (softmax(z) − onehot(y)) / N: the predicted distribution minus the true one. The forward
-    keeps softmax(z) and the backward starts from it. Targets are integers: no gradient.""")
+lesson.step("Cross-entropy")
 loss_fn = CrossEntropyLoss()
 logits = backend.randn((2, 3, 5), rng=rng(14))                     # [B, T, V]
 targets = backend.asarray(np.array([[0, 1, 2], [3, 4, 0]]))        # [B, T]
@@ -226,12 +367,21 @@ print(f"    with two targets ignored (-100): relative error {ignored:.1e}")
 lesson.check(f"... and with ignored targets (their rows get 0, N = 4 kept), to {TOL:g}", ignored < TOL,
              f"{ignored:.1e}")
 
+# %% [markdown]
+# ## A wrong backward is caught
+#
+# Does the check really catch mistakes? Two classic ones, written as subclasses whose forward is right and
+# backward is wrong:
+#
+# - **LayerNorm treating $\mu$ and $\sigma$ as constants**: $dx = r \cdot g$, forgetting both subtracted
+#   terms (step 4);
+# - **GELU treating $\tanh u$ as a constant**: $y' = (1 + \tanh u)/2$, forgetting the derivative
+#   of $\tanh$.
+#
+# Both look plausible, and both have the right shapes.
+
 # %%
-lesson.step("A wrong backward is caught", """
-    Two classic mistakes, written as subclasses whose backward is wrong and forward is right.
-    LayerNorm treating μ and σ as constants: dx = r·g, forgetting both subtracted terms. GELU
-    treating tanh(u) as a constant: y' = ½(1 + tanh u), forgetting the derivative of tanh. Both
-    look plausible and have the right shapes; the check finds them, and names the tensor.""")
+lesson.step("A wrong backward is caught")
 
 class LayerNormConstantSigma(LayerNorm):
     def backward(self, dy):
@@ -262,11 +412,23 @@ lesson.check("... while its correct dγ and dβ still pass",
 lesson.check("the wrong GELU dx is caught (error > 1e-2)", gelu_errors["x"] > 1e-2,
              f"{gelu_errors['x']:.2f}")
 
+# %% [markdown]
+# The check finds both, and it names the tensor: LayerNorm's $d\gamma$ and $d\beta$ still pass, only its
+# $dx$ is off.
+
+# %% [markdown]
+# ## Choosing h
+#
+# Which step $h$ should the check use? Sweep it for GELU's gradient:
+#
+# - for large $h$ the truncation error falls as $h^2$: 100× per decade;
+# - for small $h$ rounding takes over, and the error grows as $1/h$.
+#
+# The minimum should sit near $h \approx \epsilon^{1/3}$, about $10^{-5}$ in float64: the checker's
+# default.
+
 # %%
-lesson.step("Choosing h", """
-    Sweep h for GELU's gradient: for large h the truncation error falls as h² (100× per decade);
-    for small h rounding takes over and the error grows as 1/h. The minimum sits near h ≈ ε^(1/3),
-    about 1e-5 in float64: the checker's default.""")
+lesson.step("Choosing h")
 x_gelu = backend.randn((3, 7), rng=rng(13)) * 2.0
 g_gelu = backend.randn((3, 7), rng=rng(15))
 gelu = GELU()
@@ -282,27 +444,12 @@ slope_large = np.log10(h_errors[1] / h_errors[2])                  # per decade 
 lesson.check("the best h lies between 1e-6 and 1e-4", 1e-6 <= best <= 1e-4, f"best h = {best:.0e}")
 lesson.check("for large h the error falls about 100× per decade (truncation ∝ h²)",
              1.7 < slope_large < 2.3, f"{slope_large:.2f} decades per decade")
+lesson.figure(plots.gradient_check_errors(results, wrong, TOL, hs, h_errors), "11_gradient_check_errors")
 
-import matplotlib.pyplot as plt  # noqa: E402
+# %% [markdown]
+# Left: every backward of this lesson against finite differences, one bar per tensor; the red bars, above
+# the dashed line at $10^{-8}$, are the wrong backwards of step 10. Right: the sweep over $h$, with the
+# checker's default $h = 10^{-5}$ dotted.
 
-fig, (ax_bars, ax_h) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
-names = list(results) + list(wrong)
-values = [max(e, 1e-17) for e in list(results.values()) + list(wrong.values())]   # 0 cannot go on a log axis
-colors = ["tab:red" if e > TOL else "tab:blue" for e in values]
-ax_bars.barh(range(len(names)), values, color=colors)
-ax_bars.set_yticks(range(len(names)), names, fontsize=8)
-ax_bars.invert_yaxis()
-ax_bars.set_xscale("log")
-ax_bars.axvline(TOL, color="k", linestyle="--", linewidth=1)
-ax_bars.text(TOL, len(names) - 0.5, f"  {TOL:g}", va="bottom", fontsize=8)
-ax_bars.set_xlabel("relative error vs finite differences (float64)")
-ax_bars.set_title("hand-written backward vs finite differences: red = caught")
-ax_h.loglog(hs, h_errors, "o-")
-ax_h.axvline(1e-5, color="gray", linestyle=":", linewidth=1)
-ax_h.set(xlabel="step h", ylabel="relative error (GELU dx)", title="truncation (∝ h²) vs rounding (∝ 1/h)")
-ax_h.invert_xaxis()
-ax_h.grid(alpha=0.3, which="both")
-fig.tight_layout()
-lesson.figure(fig, "11_gradient_check_errors")
-
+# %%
 lesson.done()

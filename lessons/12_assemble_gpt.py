@@ -1,39 +1,50 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 12: Assemble the GPT: the whole model by hand, forward and backward, and where its parameters live.
-
-Until now `GPT` was a black box built from the layers of the earlier lessons. Here it is opened: the
-forward pass of the cpu-preset GPT (4 blocks, 4 heads, 128 wide, context 64, 65 characters, no biases)
-is built step by step from the library's layers, with the very parameter arrays of a `GPT`:
-
-    h₀ = E[idx] + P[:T]                                   token embedding + position embedding
-    h_l = h_{l−1} + Attn(LN(h_{l−1}));  h_l += MLP(LN(h_l))   for each of the L blocks (pre-norm)
-    logits = LN_f(h_L) Eᵀ                                 the tied output layer: the table E again
-    loss = mean over positions of −log softmax(logits)[next character]
-
-and checked against `GPT`'s logits and loss to 1e-12 in float64. Then the backward, by hand, through the
-same pieces in reverse (each layer's backward; a residual add passes its gradient to both of its
-inputs), checked against `GPT.backward` for every parameter. Weight tying gives the table E a gradient
-from each of its two uses. Last, the parameters are counted by kind (two thirds of a block is its MLP;
-12·L·d² in all), and the same counting, on the published configurations, gives GPT-2 small's 124 M
-and GPT-3's 175 B: the same block, more of it.
-
-Run:  python lessons/12_assemble_gpt.py        (add --no-pause to run straight through; --exercise to
-      run the lesson on your own lessons/exercises/gpt_forward.py)
-"""
+# # Lesson 12: assemble the GPT, forward and backward, and count its parameters
+#
+# Until now `GPT` was a black box built from the layers of the earlier lessons. Here we open it: the
+# cpu-preset GPT (4 blocks, 4 heads, 128 wide, context 64, 65 characters, no biases), rebuilt from the
+# library's layers with the very parameter arrays of a `GPT`:
+#
+# - $h_0 = E[\mathrm{idx}] + P[:T]$: token embedding + position embedding;
+# - $h \leftarrow h + \mathrm{Attn}(\mathrm{LN}_1(h))$, then $h \leftarrow h + \mathrm{MLP}(\mathrm{LN}_2(h))$:
+#   each of the $L$ blocks (pre-norm);
+# - $\mathrm{logits} = \mathrm{LN}_f(h_L)\, E^\top$: the tied output layer, the table $E$ again;
+# - $\mathrm{loss}$: the mean over positions of $-\log \mathrm{softmax}(\mathrm{logits})[\text{next character}]$.
+#
+# What we check:
+#
+# - our logits and loss equal `GPT`'s to $10^{-12}$ in float64;
+# - our backward, by hand through the same pieces in reverse, equals `GPT.backward` for every parameter
+#   (a residual add passes its gradient to both of its inputs);
+# - weight tying gives the table $E$ a gradient from each of its two uses;
+# - counted by kind, two thirds of a block is its MLP, $12 \cdot L \cdot d^2$ in all; the same count,
+#   on the published configurations, gives GPT-2 small's 124 M and GPT-3's 175 B: the same block,
+#   more of it.
+#
+# Run: `python lessons/12_assemble_gpt.py` (add `--no-pause` to run straight through; `--exercise` to
+# run the lesson on your own `lessons/exercises/gpt_forward.py`).
 
 # %%
 import math
 
 import numpy as np
-
 from _lesson import Lesson
+from _plots import lesson12 as plots
 
 from tinytransformer import backend, causal_mask
-from tinytransformer.tokenizers import CharTokenizer
 from tinytransformer.models import GPT, GPTConfig
+from tinytransformer.tokenizers import CharTokenizer
 from tinytransformer.training import TrainConfig, model_config
 
-lesson = Lesson("12 Assemble the GPT", __doc__, steps=9)
+lesson = Lesson("12 Assemble the GPT", steps=14)
 backend.set_default_dtype("float64")   # every array float64: the comparisons below are to 1e-12
 
 # Settings: --quick takes two windows of text instead of four; the model is the cpu preset either way.
@@ -51,19 +62,21 @@ def shape(a) -> str:
     return str(list(a.shape))
 
 
-def readable(n: int) -> str:
-    """804096 -> '804.1 k', 174604259328 -> '174.6 B'."""
-    return next(f"{n / unit:.1f} {name}" for unit, name in ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1, ""))
-                if n >= unit)
-
+# %% [markdown]
+# ## The model and a batch
+#
+# Which GPT do we open? The trainer's cpu preset (nanoGPT's "baby GPT"). `model_config(TrainConfig(), ...)`
+# builds its `GPTConfig`:
+#
+# - `n_layer` = 4 blocks, `n_head` = 4 heads;
+# - `n_embd` = $d$ = 128, `block_size` = $T$ = 64;
+# - `vocab_size` = $V$ = 65 characters, `bias = False`.
+#
+# We build that GPT in float64, and a batch of $B$ windows of $T$ characters of Shakespeare. The targets
+# are the same windows shifted by one: at each position, the next character.
 
 # %%
-lesson.step("The model and a batch", """
-    The cpu preset of the trainer (nanoGPT's "baby GPT") builds a GPTConfig: n_layer = 4 blocks,
-    n_head = 4 heads, n_embd = d = 128, block_size = T = 64, vocab_size = V = 65 characters, bias =
-    False. We build that GPT in float64 and a batch of B windows of T characters of Shakespeare, the
-    targets shifted by one. Before opening the model we run it once as a black box and keep what it
-    says, logits, loss and the gradient of every parameter, to compare our own assembly with.""")
+lesson.step("The model and a batch")
 config = model_config(TrainConfig(), vocab_size=len(SHAKESPEARE_CHARS))    # the cpu preset
 model = GPT(config)
 tokenizer = CharTokenizer(SHAKESPEARE_CHARS)
@@ -77,6 +90,18 @@ print(f"  config: n_layer={L} n_head={H} n_embd={d} block_size={T} vocab_size={V
       f"{model.wte.weight.data.dtype}")
 print(f"  idx {shape(idx)}, targets {shape(targets)}; window 0 begins {tokenizer.decode(idx[0, :24])!r}")
 
+# %% [markdown]
+# ## GPT as a black box
+#
+# Before opening the model, we run it once as a black box and keep what it says:
+#
+# - its logits and its loss;
+# - the gradient of every parameter, from `model.backward()`.
+#
+# Everything we assemble by hand below is compared with these.
+
+# %%
+lesson.step("GPT as a black box")
 gpt_logits, gpt_loss = model(idx, targets)                                 # GPT as a black box
 model.zero_grad()
 model.backward()
@@ -85,12 +110,22 @@ model.zero_grad()                                                          # our
 print(f"  GPT says: logits {shape(gpt_logits)}, loss {float(gpt_loss):.6f} (ln V = {math.log(V):.6f}); "
       f"{len(gpt_grads)} parameter gradients kept")
 
+# %% [markdown]
+# The gradients are cleared again (`model.zero_grad()`), so that our own backward starts from 0.
+
+# %% [markdown]
+# ## Token embedding + position embedding
+#
+# How does a character enter the model? Through two tables:
+#
+# - the token embedding $E$ `[V, d]`: character $v$ becomes row $E[v]$, the same as the one-hot row
+#   vector of $v$ times $E$ (lesson 02);
+# - the learned position embedding $P$ `[block_size, d]`: position $t$ adds row $P[t]$.
+#
+# $$h_0 = E[\mathrm{idx}] + P[:T], \qquad [B, T, d]$$
+
 # %%
-lesson.step("Token embedding + position embedding", """
-    The token embedding is a table E [V, d]: character v becomes row E[v], the same as the one-hot
-    row vector of v times E. The learned position embedding is a second table P [block_size, d]: position
-    t adds row P[t]. Their sum h₀ [B, T, d] is the start of the residual stream, the vector per
-    position that every block reads from and adds to.""")
+lesson.step("Token embedding + position embedding")
 E = model.wte.weight.data                                                  # [V, d]
 P = model.wpe.weight.data                                                  # [block_size, d]
 tok = model.wte(idx)                                                       # [B, T] -> [B, T, d]
@@ -102,14 +137,28 @@ lesson.check("the lookup E[idx] is the one-hot rows times E, plus P[t] at positi
              max_diff(x, onehot @ backend.to_numpy(E) + backend.to_numpy(P)[:T]) < 1e-15)
 stream = [("embed", float(np.sqrt((x ** 2).mean())))]                      # the residual stream's size
 
+# %% [markdown]
+# $h_0$ is the start of the **residual stream**: one vector per position, which every block reads from
+# and adds to. We keep its size (the RMS of $h$) after each piece, to watch it later.
+
+# %% [markdown]
+# ## One block, opened: LN → attention → +, LN → MLP → +
+#
+# A block is two sublayers. Each reads the stream through a LayerNorm and adds its output back to it
+# (pre-norm, as in GPT-2):
+#
+# $$a = \mathrm{Attn}(\mathrm{LN}_1(h)), \quad h \leftarrow h + a$$
+#
+# $$m = \mathrm{MLP}(\mathrm{LN}_2(h)), \quad h \leftarrow h + m$$
+#
+# - Attention splits $d$ into `n_head` heads of $d_k = d / n_{head}$, each with its own causal weights
+#   `[T, T]`.
+# - The MLP widens each position to $4 \cdot d$ and back.
+#
+# Here is block 0, one layer at a time. The other blocks are the same, with their own parameters.
+
 # %%
-lesson.step("One block, opened: LN → attention → +, LN → MLP → +", """
-    A block is two sublayers, each read from the stream through a LayerNorm and added back to it
-    (pre-norm, GPT-2): a = Attn(LN₁(h)), h = h + a; m = MLP(LN₂(h)), h = h + m. Attention splits d
-    into n_head heads of d_k = d / n_head, each with its own causal weights [T, T]; the MLP widens
-    each position to 4·d and back. Every layer keeps what its backward will need (q, k, v and the
-    weights; the MLP's hidden activations; each LayerNorm's x̂ and 1/σ). Here is block 0 step by
-    step; the other blocks are the same with their own parameters.""")
+lesson.step("One block, opened: LN → attention → +, LN → MLP → +")
 mask = causal_mask(T)                                                      # [T, T]: position t sees 0 .. t
 block = model.blocks[0]
 attn, mlp = block.self_attn.sublayer, block.ffn.sublayer                   # MultiHeadAttention, FeedForward
@@ -133,14 +182,21 @@ lesson.check("no position attends to a later one: every weight above the diagona
              bool((future == 0).all()))
 stream += [("b0 attn", float(np.sqrt((h_mid ** 2).mean()))), ("b0 mlp", float(np.sqrt((x ** 2).mean())))]
 
+# %% [markdown]
+# The check builds "the future" (key $j$ after query $i$) itself, with `np.triu`, instead of reading
+# it from `mask`: it tests the mask rather than trusting it.
+#
+# Every layer also kept what its backward will need: $q$, $k$, $v$ and the weights; the MLP's hidden
+# activations; each LayerNorm's $\hat{x}$ and $1/\sigma$. The backward by hand uses them.
+
+# %% [markdown]
+# ## The other blocks
+#
+# Blocks 1 … $L-1$ follow the same way, each with its own parameters. How large does the stream get as
+# each sublayer adds to it?
+
 # %%
-lesson.step("The other blocks, the final LayerNorm, the tied output layer, softmax and the loss", """
-    Blocks 1 .. L−1 follow the same way. A last LayerNorm normalises the stream, and the output layer
-    turns each position's h [d] into V scores: logits = h Eᵀ, the token table again (weight tying,
-    step 7). softmax turns the scores into probabilities of the next character, and the loss is the
-    mean of −log p(the true next character). At initialisation the weights are small, so every
-    character is about equally likely and the loss is near ln V. Our logits and loss must equal GPT's
-    to 1e-12: the same layers, the same parameters, the same order.""")
+lesson.step("The other blocks")
 for l in range(1, L):
     block = model.blocks[l]
     x = x + block.self_attn.sublayer(block.self_attn.ln(x), mask=mask)     # [B, T, d]
@@ -148,6 +204,28 @@ for l in range(1, L):
     x = x + block.ffn.sublayer(block.ffn.ln(x))                            # [B, T, d]
     stream.append((f"b{l} mlp", float(np.sqrt((x ** 2).mean()))))
 print(f"  blocks 1..{L - 1}: h {shape(x)} each")
+print("  RMS of the stream after each piece: " + ", ".join(f"{name} {rms:.3f}" for name, rms in stream))
+
+# %% [markdown]
+# The stream grows as each sublayer adds to it (the next step's figure plots these numbers). The final
+# LayerNorm of the next step normalises it, before the output layer.
+
+# %% [markdown]
+# ## The final LayerNorm, the tied output layer, softmax and the loss
+#
+# From the stream to a loss, in four pieces:
+#
+# 1. a last LayerNorm normalises the stream: $h = \mathrm{LN}_f(h_L)$;
+# 2. the output layer turns each position's $h$ `[d]` into $V$ scores, with the token table again
+#    (weight tying, see the step "Weight tying: one table, two uses"): $\mathrm{logits} = h E^\top$;
+# 3. softmax turns the scores into probabilities of the next character;
+# 4. the loss is the mean of $-\log p(\text{the true next character})$.
+#
+# Our logits and loss must equal GPT's to $10^{-12}$: the same layers, the same parameters, the same
+# order.
+
+# %%
+lesson.step("The final LayerNorm, the tied output layer, softmax and the loss")
 h = model.ln_f(x)                                                          # [B, T, d]
 logits = h @ E.T                                                           # [B, T, d] @ [d, V] -> [B, T, V]
 probs = np.exp(logits - logits.max(-1, keepdims=True))
@@ -157,35 +235,42 @@ loss = -np.log(p_next).mean()
 print(f"  final LN h {shape(h)} -> logits = h Eᵀ {shape(logits)} -> softmax {shape(probs)} "
       f"-> p(next) {shape(p_next)} -> loss {loss:.6f}")
 logit_diff, loss_diff = max_diff(logits, gpt_logits), abs(float(loss) - float(gpt_loss))
-print(f"  ours vs GPT: max |Δ logits| = {logit_diff:.1e}, |Δ loss| = {loss_diff:.1e}")
+print(f"  ours vs GPT: max |Δ logits| = {logit_diff:.1e}, |Δ loss| = {loss_diff:.1e};  ln V = {math.log(V):.6f}")
 lesson.check("our logits equal GPT's to 1e-12 (float64)", logit_diff < 1e-12, f"{logit_diff:.1e}")
 lesson.check("our loss equals GPT's to 1e-12", loss_diff < 1e-12, f"{loss_diff:.1e}")
 lesson.check("at initialisation the loss is near ln V (every character about equally likely)",
              abs(float(loss) - math.log(V)) < 0.05, f"{float(loss):.4f} vs {math.log(V):.4f}")
+lesson.figure(plots.forward_pass(stream, backend.to_numpy(probs), loss), "12_forward_pass")
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+# %% [markdown]
+# Why is the loss near $\ln V$? At initialisation the weights are small, so every character is about
+# equally likely: $p \approx 1/V$, and $-\log(1/V) = \ln V$. The figure's right panel shows every
+# $p \cdot V$ near 1; its left panel, the stream growing block by block.
 
-
-def plain_log_labels(axis) -> None:
-    """Label a log axis 1e+05, not with mathtext's 10⁵ (typesetting those is most of a figure's time)."""
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0e}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-fig, (ax_stream, ax_probs) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
-ax_stream.plot(range(len(stream)), [rms for _, rms in stream], "o-")
-ax_stream.set_xticks(range(len(stream)), [name for name, _ in stream], rotation=60, fontsize=8)
-ax_stream.set(ylabel="RMS of h", title="the residual stream grows as each sublayer adds to it")
-ax_stream.grid(alpha=0.3)
-ax_probs.hist(backend.to_numpy(probs).ravel() * V, bins=40)
-ax_probs.set(xlabel="p(character) × V", ylabel="count",
-             title=f"softmax at initialisation: all near 1/V (loss {float(loss):.3f} ≈ ln V)")
-fig.subplots_adjust(wspace=0.2)   # (no tight_layout: the saved figure is cropped to fit anyway)
-lesson.figure(fig, "12_forward_pass")
-
+# %% [markdown]
+# ## Your turn: the whole forward as one function
+#
+# Written as one function, the forward is about eight lines: the embeddings, the causal mask, the
+# blocks, the final LayerNorm and the output layer (tied or not).
+#
+# - `lessons/exercises/gpt_forward.py` asks for exactly that. With `--exercise` your function runs here,
+#   in place of the library's.
+# - Without `--exercise`, this step checks `GPT.forward` itself against the formulas.
+#
+# What is it compared with? `numpy_forward` below: the same model written out in plain NumPy from its
+# weight arrays alone (its own LayerNorm, attention, GELU and position table; no layer of the library).
+# On two small models:
+#
+# 1. one like ours: pre-norm, tied, learned positions;
+# 2. one unlike it: biases, an untied output layer, post-norm, sinusoidal positions.
+#
+# Why small models? So that the layers of our cpu-preset GPT keep what our own forward gave them, for
+# the backward by hand of the next step.
 
 # %%
+lesson.step("Your turn: the whole forward as one function")
+
+
 def gpt_forward(self, idx):
     """GPT's logits for idx (the library's forward); with --exercise, your assembly replaces it."""
     logits, _ = GPT.forward(self, idx)
@@ -237,16 +322,7 @@ def numpy_forward(model, idx):
     return h @ (W["wte.weight"].T if c.tie_weights else W["lm_head.weight"])   # [B, T, V]
 
 
-lesson.step("Your turn: the whole forward as one function", """
-    Written as one function, the forward is about eight lines: embeddings, the causal mask, the
-    blocks, the final LayerNorm and the output layer (tied or not). lessons/exercises/gpt_forward.py
-    asks for exactly that; with --exercise your function runs here in place of the library's. Its
-    logits are compared with numpy_forward above: the same model written out in plain NumPy from its
-    weight arrays alone (its own LayerNorm, attention, GELU and position table; no layer of the
-    library), on two small models: one like ours (pre-norm, tied, learned positions) and one unlike
-    it (biases, an untied output layer, post-norm, sinusoidal positions). Without --exercise this
-    checks GPT.forward itself against the formulas. (Small models, so that the layers of our
-    cpu-preset GPT keep what our own forward gave them for the backward by hand of the next step.)""")
+# %%
 forward = lesson.exercise("gpt_forward", gpt_forward)
 exercise_configs = {
     "pre-norm, tied": GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, seed=3),
@@ -267,15 +343,24 @@ lesson.check("... and on an untied, post-norm model with sinusoidal positions",
              exercise_diffs["post-norm, untied, sinusoidal"] < 1e-12,
              f"{exercise_diffs['post-norm, untied, sinusoidal']:.1e}")
 
+# %% [markdown]
+# ## The backward by hand
+#
+# Backward walks the same pieces in reverse. Each layer's `backward` takes the gradient of its output,
+# returns that of its input, and adds into its parameters' `.grad`.
+#
+# 1. The loss: $d\mathrm{logits} = (\mathrm{softmax} - \mathrm{onehot})/N$.
+# 2. The output layer $\mathrm{logits} = h E^\top$: $dh = d\mathrm{logits}\, E$, and a gradient for $E$.
+# 3. The final LayerNorm.
+# 4. The blocks, last to first, the MLP before attention. A residual add $y = h + f(\mathrm{LN}(h))$
+#    passes $dy$ to both of its inputs: $dh = dy + \mathrm{LN}^\top(f^\top(dy))$.
+# 5. The position table: it gets $\sum$ over the batch of $dh_0$.
+# 6. The token table: the scatter-add of lesson 02.
+#
+# Every parameter's gradient must equal `GPT.backward`'s.
+
 # %%
-lesson.step("The backward by hand", """
-    Backward walks the same pieces in reverse, each layer's backward taking the gradient of its output
-    and returning that of its input (and adding into its parameters' .grad). The loss gives dlogits =
-    (softmax − onehot)/N. The output layer logits = h Eᵀ gives dh = dlogits E and a gradient for E.
-    Then the final LayerNorm, and the blocks from last to first: a residual add y = h + f(LN(h))
-    passes dy to both of its inputs, so dh = dy + LNᵀ(fᵀ(dy)), the MLP first, then attention.
-    Last the position table (it gets Σ over the batch of dh₀) and the token table (the scatter-add of
-    lesson 02). Every parameter's gradient must equal GPT.backward's.""")
+lesson.step("The backward by hand")
 model.loss_fn(logits, targets)                                             # keeps softmax for its backward
 dlogits = model.loss_fn.backward()                                         # [B, T, V]
 N = B * T
@@ -302,34 +387,28 @@ print(f"  {len(relative)} parameters; largest max|ours − GPT| / max|GPT|: {rel
       f"({worst_name})")
 lesson.check("every parameter's gradient equals GPT.backward's (to 1e-12 of its largest entry)",
              relative[worst_name] < 1e-12, f"worst {relative[worst_name]:.1e}")
+lesson.figure(plots.backward_by_hand({n: backend.to_numpy(p.grad) for n, p in model.named_parameters()},
+                                     {n: backend.to_numpy(g) for n, g in gpt_grads.items()},
+                                     relative[worst_name]), "12_backward_by_hand")
 
-grad_norms = [float(np.linalg.norm(backend.to_numpy(p.grad))) for _, p in model.named_parameters()]
-gpt_norms = [float(np.linalg.norm(backend.to_numpy(gpt_grads[n]))) for n, _ in model.named_parameters()]
-names = [n.replace("blocks.", "b").replace(".sublayer", "").replace(".weight", "") for n in relative]
-fig, ax = plt.subplots(figsize=(7, 7))
-ax.barh(range(len(names)), grad_norms, color="tab:blue", label="ours, by hand")
-ax.plot(gpt_norms, range(len(names)), "k|", markersize=12, label="GPT.backward")
-ax.set_yticks(range(len(names)), names, fontsize=7)
-ax.invert_yaxis()
-ax.set(xscale="log", xlabel="‖gradient‖",
-       title=f"every parameter's gradient: by hand vs GPT.backward\n(largest relative difference "
-             f"{relative[worst_name]:.0e})")
-plain_log_labels(ax.xaxis)
-ax.legend(fontsize=8, loc="lower right")
-lesson.figure(fig, "12_backward_by_hand")
+# %% [markdown]
+# The figure shows every parameter's gradient norm: our bars end at GPT's ticks.
+#
+# $E$ got its gradient in two pieces: `dE_output` from the output layer, and `dE_lookup` from the
+# lookup. We kept both; the step "Two uses, two gradients" looks at them.
+
+# %% [markdown]
+# ## Weight tying: one table, two uses
+#
+# The output layer scores character $v$ by the dot product $h \cdot E[v]$: how much the final vector
+# looks like $v$'s embedding.
+#
+# Tying makes that layer the embedding table itself (GPT-2, nanoGPT). What does it save? The $V \cdot d$
+# parameters of a separate output matrix. An untied twin, built from the same config with its own output
+# matrix `[d, V]`, shows it.
 
 # %%
-lesson.step("Weight tying: one table, two uses, two gradients", """
-    The output layer scores character v by the dot product h · E[v]: how much the final vector looks
-    like v's embedding. Tying makes that layer the embedding table itself (GPT-2, nanoGPT), which
-    saves the V·d parameters of a separate output matrix. It also means the scores are similarities
-    to the input embeddings. At initialisation the blocks add little, so each position's h is still
-    mostly the embedding of the character it was given, and the tied model's top guess for the next
-    character is that same character: a lean towards repeating the input, which training must
-    overcome (in text a character rarely follows itself). An untied twin, built from the same
-    config with its own output matrix, has no such lean. Last, a table used twice gets the sum of
-    two gradients: the lookup's scatter-add (rows of characters in the input only) and the output
-    layer's dlogitsᵀ h (every row: every character's score was softmaxed).""")
+lesson.step("Weight tying: one table, two uses")
 untied = GPT(GPTConfig(**{**config.to_dict(), "tie_weights": False}))     # the same model, its own [d, V]
 saved = untied.num_parameters() - model.num_parameters()
 print(f"  parameters: tied {model.num_parameters():,}, untied {untied.num_parameters():,}; "
@@ -337,6 +416,20 @@ print(f"  parameters: tied {model.num_parameters():,}, untied {untied.num_parame
 lesson.check("tying saves exactly V·d parameters: the untied twin has one more [d, V] matrix and nothing else",
              saved == V * d, f"{saved:,} vs {V * d:,}")
 
+# %% [markdown]
+# ## Tying at initialisation: a lean towards repeating the input
+#
+# Tying also makes the scores similarities to the *input* embeddings. At initialisation the blocks add
+# little, so each position's $h$ is still mostly the embedding of the character it was given.
+#
+# So what is the tied model's top guess for the next character? That same character.
+#
+# - That is a lean towards repeating the input, which training must overcome: in text a character
+#   rarely follows itself.
+# - The untied twin has no such lean.
+
+# %%
+lesson.step("Tying at initialisation: a lean towards repeating the input")
 repeats = {}                                                               # at initialisation, on our batch
 for name, m in (("tied", model), ("untied", untied)):
     init_logits = backend.to_numpy(GPT.forward(m, idx)[0])                 # [B, T, V]
@@ -354,6 +447,20 @@ lesson.check("at initialisation the tied model's top guess is the input characte
              repeats["tied"][0] > 0.8 and repeats["untied"][0] < 0.1,
              f"{repeats['tied'][0]:.0%} vs {repeats['untied'][0]:.0%}")
 
+# %% [markdown]
+# ## Two uses, two gradients
+#
+# A table used twice gets the sum of two gradients:
+#
+# - the lookup's: the scatter-add of $dh_0$, into the rows of the characters in the input only;
+# - the output layer's: $d\mathrm{logits}^\top h$, into every row (every character's score was
+#   softmaxed).
+#
+# The backward by hand kept them apart (`dE_lookup`, `dE_output`). Is their sum GPT's gradient for $E$?
+# And is either one alone enough?
+
+# %%
+lesson.step("Two uses, two gradients")
 gpt_dE = gpt_grads["wte.weight"]
 in_input = np.zeros(V, dtype=bool)
 in_input[np.unique(backend.to_numpy(idx))] = True
@@ -373,21 +480,27 @@ lesson.check("neither share alone is GPT's gradient (each is off by over 10%)",
              min(only_lookup, only_output) > 0.1, f"{only_lookup:.2f}, {only_output:.2f}")
 lesson.check("characters absent from the input get no lookup gradient but do get the output layer's",
              bool((dE_lookup[~in_input] == 0).all() and (np.abs(dE_output[~in_input]).max(axis=1) > 0).all()))
+lesson.figure(plots.weight_tying(backend.to_numpy(dE_lookup), backend.to_numpy(dE_output), in_input,
+                                 SHAKESPEARE_CHARS), "12_weight_tying")
 
-labels = [repr(c)[1:-1] for c in SHAKESPEARE_CHARS]
-fig, ax = plt.subplots(figsize=(14, 4))
-positions = np.arange(V)
-ax.bar(positions - 0.2, np.linalg.norm(dE_lookup, axis=1), 0.4, label="lookup: scatter-add of dh₀")
-ax.bar(positions + 0.2, np.linalg.norm(dE_output, axis=1), 0.4, label="output layer: dlogitsᵀ h")
-for v in positions[~in_input]:
-    ax.axvspan(v - 0.5, v + 0.5, color="0.9", zorder=0)
-ax.set_xticks(positions, labels, fontsize=7)
-ax.set(ylabel="‖gradient of row E[v]‖",
-       title="E's gradient from its two uses (grey: characters not in the input, no lookup share)")
-ax.legend()
-lesson.figure(fig, "12_weight_tying")
+# %% [markdown]
+# In the figure, grey marks the characters that are not in the input: they have no lookup bar, only the
+# output layer's.
+
+# %% [markdown]
+# ## Where the parameters live
+#
+# We count the model's own arrays, by kind. Per block, with $d$ = `n_embd`:
+#
+# - attention: $W_q, W_k, W_v, W_o$, each $d \times d$, so $4d^2$;
+# - MLP: $d \times 4d$ up and $4d \times d$ down, so $8d^2$.
+#
+# The MLP's 4× hidden width puts two thirds of a block in the MLP, and $L$ blocks make
+# $12 \cdot L \cdot d^2$. What the count adds to that: the embeddings, the biases (none in the cpu
+# preset) and the LayerNorms.
 
 # %%
+lesson.step("Where the parameters live")
 KINDS = ("embeddings", "attention", "MLP", "LayerNorm", "output layer")
 
 
@@ -414,28 +527,6 @@ def counted(model) -> dict:
     return counts
 
 
-def count_parameters(c: GPTConfig) -> dict:
-    """Parameters by kind from a config alone: the formula, with no array allocated.
-
-    Per block, with d = n_embd: attention W_q, W_k, W_v, W_o, 4·d² (+ 4·d biases); MLP d × 4d and 4d × d,
-    8·d² (+ 4d + d biases); two LayerNorms, d each (+ d each with β). So 12·d² per block, plus the small
-    terms. Outside the blocks: E [V, d], P [block_size, d] (none if sinusoidal), the final LayerNorm,
-    and an output matrix [d, V] only when it is not tied to E.
-    """
-    d, L, b = c.n_embd, c.n_layer, int(c.bias)
-    return {"embeddings": c.vocab_size * d + (c.block_size * d if c.positional == "learned" else 0),
-            "attention": L * (4 * d * d + b * 4 * d),
-            "MLP": L * (2 * 4 * d * d + b * (4 * d + d)),
-            "LayerNorm": (2 * L + 1) * (1 + b) * d,
-            "output layer": 0 if c.tie_weights else d * c.vocab_size}
-
-
-lesson.step("Where the parameters live", """
-    Counted from the model itself, by kind. A block holds 4·d² in attention (W_q, W_k, W_v, W_o, each
-    d × d) and 8·d² in its MLP (d × 4d up, 4d × d down): the MLP's 4× hidden width puts two thirds
-    of a block in the MLP. L blocks make 12·L·d²; what the count adds to that is the embeddings, the
-    biases (none in the cpu preset) and the LayerNorms. A formula from the config alone, checked here
-    against models actually built, will count models far too big to build in the next step.""")
 by_kind = counted(model)
 total = sum(by_kind.values())
 in_blocks = by_kind["attention"] + by_kind["MLP"] + sum(int(p.data.size) for n, p in model.named_parameters()
@@ -455,6 +546,41 @@ lesson.check("about two thirds of the block parameters are in the MLPs (within 1
              abs(mlp_share - 2 / 3) < 0.01, f"{mlp_share:.4f}")
 lesson.check("the blocks' weight matrices are exactly 12·L·d²", matrices == 12 * L * d * d,
              f"{matrices:,} vs {12 * L * d * d:,}")
+lesson.figure(plots.parameters_by_kind([(n, int(p.data.size), kind_of(n)) for n, p in model.named_parameters()],
+                                       by_kind, total), "12_parameters_by_kind")
+
+# %% [markdown]
+# ## A formula from the config alone
+#
+# Can we count a model without building it? `count_parameters(config)` writes the count as a formula:
+#
+# - per block, $12d^2$ plus the small terms: the biases when there are any, two LayerNorms;
+# - outside the blocks: $E$, $P$ (none with sinusoidal positions), the final LayerNorm, and an output
+#   matrix `[d, V]` only when it is not tied to $E$.
+#
+# We check it against models actually built, from four configs (biases, untied, sinusoidal,
+# post-norm). Then it can count models far too big to build: the next step.
+
+# %%
+lesson.step("A formula from the config alone")
+
+
+def count_parameters(c: GPTConfig) -> dict:
+    """Parameters by kind from a config alone: the formula, with no array allocated.
+
+    Per block, with d = n_embd: attention W_q, W_k, W_v, W_o, 4·d² (+ 4·d biases); MLP d × 4d and 4d × d,
+    8·d² (+ 4d + d biases); two LayerNorms, d each (+ d each with β). So 12·d² per block, plus the small
+    terms. Outside the blocks: E [V, d], P [block_size, d] (none if sinusoidal), the final LayerNorm,
+    and an output matrix [d, V] only when it is not tied to E.
+    """
+    d, L, b = c.n_embd, c.n_layer, int(c.bias)
+    return {"embeddings": c.vocab_size * d + (c.block_size * d if c.positional == "learned" else 0),
+            "attention": L * (4 * d * d + b * 4 * d),
+            "MLP": L * (2 * 4 * d * d + b * (4 * d + d)),
+            "LayerNorm": (2 * L + 1) * (1 + b) * d,
+            "output layer": 0 if c.tie_weights else d * c.vocab_size}
+
+
 small_configs = [config,
                  GPTConfig(vocab_size=11, block_size=8, n_layer=3, n_head=2, n_embd=16, bias=True),
                  GPTConfig(vocab_size=13, block_size=5, n_layer=2, n_head=3, n_embd=12, tie_weights=False),
@@ -466,36 +592,28 @@ print(f"  the formula vs models built from {len(small_configs)} configs (biases,
 lesson.check("count_parameters(config) equals the built model's count, kind by kind, on every config",
              not mismatches, f"{len(mismatches)} differ")
 
-cpu_groups = []                                                            # (label, count, kind) in order
-for name, p in model.named_parameters():
-    label = name.split(".sublayer")[0].replace("blocks.", "block ").rsplit(".weight", 1)[0]
-    label = label.replace(".self_attn", " attn").replace(".ffn", " MLP")
-    if cpu_groups and cpu_groups[-1][0] == label:
-        cpu_groups[-1] = (label, cpu_groups[-1][1] + int(p.data.size), kind_of(name))
-    else:
-        cpu_groups.append((label, int(p.data.size), kind_of(name)))
-COLORS = {"embeddings": "tab:purple", "attention": "tab:blue", "MLP": "tab:orange", "LayerNorm": "tab:green",
-          "output layer": "tab:gray"}
-fig, ax = plt.subplots(figsize=(10, 6))
-ax.barh(range(len(cpu_groups)), [n for _, n, _ in cpu_groups], color=[COLORS[k] for _, _, k in cpu_groups])
-ax.set_yticks(range(len(cpu_groups)), [g[0].replace(".ln", " LN") for g in cpu_groups], fontsize=7)
-ax.invert_yaxis()
-for kind in ("embeddings", "attention", "MLP", "LayerNorm"):
-    ax.barh([0], [0], color=COLORS[kind], label=f"{kind}: {by_kind[kind] / total:.1%}")
-ax.set(xlabel="parameters", title=f"cpu preset, {total:,} parameters: each block is 4d² attention + 8d² MLP")
-ax.legend(loc="upper right")
-lesson.figure(fig, "12_parameters_by_kind")
+# %% [markdown]
+# ## GPT-2 small and GPT-3: the same block, more of it
+#
+# | | GPT-2 small (2019) | GPT-3 175B (2020) |
+# |---|---|---|
+# | blocks $L$ | 12 | 96 |
+# | width $d$ | 768 | 12288 |
+# | heads | 12 | 96 |
+# | vocabulary $V$ | 50257 BPE tokens | the same |
+# | context | 1024 | 2048 |
+#
+# GPT-2 small has biases and a tied output layer. The architecture is the block of this lesson (GPT-3
+# alternates dense and sparse attention patterns, which changes no weight).
+#
+# We build no weights (GPT-3's would take 1.4 TB in float64): the formula counts them. Does it give the
+# published sizes?
+#
+# - GPT-2 small: 124,439,808, the count of its released, tied checkpoint;
+# - GPT-3: 175.0 B, in the GPT-3 paper's table.
 
 # %%
-lesson.step("GPT-2 small and GPT-3: the same block, more of it", """
-    GPT-2 small (2019): L = 12, d = 768, 12 heads, V = 50257 BPE tokens, context 1024, biases, tied
-    output. GPT-3 175B (2020): L = 96, d = 12288, 96 heads, the same vocabulary, context 2048. The
-    architecture is the block of this lesson (GPT-3 alternates dense and sparse attention patterns,
-    which changes no weight). The same formula, on their configurations (no weights built: GPT-3's
-    would take 1.4 TB in float64), gives their published sizes: 124,439,808 for GPT-2 small (the count
-    of its released, tied checkpoint) and 175.0 B in the GPT-3 paper's table. The embeddings are a
-    third of GPT-2 small and a rounding error of GPT-3: at scale, nearly everything is blocks, and
-    two thirds of that MLP; 12·L·d² is then almost the whole count.""")
+lesson.step("GPT-2 small and GPT-3: the same block, more of it")
 published = {"GPT-2 small": (GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768,
                                        bias=True), 124_439_808),
              "GPT-3 175B": (GPTConfig(vocab_size=50257, block_size=2048, n_layer=96, n_head=96, n_embd=12288,
@@ -516,25 +634,12 @@ lesson.check("GPT-3 counts 175 B: within 0.5% of the paper's 175.0 B", abs(gpt3 
              f"{gpt3 / 1e9:.2f} B")
 lesson.check("at GPT-3's scale 12·L·d² is within 1% of the whole count",
              abs(12 * 96 * 12288 ** 2 / gpt3 - 1) < 0.01)
+lesson.figure(plots.scale(sizes), "12_scale_gpt2_gpt3")
 
+# %% [markdown]
+# What changes with scale is the share of the embeddings: a third of GPT-2 small, a rounding error of
+# GPT-3. At scale nearly everything is blocks, two thirds of that MLP, and $12 \cdot L \cdot d^2$ is
+# almost the whole count.
 
-
-fig, (ax_abs, ax_share) = plt.subplots(1, 2, figsize=(13, 4.5))
-models = list(sizes)
-width = 0.2
-for k, kind in enumerate(("embeddings", "attention", "MLP", "LayerNorm")):
-    ax_abs.bar(np.arange(len(models)) + (k - 1.5) * width, [sizes[m][kind] for m in models], width,
-               color=COLORS[kind], label=kind)
-    bottoms = [sum(sizes[m][q] for q in ("embeddings", "attention", "MLP", "LayerNorm")[:k]) / sum(sizes[m].values())
-               for m in models]
-    ax_share.bar(models, [sizes[m][kind] / sum(sizes[m].values()) for m in models], bottom=bottoms,
-                 color=COLORS[kind], label=kind)
-ax_abs.set_xticks(range(len(models)), [f"{m}\n{readable(sum(sizes[m].values()))}" for m in models])
-ax_abs.set(yscale="log", ylabel="parameters", title="parameters by kind (log scale)")
-plain_log_labels(ax_abs.yaxis)
-ax_abs.legend(fontsize=8)
-ax_share.set(ylabel="share of all parameters", title="the same block, more of it: shares by kind")
-fig.subplots_adjust(wspace=0.25)
-lesson.figure(fig, "12_scale_gpt2_gpt3")
-
+# %%
 lesson.done()

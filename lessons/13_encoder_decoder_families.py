@@ -1,31 +1,38 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 13: Encoder, decoder, encoder-decoder: three Transformer families, three attention patterns.
-
-The blocks are the same; what differs is which positions each query may attend to:
-
-    encoder-only (BERT-like, EncoderClassifier):  every position sees every real token, both ways;
-                                                  padding is masked out.
-    decoder-only (GPT):                           position t sees positions 0 .. t (causal mask).
-    encoder-decoder (Seq2Seq, the 2017 paper):    the encoder reads the source bidirectionally; the
-                                                  decoder reads the target causally and, in each block,
-                                                  cross-attends to the encoder's output ("memory").
-
-This lesson builds one small model of each family, reads their attention weights, and checks what each
-pattern promises: who can influence whom.
-
-Run:  python lessons/13_encoder_decoder_families.py        (add --no-pause to run straight through)
-"""
+# # Lesson 13: encoder, decoder, encoder-decoder: three Transformer families, three attention patterns
+#
+# The blocks are the same. What differs is **which positions each query may attend to**:
+#
+# - **encoder-only** (BERT-like, `EncoderClassifier`): every position sees every real token, both ways;
+#   padding is masked out.
+# - **decoder-only** (GPT): position $t$ sees positions $0 \ldots t$ (the causal mask).
+# - **encoder-decoder** (`Seq2Seq`, the 2017 paper): the encoder reads the source bidirectionally; the
+#   decoder reads the target causally and, in each block, cross-attends to the encoder's output (the
+#   "memory").
+#
+# We build one small model of each family, read their attention weights, and check what each pattern
+# promises: who can influence whom.
+#
+# Run: `python lessons/13_encoder_decoder_families.py` (add `--no-pause` to run straight through).
 
 # %%
 import numpy as np
-
 from _lesson import Lesson
+from _plots import lesson13 as plots
 
 from tinytransformer import backend
 from tinytransformer.models import (GPT, EncoderClassifier, EncoderConfig, GPTConfig, Seq2Seq,
                                     Seq2SeqConfig)
 
-lesson = Lesson("13 Encoder, decoder, encoder-decoder", __doc__, steps=4)
+lesson = Lesson("13 Encoder, decoder, encoder-decoder", steps=6)
 
 PAD = 0
 VOCAB, D, N_HEAD, N_LAYER = 12, 32, 4, 2
@@ -42,12 +49,22 @@ def max_diff(a, b) -> float:
 # float64 makes "does not depend" an exact statement: an unchanged output is unchanged to the last bit, and
 # a changed one differs by far more than rounding.
 backend.use("numpy", dtype="float64")
+
+# %% [markdown]
+# ## Encoder: bidirectional attention, padding masked
+#
+# Which keys may an encoder's query use? A batch of two sequences of length $T = 6$: the second has 3 real
+# tokens and 3 PAD tokens (id 0).
+#
+# The encoder's self-attention mask is built from the padding **alone**: query $i$ may attend to key $j$
+# whenever $j$ is a real token, whether $j$ comes before or after $i$. So we expect weights of shape
+# `[B, h, T, T]` with:
+#
+# - zero columns at the padded keys;
+# - no triangle: weight above the diagonal too.
+
 # %%
-lesson.step("Encoder: bidirectional attention, padding masked", """
-    A batch of two sequences of length T = 6; the second has 3 real tokens and 3 PAD tokens (id 0).
-    The encoder's self-attention mask is built from the padding alone: query i may attend to key j
-    whenever j is a real token, whether j comes before or after i. So its weights are
-    [B, h, T, T] with zero columns at the padded keys, and no triangle.""")
+lesson.step("Encoder: bidirectional attention, padding masked")
 encoder = EncoderClassifier(EncoderConfig(vocab_size=VOCAB, n_classes=3, block_size=8, n_layer=N_LAYER,
                                           n_head=N_HEAD, n_embd=D, pad_id=PAD, seed=0))
 src = ids([[5, 3, 7, 2, 9, 4],
@@ -63,6 +80,18 @@ lesson.check("every row sums to 1", np.allclose(enc_weights.sum(-1), 1.0))
 lesson.check("queries attend to later keys too (above the diagonal is not 0)",
              bool((enc_weights[0, :, 0, 1:] > 0).all()))
 
+# %% [markdown]
+# ## Encoder: information flows both ways, padding is invisible
+#
+# What does that mask promise about the outputs? Two things to check on the encoder's hidden states and
+# logits:
+#
+# - the **first** position depends on the **last** token: change the last token of sequence 1, and
+#   position 0's hidden state must move;
+# - padding is invisible: append more PAD tokens, and the class logits must not move at all.
+
+# %%
+lesson.step("Encoder: information flows both ways, padding is invisible")
 h = backend.to_numpy(encoder.encode(src))
 changed = src.copy()
 changed[0, 5] = 11                                                  # change the LAST token of sequence 1
@@ -79,12 +108,20 @@ print(f"  two more PAD tokens per sequence: the class logits change by "
 lesson.check("padding is invisible: appending PAD tokens leaves the logits unchanged (to 1e-12)",
              max_diff(logits, logits_longer) < 1e-12)
 
+# %% [markdown]
+# ## Decoder (GPT): causal attention
+#
+# A GPT predicts token $t + 1$ from tokens $0 \ldots t$, and it trains on every position at once. That is
+# only honest if position $t$ cannot see the tokens after it.
+#
+# The causal mask allows key $j$ for query $t$ only when $j \le t$: the weights are lower-triangular. The
+# consequence to check, at $t = 2$:
+#
+# - the logits at position $t$ do **not** change when any later token changes;
+# - they **do** change when an earlier one does.
+
 # %%
-lesson.step("Decoder (GPT): causal attention", """
-    A GPT predicts token t + 1 from tokens 0 .. t, and it trains on every position at once; that is
-    only honest if position t cannot see the tokens after it. The causal mask allows key j for query
-    t only when j ≤ t: the weights are lower-triangular. Consequence to check: the logits at position
-    t do not change when any later token changes, and do change when an earlier one does.""")
+lesson.step("Decoder (GPT): causal attention")
 gpt = GPT(GPTConfig(vocab_size=VOCAB, block_size=8, n_layer=N_LAYER, n_head=N_HEAD, n_embd=D, seed=0))
 tokens = ids([[5, 3, 7, 2, 9, 4]])
 gpt_logits, _ = gpt(tokens)                                                  # [1, T, vocab]
@@ -107,13 +144,23 @@ print(f"  change token 0:     logits at position {t} move by {moved_by_earlier:.
 lesson.check(f"positions 0..{t} do not depend on later tokens", moved_by_later < 1e-12)
 lesson.check(f"position {t} depends on token 0", moved_by_earlier > 1e-6)
 
+# %% [markdown]
+# ## Encoder-decoder: cross-attention
+#
+# How does the decoder read the source? In each decoder block, after its causal self-attention,
+# **cross-attention** takes its queries and its keys from two different places:
+#
+# - $Q = y W_q$ from the decoder's states $y$ `[B, T_tgt, d]`;
+# - $K = m W_k$ and $V = m W_v$ from the encoder's output $m$ `[B, T_src, d]`: the **memory**, computed
+#   once per source.
+#
+# So the scores $QK^\top/\sqrt{d_k}$ are `[B, h, T_tgt, T_src]`: one row per target position, one column
+# per source token.
+#
+# The mask is the source's padding mask only. No causality is needed: the whole source is given.
+
 # %%
-lesson.step("Encoder-decoder: cross-attention", """
-    In each decoder block, after its causal self-attention, cross-attention computes
-    Q = y W_q from the decoder's states y [B, T_tgt, d], and K = m W_k, V = m W_v from the encoder's
-    output m [B, T_src, d] (the memory, computed once per source). The scores Q Kᵀ/√d_k are
-    [B, h, T_tgt, T_src]: one row per target position, one column per source token. The mask is
-    the source's padding mask only: no causality is needed, because the whole source is given.""")
+lesson.step("Encoder-decoder: cross-attention")
 s2s = Seq2Seq(Seq2SeqConfig(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, block_size=8,
                             n_encoder_layer=N_LAYER, n_decoder_layer=N_LAYER, n_head=N_HEAD, n_embd=D,
                             pad_id=PAD, seed=0))
@@ -139,11 +186,17 @@ lesson.check("queries come from the decoder (T_tgt rows), keys from the memory (
 lesson.check("no cross-attention to the padded source token", bool((cross_weights[1, :, :, 4] == 0).all()))
 lesson.check("the decoder's own self-attention is causal", bool((np.triu(self_weights, k=1) == 0).all()))
 
+# %% [markdown]
+# ## Who influences whom in an encoder-decoder
+#
+# Two promises to check on the logits:
+#
+# - **causal in the target**: the output at position $t$ does not depend on target tokens after $t$;
+# - **full view of the source**: the output at every position $t$ depends on every (real) source token,
+#   through the memory that cross-attention reads.
+
 # %%
-lesson.step("Who influences whom in an encoder-decoder", """
-    Two promises to check on the logits. Causal in the target: the output at position t does not
-    depend on target tokens after t. Full view of the source: the output at every position t
-    depends on every (real) source token, through the memory that cross-attention reads.""")
+lesson.step("Who influences whom in an encoder-decoder")
 later_ok = True
 for t in range(T_tgt - 1):
     changed = target_in.copy()
@@ -161,33 +214,28 @@ print("  max change of output t (rows) when source token s (columns) changes, se
 print("\n".join("    " + " ".join(f"{v:.1e}" for v in row) for row in influence))
 lesson.check("every output position depends on every source token", bool((influence > 1e-6).all()),
              f"smallest effect {influence.min():.1e}")
-print("  (small, because untrained weights are small, std 0.02; but ~1e11 times float64 rounding, where")
-print("   the causal checks above found exactly 0)")
-lesson.say("""
-These models are untrained, so their weights are nearly uniform over the allowed positions: the
-pictures below show the patterns the masks impose. Lesson 20 trains the encoder-decoder and shows
-the cross-attention it learns.""")
 
-import matplotlib.pyplot as plt  # noqa: E402
+# %% [markdown]
+# The effects of the source are small, because untrained weights are small (std 0.02). But they are about
+# $10^{11}$ times float64 rounding, where the causal checks above found exactly 0.
 
-fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), layout="constrained")
-panels = [
-    (enc_weights[1, 0], "encoder: bidirectional, padding masked",
-     ["6", "8", "2", "PAD", "PAD", "PAD"], ["6", "8", "2", "PAD", "PAD", "PAD"], "key", "query"),
-    (gpt_weights[0, 0], "decoder (GPT): causal", [str(i) for i in backend.to_numpy(tokens)[0]],
-     [str(i) for i in backend.to_numpy(tokens)[0]], "key (earlier tokens)", "query"),
-    (cross_weights[1, 0], "encoder-decoder: cross-attention",
-     ["6", "8", "2", "4", "PAD"], ["BOS", "7", "7", "3"], "source token (keys, values: memory)",
-     "target position (queries: decoder)"),
-]
-for ax, (weights, title, xlabels, ylabels, xlabel, ylabel) in zip(axes, panels):
-    image = ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xticks(range(len(xlabels)), xlabels, fontsize=8)
-    ax.set_yticks(range(len(ylabels)), ylabels, fontsize=8)
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    for (i, j), w in np.ndenumerate(weights):
-        ax.text(j, i, f"{w:.2f}", ha="center", va="center", fontsize=7, color="white" if w < 0.6 else "black")
-fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight (layer 1, head 0)")
-lesson.figure(fig, "13_three_attention_patterns")
+# %% [markdown]
+# ## Picture: three attention patterns
+#
+# The three families side by side: the weights of layer 1, head 0, for the sequences above (the padded
+# one, for the encoder and the cross-attention).
 
+# %%
+lesson.step("Picture: three attention patterns")
+lesson.figure(plots.three_attention_patterns(
+    enc_weights[1, 0], backend.to_numpy(src)[1], gpt_weights[0, 0], backend.to_numpy(tokens)[0],
+    cross_weights[1, 0], backend.to_numpy(source)[1], backend.to_numpy(target_in)[1], pad=PAD, bos=1),
+    "13_three_attention_patterns")
+
+# %% [markdown]
+# These models are untrained, so their weights are nearly uniform over the allowed positions: the pictures
+# show the patterns the masks impose. Lesson 20 trains the encoder-decoder and shows the cross-attention it
+# learns.
+
+# %%
 lesson.done()

@@ -1,30 +1,39 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 14: Three training objectives: next token, masked token, sequence to sequence.
-
-Lesson 13 showed the three families' attention patterns on untrained models. What makes a family is
-also what it is trained to predict, and so what it may look at while predicting:
-
-    next token (GPT):          read tokens 0 .. t, predict token t + 1; every position is a target,
-                               and the causal mask hides the answer (the next token is in the input).
-    masked token (BERT):       replace ~15% of the tokens by [MASK], read the whole sequence both ways,
-                               predict the hidden tokens; the loss counts only the masked positions.
-    sequence to sequence:      read the whole source, write the target one token at a time: the decoder
-                               sees the source in full and the target up to t, and predicts token t + 1.
-
-The lesson trains one small model of each with the same training loop (only the batches differ):
-a GPT and an encoder on Tiny Shakespeare's characters, and the encoder-decoder on lesson 20's
-string reversal. Each gets one number, and a check that would fail if its objective leaked the answer.
-
-Run:  python lessons/14_three_objectives.py        (add --no-pause to run straight through)
-"""
+# # Lesson 14: three training objectives: next token, masked token, sequence to sequence
+#
+# Lesson 13 showed the three families' attention patterns on untrained models. What makes a family is
+# also what it is trained to predict, and so what it may look at while predicting:
+#
+# - **next token** (GPT): read tokens $0 \ldots t$, predict token $t + 1$. Every position is a target,
+#   and the causal mask hides the answer (the next token is in the input). Loss: $-\log p(x_{t+1} \mid
+#   x_{\le t})$, averaged over every position $t$.
+# - **masked token** (BERT): replace ~15% of the tokens by `[MASK]`, read the whole sequence both ways,
+#   predict the hidden tokens. Loss: $-\log p(x_t \mid \tilde{x})$, with $\tilde{x}$ the masked input,
+#   averaged over the masked positions only.
+# - **sequence to sequence**: read the whole source $x$, write the target $y$ one token at a time. The
+#   decoder sees the source in full and the target up to $t$. Loss: $-\log p(y_{t+1} \mid y_{\le t}, x)$.
+#
+# The lesson trains one small model of each with the same training loop (only the batches differ): a
+# GPT and an encoder on Tiny Shakespeare's characters, and the encoder-decoder on lesson 20's string
+# reversal. Each gets one number, and a check that would fail if its objective leaked the answer.
+#
+# Run: `python lessons/14_three_objectives.py` (add `--no-pause` to run straight through).
 
 # %%
 import math
 import time
 
 import numpy as np
-
 from _lesson import Lesson
+from _plots import lesson14 as plots
 
 from tinytransformer import AdamW, backend, causal_mask, clip_grad_norm, cosine_lr, padding_mask
 from tinytransformer.data import TextDataset, find_shakespeare, read_text
@@ -32,7 +41,7 @@ from tinytransformer.machine import one_blas_thread
 from tinytransformer.models import GPT, EncoderClassifier, EncoderConfig, GPTConfig, Seq2Seq, Seq2SeqConfig
 from tinytransformer.tasks import reversal  # lesson 20's task: encode, exact_match_accuracy, ...
 
-lesson = Lesson("14 Three training objectives", __doc__, steps=5)
+lesson = Lesson("14 Three training objectives", steps=8)
 
 if lesson.quick:
     S = {"n_layer": 1, "n_embd": 32, "block_size": 16, "batch_size": 16, "gpt_iters": 100, "mlm_iters": 400,
@@ -64,16 +73,20 @@ def train(model, next_batch, iters, lr=3e-3):
     return losses
 
 
+# %% [markdown]
+# ## What each model may see
+#
+# One picture per objective, drawn from the masks the library's models build (`causal_mask`,
+# `padding_mask`), on a short text. How to read a picture:
+#
+# - row $i$ is a position that produces an output;
+# - column $j$ is an input it may read (yellow);
+# - the letter at the row's end is what it is trained to output there.
+#
+# Where is each model's answer, and can it read it?
+
 # %%
-lesson.step("What each model may see", """
-    One picture per objective, drawn from the masks the library's models build (causal_mask,
-    padding_mask): row i is a position that produces an output, column j an input it may read (yellow),
-    and the letter at the row's end is what it is trained to output there. The GPT's targets are its
-    own input shifted by one, so the answer for row i is in column i + 1, which the causal mask hides.
-    The masked model sees every column, left and right, except padding (two pad tokens, ·, end this
-    example), so its input must hide the answer instead: the targets sit at the [MASK] positions
-    (marked _) and every other row has no target. The encoder-decoder's decoder rows see the whole
-    source and the target so far.""")
+lesson.step("What each model may see")
 text = "to be or not"
 T = len(text) - 1
 gpt_x, gpt_y = text[:-1], text[1:]
@@ -105,34 +118,40 @@ lesson.check("the GPT's row i cannot read column i + 1, where its target sits", 
 lesson.check("the encoder's padding mask lets every row read every real column, those after it and its own "
              "answer's included, and no row read a padding column",
              bool(visible_mlm[:, :T].all()) and not visible_mlm[:, T:].any())
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-fig, axes = plt.subplots(1, 3, figsize=(17, 5.6), layout="constrained",
-                         gridspec_kw={"width_ratios": [T, T + N_PAD, n_src + n_tgt]})
 panels = [(visible_gpt, "next token (GPT): causal", list(gpt_x), list(gpt_x), list(gpt_y)),
           (visible_mlm, "masked token (encoder): sees all but padding, input masked", mlm_cols, mlm_cols,
            mlm_y + [None] * N_PAD),
           (visible_s2s, "seq2seq: source both ways, target causal", s2s_cols, s2s_cols, s2s_targets)]
-for ax, (visible, title, cols, rows, targets) in zip(axes, panels):
-    ax.imshow(visible, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xticks(range(len(cols)), [c if c != " " else "␣" for c in cols], fontsize=8)
-    ax.set_yticks(range(len(rows)), [c if c != " " else "␣" for c in rows], fontsize=8)
-    for i, y in enumerate(targets):
-        if y is not None:
-            ax.text(len(cols) - 0.3, i, f"→ {y if y != ' ' else '␣'}", va="center", fontsize=9, color="crimson")
-    ax.set(title=title, xlabel="may read (input position)", ylabel="output position")
-axes[2].axvline(n_src - 0.5, color="white", lw=1)
-axes[2].axhline(n_src - 0.5, color="white", lw=1)
-lesson.figure(fig, "14_what_each_objective_sees")
+lesson.figure(plots.what_each_sees(panels, n_src), "14_what_each_objective_sees")
+
+# %% [markdown]
+# What the three pictures show:
+#
+# - **GPT**: its targets are its own input shifted by one, so the answer for row $i$ sits in column
+#   $i + 1$, which the causal mask hides.
+# - **masked model**: it sees every column, left and right, except padding (two pad tokens, `·`, end
+#   this example). So its *input* must hide the answer instead: the targets sit at the `[MASK]`
+#   positions (marked `_`), and every other row has no target.
+# - **encoder-decoder**: the decoder rows see the whole source, and the target so far.
+
+# %% [markdown]
+# ## Next token: a GPT on Shakespeare
+#
+# The objective of lessons 16 and 17:
+#
+# - the inputs are windows of `block_size` characters;
+# - the targets are the same windows shifted by one;
+# - the loss is averaged over every position.
+#
+# Where should the val loss land? Two baselines, in nats per character:
+#
+# - guessing uniformly costs $\ln V$;
+# - knowing only the character frequencies $f_v$ costs their entropy, $-\sum_v f_v \log f_v$.
+#
+# The val loss must land below both, and well above zero.
 
 # %%
-lesson.step("Next token: a GPT on Shakespeare", f"""
-    The objective of lessons 16 and 17: windows of {S['block_size']} characters, targets the same window
-    shifted by one, the loss averaged over every position. Guessing uniformly costs ln V nats per
-    character; knowing only the character frequencies, their entropy. The val loss must land below
-    both, and well above zero: a model that could see the character it predicts (no causal mask, or
-    targets not shifted) would copy it and drive the loss towards 0.""")
+lesson.step("Next token: a GPT on Shakespeare")
 corpus = read_text(find_shakespeare())
 data = TextDataset(corpus)
 V = data.tokenizer.vocab_size
@@ -141,6 +160,7 @@ unigram_entropy = float(-(freq[freq > 0] * np.log(freq[freq > 0])).sum())
 rng = np.random.default_rng(SEED)
 gpt = GPT(GPTConfig(vocab_size=V, block_size=S["block_size"], n_layer=S["n_layer"], n_head=2, n_embd=S["n_embd"],
                     seed=SEED))
+print(f"  windows of block_size = {S['block_size']} characters, {S['batch_size']} per batch; V = {V}")
 t0 = time.perf_counter()
 gpt_losses = train(gpt, lambda it: data.get_batch("train", S["batch_size"], S["block_size"], rng),
                    S["gpt_iters"])
@@ -155,6 +175,19 @@ lesson.check("next-char val loss is below the character-frequency entropy", gpt_
              f"{gpt_val:.3f} < {unigram_entropy:.3f}")
 lesson.check("and well above 0: the model never saw the character it predicts", gpt_val > 1.0,
              f"{gpt_val:.3f} > 1.0")
+
+# %% [markdown]
+# Why "well above zero"? A model that could see the character it predicts (no causal mask, or targets
+# not shifted) would copy it, and drive the loss towards 0.
+
+# %% [markdown]
+# ## Next token: the prediction at t ignores what comes after
+#
+# Does the trained GPT really never look ahead? Change every token after position 7 of a val batch, and
+# compare the logits at positions 0 … 7 before and after.
+
+# %%
+lesson.step("Next token: the prediction at t ignores what comes after")
 x, _ = val_batches[0]
 later = x.copy()
 later[:, 8:] = (later[:, 8:] + 1) % V                                    # change every token after t = 7
@@ -162,21 +195,32 @@ moved = float(np.abs(backend.to_numpy(gpt(x)[0] - gpt(later)[0]))[:, :8].max())
 print(f"  changing the tokens after position 7 moves the trained model's logits at 0..7 by {moved:.1e}")
 lesson.check("the trained GPT's prediction at t does not depend on tokens after t", moved < 1e-6)
 
+# %% [markdown]
+# ## Masked token: an encoder fills in hidden characters
+#
+# BERT's objective, on the same characters:
+#
+# 1. pick a fraction `MASK_RATE` of the positions of each window (BERT takes 15%; more targets per batch
+#    suit a run of seconds);
+# 2. replace their input by a new token `[MASK]` (id $V$);
+# 3. train the encoder (`EncoderClassifier` with a per-token head, `head="token"`, one class per
+#    character) to name the hidden character.
+#
+# The targets are -100 ("ignore") everywhere else, so the loss counts only the masked positions.
+#
+# BERT also leaves 10% of the chosen tokens unchanged and swaps 10% for random ones, so that the model
+# cannot trust an unmasked input blindly. Here every chosen token is masked.
+#
+# How do we judge it?
+#
+# - its loss at the masked positions, in nats, against the entropy of the character frequencies: what
+#   a model that ignores the context can reach;
+# - the accuracy of its top guess, beside that of always guessing the most common character.
+
 # %%
-lesson.step("Masked token: an encoder fills in hidden characters", f"""
-    BERT's objective on the same characters: pick {MASK_RATE:.0%} of the positions of each window (BERT
-    takes 15%; more targets per batch suit a run of seconds), replace
-    their input by a new token [MASK] (id V), and train the encoder (EncoderClassifier with a per-token
-    head, head="token", one class per character) to name the hidden character. Targets are -100
-    ("ignore") everywhere else, so the loss counts only the masked positions. (BERT also leaves 10% of
-    the chosen tokens unchanged and swaps 10% for random ones, so that the model cannot trust an
-    unmasked input blindly; here every chosen token is masked.) The number: the loss at the masked
-    positions, in nats, against the entropy of the character frequencies (what a model that ignores
-    the context can reach), and the accuracy of the top guess beside that of always guessing the most
-    common character. The honest model must get below the entropy and stay far above 0; the same
-    encoder trained with the chosen characters left visible in its input shows what the mask
-    prevents: it learns to copy them, in a quarter of the iterations.""")
+lesson.step("Masked token: an encoder fills in hidden characters")
 MASK_ID, PAD_ID = V, V + 1        # two ids the text never uses; nothing is padded here
+print(f"  MASK_RATE = {MASK_RATE:.0%} of the positions; [MASK] = id {MASK_ID}")
 
 
 def masked_batch(split, rng, hide=True):
@@ -222,16 +266,6 @@ print(f"  {S['mlm_iters']} iterations in {time.perf_counter() - t0:.1f} s; maske
 print(f"  masked-char val loss {mlm_val_loss:.3f} nats, untrained {untrained_loss:.3f} (ln V = {math.log(V):.3f}; "
       f"character frequencies: {unigram_entropy:.3f});  "
       f"accuracy {mlm_accuracy:.1%}, always guessing {data.tokenizer.chars[common]!r}: {unigram_accuracy:.1%}")
-
-leaky = make_encoder()
-rng = np.random.default_rng(SEED)
-train(leaky, lambda it: masked_batch("train", rng, hide=False), S["mlm_iters"] // 4, lr=5e-3)
-val_rng = np.random.default_rng(0)
-leaky_val = [masked_batch("val", val_rng, hide=False) for _ in range(S["eval_batches"])]
-leaky_accuracy = masked_accuracy(leaky, leaky_val)
-leaky_loss = float(np.mean([float(leaky(inputs, targets)[1]) for inputs, targets in leaky_val]))
-print(f"  the same encoder with the chosen characters left visible: loss {leaky_loss:.3f}, accuracy "
-      f"{leaky_accuracy:.1%} (it copies)")
 lesson.check("before training the loss at the masked positions is ln V (every character equally likely)",
              abs(untrained_loss - math.log(V)) < 0.1, f"{untrained_loss:.3f} vs {math.log(V):.3f}")
 lesson.check(f"trained, it reaches the character frequencies: within {FREQ_NEAR} nats of their entropy, or below",
@@ -247,9 +281,44 @@ else:
           "seed, and its top guess barely beats always guessing the space; the full run checks that the "
           "context takes it clearly below the entropy, and its accuracy clearly above)")
 lesson.check("and well above 0: the answer was hidden", mlm_val_loss > 1.0, f"{mlm_val_loss:.3f} > 1.0")
+
+# %% [markdown]
+# The honest model must get below the entropy, and stay far above 0: the answer was never in its input.
+
+# %% [markdown]
+# ## Masked token: with the answer visible, it copies
+#
+# What does the mask prevent? Train the same encoder on the same batches, with the chosen characters
+# left visible in its input, for a quarter of the iterations.
+
+# %%
+lesson.step("Masked token: with the answer visible, it copies")
+leaky = make_encoder()
+rng = np.random.default_rng(SEED)
+train(leaky, lambda it: masked_batch("train", rng, hide=False), S["mlm_iters"] // 4, lr=5e-3)
+val_rng = np.random.default_rng(0)
+leaky_val = [masked_batch("val", val_rng, hide=False) for _ in range(S["eval_batches"])]
+leaky_accuracy = masked_accuracy(leaky, leaky_val)
+leaky_loss = float(np.mean([float(leaky(inputs, targets)[1]) for inputs, targets in leaky_val]))
+print(f"  {S['mlm_iters'] // 4} iterations")
+print(f"  the same encoder with the chosen characters left visible: loss {leaky_loss:.3f}, accuracy "
+      f"{leaky_accuracy:.1%} (it copies)")
 lesson.check("with the answer left in the input the same training copies it (over 95% right)",
              leaky_accuracy > 0.95, f"{leaky_accuracy:.1%}")
 
+# %% [markdown]
+# It learns to copy, in a quarter of the iterations: the answer is right there in its input. That is
+# what the mask prevents.
+
+# %% [markdown]
+# ## Masked token: the guess reads both sides
+#
+# Unlike the GPT, the masked model may read the characters after the gap. Does it use them? Take a
+# masked position $t$, change every visible character to its right, and see whether the logits at $t$
+# move.
+
+# %%
+lesson.step("Masked token: the guess reads both sides")
 inputs = backend.to_numpy(mlm_val[0][0])
 t = int(np.flatnonzero(inputs[0, :-2] == MASK_ID)[0])                      # a masked position of row 0
 changed = inputs.copy()
@@ -261,14 +330,24 @@ print(f"  changing the characters to the right of masked position {t} moves its 
 lesson.check("the masked model's guess uses the characters after the gap too", right_moved > 1e-3,
              f"{right_moved:.2e}")
 
+# %% [markdown]
+# A change after $t$ did not move the trained GPT's logits at $t$; here it moves the guess.
+
+# %% [markdown]
+# ## Sequence to sequence: reverse a string
+#
+# The encoder-decoder of lesson 20, on its task:
+#
+# - the encoder reads the source string of letters;
+# - the decoder reads BOS + the reversed string, and predicts it shifted by one (teacher forcing).
+#
+# So its loss is next-token loss, conditioned on a source it sees whole.
+#
+# At test time the decoder has no target to read: it writes greedily, feeding back its own output. The
+# number is held-out exact match: a whole string right or wrong.
+
 # %%
-lesson.step("Sequence to sequence: reverse a string", f"""
-    The encoder-decoder of lesson 20 on its task: the encoder reads the source string of letters, the
-    decoder reads BOS + the reversed string and predicts it shifted by one (teacher forcing), so its
-    loss is next-token loss conditioned on a source it sees whole. At test time the decoder has no
-    target to read: it writes greedily, feeding back its own output. The number is held-out exact
-    match, a whole string right or wrong. A decoder that could read the token it must predict would
-    make the training loss vanish and still fail here, where no answer is there to read.""")
+lesson.step("Sequence to sequence: reverse a string")
 rng = np.random.default_rng(SEED)
 strings = reversal.unique_random_strings(3300, rng, 3, 6)
 train_strings, test_strings = strings[:3000], strings[3000:]
@@ -299,27 +378,31 @@ else:
     print("  (--quick: the exact match is reported, not checked: in a few hundred iterations some seeds are "
           "still on the plateau before the model finds where to look; the full run checks it)")
 
+# %% [markdown]
+# Why exact match, and not the loss? A decoder that could read the token it must predict would make the
+# training loss vanish, and still fail here, where no answer is there to read.
+
+# %% [markdown]
+# ## Three numbers
+#
+# Each objective has its own measure:
+#
+# | objective | its number | against |
+# |---|---|---|
+# | next token (GPT) | val loss, nats | $\ln V$ and the frequency entropy |
+# | masked token (encoder) | loss at the masked positions | the same entropy, and the copy it makes when the answer is visible |
+# | sequence to sequence | held-out exact match | |
+
 # %%
-lesson.step("Three numbers", """
-    Each objective has its own measure: the GPT's val loss in nats against ln V and the frequency
-    entropy; the encoder's loss at the masked positions against the same entropy (and against the
-    copy it makes when the answer is visible); the encoder-decoder's exact match.
-    The masked model has an easier task per position than the GPT (context on both sides), but it
-    learns from only some of the positions of each window, and it cannot write text: nothing in its
-    objective says what comes next. The GPT can, one token at a time; the encoder-decoder can when it
-    is given a source.""")
-fig, (ax_gpt, ax_mlm, ax_s2s) = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
-ax_gpt.bar(["ln V", "frequencies", "GPT val"], [math.log(V), unigram_entropy, gpt_val],
-           color=["gray", "gray", "tab:blue"])
-ax_gpt.set(title="next token: loss (nats per character)", ylabel="cross-entropy")
-ax_mlm.bar(["frequencies", "encoder", "answer visible"], [unigram_entropy, mlm_val_loss, leaky_loss],
-           color=["gray", "tab:orange", "lightgray"])
-ax_mlm.set(title="masked token: loss at masked positions (nats)", ylabel="cross-entropy")
-ax_s2s.bar(["exact match"], [exact], color="tab:green")
-ax_s2s.set(title="seq2seq: held-out exact match (reversal)", ylim=(0, 1))
-for ax in (ax_gpt, ax_mlm, ax_s2s):
-    for patch in ax.patches:
-        ax.text(patch.get_x() + patch.get_width() / 2, patch.get_height(), f"{patch.get_height():.2f}",
-                ha="center", va="bottom", fontsize=9)
-lesson.figure(fig, "14_three_numbers")
+lesson.step("Three numbers")
+lesson.figure(plots.three_numbers(V, unigram_entropy, gpt_val, mlm_val_loss, leaky_loss, exact), "14_three_numbers")
+
+# %% [markdown]
+# Which objective is easier? The masked model has an easier task per position than the GPT (context on
+# both sides), but it learns from only some of the positions of each window.
+#
+# And it cannot write text: nothing in its objective says what comes next. The GPT can, one token at a
+# time; the encoder-decoder can when it is given a source.
+
+# %%
 lesson.done()

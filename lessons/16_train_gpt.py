@@ -1,24 +1,40 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 16: Training a small GPT on Shakespeare.
-
-Everything so far comes together: a character-level GPT learns to predict the next character of Tiny
-Shakespeare (1.1 million characters, 65 distinct ones). The loop is nanoGPT's: `training_loop` in
-tinytransformer/training/loop.py, one screen, a comment per phase:
-
-    for it in 0 .. max_iters:
-        every eval_interval: estimate the train and val loss (fixed batches, no update)
-        x, y = random windows of block_size characters, y shifted by one
-        loss = model(x, y);  model.backward()            (every layer's hand-written backward)
-        clip the gradient norm;  AdamW step with a warmed-up cosine learning rate
-
-With --quick the model is tiny and trains for 40 iterations (a few seconds); without it, nanoGPT's small CPU
-model trains for its 2000 iterations (a few minutes on a laptop CPU), long enough that lesson 17's greedy
-text is made of words. The loss is read against two models with no attention at all (character
-frequencies, and a bigram table of which character follows which), and the trained model is checked for
-the one way it could cheat: looking at the characters it is asked to predict.
-
-Run:  python lessons/16_train_gpt.py        (add --no-pause to run straight through)
-"""
+# # Lesson 16: training a small GPT on Shakespeare
+#
+# Everything so far comes together: a character-level GPT learns to predict the next character of Tiny
+# Shakespeare (1.1 million characters, 65 distinct ones).
+#
+# The loop is nanoGPT's: `training_loop` in `tinytransformer/training/loop.py`, one screen, a comment per
+# phase:
+#
+# ```
+# for it in 0 .. max_iters:
+#     every eval_interval: estimate the train and val loss (fixed batches, no update)
+#     x, y = random windows of block_size characters, y shifted by one
+#     loss = model(x, y);  model.backward()        (every layer's hand-written backward)
+#     clip the gradient norm;  AdamW step with a warmed-up cosine learning rate
+# ```
+#
+# First the pieces of that loop, each checked on its own: AdamW, clipping, weight decay, the learning-rate
+# schedule, warmup, one whole iteration. Then the run:
+#
+# - with `--quick` the model is tiny and trains for 40 iterations (a few seconds);
+# - without it, nanoGPT's small CPU model trains for its 2000 iterations (a few minutes on a laptop CPU),
+#   long enough that lesson 17's greedy text is made of words.
+#
+# The loss is read against two models with no attention at all: the character frequencies, and a bigram
+# table of which character follows which. And the trained model is checked for the one way it could
+# cheat: looking at the characters it is asked to predict.
+#
+# Run: `python lessons/16_train_gpt.py` (add `--no-pause` to run straight through).
 
 # %%
 import json
@@ -28,6 +44,7 @@ from collections import Counter
 import numpy as np
 
 from _lesson import Lesson
+from _plots import lesson16 as plots
 
 from tinytransformer.data import TextDataset, find_shakespeare
 from tinytransformer import AdamW, Parameter, backend
@@ -37,8 +54,8 @@ from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.training import TrainConfig, train
 from tinytransformer.training.loop import accumulate_gradients
 
-lesson = Lesson("16 Training a small GPT on Shakespeare", __doc__, steps=5)
-library_adamw_step = AdamW.step    # kept: step 2 compares AdamW with it
+lesson = Lesson("16 Training a small GPT on Shakespeare", steps=12)
+library_adamw_step = AdamW.step    # kept: steps 3 and 8 compare AdamW with it
 # With --exercise, your AdamW step (lessons/exercises/adamw_step.py) runs in its place, in training too.
 AdamW.step = lesson.exercise("adamw_step", AdamW.step)
 
@@ -54,20 +71,28 @@ def training_iteration(model, optimizer, x, y, it, cfg, adamw_step=None):
     return float(loss)
 
 
-library_iteration = training_iteration    # kept: step 2 compares yours with it
-# With --exercise, your training iteration (lessons/exercises/training_iteration.py) is checked in step 2.
+library_iteration = training_iteration    # kept: step 8 compares yours with it
+# With --exercise, your training iteration (lessons/exercises/training_iteration.py) is checked in step 8.
 training_iteration = lesson.exercise("training_iteration", training_iteration)
 
+# %% [markdown]
+# ## What loss to expect
+#
+# The loss is the mean cross-entropy of the next character, in nats. What numbers should we expect?
+#
+# - **Knowing nothing**: every one of the $V = 65$ characters gets probability $1/65$, a loss of
+#   $\ln 65 \approx 4.17$. GPT-2's initialisation (small weights) starts there.
+# - **Character frequencies only**, ignoring the context: the entropy of the frequencies.
+# - **The current character only**: a bigram table $P(\text{next} \mid \text{current})$, counted on the
+#   training split. Still no attention (the embedding table and the output layer alone can learn it),
+#   yet it goes much further.
+#
+# The bigram table uses the trainer's own split: the first 90% to count, the last 10% to score. With
+# add-one smoothing: every pair is counted once more than seen, so a pair never seen in training gets a
+# small probability instead of 0 (whose log would be $-\infty$ on the validation text).
+
 # %%
-lesson.step("What loss to expect", """
-    The loss is the mean cross-entropy of the next character, in nats. A model that knows nothing gives
-    every one of the V = 65 characters probability 1/65, so its loss is ln 65 ≈ 4.17; GPT-2's
-    initialisation (small weights) starts there. A model that learned only how often each character
-    occurs, ignoring the context, would reach the entropy of the character frequencies. One that looks
-    only at the current character, a bigram table P(next | current) counted on the training split,
-    goes much further, still with no attention: the embedding table and the output layer alone can
-    learn it. Only the loss below the bigram's needs context beyond the current character: that part is
-    attention's work.""")
+lesson.step("What loss to expect")
 corpus = find_shakespeare().read_text(encoding="utf-8")
 counts = Counter(corpus)
 freq = np.array(list(counts.values()), dtype=np.float64) / len(corpus)
@@ -77,9 +102,6 @@ print(f"  corpus: {len(corpus):,} characters, vocabulary V = {len(counts)}")
 print(f"  uniform guess: ln V = {uniform:.3f} nats;  character frequencies alone: {unigram_entropy:.3f} nats")
 print(f"  most common characters: {counts.most_common(5)}")
 
-# The bigram table, on the trainer's own split (the first 90% to count, the last 10% to score). Add-one
-# smoothing: every pair is counted once more than seen, so a pair never seen in training gets a small
-# probability instead of 0 (whose log would be -inf on the validation text).
 data = TextDataset(corpus)
 V = data.tokenizer.vocab_size
 pair_counts = np.ones((V, V))                                           # [current, next], add-one
@@ -89,26 +111,30 @@ bigram_val = float(-np.log(bigram[data.val[:-1], data.val[1:]]).mean())
 print(f"  bigram table (add-one, counted on the {len(data.train):,} training characters): val loss "
       f"{bigram_val:.3f} nats on the {len(data.val):,} validation characters")
 
-# %%
-lesson.step("AdamW, step by step", """
-    The run below updates the weights with AdamW: m and v are running means of the gradient g and of
-    g², m = β1·m + (1 − β1)·g and v = β2·v + (1 − β2)·g², and θ moves by lr · m̂/(√v̂ + eps).
-    Both means start at 0, so after t steps of a constant g, m = (1 − β1ᵗ)·g: too small, by 0.1 at
-    t = 1 with β1 = 0.9. Dividing by (1 − β1ᵗ), and v by (1 − β2ᵗ), is the bias correction; with it
-    the first step is lr · g/(|g| + eps), a move of lr for every coordinate whatever the gradient's
-    scale. Weight decay is decoupled (the W of AdamW): θ shrinks by lr·wd·θ directly, before the
-    Adam step. Adding wd·θ to g instead (L2) is not the same: the Adam step divides it by √v̂, so a
-    weight with a small gradient would be pulled towards 0 at a rate of lr, not lr·wd·θ.
+# %% [markdown]
+# Only the loss below the bigram's needs context beyond the current character: that part is attention's
+# work.
 
-    Three more settings of the run, each checked below. Clipping: what does a huge gradient do? All
-    gradients are scaled by one factor so that their global norm √(Σ g²) is at most c: the step keeps its
-    direction and only gets shorter. Weight decay, on which weights? On matrices and embedding tables
-    only; a bias or a LayerNorm gain pulled towards 0 would only fight the layer it belongs to. And the
-    learning rate: it rises linearly over the warmup (while Adam's v is still a poor estimate), then
-    falls along half a cosine to min_lr. Does the warmup matter? At a learning rate far too high, the
-    same small model, trained with and without it, answers. Last, one iteration of the loop puts the
-    pieces in order: zero the gradients, forward, backward, clip, step at the schedule's lr; a few
-    iterations are checked against the library's loop.""")
+# %% [markdown]
+# ## AdamW: the bias correction
+#
+# The run updates the weights with AdamW. It keeps running means of the gradient $g$ and of $g^2$:
+#
+# $$m \leftarrow \beta_1 m + (1 - \beta_1)\, g, \qquad v \leftarrow \beta_2 v + (1 - \beta_2)\, g^2$$
+#
+# and moves each weight by
+#
+# $$\theta \leftarrow \theta - \mathrm{lr} \cdot \frac{\hat{m}}{\sqrt{\hat{v}} + \epsilon}$$
+#
+# Why the hats? Both means start at 0. After $t$ steps of a constant $g$, $m = (1 - \beta_1^t)\, g$: too
+# small, only $0.1\, g$ at $t = 1$ with $\beta_1 = 0.9$. The **bias correction** divides that factor out:
+# $\hat{m} = m / (1 - \beta_1^t)$, and $\hat{v} = v / (1 - \beta_2^t)$.
+#
+# So the first step is $\mathrm{lr} \cdot g / (|g| + \epsilon)$: a move of lr for every coordinate,
+# whatever the gradient's scale. We test it with gradients of very different sizes.
+
+# %%
+lesson.step("AdamW: the bias correction")
 def params(seed):
     """A matrix (decayed) and a vector (not decayed), in float64, with gradients of very different sizes."""
     r = np.random.default_rng(seed)
@@ -128,6 +154,25 @@ print(f"  step 1, gradients from {grads.min():.0e} to {grads.max():.0e}: every c
 lesson.check("bias correction: the first step moves every coordinate by lr (to 1e-5), whatever its gradient",
              np.allclose(moves, 1e-3, rtol=1e-5, atol=0), f"{moves.min():.7f} .. {moves.max():.7f}")
 
+# %% [markdown]
+# ## AdamW: decoupled weight decay
+#
+# Weight decay is **decoupled** (the W of AdamW): $\theta$ shrinks by $\mathrm{lr} \cdot \mathrm{wd} \cdot
+# \theta$ directly, before the Adam step.
+#
+# Why not add $\mathrm{wd} \cdot \theta$ to $g$ instead (L2)? It is not the same: the Adam step divides it
+# by $\sqrt{\hat{v}}$, so a weight with a small gradient would be pulled towards 0 at a rate of lr, not
+# $\mathrm{lr} \cdot \mathrm{wd} \cdot \theta$.
+#
+# Two tests:
+#
+# - one step with $g = 0$, so that only the decay can move a weight: the matrix shrinks, the vector (a
+#   bias) does not move;
+# - three whole steps, with new gradients at each and the lr from a schedule, against the library's
+#   AdamW.
+
+# %%
+lesson.step("AdamW: decoupled weight decay")
 named = params(1)
 for _, p in named:
     p.grad[...] = 0.0
@@ -155,7 +200,19 @@ lesson.check("three steps of AdamW equal the library's to 1e-12",
              all(np.allclose(p.data, q.data, rtol=1e-12, atol=1e-12) for (_, p), (_, q) in zip(ours, library)),
              f"{gap:.0e}")
 
-# Clipping. Gradients with a global norm far above c = 1, and other gradients scaled to a norm below it.
+# %% [markdown]
+# ## Clipping the gradient norm
+#
+# What does a huge gradient do to a step? Clipping bounds it. All gradients are scaled by **one** factor,
+# so that their global norm $n = \sqrt{\sum g^2}$ (over every parameter at once) is at most $c$:
+#
+# $$\text{if } n > c: \quad g \leftarrow g \cdot \frac{c}{n + 10^{-6}}$$
+#
+# (the $10^{-6}$ is torch's). The step keeps its direction and only gets shorter. We clip gradients with
+# a global norm far above $c = 1$, and others scaled to a norm below it.
+
+# %%
+lesson.step("Clipping the gradient norm")
 c = 1.0
 big = [p for _, p in params(4)]
 small = [p for _, p in params(5)]
@@ -177,7 +234,16 @@ lesson.check("clipping scales the global norm down to c (c·n/(n + 1e-6) to 1e-1
 lesson.check(f"gradients with a global norm below c ({small_norm:.2f}) are left exactly as they are",
              bool((flat(small) == small_before).all()) and abs(small_norm - 0.5) < 1e-12)
 
-# Weight decay on a small GPT: one step with every gradient 0, so only the decay can move a weight.
+# %% [markdown]
+# ## Weight decay, on which weights?
+#
+# On matrices and embedding tables only. A bias or a LayerNorm gain pulled towards 0 would only fight the
+# layer it belongs to.
+#
+# The test, on a small GPT: one step with every gradient 0, so that only the decay can move a weight.
+
+# %%
+lesson.step("Weight decay, on which weights?")
 gpt = GPT(GPTConfig(vocab_size=V, block_size=8, n_layer=2, n_head=2, n_embd=16))
 named = list(gpt.named_parameters())
 before = {name: p.data.copy() for name, p in named}
@@ -192,7 +258,24 @@ lesson.check(f"weight decay shrinks every matrix and embedding table ({len(matri
 lesson.check(f"... and leaves every bias and LayerNorm gain ({len(vectors)} vectors) exactly as it was",
              len(vectors) > 0 and all(bool((dict(named)[name].data == before[name]).all()) for name in vectors))
 
-# The schedule, written out from the formula above, against the trainer's cosine_lr (the full run's settings).
+# %% [markdown]
+# ## The learning-rate schedule
+#
+# The learning rate is not constant. With $w$ warmup iterations and decay until iteration $d$:
+#
+# - it rises linearly over the warmup, while Adam's $v$ is still a poor estimate:
+#   $\mathrm{lr}_t = \mathrm{lr} \cdot \frac{t + 1}{w + 1}$ for $t < w$;
+# - then it falls along half a cosine to `min_lr`, and stays there:
+#
+# $$\mathrm{lr}_t = \mathrm{min\_lr} + \frac{1 + \cos(\pi r)}{2} \cdot (\mathrm{lr} - \mathrm{min\_lr})$$
+#
+# where $r = \min\left(\frac{t - w}{d - w}, 1\right)$ goes from 0 at the peak to 1 at iteration $d$.
+#
+# The code writes this formula out and compares it with the trainer's `cosine_lr`, at the full run's
+# settings.
+
+# %%
+lesson.step("The learning-rate schedule")
 sched = TrainConfig()
 lr_max, lr_min, warm, decay = sched.lr, sched.min_lr, sched.warmup_iters, sched.lr_decay_iters
 def formula(it):
@@ -214,8 +297,18 @@ lesson.check("then it follows min_lr + ½(1 + cos(π·r))·(lr − min_lr) (to 1
              and lr_at(decay) == lr_at(3 * decay) == lr_min,
              f"largest gap {max(abs(lr_at(it) - formula(it)) for it in probes):.0e}")
 
-# Warmup at lr = 1, a thousand times the full run's: 30 iterations of a small GPT, with the lr at 1 from the
-# first step, or warmed up over 15 iterations; the same weights and batches (the seed) for both.
+# %% [markdown]
+# ## Does the warmup matter?
+#
+# At a learning rate far too high, train the same small model with and without it, and watch the highest
+# loss:
+#
+# - lr = 1, a thousand times the full run's;
+# - 30 iterations of a small GPT, with the lr at 1 from the first step, or warmed up over 15 iterations;
+# - the same weights and batches (the seed) for both, and three seeds.
+
+# %%
+lesson.step("Does the warmup matter?")
 def peak_loss(seed, warmup_iters, iters=30):
     model = GPT(GPTConfig(vocab_size=V, block_size=32, n_layer=2, n_head=2, n_embd=32, seed=seed))
     optimizer = AdamW(model.named_parameters(), lr=1.0, betas=(0.9, 0.99), weight_decay=0.1)
@@ -234,13 +327,30 @@ peaks = [(peak_loss(seed, 0), peak_loss(seed, 15)) for seed in (0, 1, 2)]
 print("  highest loss in 30 iterations at lr = 1, without / with 15 warmup iterations: " +
       ", ".join(f"seed {seed}: {cold:.1f} / {warm_peak:.1f}" for seed, (cold, warm_peak) in enumerate(peaks)) +
       f" nats (ln V = {uniform:.2f})")
-print("  (bias correction makes the very first step move every weight by the full lr: here by 1, all at once)")
 lesson.check("without warmup the loss spikes to several times its peak with warmup (more than 2.5 times, "
              "for each of 3 seeds)", all(cold > 2.5 * warm_peak for cold, warm_peak in peaks),
              ", ".join(f"{cold / warm_peak:.1f}×" for cold, warm_peak in peaks))
 
-# One iteration of the loop, all the pieces above in order: zero the gradients, forward, backward, clip,
-# step at the schedule's lr. Six iterations, in float64, against the library's loop on the same batches.
+# %% [markdown]
+# Why so violent? The bias correction makes the very first step move every weight by the full lr: here
+# by 1, all at once.
+
+# %% [markdown]
+# ## One training iteration
+#
+# One iteration of the loop puts the pieces above in order:
+#
+# 1. zero the gradients;
+# 2. forward;
+# 3. backward;
+# 4. clip;
+# 5. step, at the schedule's lr.
+#
+# Six iterations of `training_iteration` (defined at the top; with `--exercise`, yours), in float64 and
+# clipped at 0.1, against the library's loop on the same batches.
+
+# %%
+lesson.step("One training iteration")
 it_cfg = TrainConfig(lr=1e-2, min_lr=1e-3, warmup_iters=2, lr_decay_iters=6, grad_clip=0.1)
 dtype_before = backend.default_dtype()
 backend.set_default_dtype("float64")
@@ -261,7 +371,23 @@ lesson.check("six training iterations give the library's loop's weights and loss
 lesson.check("... and the loss falls (by more than 0.1 nats in six iterations)",
              float(losses[-1]) < float(losses[0]) - 0.1, f"{float(losses[0]):.3f} -> {float(losses[-1]):.3f}")
 
+# %% [markdown]
+# ## The run
+#
+# Now the real thing: `train(cfg)` runs that loop on Tiny Shakespeare. The code prints the configuration:
+#
+# - the model: `n_layer`, `n_head`, `n_embd`, and the context `block_size`;
+# - the batches and the number of iterations;
+# - AdamW: its peak lr, the warmup, the cosine decay to `min_lr`, the weight decay, the gradient clipping.
+#
+# Each window of $T$ characters holds $T$ training examples at once: predict character $t + 1$ from
+# characters $0 \ldots t$, for every $t$.
+#
+# The trainer prints as nanoGPT does. It writes `metrics.jsonl`, `loss.png` and a checkpoint to its
+# output folder.
+
 # %%
+lesson.step("The run")
 if lesson.quick:
     cfg = TrainConfig(n_layer=2, n_head=2, n_embd=32, block_size=32, batch_size=8, max_iters=40, lr=3e-3,
                       min_lr=3e-4, warmup_iters=5, lr_decay_iters=40, eval_interval=20, eval_iters=5,
@@ -273,15 +399,12 @@ else:
 cfg.out_dir = str(lesson.out / "16_train_gpt")        # metrics.jsonl, loss.png and ckpt.npz go here
 cfg.seed = 1337
 cfg.overwrite = True                                 # a rerun of this lesson replaces its earlier run
-
-lesson.step("The run", f"""
-    A GPT with n_layer = {cfg.n_layer}, n_head = {cfg.n_head}, n_embd = {cfg.n_embd}, context
-    block_size = {cfg.block_size}; batches of {cfg.batch_size} windows; {cfg.max_iters} iterations of
-    AdamW (lr {cfg.lr:g}, {cfg.warmup_iters} warmup iterations, cosine decay to {cfg.min_lr:g}, weight
-    decay {cfg.weight_decay}, gradient norm clipped at {cfg.grad_clip}). Each window of T characters
-    holds T training examples at once: predict character t + 1 from characters 0 .. t, for every t.
-    The trainer prints as nanoGPT does; it writes metrics.jsonl, loss.png and a checkpoint to
-    {cfg.out_dir}.""")
+print(f"  a GPT with n_layer = {cfg.n_layer}, n_head = {cfg.n_head}, n_embd = {cfg.n_embd}, context "
+      f"block_size = {cfg.block_size}")
+print(f"  batches of {cfg.batch_size} windows; {cfg.max_iters} iterations of AdamW (lr {cfg.lr:g}, "
+      f"{cfg.warmup_iters} warmup iterations, cosine decay to {cfg.min_lr:g}, weight decay {cfg.weight_decay}, "
+      f"gradient norm clipped at {cfg.grad_clip})")
+print(f"  output folder: {cfg.out_dir}\n")
 summary = train(cfg, log=lambda line: print("  " + line))
 
 with open(f"{cfg.out_dir}/metrics.jsonl") as metrics:
@@ -290,7 +413,7 @@ evals = [r for r in records if r["kind"] == "eval"]
 steps = [r for r in records if r["kind"] == "train"]
 schedule = [cosine_lr(r["iter"], lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
                       lr_decay_iters=cfg.lr_decay_iters) for r in steps]
-lesson.check(f"the lr the trainer logged ({len(steps)} records) is the schedule of step 2",
+lesson.check(f"the lr the trainer logged ({len(steps)} records) is the schedule of step 6",
              len(steps) > 0 and all(abs(r["lr"] - want) < 1e-15 for r, want in zip(steps, schedule)),
              f"{steps[0]['lr']:.2e} at iteration {steps[0]['iter']}, {steps[-1]['lr']:.2e} at {steps[-1]['iter']}")
 first, last = evals[0], evals[-1]
@@ -300,6 +423,22 @@ print(f"  val loss: {first['val_loss']:.3f} at iteration {first['iter']} -> {las
       f"iteration {last['iter']} (best {summary['best_val_loss']:.3f})")
 lesson.check("before training the loss is ln V: predictions are nearly uniform (within 0.1)",
              abs(first["val_loss"] - uniform) < 0.1, f"{first['val_loss']:.3f} vs {uniform:.3f}")
+
+# %% [markdown]
+# ## Reading the loss
+#
+# How far did the loss fall, and where did the drop come from? Split the fall from $\ln V$ to the model's
+# best val loss by the yardsticks of step 1:
+#
+# - from $\ln V$ to the character frequencies' entropy: frequencies alone;
+# - from there to the bigram table: the current character;
+# - below the bigram table: the context before it, attention's work.
+#
+# In the full run that last part must be more than 0.4 nats. And the last gap between the train and val
+# losses: one that keeps growing would be overfitting.
+
+# %%
+lesson.step("Reading the loss")
 drop = 0.5 if lesson.quick else 1.2
 lesson.check(f"training lowers the val loss clearly below ln V (by more than {drop} nats)",
              summary["best_val_loss"] < uniform - drop, f"{summary['best_val_loss']:.3f}")
@@ -317,37 +456,27 @@ else:
 gap = last["val_loss"] - last["train_loss"]
 print(f"  last evaluation: train {last['train_loss']:.3f}, val {last['val_loss']:.3f} (gap {gap:+.3f}; "
       "a gap that keeps growing would be overfitting)")
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-fig, ax = plt.subplots(figsize=(7.5, 4.5))
-ax.plot([r["iter"] for r in steps], [r["loss"] for r in steps], lw=1, alpha=0.5, label="train (one batch)")
-ax.plot([r["iter"] for r in evals], [r["train_loss"] for r in evals], "o-", label="train (estimate)")
-ax.plot([r["iter"] for r in evals], [r["val_loss"] for r in evals], "o-", label="val (estimate)")
-ax.axhline(uniform, color="gray", linestyle="--", lw=1)
-ax.text(0, uniform, f" ln {len(counts)} = {uniform:.2f} (uniform)", va="bottom", fontsize=8)
-ax.axhline(unigram_entropy, color="gray", linestyle=":", lw=1)
-ax.text(0, unigram_entropy, f" character frequencies only = {unigram_entropy:.2f}", va="bottom", fontsize=8)
-ax.axhline(bigram_val, color="gray", linestyle="-.", lw=1)
-ax.text(0, bigram_val, f" bigram table, no attention = {bigram_val:.2f}", va="bottom", fontsize=8)
-ax.set(xlabel="iteration", ylabel="cross-entropy (nats per character)",
-       title=f"char GPT on Tiny Shakespeare: {summary['n_params']:,} parameters, {cfg.max_iters} iterations")
-ax.grid(alpha=0.3)
-ax.legend()
-fig.tight_layout()
-lesson.figure(fig, "16_loss_curve")
+lesson.figure(plots.loss_curve(steps, evals, uniform, unigram_entropy, bigram_val, len(counts),
+                               summary["n_params"], cfg.max_iters), "16_loss_curve")
 print(f"  (the trainer's own plot: {cfg.out_dir}/loss.png)")
 
+# %% [markdown]
+# ## Only the past: could the model be cheating?
+#
+# A low loss proves nothing if the model can see the answer. The target at position $t$ is the input at
+# $t + 1$. A model without the causal mask could copy it from the next position: its loss would fall
+# towards 0 while every check above still passed.
+#
+# Two checks that such a model fails:
+#
+# 1. Change every character after position $t$ and run the trained model again: the logits at positions
+#    $0 \ldots t$ must not move at all.
+# 2. (The full run.) The val loss must stay far above 0. Character models many times larger than this
+#    one, trained far longer, stay above 1.4 nats on this split (nanoGPT's 10.7M-parameter GPU model
+#    reaches about 1.47). A loss below 1.2 would mean the answer leaked in.
+
 # %%
-lesson.step("Only the past: could the model be cheating?", """
-    A low loss proves nothing if the model can see the answer. The target at position t is the input at
-    t + 1, so a model without the causal mask could copy it from the next position, and its loss would
-    fall towards 0 while every check above still passed. Two checks that such a model fails. First,
-    change every character after position t and run the trained model again: the logits at positions
-    0 .. t must not move at all. Second (the full run), the val loss must stay far above 0: character
-    models many times larger than this one, trained far longer, stay above 1.4 nats on this split
-    (nanoGPT's 10.7M-parameter GPU model reaches about 1.47), so a loss below 1.2 would mean the answer
-    leaked in.""")
+lesson.step("Only the past: could the model be cheating?")
 checkpoint = load_checkpoint(f"{cfg.out_dir}/ckpt.npz")
 model = GPT(GPTConfig(**checkpoint.config["model"]))
 restore(checkpoint, model)
@@ -373,21 +502,21 @@ if not lesson.quick:
                  summary["best_val_loss"] > floor, f"{summary['best_val_loss']:.3f}")
 else:
     print(f"  (--quick: 40 iterations are far from the floor of {floor} nats, leak or not; the full run checks it)")
+lesson.figure(plots.future_cannot_leak(moved, t), "16_future_cannot_leak")
 
-fig, ax = plt.subplots(figsize=(7.5, 3.2))
-ax.bar(np.arange(T), moved, color=["tab:blue"] * (t + 1) + ["tab:orange"] * (T - t - 1))
-ax.axvline(t + 0.5, color="gray", linestyle="--", lw=1)
-ax.set(xlabel="position", ylabel="largest |Δ logit|",
-       title=f"characters after position {t} replaced: only the positions after it change")
-fig.tight_layout()
-lesson.figure(fig, "16_future_cannot_leak")
+# %% [markdown]
+# In the figure, the positions up to $t$ (blue) did not move; only those after it (orange) did.
+
+# %% [markdown]
+# ## A sample
+#
+# After training, the trainer continues a prompt of one newline character by `sample_chars` characters
+# (printed below). It samples each from the model's next-character distribution at temperature 0.8
+# (lesson 17), with a fixed seed.
 
 # %%
-lesson.step("A sample", f"""
-    After training, the trainer continues the prompt "\\n" by {cfg.sample_chars} characters, sampling
-    each from the model's next-character distribution at temperature 0.8 (lesson 17), with a fixed seed.
-    A short run learns the alphabet's statistics, words' shapes, line breaks and capitalised names
-    first; spelling and grammar need far longer training.""")
+lesson.step("A sample")
+print(f"  the prompt (a newline) and {cfg.sample_chars} sampled characters:")
 sample = summary["sample"]
 print("  " + "-" * 60)
 print("\n".join("  | " + line for line in sample.split("\n")))
@@ -399,4 +528,9 @@ print(f"  most common characters in the sample: {sample_counts.most_common(5)}")
 lesson.check("its most common character is the corpus's most common one, the space",
              sample_counts.most_common(1)[0][0] == counts.most_common(1)[0][0] == " ")
 
+# %% [markdown]
+# A short run learns the alphabet's statistics, words' shapes, line breaks and capitalised names first;
+# spelling and grammar need far longer training.
+
+# %%
 lesson.done()

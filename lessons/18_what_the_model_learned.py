@@ -1,54 +1,64 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 18: What the model learned: its embeddings, its contextual vectors, its heads.
-
-Lesson 16 trained a character GPT; here we open it. Three places to look, each against the same model
-before training (the same config and seed, so the very weights training started from):
-
-    the embedding table E [V, d]     one vector per character, before any context: which lie close?
-    the vector after block 1         the same character at the same position, in different contexts
-    the attention weights            what each head of block 1 looks at, on real lines of text
-
-Each finding is checked against the untrained model, which must fail the same check: a pattern that
-the untrained model shows too is a property of the architecture or of the data, not something learned.
-
-The model is lesson 16's, from <out>/16_train_gpt/ckpt.npz when that is there (run lesson 16 first, with
-the same --out). Otherwise one is trained here: with --quick a small one for a few seconds, without it
-lesson 16's full recipe (a few minutes).
-
-Run:  python lessons/18_what_the_model_learned.py        (add --no-pause to run straight through)
-"""
+# # Lesson 18: what the model learned: its embeddings, its contextual vectors, its heads
+#
+# Lesson 16 trained a character GPT. Here we open it, in three places:
+#
+# - **the embedding table** $E$, `[V, d]`: one vector per character, before any context. Which lie close?
+# - **the vector after block 1**: the same character at the same position, in different contexts.
+# - **the attention weights**: what each head of block 1 looks at, on real lines of text.
+#
+# Each place is compared with the same model **before training**: the same config and seed, so the very
+# weights training started from. Each finding is checked against the untrained model, which must fail
+# the same check. A pattern that the untrained model shows too is a property of the architecture or of
+# the data, not something learned.
+#
+# The model is lesson 16's, from `<out>/16_train_gpt/ckpt.npz` when that is there (run lesson 16 first,
+# with the same `--out`). Otherwise one is trained here: with `--quick` a small one for a few seconds,
+# without it lesson 16's full recipe (a few minutes).
+#
+# Run: `python lessons/18_what_the_model_learned.py` (add `--no-pause` to run straight through).
 
 # %%
 import numpy as np
-
 from _lesson import Lesson
+from _plots import lesson18 as plots
 
 from tinytransformer import backend
-from tinytransformer.layers.attention import causal_mask
-from tinytransformer.training.checkpoint import load_checkpoint, restore
 from tinytransformer.data import TextDataset, find_shakespeare, read_text
+from tinytransformer.layers.attention import causal_mask
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.training import TrainConfig, train
+from tinytransformer.training.checkpoint import load_checkpoint, restore
 
-lesson = Lesson("18 What the model learned", __doc__, steps=4)
+lesson = Lesson("18 What the model learned", steps=8)
 FULL_RUN_ITERS = 2000   # lesson 16's full run: the checks marked "full run" need a model trained this long
-
-
-def label(char):
-    """A character as it can be read on a plot: the space as 'sp', the newline as '\\n'."""
-    return "sp" if char == " " else repr(char)[1:-1]
 
 
 def unit(vectors):
     """Rows scaled to length 1, so that dot products are cosine similarities."""
     return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
 
+# %% [markdown]
+# ## The trained model, and the same model untrained
+#
+# What do we compare the trained model with?
+#
+# - The checkpoint holds the config, the weights and the tokenizer.
+# - Building `GPT(config)` without restoring the weights gives the model as it was at iteration 0:
+#   GPT-2's initialisation, drawn from the config's seed.
+#
+# Everything below is measured on both.
 
 # %%
-lesson.step("The trained model, and the same model untrained", """
-    The checkpoint holds the config, the weights and the tokenizer. Building GPT(config) without
-    restoring the weights gives the model as it was at iteration 0: GPT-2's initialisation, drawn from
-    the config's seed. Everything below is measured on both.""")
+lesson.step("The trained model, and the same model untrained")
 checkpoint_path = lesson.out / "16_train_gpt" / "ckpt.npz"
 if checkpoint_path.exists():
     print(f"  using lesson 16's model: {checkpoint_path}")
@@ -84,19 +94,25 @@ if not full_run:
     print(f"  (not lesson 16's full run of {FULL_RUN_ITERS} iterations: the checks marked 'full run' are "
           "skipped, the others hold for this model too)")
 
+# %% [markdown]
+# ## Character embeddings
+#
+# Row $c$ of the embedding table $E$ is what the model knows about character $c$ with no context at all.
+#
+# Why should similar characters get similar rows? The output layer reuses $E$ (weight tying): the logit
+# of $c$ is $h \cdot E_c$. So characters that can follow the same contexts are pulled towards the same
+# directions.
+#
+# How alike two rows are is their cosine similarity:
+#
+# $$\cos(a, b) = \frac{E_a \cdot E_b}{\|E_a\| \, \|E_b\|}$$
+#
+# Before training the rows are independent random draws: every cosine is near 0 (about
+# $\pm 1/\sqrt{d}$), and no structure can show. Below, the nearest neighbours of a few characters in the
+# trained table.
+
 # %%
-lesson.step("Character embeddings", """
-    Row c of the embedding table E is what the model knows about character c with no context at all.
-    The output layer reuses E (weight tying): the logit of c is h·E[c], so characters that can follow
-    the same contexts are pulled towards the same directions. Cosine similarity, E[a]·E[b]/(|E[a]||E[b]|),
-    says how alike two rows are; PCA projects all 65 rows onto the two directions along which they vary
-    most, to draw them. Before training the rows are independent random draws: every cosine is near 0
-    (about ±1/√d), and no structure can show. The first thing training writes into the table is how
-    common each character is: the output layer has no bias of its own, so a character that should score
-    high in almost every context needs a direction that almost every h shares, and the frequent
-    characters move along it together. That makes frequent characters look alike, whatever else they
-    are. Vowels are frequent, so "vowels lie together" means something only against consonants of the
-    same frequency: each vowel paired with the consonant closest to it in frequency.""")
+lesson.step("Character embeddings")
 classes = {"vowel": "aeiou", "consonant": "bcdfghjklmnpqrstvwxyz", "Vowel": "AEIOU",
            "Consonant": "BCDFGHJKLMNPQRSTVWXYZ", "space / newline": " \n", "punctuation": ",.;:!?'-&$3"}
 colours = {"vowel": "tab:red", "consonant": "tab:blue", "Vowel": "tab:orange", "Consonant": "tab:cyan",
@@ -143,8 +159,46 @@ for c in ("a", "e", "t", "A", "T", ".", "\n"):
     row[tokenizer.stoi[c]] = -np.inf                                   # not its own neighbour
     nearest = np.argsort(row)[::-1][:5]
     print(f"  nearest to {c!r:5}: " + ", ".join(f"{tokenizer.chars[i]!r} {row[i]:.2f}" for i in nearest))
+
+# %% [markdown]
+# ## Frequency comes first
+#
+# What does training write into the table first? How common each character is.
+#
+# - The output layer has no bias of its own.
+# - So a character that should score high in almost every context needs a direction that almost every
+#   $h$ shares.
+# - The frequent characters move along it together.
+#
+# If so, the table's first principal direction (the one along which its rows vary most) should rank the
+# characters by frequency. We measure that with a rank correlation against log frequency.
+
+# %%
+lesson.step("Frequency comes first")
 print(f"  the table's first principal direction vs log frequency, |rank correlation|: trained "
       f"{trained['frequency_order']:.2f}, untrained {before['frequency_order']:.2f}")
+FREQUENCY_ORDER, UNTRAINED_ORDER = 0.8, 0.6
+lesson.check(f"trained: the table's first principal direction ranks the characters by frequency (|rank "
+             f"correlation| above {FREQUENCY_ORDER}); untrained: below {UNTRAINED_ORDER}",
+             trained["frequency_order"] > FREQUENCY_ORDER and before["frequency_order"] < UNTRAINED_ORDER,
+             f"{trained['frequency_order']:.2f} vs {before['frequency_order']:.2f}")
+
+# %% [markdown]
+# So frequent characters look alike, whatever else they are.
+
+# %% [markdown]
+# ## Beyond frequency: vowels and capitals
+#
+# Do the vowels lie together? Vowels are frequent, and frequent characters look alike. So the claim
+# means something only against consonants of the same frequency: each vowel is paired with the consonant
+# closest to it in frequency.
+#
+# And a letter with its own capital: is 'a' closer to 'A' than to 'B'?
+#
+# Both are checked in lesson 16's full run only; a short run has not learned them yet.
+
+# %%
+lesson.step("Beyond frequency: vowels and capitals")
 matched_chars = ", ".join(tokenizer.chars[i] for i in matched)
 print(f"  mean cosine, trained (untrained): vowels among themselves {trained['vowel_vowel']:+.3f} "
       f"({before['vowel_vowel']:+.3f}); vowels with all consonants {trained['vowel_consonant']:+.3f} "
@@ -154,11 +208,6 @@ print(f"    vowels with the consonants of matched frequency ({matched_chars}) {t
       f"({before['matched_matched']:+.3f})")
 print(f"  a letter with its capital minus with other capitals ('a'·'A' vs 'a'·'B'): trained "
       f"{trained['case_gap']:+.3f}, untrained {before['case_gap']:+.3f}")
-FREQUENCY_ORDER, UNTRAINED_ORDER = 0.8, 0.6
-lesson.check(f"trained: the table's first principal direction ranks the characters by frequency (|rank "
-             f"correlation| above {FREQUENCY_ORDER}); untrained: below {UNTRAINED_ORDER}",
-             trained["frequency_order"] > FREQUENCY_ORDER and before["frequency_order"] < UNTRAINED_ORDER,
-             f"{trained['frequency_order']:.2f} vs {before['frequency_order']:.2f}")
 vowel_gap = trained["vowel_vowel"] - trained["vowel_matched"]
 vowel_gap_0 = before["vowel_vowel"] - before["vowel_matched"]
 VOWEL_MARGIN = 0.2
@@ -179,44 +228,30 @@ if full_run:
 else:
     print("  (a short run has not yet tied capitals to their small letters: capitals start words and "
           "lines, small letters do not; the full run checks it)")
+tables = [(name, backend.to_numpy(m.wte.weight.data).astype(np.float64))
+          for m, name in ((model, "trained"), (untrained, "untrained (iteration 0)"))]
+lesson.figure(plots.embeddings(tables, tokenizer.chars, classes, colours), "18_embeddings")
 
-import matplotlib.pyplot as plt  # noqa: E402
+# %% [markdown]
+# The figure: all 65 rows of each table, projected by PCA onto the two directions along which they vary
+# most. Left the trained table, right the untrained one, where no structure can show.
 
-
-def pca_2d(vectors):
-    """The rows projected onto their two principal directions (the top right singular vectors)."""
-    centred = vectors - vectors.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:2].T, (s[:2] ** 2).sum() / (s ** 2).sum()    # [n, 2], variance explained
-
-
-fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
-for ax, m, name in ((axes[0], model, "trained"), (axes[1], untrained, "untrained (iteration 0)")):
-    points, explained = pca_2d(backend.to_numpy(m.wte.weight.data).astype(np.float64))
-    for cls, chars in classes.items():
-        ids = [tokenizer.stoi[c] for c in chars if c in tokenizer.stoi]
-        ax.scatter(points[ids, 0], points[ids, 1], s=12, color=colours[cls], label=cls)
-        for i in ids:
-            ax.annotate(label(tokenizer.chars[i]), points[i], fontsize=9, color=colours[cls])
-    ax.set(title=f"embedding table, {name}: PCA ({100 * explained:.0f}% of the variance)",
-           xlabel="principal direction 1", ylabel="principal direction 2")
-    ax.grid(alpha=0.3)
-axes[0].legend(fontsize=8)
-fig.tight_layout()
-lesson.figure(fig, "18_embeddings")
+# %% [markdown]
+# ## The same character in different contexts
+#
+# Take 300 windows of 16 characters from the validation text that all end in 'e', so that 'e' sits at
+# the same position in each.
+#
+# - What enters block 1 there, $E_e + P_{15}$, is the same vector in every window: the embedding knows
+#   the character, not its context.
+# - After block 1, attention (and the MLP) have added to it, from the characters before it: 'e' in
+#   "to the" and 'e' in "hear me" are no longer the same vector.
+#
+# First measure, against the untrained model: how far the 300 vectors spread around their mean.
 
 # %%
+lesson.step("The same character in different contexts")
 CHAR, N_CONTEXTS, WINDOW = "e", 300, 16
-lesson.step("The same character in different contexts", f"""
-    Take {N_CONTEXTS} windows of {WINDOW} characters from the validation text that all end in {CHAR!r}, so that
-    {CHAR!r} sits at the same position in each. What enters block 1 there, E[{CHAR!r}] + P[{WINDOW - 1}], is the
-    same vector in every window: the embedding knows the character, not its context. After block 1 the
-    vector at that position has been added to by attention (and the MLP), from the characters before
-    it: {CHAR!r} in "to the" and {CHAR!r} in "hear me" are no longer the same vector. Two measures, each
-    against the untrained model: how far the {N_CONTEXTS} vectors spread around their mean, and which
-    context matters. For the second, subtract the mean vector (what every context shares) and compare
-    what is left, the part the context added, grouping the windows by the character just before
-    {CHAR!r}: if block 1 reads the previous character, the parts of the same group point the same way.""")
 ends = np.flatnonzero(data.val[WINDOW:] == tokenizer.stoi[CHAR])[:N_CONTEXTS] + WINDOW  # [N]
 windows = data.val[ends[:, None] - WINDOW + 1 + np.arange(WINDOW)]               # [N, WINDOW], all end in CHAR
 before = windows[:, -2]                                                          # [N] the character before
@@ -242,6 +277,7 @@ def context_scores(vectors):
     return spread, cos[same].mean() - cos[pairs & ~same].mean()
 
 
+print(f"  {N_CONTEXTS} windows of {WINDOW} characters, each ending in {CHAR!r}")
 entering, after_block = contextual(model)
 _, after_block_0 = contextual(untrained)
 in_spread = np.abs(entering - entering[0]).max()
@@ -250,8 +286,6 @@ spread_0, grouping_0 = context_scores(after_block_0)
 print(f"  entering block 1: {N_CONTEXTS} identical vectors (largest difference {in_spread:.1e})")
 print(f"  after block 1, spread around the mean vector (mean distance / length of the mean): trained "
       f"{spread:.3f}, untrained {spread_0:.3f}")
-print(f"  context parts, mean cosine with the same character before {CHAR!r} minus with another: trained "
-      f"{grouping:+.3f}, untrained {grouping_0:+.3f}")
 examples = ("Before we proceed any further, hear me", "First Citizen:\nLet us kill him, and we",
             "Caius Marcius is chief enemy to the")                      # three lines of the play, each ending in e
 vectors = []
@@ -266,36 +300,57 @@ if full_run:
     lesson.check(f"full run: after block 1 the same character spreads out by context, more than "
                  f"{SPREAD_RATIO:g}× as far as in the untrained model", spread > SPREAD_RATIO * spread_0,
                  f"{spread:.3f} vs {spread_0:.3f}")
+else:
+    print("  (a few seconds of training do not yet reach past the current character (the loss is still above "
+          "the bigram table's), so block 1 adds little context: the full run checks this claim and the next "
+          "step's)")
+
+# %% [markdown]
+# ## Which context matters
+#
+# The vectors differ; but by what? Split each vector in two:
+#
+# - the mean vector: what every context shares;
+# - the rest: what this context added.
+#
+# Then group the windows by the character just before 'e'. If block 1 reads the previous character, the
+# added parts of one group point the same way: their mean cosine is higher than with the other groups.
+
+# %%
+lesson.step("Which context matters")
+print(f"  context parts, mean cosine with the same character before {CHAR!r} minus with another: trained "
+      f"{grouping:+.3f}, untrained {grouping_0:+.3f}")
+if full_run:
     lesson.check(f"full run: what block 1 adds to {CHAR!r} depends on the character before it (grouping above "
                  f"{GROUPING_MARGIN}); untrained: below it", grouping > GROUPING_MARGIN > grouping_0,
                  f"{grouping:+.3f} vs {grouping_0:+.3f}")
 else:
-    print("  (a few seconds of training do not yet reach past the current character (the loss is still above "
-          "the bigram table's), so block 1 adds little context: the full run checks both claims)")
-
+    print("  (not the full run: checked in the full run only, as in the last step)")
 common = [c for c, _ in sorted(zip(*np.unique(before, return_counts=True)), key=lambda p: -p[1])[:6]]
-fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-for ax, vectors, name in ((axes[0], after_block, "trained"), (axes[1], after_block_0, "untrained")):
-    points, _ = pca_2d(vectors)
-    for c in common:
-        ax.scatter(*points[before == c].T, s=10, label=f"after {tokenizer.chars[c]!r}")
-    rest = ~np.isin(before, common)
-    ax.scatter(*points[rest].T, s=6, color="lightgray", label="after others")
-    ax.set(title=f"{CHAR!r} after block 1, {N_CONTEXTS} contexts ({name}); before block 1 all one point",
-           xlabel="principal direction 1", ylabel="principal direction 2")
-    ax.grid(alpha=0.3)
-axes[0].legend(fontsize=8)
-fig.tight_layout()
-lesson.figure(fig, "18_contextual_vectors")
+lesson.figure(plots.contextual_vectors([("trained", after_block), ("untrained", after_block_0)], before, common,
+                                       tokenizer.chars, CHAR, N_CONTEXTS), "18_contextual_vectors")
+
+# %% [markdown]
+# The figure: the 300 vectors of 'e' after block 1, projected by PCA, coloured by the character before
+# it (the six most common; the others grey). Before block 1 they are all one point.
+
+# %% [markdown]
+# ## What each head of block 1 looks at
+#
+# A head's attention weights say, for every position $t$, how much of each earlier position it reads.
+# Averaged over many windows of real text, we score four patterns per head, the weight on:
+#
+# - the previous character ($t - 1$);
+# - itself ($t$);
+# - the last space or newline before $t$ (where the current word starts);
+# - position 0.
+#
+# The yardstick is a head that spreads its weight evenly over the $t + 1$ positions it may see: then the
+# previous-character weight is about $1/(t + 1)$ on average. An untrained head is nearly that. A trained
+# head that looks mostly at one place has learned to.
 
 # %%
-lesson.step("What each head of block 1 looks at", """
-    Each head's attention weights say, for every position t, how much of each earlier position it
-    reads. Averaged over many windows of real text, a score per pattern: the weight on the previous
-    character (t − 1), on itself (t), on the most recent space or newline before t (where the current
-    word starts), and on position 0. Untrained, every head spreads its weight nearly evenly over the
-    t + 1 positions it may see, so the previous-character weight is about 1/(t + 1) on average; a
-    trained head that looks mostly at one place has learned to.""")
+lesson.step("What each head of block 1 looks at")
 n_windows = 64
 starts = np.random.default_rng(0).integers(0, len(data.val) - T, n_windows)
 text_windows = data.val[starts[:, None] + np.arange(T)]                  # [n, T]
@@ -348,26 +403,33 @@ if full_run:
 else:
     print("  (the heads of a model trained for a few seconds have barely begun to specialise: the full run "
           "checks that one has)")
-lesson.say("""
-    In lesson 16's full run every head of block 1 is local: each gives the previous character and the
-    character itself several times an even share, and the start of the current word about twice it,
-    while position 0 gets less than half. Reading the previous character is what takes the model
-    past the bigram table: it is why, in the last step, what block 1 added to 'e' depended on the
-    character before it.""")
 
+# %% [markdown]
+# In lesson 16's full run every head of block 1 is local:
+#
+# - each gives the previous character and the character itself several times an even share;
+# - the start of the current word about twice it;
+# - position 0 less than half.
+#
+# Reading the previous character is what takes the model past the bigram table. It is why, two steps
+# ago, what block 1 added to 'e' depended on the character before it.
+
+# %% [markdown]
+# ## One line of verse, head by head
+#
+# The same weights on one line of the play: row $t$ of each map is what position $t$ reads (the
+# query), the columns are the positions it reads from (the keys). The causal mask leaves everything
+# above the diagonal at 0.
+
+# %%
+lesson.step("One line of verse, head by head")
 starts_line = np.flatnonzero(data.val[:-T] == tokenizer.stoi["\n"]) + 1
 start = next(i for i in starts_line if tokenizer.stoi["\n"] not in data.val[i:i + 40])  # a line of verse
 line = data.val[None, start:start + T]                                   # [1, T]
 weights = block1_weights(model, line)                                    # [1, h, T, T]
-labels = [label(c) for c in tokenizer.decode(line[0])]
-fig, axes = plt.subplots(1, config.n_head, figsize=(5.2 * config.n_head, 5.6), layout="constrained")
-for h, ax in enumerate(np.atleast_1d(axes)):
-    image = ax.imshow(weights[0, h], cmap="viridis", vmin=0, vmax=1)
-    ax.set_xticks(range(T), labels, fontsize=6)
-    ax.set_yticks(range(T), labels if h == 0 else [], fontsize=6)       # the same line for every head
-    ax.set(title=f"head {h}: {PATTERNS[ratio[h].argmax()]} ({ratio[h].max():.1f}× even)", xlabel="key (read)",
-           ylabel="query (position t)" if h == 0 else "")
-fig.colorbar(image, ax=axes, fraction=0.02)
-lesson.figure(fig, "18_block1_heads")
+print(f"  the line: {tokenizer.decode(line[0])!r}")
+titles = [f"head {h}: {PATTERNS[ratio[h].argmax()]} ({ratio[h].max():.1f}× even)" for h in range(config.n_head)]
+lesson.figure(plots.head_weights(weights[0], tokenizer.decode(line[0]), titles), "18_block1_heads")
 
+# %%
 lesson.done()

@@ -1,42 +1,51 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 19: In-context learning: an induction head.
-
-Give a trained language model the start of a sequence it has never seen, and at the point where the
-sequence begins to repeat itself the model starts to predict the repeat. It learned no fact about this
-sequence: it learned an algorithm, "find where the current token occurred before, and predict the token
-that followed it". The prompt is the program; the weights are the interpreter.
-
-Olsson et al. (2022) found this algorithm in trained Transformers as a pair of attention heads:
-
-    layer 1, a previous-token head:  position s attends to s - 1 and copies "the token before me was a"
-                                     into position s;
-    layer 2, an induction head:      position t (token a) attends to the position s whose previous token
-                                     was a, which is the one after the earlier a, and copies its token.
-
-The second head's query (the current token) is matched against a key the first head wrote (the
-previous token), so the algorithm needs two layers: one layer can find the earlier copy of the current
-token, but not the token after it.
-
-The lesson trains a two-layer GPT on random sequences whose second half repeats the first (a new random
-sequence every time), finds the two heads, checks that they are absent in the same model untrained,
-and that one layer does not learn the task with the same training.
-
-Run:  python lessons/19_induction_head.py        (add --no-pause to run straight through)
-"""
+# # Lesson 19: in-context learning: an induction head
+#
+# Give a trained language model the start of a sequence it has never seen. Where the sequence begins to
+# repeat itself, the model starts to predict the repeat.
+#
+# It learned no fact about this sequence. It learned an algorithm: "find where the current token
+# occurred before, and predict the token that followed it". The prompt is the program; the weights are
+# the interpreter.
+#
+# Olsson et al. (2022) found this algorithm in trained Transformers as a pair of attention heads:
+#
+# 1. layer 1, a **previous-token head**: position $s$ attends to $s - 1$ and copies "the token before me
+#    was a" into position $s$;
+# 2. layer 2, an **induction head**: position $t$ (token a) attends to the position $s$ whose previous
+#    token was a, which is the one after the earlier a, and copies its token.
+#
+# The second head's query (the current token) is matched against a key the first head wrote (the
+# previous token). So the algorithm needs two layers: one layer can find the earlier copy of the current
+# token, but not the token after it.
+#
+# The lesson trains a two-layer GPT on random sequences whose second half repeats the first (a new
+# random sequence every time), finds the two heads, checks that they are absent in the same model
+# untrained, and that one layer does not learn the task with the same training.
+#
+# Run: `python lessons/19_induction_head.py` (add `--no-pause` to run straight through).
 
 # %%
 import math
 import time
 
 import numpy as np
-
 from _lesson import Lesson
-from tinytransformer.machine import one_blas_thread
+from _plots import lesson19 as plots
 
 from tinytransformer import AdamW, backend, clip_grad_norm, cosine_lr
+from tinytransformer.machine import one_blas_thread
 from tinytransformer.models import GPT, GPTConfig
 
-lesson = Lesson("19 In-context learning: an induction head", __doc__, steps=6)
+lesson = Lesson("19 In-context learning: an induction head", steps=8)
 
 V = 32                    # tokens 0 .. 31
 L_MIN, L_MAX = 4, 10      # the length of the random first half, new for every batch
@@ -119,33 +128,47 @@ def measure(model, rng, Ls=(6, 8, 10), n=200):
                     for layer in range(len(model.blocks))]
     return float(np.mean(first)), float(np.mean(second)), layer_scores
 
+# %% [markdown]
+# ## The task: random tokens, then the same tokens again
+#
+# Each sequence is $L$ random tokens out of $V = 32$, then the same $L$ tokens again. $L$ is drawn from
+# 4 to 10 for every batch, so no fixed position holds the answer. A GPT reads it and predicts each next
+# token.
+#
+# - **First half**: nothing can be known. The best loss there is $\ln V \approx 3.47$ nats.
+# - **Second half**: every token is a copy of one the model has just read, $L$ positions back. A model
+#   that looks it up pays almost nothing.
+#
+# No sequence is ever seen twice (there are $32^L$ of them). So a low loss in the second half cannot be
+# memory of the training set: it has to be read from the context.
 
 # %%
-lesson.step("The task: random tokens, then the same tokens again", f"""
-    Each sequence is L random tokens out of V = {V}, then the same L tokens again; L is drawn from
-    {L_MIN}..{L_MAX} for every batch, so no fixed position holds the answer. A GPT reads it and predicts
-    each next token. In the first half nothing can be known: the best loss there is ln V = {math.log(V):.2f}.
-    In the second half every token is a copy of one the model has just read, L positions back: a model
-    that looks it up pays almost nothing. No sequence is ever seen twice (there are {V}^L of them), so
-    a low loss there cannot be memory of the training set; it has to be read from the context.""")
+lesson.step("The task: random tokens, then the same tokens again")
 rng = np.random.default_rng(0)
 x, y = repeated_halves(rng, 1, 6)
+print(f"  V = {V}, L from {L_MIN} to {L_MAX}")
 print(f"  L = 6:  input   {x[0].tolist()}")
 print(f"          targets {y[0].tolist()}")
 print(f"  ln V = {math.log(V):.3f} nats: the loss of a uniform guess, and the best possible in the first half")
 lesson.check("the second half of the targets is the first half again (target t is input t - L + 1)",
              bool((y[0, 6:] == x[0, 1:6]).all()))
 
+# %% [markdown]
+# ## Train a two-layer GPT
+#
+# The model: a GPT with 2 layers, 1 head per layer, `n_embd = 32`. The training: 1200 iterations of
+# AdamW on batches of 32 new random sequences (lesson 14's loop). A second copy of the same model, with
+# the same initial weights, is kept untrained to compare against.
+#
+# Why the sinusoidal positions of the 2017 paper, with token vectors of its size?
+#
+# - A head that looks $k$ positions back is then the same linear map at every position (lesson 04: a
+#   shift is a rotation), and the heads form within a thousand iterations.
+# - With learned positions at GPT-2's initialisation, the same training finds tricks of position first
+#   (a head that looks back about half the way), and the induction head takes several times longer.
+
 # %%
-lesson.step("Train a two-layer GPT", f"""
-    A GPT with 2 layers, 1 head per layer, n_embd = 32; {S['iters']} iterations of AdamW on batches of
-    {S['batch_size']} new random sequences (lesson 14's loop). A second copy of the same model, with the
-    same initial weights, is kept untrained to compare against. Positions are the sinusoidal table
-    of the 2017 paper, with token vectors of its size: a head that looks k positions back is then the
-    same linear map at every position (lesson 04: a shift is a rotation), and the heads form within
-    a thousand iterations. With learned positions at GPT-2's initialisation the same training finds
-    tricks of position first (a head that looks back about half the way) and the induction head
-    takes several times longer.""")
+lesson.step("Train a two-layer GPT")
 untrained = make_model(2)
 model = make_model(2)
 t0 = time.perf_counter()
@@ -157,12 +180,18 @@ first_untrained, second_untrained, scores_untrained = measure(untrained, np.rand
 print(f"  fresh sequences, trained:    first half {first_half:.3f}, second half {second_half:.3f} nats")
 print(f"  fresh sequences, untrained:  first half {first_untrained:.3f}, second half {second_untrained:.3f} nats")
 
+# %% [markdown]
+# ## It copies from context it has never seen
+#
+# What should the loss on fresh random sequences look like, half by half?
+#
+# - First half: at $\ln V$ or a little above it. Nothing there can be predicted, and the trained model
+#   even pays a little for expecting repeats that do not come.
+# - Second half: far below $\ln V$.
+# - The untrained model: at $\ln V$ everywhere.
+
 # %%
-lesson.step("It copies from context it has never seen", """
-    The loss on fresh random sequences, position by position: the first half stays at ln V or a little
-    above it (nothing there can be predicted; the trained model even pays a little for expecting
-    repeats that do not come), the second half falls far below it. The untrained model is at ln V
-    everywhere.""")
+lesson.step("It copies from context it has never seen")
 lesson.check("second half: far below ln V (at least 1.5 nats lower)", second_half < math.log(V) - 1.5,
              f"{second_half:.3f} < {math.log(V) - 1.5:.3f}")
 lesson.check("first half: no better than ln V (nothing there can be read from the context)",
@@ -170,17 +199,22 @@ lesson.check("first half: no better than ln V (nothing there can be read from th
 lesson.check("the untrained model copies nothing: its second half is within 0.1 nats of ln V",
              abs(second_untrained - math.log(V)) < 0.1, f"{second_untrained:.3f}")
 
+# %% [markdown]
+# ## The two heads
+#
+# Where in the model is the copying done? Two scores per head:
+#
+# - **induction score**: the mean weight that a query in the second half puts on the position right
+#   after the earlier occurrence of its own token ($t - L + 1$). Uniform attention over the keys a query
+#   may see would give about 0.1.
+# - **previous-token score**: the mean weight a query puts on the position just before it ($t - 1$).
+#
+# With one head per layer, layer 1's head is not a sharp previous-token head. It spreads its weight over
+# the last few positions, the previous one most. That is enough to write "the tokens just before me" into
+# each position.
+
 # %%
-lesson.step("The two heads", """
-    Induction score of a head: the mean weight that a query in the second half puts on the position
-    right after the earlier occurrence of its own token (t - L + 1); uniform attention over the keys a
-    query may see would give about 0.1. Previous-token score: the mean weight a query puts on the
-    position just before it (t - 1). The layer-2 head's key at position s must say which token came
-    before s, and only layer 1 can have put it there. With one head per layer, layer 1's head is not
-    a sharp previous-token head: it spreads its weight over the last few positions, the previous one
-    most, which is enough to write "the tokens just before me" into each position. To see that
-    layer 2 depends on it, switch layer 1's attention off (its output projection set to 0, so it adds
-    nothing to the residual stream) and measure again.""")
+lesson.step("The two heads")
 for layer, ((induction, previous), (induction0, previous0)) in enumerate(zip(scores, scores_untrained),
                                                                          start=1):
     print(f"  layer {layer}: induction score {induction[0]:.2f} (untrained {induction0[0]:.2f}), previous-token "
@@ -194,6 +228,17 @@ previous_1, previous_1_untrained = float(scores[0][1].max()), float(scores_untra
 lesson.check("layer 1 leans on the previous token (score above 0.22; untrained below 0.2)",
              previous_1 > 0.22 and previous_1_untrained < 0.2, f"{previous_1:.2f}, untrained {previous_1_untrained:.2f}")
 
+# %% [markdown]
+# ## Switch layer 1 off
+#
+# Does layer 2 depend on layer 1? Its head's key at position $s$ must say which token came before $s$,
+# and only layer 1 can have put that there.
+#
+# To test it, switch layer 1's attention off: set its output projection to 0, so that it adds nothing to
+# the residual stream. Then measure again, and put the weights back.
+
+# %%
+lesson.step("Switch layer 1 off")
 out_proj = model.blocks[0].self_attn.sublayer.out_proj
 kept = out_proj.weight.data.copy(), out_proj.bias.data.copy()
 out_proj.weight.data[...] = 0
@@ -207,6 +252,14 @@ lesson.check("without layer 1's attention the second half loses at least 1 nat",
 lesson.check("and the layer-2 head's induction score falls to less than half",
              float(scores_ablated[1][0].max()) < 0.5 * induction_2, f"{float(scores_ablated[1][0].max()):.2f}")
 
+# %% [markdown]
+# ## Picture: the loss and the heads
+#
+# One sequence with $L = 8$, and the mean loss over 500 such sequences: the loss at every position, and
+# the attention weights of both layers, trained and untrained.
+
+# %%
+lesson.step("Picture: the loss and the heads")
 x_show, y_show = repeated_halves(np.random.default_rng(7), 1, L_SHOW)
 show_loss = {"trained": loss_per_position(model, x_show, y_show)}
 weights_trained = [backend.to_numpy(b.self_attn.sublayer.weights)[0, 0] for b in model.blocks]     # [T, T]
@@ -215,37 +268,30 @@ weights_untrained = [backend.to_numpy(b.self_attn.sublayer.weights)[0, 0] for b 
 many_x, many_y = repeated_halves(np.random.default_rng(8), 500, L_SHOW)
 mean_loss = {"trained": loss_per_position(model, many_x, many_y),
              "untrained": loss_per_position(untrained, many_x, many_y)}
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-fig, axes = plt.subplots(1, 5, figsize=(22, 4.6), layout="constrained",
-                         gridspec_kw={"width_ratios": [1.4, 1, 1, 1, 1]})
-ax = axes[0]
-positions = np.arange(1, 2 * L_SHOW)                                 # target t + 1 for input position t
-for name, color in (("trained", "tab:blue"), ("untrained", "gray")):
-    ax.plot(positions, mean_loss[name], "o-", color=color, label=f"{name} (mean of 500 sequences)")
-ax.axhline(math.log(V), color="black", ls="--", lw=1, label=f"ln V = {math.log(V):.2f}")
-ax.axvline(L_SHOW - 0.5, color="crimson", lw=1)
-ax.text(L_SHOW - 0.3, 0.2, "repeat starts", color="crimson", fontsize=8)
-ax.set(xlabel="position of the predicted token", ylabel="cross-entropy (nats)",
-       title=f"loss per position, L = {L_SHOW}", ylim=(0, None))
-ax.legend(fontsize=8)
-labels = [str(t) for t in x_show[0]]
 panels = [(weights_untrained[0], "untrained, layer 1"), (weights_trained[0], "trained, layer 1: recent tokens"),
           (weights_untrained[1], "untrained, layer 2"), (weights_trained[1], "trained, layer 2: induction")]
-for ax, (weights, title) in zip(axes[1:], panels):
-    ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, fontsize=7)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set(title=title, xlabel="key (token)", ylabel="query (token)")
-lesson.figure(fig, "19_induction_head")
+lesson.figure(plots.induction_head(mean_loss, panels, x_show[0], V, L_SHOW, len(many_x)), "19_induction_head")
+
+# %% [markdown]
+# What to look for:
+#
+# - left: where the repeat starts, the trained model's loss drops far below $\ln V$; the untrained model
+#   stays at $\ln V$ everywhere;
+# - trained layer 1: the weight spread over the last few positions;
+# - trained layer 2: in the second half, a diagonal $L - 1$ places back, the key one position after the
+#   earlier copy of the query's own token.
+
+# %% [markdown]
+# ## The prompt is the program
+#
+# Give the trained model the first half of a sequence it has never seen, then its first token again. Let
+# it write the rest greedily: the most likely token, appended, fed back.
+#
+# The same weights continue any such prompt with its own tokens: what to write is read from the context.
+# The untrained model, given the same prompts, writes tokens unrelated to them.
 
 # %%
-lesson.step("The prompt is the program", """
-    Give the trained model the first half of a sequence it has never seen, then its first token again,
-    and let it write the rest greedily (the most likely token, appended, fed back). The same weights
-    continue any such prompt with its own tokens: what to write is read from the context. (The
-    untrained model, given the same prompts, writes tokens unrelated to them.)""")
+lesson.step("The prompt is the program")
 
 
 def continue_greedily(model, prompt, n_new):
@@ -276,15 +322,23 @@ lesson.check("the trained model continues new prompts with their own tokens (ove
 lesson.check("the untrained model does not (under 20%)", copied_untrained / total < 0.2,
              f"{copied_untrained / total:.0%}")
 
+# %% [markdown]
+# ## One layer is not enough
+#
+# The same training (1200 iterations) for a GPT with one layer. Can its single attention layer do the
+# task?
+#
+# - It can find the earlier copy of the current token: its query and that key hold the same token.
+# - But it needs the position **after** it, whose token is unrelated to the current one. Knowing "the
+#   token before me was a" requires an earlier layer to have written it there.
+#
+# What one layer can do is narrow its guess to the tokens of the context: spread its attention over the
+# first half and predict one of the tokens it finds there. That is worth about
+# $\ln(\text{number of distinct tokens in the first half})$ nats: far below $\ln V$, and far above what
+# the two-layer model pays.
+
 # %%
-lesson.step("One layer is not enough", f"""
-    The same training ({S['iters']} iterations) for a GPT with one layer. Its single attention
-    layer can find the earlier copy of the current token (its query and that key hold the same token),
-    but what it needs is the position after it, whose token is unrelated to the current one. Knowing
-    "the token before me was a" requires an earlier layer to have written it there. What one layer
-    can do is narrow its guess to the tokens of the context: spread its attention over the first half
-    and predict one of the tokens it finds there. That is worth about ln(number of distinct tokens in
-    the first half) nats, far below ln V, and far above what the two-layer model pays.""")
+lesson.step("One layer is not enough")
 if lesson.quick:
     # the one-layer model means something only after the same 1200 iterations; --quick keeps its seconds
     print("  (--quick: the one-layer model is trained and checked in the full lesson only)")
@@ -301,4 +355,5 @@ else:
     lesson.check("two layers do at least 1 nat better there", second_one - second_half > 1.0,
                  f"{second_one:.3f} - {second_half:.3f}")
 
+# %%
 lesson.done()

@@ -1,19 +1,32 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 21: The cost of attention: time and memory grow with the square of the sequence length.
-
-Self-attention compares every position with every other: the scores S = Q Kᵀ/√d_k of one head form an
-n × n matrix for a sequence of n tokens. Everything else in a Transformer layer (the projections, the
-feed-forward network) costs O(n): each position on its own. This lesson measures both terms:
-
-    memory:  the attention weights kept for the backward: B · h · n² numbers
-    time:    projections ~ 8 n d² FLOPs, attention ~ 4 n² d FLOPs (forward); the ratio is n / 2d
-
-With --quick the lengths are small (n ≤ 256); the full run goes to n = 2048, where the n² term dominates.
-Then the way around the n² memory: softmax with a running maximum and sum, one block of keys at a time,
-and attention built from it that never makes the n × n matrix (the idea of FlashAttention).
-
-Run:  python lessons/21_cost_of_attention.py        (add --no-pause to run straight through)
-"""
+# # Lesson 21: the cost of attention: time and memory grow with the square of the sequence length
+#
+# Self-attention compares every position with every other. For a sequence of $n$ tokens, the scores of
+# one head, $S = QK^\top/\sqrt{d_k}$, form an $n \times n$ matrix. Everything else in a Transformer layer
+# (the projections, the feed-forward network) works on each position on its own: it costs $O(n)$.
+#
+# This lesson measures both terms:
+#
+# - **memory**: the attention weights kept for the backward, $B \cdot h \cdot n^2$ numbers;
+# - **time**: the projections take about $8 n d^2$ FLOPs, attention about $4 n^2 d$ (forward). Their
+#   ratio is $n / 2d$.
+#
+# With `--quick` the lengths are small ($n \le 256$); the full run goes to $n = 2048$, where the $n^2$
+# term dominates.
+#
+# Then the way around the $n^2$ memory: a softmax with a running maximum and a running sum, one block of
+# keys at a time, and attention built from it that never makes the $n \times n$ matrix (the idea of
+# FlashAttention).
+#
+# Run: `python lessons/21_cost_of_attention.py` (add `--no-pause` to run straight through).
 
 # %%
 import tracemalloc
@@ -21,12 +34,13 @@ import tracemalloc
 import numpy as np
 
 from _lesson import Lesson
+from _plots import lesson21 as plots
 from tinytransformer.machine import one_blas_thread
 
 from tinytransformer import (MultiHeadAttention, ScaledDotProductAttention, backend, causal_mask,
                              masked_softmax)
 
-lesson = Lesson("21 The cost of attention", __doc__, steps=5)
+lesson = Lesson("21 The cost of attention", steps=8)
 
 B, D_MODEL, N_HEAD = 1, 64, 4
 D_K = D_MODEL // N_HEAD
@@ -64,11 +78,20 @@ def peak_memory(fn, *args):
     return peak
 
 
+# %% [markdown]
+# ## The n × n matrix
+#
+# What must the forward keep for the backward? The attention weights $W = \mathrm{softmax}(S)$: one
+# $n \times n$ matrix per head and per sequence. The softmax backward needs them:
+#
+# $$dS = W \odot \left(dW - \mathrm{rowsum}(dW \odot W)\right)$$
+#
+# So a layer keeps $B \cdot h \cdot n^2$ numbers, whatever `d_model` is. Here: one multi-head attention
+# layer, `d_model` = 64, $h$ = 4 heads, batch $B$ = 1.
+
 # %%
-lesson.step("The n × n matrix", f"""
-    One multi-head attention layer, d_model = {D_MODEL}, h = {N_HEAD} heads, batch B = {B}. For the backward,
-    the forward keeps the attention weights W = softmax(S): one n × n matrix per head and per sequence
-    (dS = W ⊙ (dW − rowsum(dW ⊙ W)) needs them). Their size is B · h · n², whatever d_model is.""")
+lesson.step("The n × n matrix")
+print(f"  d_model = {D_MODEL}, h = {N_HEAD} heads, B = {B}")
 kept = {}
 for n in LENGTHS:
     mha_forward_backward(n)
@@ -80,17 +103,30 @@ lesson.check("the kept weights have B·h·n² entries at every n",
              all(kept[n][0] == B * N_HEAD * n * n for n in LENGTHS))
 doubling = [kept[2 * n][1] / kept[n][1] for n in LENGTHS if 2 * n in kept]
 lesson.check("their memory quadruples when n doubles", all(r == 4 for r in doubling), f"ratios {doubling}")
-lesson.say(f"""
-    GPT-2 small at its full context (n = 1024, 12 heads, 12 layers) keeps 12·12·1024² = 151 million such
-    numbers per sequence: {12 * 12 * 1024 ** 2 * 4 / 2**20:.0f} MiB in float32, before anything else. That
-    is why long-context implementations (FlashAttention) never store the n × n matrix: they compute the
-    softmax block by block and recompute it in the backward (steps 4 and 5).""")
+print(f"  GPT-2 small at its full context (n = 1024, 12 heads, 12 layers): 12·12·1024² = "
+      f"{12 * 12 * 1024 ** 2:,} numbers per sequence = {12 * 12 * 1024 ** 2 * 4 / 2**20:.0f} MiB in float32")
+
+# %% [markdown]
+# For GPT-2 small that is 151 million numbers per sequence, before anything else is stored.
+#
+# That is why long-context implementations (FlashAttention) never store the $n \times n$ matrix: they
+# compute the softmax block by block, and recompute it in the backward (steps 5 to 8).
+
+# %% [markdown]
+# ## Peak memory of forward + backward
+#
+# Are the kept weights the whole story? No. During the backward other $n \times n$ arrays exist at the
+# same time:
+#
+# - the scores $S$;
+# - the gradient of the weights, $dW$;
+# - the gradient of the scores, $dS$.
+#
+# Python's `tracemalloc` counts every NumPy allocation. Its peak over one forward + backward should show
+# the same $n^2$ growth.
 
 # %%
-lesson.step("Peak memory of forward + backward", """
-    The kept weights are not the only n × n arrays: the scores, the gradient of the weights and of the
-    scores exist at the same time during the backward. Python's tracemalloc counts every NumPy
-    allocation; its peak over one forward + backward shows the same n² growth.""")
+lesson.step("Peak memory of forward + backward")
 peak = {n: peak_memory(mha_forward_backward, n) for n in LENGTHS}
 for n in LENGTHS:
     print(f"  n = {n:>5}: peak {peak[n] / 2**20:8.2f} MiB = {peak[n] / kept[n][1]:.1f} × the kept weights")
@@ -99,64 +135,90 @@ ratio = peak[2 * n_big] / peak[n_big]
 lesson.check(f"peak memory grows ~n² at large n: from n = {n_big} to {2 * n_big} it rises more than 3× "
              "(n² would give 4×, n 2×)", ratio > 3.0, f"×{ratio:.2f}")
 
+# %% [markdown]
+# ## Counting FLOPs: a linear and a quadratic term
+#
+# Where does the time go? Count the multiply-adds of the forward (2 FLOPs each), with $d$ = `d_model`:
+#
+# - the four projections ($Q$, $K$, $V$, output): $4 \cdot 2 \cdot n \cdot d^2$, **linear** in $n$;
+# - the two attention products, $QK^\top$ and $WV$: $2 \cdot 2 \cdot n^2 \cdot d$, **quadratic** in $n$.
+#
+# The backward costs about twice the forward. The quadratic part overtakes when $n > 2d$: here
+# $2 \cdot 64 = 128$.
+
 # %%
-lesson.step("Time of forward + backward", f"""
-    FLOPs of the forward: the four projections 4 · 2 · n · d_model² (linear in n), the two attention
-    products Q Kᵀ and W V 2 · 2 · n² · d_model (quadratic); the backward costs about twice the forward.
-    The quadratic part overtakes when n > 2 · d_model = {2 * D_MODEL}. On a log-log plot, time ∝ n^p is a
-    line of slope p: near 1 at small n (and fixed overheads flatten it further), rising towards 2. Each
-    time is the median of {REPEATS} runs after a warm-up, with backend.synchronize() around the timer (it
-    matters on a GPU, lesson 22), and BLAS on one thread: these matrices are too small to gain from
-    more, and on a busy machine extra threads only wait for cores and scramble the timings.""")
+lesson.step("Counting FLOPs: a linear and a quadratic term")
+for n in LENGTHS:
+    flops_linear, flops_quadratic = 8 * B * n * D_MODEL ** 2, 4 * B * n * n * D_MODEL
+    print(f"  n = {n:>5}: forward FLOPs: projections {flops_linear / 1e6:7.1f} M, "
+          f"attention {flops_quadratic / 1e6:8.1f} M  (ratio n / 2d = {n / (2 * D_MODEL):.2f})")
+
+# %% [markdown]
+# ## Time of forward + backward
+#
+# Does the clock agree? On a log-log plot, time $\propto n^p$ is a line of slope $p$:
+#
+# - near 1 at small $n$ (and fixed overheads flatten it further);
+# - rising towards 2 as the $n^2$ term takes over.
+#
+# How we time:
+#
+# - each time is the median of 5 runs after a warm-up;
+# - `backend.synchronize()` is called around the timer (it matters on a GPU, lesson 22);
+# - BLAS runs on one thread: these matrices are too small to gain from more, and on a busy machine extra
+#   threads only wait for cores and scramble the timings.
+
+# %%
+lesson.step("Time of forward + backward")
 timings = {"MultiHeadAttention": [], "ScaledDotProductAttention": []}
 with one_blas_thread() as pinned:
     print("  BLAS: one thread while timing" if pinned else "  BLAS: threads as they are (no OpenBLAS to set)")
     for n in LENGTHS:
         timings["MultiHeadAttention"].append(median_time(mha_forward_backward, n))
         timings["ScaledDotProductAttention"].append(median_time(sdpa_forward_backward, n))
-        flops_linear, flops_quadratic = 8 * B * n * D_MODEL ** 2, 4 * B * n * n * D_MODEL
         print(f"  n = {n:>5}: MHA {1000 * timings['MultiHeadAttention'][-1]:8.2f} ms, attention core "
-              f"{1000 * timings['ScaledDotProductAttention'][-1]:8.2f} ms;  forward FLOPs: projections "
-              f"{flops_linear / 1e6:7.1f} M, attention {flops_quadratic / 1e6:8.1f} M")
+              f"{1000 * timings['ScaledDotProductAttention'][-1]:8.2f} ms (median of {REPEATS})")
 logs = np.log(LENGTHS[-3:])
 slopes = {name: float(np.polyfit(logs, np.log(t[-3:]), 1)[0]) for name, t in timings.items()}
 for name, slope in slopes.items():
     print(f"  {name}: fitted slope over n = {LENGTHS[-3]}..{LENGTHS[-1]}: time ∝ n^{slope:.2f}")
-lesson.say("""
-    The fitted exponent depends on the machine: caches, BLAS threads and other programs running all
-    move it. What is robust is the direction; so that is what is checked.""")
 mha_times = timings["MultiHeadAttention"]
 lesson.check(f"time at 4n exceeds time at n (n = {LENGTHS[-3]} -> {LENGTHS[-1]})",
              mha_times[-1] > mha_times[-3], f"{1000 * mha_times[-3]:.2f} ms -> {1000 * mha_times[-1]:.2f} ms")
 if not lesson.quick:
     lesson.check("at the largest lengths time grows faster than linearly (slope > 1.2)",
                  slopes["MultiHeadAttention"] > 1.2, f"slope {slopes['MultiHeadAttention']:.2f}")
+lesson.figure(plots.time_and_memory(LENGTHS, timings, slopes, peak, kept, D_MODEL, N_HEAD, B),
+              "21_attention_cost")
 
-import matplotlib.pyplot as plt  # noqa: E402
+# %% [markdown]
+# The fitted exponent depends on the machine: caches, BLAS threads and other programs running all move
+# it. What is robust is the direction, so that is what is checked: the time at $4n$ exceeds the time at
+# $n$ (and, in the full run, the slope at the largest lengths is above 1.2).
 
-fig, (ax_time, ax_memory) = plt.subplots(1, 2, figsize=(12, 4.5))
-n = np.array(LENGTHS, dtype=float)
-for name, marker in (("MultiHeadAttention", "o-"), ("ScaledDotProductAttention", "s-")):
-    ax_time.loglog(n, 1000 * np.array(timings[name]), marker,
-                   label=f"{name} (slope {slopes[name]:.2f} at the end)")
-anchor = 1000 * mha_times[-1]
-ax_time.loglog(n, anchor * (n / n[-1]) ** 2, "k--", lw=1, label="∝ n²")
-ax_time.loglog(n, anchor * (n / n[-1]), "k:", lw=1, label="∝ n")
-ax_time.set(xlabel="sequence length n", ylabel="forward + backward time (ms)",
-            title=f"time (d_model = {D_MODEL}, h = {N_HEAD}, B = {B})")
-ax_memory.loglog(n, [peak[m] / 2**20 for m in LENGTHS], "o-", label="peak during forward + backward")
-ax_memory.loglog(n, [kept[m][1] / 2**20 for m in LENGTHS], "s-",
-                 label="attention weights kept (B·h·n² float32)")
-ax_memory.loglog(n, kept[LENGTHS[-1]][1] / 2**20 * (n / n[-1]) ** 2, "k--", lw=1, label="∝ n²")
-ax_memory.set(xlabel="sequence length n", ylabel="MiB", title="memory")
-for ax in (ax_time, ax_memory):
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-fig.tight_layout()
-lesson.figure(fig, "21_attention_cost")
+# %% [markdown]
+# ## Online softmax: a running maximum and a running sum
+#
+# Can softmax read the keys one block at a time? It needs two things before it can write a single
+# weight:
+#
+# - the row maximum (subtracted, so that $\exp$ never overflows);
+# - the row sum.
+#
+# Both can be built block by block. Keep two numbers per row, over the scores $s_j$ read so far: the
+# largest, $m$, and the sum
+#
+# $$\ell = \sum_j \exp(s_j - m)$$
+#
+# When a new block raises $m$ to $m'$, the old terms were taken against the wrong maximum. Multiplying
+# $\ell$ by $\exp(m - m')$ puts them right.
+#
+# Here: a `[256, 256]` score matrix in float64, read in blocks of 32 keys, against the library's
+# `masked_softmax`.
 
 # %%
-BLOCK = 32                              # keys per block in steps 4 and 5
+lesson.step("Online softmax: a running maximum and a running sum")
+BLOCK = 32                              # keys per block in steps 5 to 8
 
 
 def online_softmax(scores, block, mask=None):
@@ -196,14 +258,7 @@ def online_softmax(scores, block, mask=None):
 T_SOFTMAX = 256
 rng = np.random.default_rng(7)
 scores = rng.standard_normal((T_SOFTMAX, T_SOFTMAX))                          # [T, T] float64
-
-lesson.step("Online softmax: a running maximum and a running sum", f"""
-    softmax needs the row maximum (subtracted so that exp never overflows) and the row sum before it can
-    write a single weight. Both can be built one block of keys at a time: keep, per row, the largest score
-    so far m and the sum so far l = Σ exp(s − m). When a new block raises m to m', the old terms were
-    taken against the wrong maximum; multiplying l by exp(m − m') puts them right. Here a [{T_SOFTMAX},
-    {T_SOFTMAX}] score matrix in float64, read in blocks of {BLOCK} keys, against the library's
-    masked_softmax.""")
+print(f"  scores [{T_SOFTMAX}, {T_SOFTMAX}], read in blocks of {BLOCK} keys")
 weights, _ = online_softmax(scores, BLOCK)
 error = np.abs(weights - masked_softmax(scores)).max()
 lesson.check(f"block by block ({BLOCK} keys at a time) equals softmax to 1e-12", error < 1e-12,
@@ -217,21 +272,46 @@ weights, _ = online_softmax(big, BLOCK)
 error = np.abs(weights - masked_softmax(big)).max()
 lesson.check("with scores in the thousands it still equals softmax to 1e-12 (no overflow)",
              np.isfinite(weights).all() and error < 1e-12, f"max |difference| {error:.1e}")
-lesson.say(f"""
-    With a causal mask, a block of queries never sees the keys after it: reading the queries in blocks of
-    {BLOCK} too, the key blocks above the diagonal are fully masked and skipped, without being read.""")
+
+# %% [markdown]
+# ## Skipping the blocks a causal mask hides
+#
+# With a causal mask, a query never sees the keys after it. Read the queries in blocks of 32 too: then
+# every key block above the diagonal is fully masked for its query block. It is skipped, without being
+# read.
+
+# %%
+lesson.step("Skipping the blocks a causal mask hides")
 mask = causal_mask(T_SOFTMAX)                                                 # [T, T]
 tiles = [online_softmax(big[q0:q0 + BLOCK], BLOCK, mask[q0:q0 + BLOCK]) for q0 in range(0, T_SOFTMAX, BLOCK)]
 weights = np.concatenate([w for w, _ in tiles])                               # [T, T]
 skipped, n_blocks = sum(s for _, s in tiles), T_SOFTMAX // BLOCK
+print(f"  {n_blocks} × {n_blocks} blocks of {BLOCK} queries × {BLOCK} keys; {skipped} skipped")
 error = np.abs(weights - masked_softmax(big, mask)).max()
 lesson.check("with a causal mask it equals masked softmax to 1e-12", error < 1e-12,
              f"max |difference| {error:.1e}")
 lesson.check(f"and skips the {n_blocks * (n_blocks - 1) // 2} of {n_blocks ** 2} blocks above the diagonal",
              skipped == n_blocks * (n_blocks - 1) // 2, f"{skipped} skipped")
 
+# %% [markdown]
+# ## Attention one block of keys at a time (the idea of FlashAttention)
+#
+# The same bookkeeping gives attention itself, without ever making the weights. Keep an unnormalised
+# output and sum over the key blocks:
+#
+# $$\mathrm{out} = \sum_{\text{blocks}} \exp(S_{\text{block}} - m)\, V_{\text{block}}$$
+#
+# - whenever the maximum grows from $m$ to $m'$, rescale `out` by $\exp(m - m')$, as $\ell$ was;
+# - at the end, divide by the running sum $\ell$.
+#
+# Each block's scores are `[T, 32]`; the `[T, T]` matrix is never made. FlashAttention does this in a
+# GPU's fast on-chip memory, with queries in blocks too, and recomputes the blocks in the backward
+# instead of keeping the weights. Here: one head, $d_k$ = 16, float64.
 
 # %%
+lesson.step("Attention one block of keys at a time (the idea of FlashAttention)")
+
+
 def blockwise_attention(q, k, v, block):
     """softmax(q kᵀ/√d_k) v for q, k, v [T, d_k], one block of keys at a time: never the [T, T] scores.
 
@@ -259,23 +339,30 @@ def plain_attention(q, k, v):
 
 
 FLASH_LENGTHS = [256, 512, 1024]
-lesson.step("Attention one block of keys at a time (the idea of FlashAttention)", f"""
-    The same bookkeeping gives attention itself without the weights: out = Σ over key blocks of
-    exp(S_block − m) V_block, rescaled by exp(m − m') whenever the maximum grows, divided by the running
-    sum at the end. Each block's scores are [T, {BLOCK}]; the [T, T] matrix is never made. FlashAttention does
-    this in a GPU's fast on-chip memory, with queries in blocks too, and recomputes the blocks in the
-    backward instead of keeping the weights. Memory is Python's tracemalloc peak over one call, in bytes, for
-    one head with d_k = {D_K} in float64: no timing.""")
-memory = {}
+inputs = {}
 for T in FLASH_LENGTHS:
     rng = np.random.default_rng(T)
     q, k, v = (rng.standard_normal((T, D_K)) for _ in range(3))               # [T, d_k] each
+    inputs[T] = q, k, v                                                       # kept for the next step
     error = np.abs(blockwise_attention(q, k, v, BLOCK) - plain_attention(q, k, v)).max()
-    memory[T] = peak_memory(plain_attention, q, k, v), peak_memory(blockwise_attention, q, k, v, BLOCK)
-    print(f"  T = {T:>5}: max |difference| {error:.1e};  peak: plain {memory[T][0] / 2**20:6.2f} MiB, "
-          f"blockwise {memory[T][1] / 2**20:5.2f} MiB;  one [T, T] array {T * T * 8 / 2**20:5.2f} MiB, "
-          f"one [T, {BLOCK}] array {T * BLOCK * 8 / 2**10:5.0f} KiB")
+    print(f"  T = {T:>5}, d_k = {D_K}, blocks of {BLOCK} keys: max |difference| {error:.1e}")
     lesson.check(f"T = {T}: blockwise equals softmax(QKᵀ/√d_k)V to 1e-12", error < 1e-12, f"{error:.1e}")
+
+# %% [markdown]
+# ## Memory: blockwise against plain
+#
+# What did that save? Python's `tracemalloc` peak over one call of each, in bytes (no timing):
+#
+# - plain attention makes the `[T, T]` scores and weights: it should grow like $T^2$;
+# - blockwise attention holds a few `[T, 32]` arrays at a time: it should grow like $T \cdot 32$.
+
+# %%
+lesson.step("Memory: blockwise against plain")
+memory = {}
+for T, (q, k, v) in inputs.items():
+    memory[T] = peak_memory(plain_attention, q, k, v), peak_memory(blockwise_attention, q, k, v, BLOCK)
+    print(f"  T = {T:>5}: peak: plain {memory[T][0] / 2**20:6.2f} MiB, blockwise {memory[T][1] / 2**20:5.2f} MiB;"
+          f"  one [T, T] array {T * T * 8 / 2**20:5.2f} MiB, one [T, {BLOCK}] array {T * BLOCK * 8 / 2**10:5.0f} KiB")
 lesson.check(f"at every T the blockwise peak is a few [T, {BLOCK}] arrays (under 6) and less than one [T, T]",
              all(memory[T][1] < min(6 * T * BLOCK * 8, T * T * 8) for T in FLASH_LENGTHS),
              ", ".join(f"{memory[T][1] / (T * BLOCK * 8):.2f} [T, {BLOCK}]" for T in FLASH_LENGTHS))
@@ -284,9 +371,13 @@ growth = [(memory[2 * T][0] / memory[T][0], memory[2 * T][1] / memory[T][1])
 lesson.check("per doubling of T the plain peak grows ~4× (T²), the blockwise one ~2× (T·block)",
              all(3.5 < plain < 4.5 and 1.5 < blockwise < 2.5 for plain, blockwise in growth),
              "; ".join(f"plain ×{plain:.2f}, blockwise ×{blockwise:.2f}" for plain, blockwise in growth))
-lesson.say("""
-    The products are the same 2 T² d_k multiply-adds (Q Kᵀ, then the weights times V): only the memory
-    changed. Sparse attention patterns (a local window, a few global tokens) go further and skip most
-    blocks, as the causal mask skipped the blocks above the diagonal.""")
 
+# %% [markdown]
+# Only the memory changed. The products are the same $2 T^2 d_k$ multiply-adds ($QK^\top$, then the
+# weights times $V$).
+#
+# Sparse attention patterns (a local window, a few global tokens) go further: they skip most blocks, as
+# the causal mask skipped the blocks above the diagonal.
+
+# %%
 lesson.done()

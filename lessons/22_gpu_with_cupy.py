@@ -1,22 +1,34 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 22: The same code on a GPU with CuPy.
-
-CuPy is NumPy's interface on an NVIDIA GPU: cupy.exp, cupy.matmul, cupy.ndarray. Every layer of
-tinytransformer writes ``xp.exp(...)``, ``x @ w``, where ``xp`` is whichever module the backend points to,
-so moving to the GPU changes one line:
-
-    backend.use("cupy")          # instead of the default "numpy"
-
-What needs care is around the layers: arrays live on the device and do not mix with host NumPy arrays
-(move data with backend.asarray / backend.to_numpy), GPU work is asynchronous (time it with
-backend.synchronize()), and float32 is the GPU's number format.
-
-On a machine with CuPy and a GPU this lesson runs on the GPU. Elsewhere it runs the same steps on the
-"standin" backend: NumPy on the CPU dressed up with CuPy's rules, so that everything except the speed can
-be seen (and tested) without a GPU.
-
-Run:  python lessons/22_gpu_with_cupy.py        (add --no-pause to run straight through)
-"""
+# # Lesson 22: the same code on a GPU with CuPy
+#
+# CuPy is NumPy's interface on an NVIDIA GPU: `cupy.exp`, `cupy.matmul`, `cupy.ndarray`. Every layer of
+# tinytransformer writes `xp.exp(...)`, `x @ w`, where `xp` is whichever module the backend points to. So
+# moving to the GPU changes one line:
+#
+# ```
+# backend.use("cupy")          # instead of the default "numpy"
+# ```
+#
+# What needs care is around the layers:
+#
+# - arrays live on the device and do not mix with host NumPy arrays (move data with `backend.asarray`
+#   and `backend.to_numpy`);
+# - GPU work is asynchronous (time it with `backend.synchronize()`);
+# - float32 is the GPU's number format.
+#
+# On a machine with CuPy and a GPU this lesson runs on the GPU. Elsewhere it runs the same steps on the
+# "standin" backend: NumPy on the CPU dressed up with CuPy's rules. Everything except the speed can be
+# seen (and tested) without a GPU.
+#
+# Run: `python lessons/22_gpu_with_cupy.py` (add `--no-pause` to run straight through).
 
 # %%
 import statistics
@@ -25,18 +37,26 @@ import time
 import numpy as np
 
 from _lesson import Lesson
+from _plots import lesson22 as plots
 from tinytransformer.machine import one_blas_thread
 
 from tinytransformer import AdamW, backend, relative_error
 from tinytransformer.models import GPT, GPTConfig
 
-lesson = Lesson("22 The same code on a GPU", __doc__, steps=6)
+lesson = Lesson("22 The same code on a GPU", steps=6)
+
+# %% [markdown]
+# ## Choosing the backend
+#
+# What happens when we ask for the GPU? `backend.use("cupy")` imports CuPy and asks CUDA for a device.
+#
+# - Where either is missing, it raises `backend.BackendError`, with the reason and how to install the
+#   right CuPy wheel.
+# - A program can catch it and fall back. This lesson falls back to the stand-in, which raises the same
+#   errors CuPy would.
 
 # %%
-lesson.step("Choosing the backend", """
-    backend.use("cupy") imports CuPy and asks CUDA for a device. Where either is missing it raises
-    backend.BackendError with the reason and how to install the right CuPy wheel; a program can catch it
-    and fall back. This lesson falls back to the stand-in, which raises the same errors CuPy would.""")
+lesson.step("Choosing the backend")
 try:
     backend.use("cupy")
     DEVICE = "cupy"
@@ -53,12 +73,20 @@ finally:
     backend.use("numpy")
 ON_GPU = DEVICE == "cupy"
 
+# %% [markdown]
+# ## Nothing changes in the layers
+#
+# Does the same model give the same numbers? Build one GPT per backend and run one forward and backward
+# on the same batch.
+#
+# - The initial weights are drawn on the host with NumPy, then copied to the device: the two models
+#   start identical.
+# - The stand-in runs NumPy underneath, so it must agree **bit for bit**.
+# - A GPU sums in another order than the CPU, so there float32 results agree to about $10^{-6}$
+#   relative (the check allows $10^{-4}$).
+
 # %%
-lesson.step("Nothing changes in the layers", """
-    Build the same GPT twice, once per backend, and run one forward and backward on the same batch.
-    Initial weights are drawn on the host with NumPy and then copied to the device, so the two models
-    start identical. The stand-in runs NumPy underneath, so it must agree bit for bit; a GPU sums in
-    another order than the CPU, so there float32 results agree to about 1e-6 relative.""")
+lesson.step("Nothing changes in the layers")
 config = GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=64, seed=0)
 host_ids = np.random.default_rng(0).integers(0, 65, size=(4, 33))          # a batch of token ids, on the host
 
@@ -91,14 +119,24 @@ else:
                  errors[worst] == 0 and dev[1] == cpu[1])
 lesson.check("the results stay float32 on both", cpu[2] == dev[2] == "float32")
 
+# %% [markdown]
+# ## Host and device arrays do not mix
+#
+# A NumPy array lives in host memory, a CuPy array in GPU memory. CuPy refuses to cross between them
+# silently:
+#
+# - `device + host` raises `TypeError`;
+# - `numpy.asarray(device)` raises `TypeError`.
+#
+# Every copy across the PCIe bus must be written out: `backend.asarray(host)` copies to the device,
+# `backend.to_numpy(device)` copies back. The library's data pipeline (`tinytransformer/data.py`) builds
+# batches on the host and moves each finished batch with one `backend.asarray`.
+#
+# Below, on the device backend of this machine (`cupy`, or the stand-in):
+
 # %%
-lesson.step("Host and device arrays do not mix", f"""
-    A NumPy array lives in host memory, a CuPy array in GPU memory. CuPy refuses to combine them
-    (device + host raises TypeError) and refuses to turn a device array into a NumPy array silently
-    (numpy.asarray(device) raises TypeError): every copy across the PCIe bus must be written out.
-    backend.asarray(host) copies to the device, backend.to_numpy(device) copies back. The library's data
-    pipeline (tinytransformer/data.py) builds batches on the host and moves each finished batch with one
-    backend.asarray. Here on the {DEVICE} backend:""")
+lesson.step("Host and device arrays do not mix")
+print(f"  backend: {DEVICE}")
 with backend.using(backend=DEVICE):
     device_array = backend.asarray(np.arange(4.0))                          # host -> device
     host_array = np.ones(4)
@@ -122,18 +160,30 @@ lesson.check("mixing a host array into device arithmetic raises TypeError", mixe
 lesson.check("implicit conversion of a device array to NumPy raises TypeError", implicit is not None)
 lesson.check("backend.to_numpy copies explicitly and gives a NumPy array with the right values",
              isinstance(back, np.ndarray) and (back == np.arange(4.0) * 2).all())
-lesson.say("""
-    A training loop should copy as little as possible: one batch in per step, and a loss value out only
-    when it is printed. float(loss) on a GPU waits for every queued kernel, so calling it every step
-    also removes the overlap of CPU and GPU work.""")
+
+# %% [markdown]
+# So a training loop should copy as little as possible: one batch in per step, and a loss value out
+# only when it is printed.
+#
+# Why not `float(loss)` every step? On a GPU it waits for every queued kernel, which also removes the
+# overlap of CPU and GPU work.
+
+# %% [markdown]
+# ## float32
+#
+# Why float32? GPUs are built for 32-bit floats:
+#
+# - an H100 does float64 at half its float32 rate, a consumer card at 1/32 or 1/64 of it;
+# - float32 halves the memory and the bytes moved.
+#
+# tinytransformer's default dtype is float32 (gradient checks switch to float64 on purpose).
+#
+# The trap: NumPy makes float64 by default, and `backend.asarray` keeps the dtype it is given. A float64
+# array that meets float32 weights promotes the whole computation to float64, silently. Ask for the
+# dtype when moving data in: `backend.asarray(x, dtype=backend.default_dtype())`.
 
 # %%
-lesson.step("float32", """
-    GPUs are built for 32-bit floats: an H100 does float64 at half its float32 rate, a consumer card at
-    1/32 or 1/64 of it, and float32 halves the memory and the bytes moved. tinytransformer's default dtype
-    is float32 (gradient checks switch to float64 on purpose). The trap: NumPy makes float64 by default,
-    and backend.asarray keeps the dtype it is given; a float64 array that meets float32 weights promotes
-    the whole computation to float64, silently. Ask for the dtype when moving data in.""")
+lesson.step("float32")
 with backend.using("float32", backend=DEVICE):
     model = GPT(config)
     weights = model.wte.weight.data                                        # float32, on the device
@@ -149,14 +199,25 @@ with backend.using("float32", backend=DEVICE):
     lesson.check("a float64 array promotes float32 weights to float64; asking for the dtype avoids it",
                  (weights + careless).dtype == np.float64 and (weights + careful).dtype == np.float32)
 
+# %% [markdown]
+# ## Timing needs backend.synchronize()
+#
+# What does a timer around a CuPy call measure? Only the launch. The call returns as soon as the GPU has
+# been told what to do; the work runs later, while Python goes on.
+#
+# `backend.synchronize()` waits until the GPU has finished everything queued. Call it twice:
+#
+# 1. before starting the timer;
+# 2. before stopping it.
+#
+# On NumPy and the stand-in it does nothing: the CPU finishes each call before returning.
+#
+# Below: one square matrix product, timed both ways (median of 5, BLAS on one thread).
+
 # %%
+lesson.step("Timing needs backend.synchronize()")
 size = (4096 if ON_GPU else 512) if lesson.quick else (8192 if ON_GPU else 1024)
-lesson.step("Timing needs backend.synchronize()", f"""
-    A CuPy call returns as soon as the GPU has been told what to do; the work runs later, while Python
-    goes on. A timer around the call measures only the launch. backend.synchronize() waits until the GPU
-    has finished everything queued: call it before starting the timer and before stopping it. (On NumPy
-    and the stand-in it does nothing: the CPU finishes each call before returning.) Here: a
-    {size} × {size} matrix product on {DEVICE}, timed both ways (median of 5; BLAS on one thread).""")
+print(f"  a {size} × {size} matrix product on {DEVICE}")
 launches, finishes = [], []
 with backend.using("float32", backend=DEVICE), one_blas_thread():
     a = backend.randn((size, size), rng=backend.new_host_rng(2))
@@ -178,14 +239,21 @@ if ON_GPU:
 else:
     print("  (on the CPU the two agree: there is nothing in flight to wait for)")
 
+# %% [markdown]
+# ## A training step, NumPy against the device
+#
+# When does the GPU win? Time one full training step (forward, backward, AdamW) of a 2-layer GPT, batch
+# 8 × 64 tokens, at a few widths `n_embd`: median of 3 after a warm-up, synchronized, NumPy's BLAS on one
+# thread.
+#
+# - A GPU pays a fixed cost per kernel launch (microseconds). It wins only when each kernel has enough
+#   work: at small widths NumPy can be faster.
+# - The stand-in is NumPy plus a wrapper around every call: slower than NumPy (every operation pays for
+#   the wrapper), and it says nothing about GPU speed. It is there to check correctness.
+
 # %%
+lesson.step("A training step, NumPy against the device")
 widths = [32, 64] if lesson.quick else [32, 64, 128, 256]
-lesson.step("A training step, NumPy against the device", f"""
-    One full training step (forward, backward, AdamW) of a 2-layer GPT with batch 8 × 64 tokens, for
-    n_embd in {widths}, median of 3 after a warm-up, synchronized, NumPy's BLAS on one thread. A GPU
-    pays a fixed cost per kernel launch (microseconds) and wins only when each kernel has enough work:
-    at small widths NumPy can be faster. The stand-in is NumPy plus a wrapper around every call, so it is a little slower than NumPy
-    and says nothing about GPU speed; it is there to check correctness.""")
 
 
 def step_time(backend_name, width):
@@ -209,22 +277,7 @@ with one_blas_thread():
 for i, w in enumerate(widths):
     print(f"  n_embd {w:>4}: numpy {1000 * step_times['numpy'][i]:7.1f} ms, {DEVICE} "
           f"{1000 * step_times[DEVICE][i]:7.1f} ms")
+lesson.figure(plots.step_times_and_sync(widths, step_times, DEVICE, launch, finished, size), "22_gpu_timing")
 
-import matplotlib.pyplot as plt  # noqa: E402
-
-fig, (ax_step, ax_sync) = plt.subplots(1, 2, figsize=(12, 4.3), gridspec_kw={"width_ratios": [3, 2]})
-for name, marker in (("numpy", "o-"), (DEVICE, "s-")):
-    ax_step.plot(widths, [1000 * t for t in step_times[name]], marker, label=name)
-ax_step.set_xscale("log", base=2)
-ax_step.set_yscale("log")
-ax_step.set(xlabel="n_embd", ylabel="ms per training step (synchronized)",
-            title=f"one training step: numpy vs {DEVICE}")
-ax_step.grid(alpha=0.3, which="both")
-ax_step.legend()
-ax_sync.bar(["timer right after\nthe call", "timer after\nsynchronize()"], [1000 * launch, 1000 * finished],
-            color=["tab:gray", "tab:blue"])
-ax_sync.set(ylabel="ms", title=f"{size}×{size} matmul on {DEVICE}: what the timer sees")
-fig.tight_layout()
-lesson.figure(fig, "22_gpu_timing")
-
+# %%
 lesson.done()

@@ -1,19 +1,31 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
-"""Lesson 23: tokens beyond characters: byte-level BPE, as GPT-2 reads text.
-
-Our Shakespeare model reads characters: 65 of them, one token per character. GPT-2 reads 50,257
-sub-word tokens: " the", "ing", " King", "\\n\\n". They come from byte-pair encoding (BPE): start from the
-256 byte values (so any text at all can be encoded) and repeatedly merge the most frequent pair of
-neighbouring tokens into a new token. This lesson trains a BPE on Tiny Shakespeare with
-tinytransformer.tokenizers.BPETokenizer, watches the first merges, measures how much shorter the text
-becomes and what that means for a model's context of block_size tokens, and shows how GPT-2's own
-vocabulary splits a few words (when its files are there; otherwise it says how to get them).
-
-With --quick the tokenizer learns from 200,000 characters up to 512 tokens; the full run learns from
-the whole training split up to 2,048 tokens.
-
-Run:  python lessons/23_subword_tokens.py        (add --no-pause to run straight through)
-"""
+# # Lesson 23: tokens beyond characters: byte-level BPE, as GPT-2 reads text
+#
+# Our Shakespeare model reads characters: 65 of them, one token per character. GPT-2 reads 50,257
+# sub-word tokens such as " the", "ing", " King", and a pair of newlines.
+#
+# They come from **byte-pair encoding** (BPE):
+#
+# 1. start from the 256 byte values, so that any text at all can be encoded;
+# 2. repeatedly merge the most frequent pair of neighbouring tokens into a new token.
+#
+# This lesson trains a BPE on Tiny Shakespeare with `tinytransformer.tokenizers.BPETokenizer`. We watch
+# the first merges, measure how much shorter the text becomes, and what that means for a model's context
+# of `block_size` tokens. Last, GPT-2's own vocabulary splits a few words (when its files are there;
+# otherwise the lesson says how to get them).
+#
+# With `--quick` the tokenizer learns from 200,000 characters, up to 512 tokens; the full run learns from
+# the whole training split, up to 2,048 tokens.
+#
+# Run: `python lessons/23_subword_tokens.py` (add `--no-pause` to run straight through).
 
 # %%
 from collections import Counter
@@ -21,13 +33,14 @@ from collections import Counter
 import numpy as np
 import regex
 from _lesson import Lesson
+from _plots import lesson23 as plots
 
 from tinytransformer.data import find_shakespeare
 from tinytransformer.tokenizers import (GPT2_PATTERN, BPETokenizer, gpt2_tokenizer, gpt2_vocab_paths,
                                         token_to_unicode)
 from tinytransformer.tokenizers.bpe_merge import bpe_merge
 
-lesson = Lesson("23 Tokens beyond characters", __doc__, steps=7)
+lesson = Lesson("23 Tokens beyond characters", steps=9)
 # With --exercise, your bpe_merge_loop (lessons/exercises/) runs in place of the library's.
 bpe_merge_loop = lesson.exercise("bpe_merge_loop", bpe_merge)
 text = find_shakespeare().read_text()
@@ -48,40 +61,68 @@ def spelled(tok: BPETokenizer, ids, sep=" | ") -> str:
     return sep.join(repr(show(tok.token_bytes(i))) for i in ids)
 
 
+# %% [markdown]
+# ## Bytes: 256 symbols that spell every text
+#
+# Why start from bytes? UTF-8 writes every character as 1 to 4 bytes:
+#
+# - English letters as one byte, 'é' as two, '日' as three, an emoji as four.
+#
+# So a tokenizer whose first 256 tokens are the byte values can encode **any** text, even one with
+# characters it never saw. A character tokenizer cannot (lesson 01 refuses 'é').
+#
+# A BPE with no merges at all is exactly that: one token per byte.
+
 # %%
-lesson.step("Bytes: 256 symbols that spell every text", """
-    UTF-8 writes every character as 1 to 4 bytes: English letters as one, 'é' as two, '日' as three, an
-    emoji as four. A tokenizer whose first 256 tokens are the byte values can therefore encode any text,
-    even one with characters it never saw; a character tokenizer cannot (lesson 01 refuses 'é'). A BPE with
-    no merges at all is exactly that: one token per byte.""")
+lesson.step("Bytes: 256 symbols that spell every text")
 sample = "Romeo é 日 😀"
 raw = sample.encode("utf-8")
 print(f"  {sample!r}: {len(sample)} characters, {len(raw)} bytes: {list(raw)}")
 bytes_only = BPETokenizer.train(train_text[:2000], vocab_size=257)     # 256 bytes + <|endoftext|>, no merges
 lesson.check("with no merges, the tokens are the bytes", bytes_only.encode(sample).tolist() == list(raw))
 
+# %% [markdown]
+# ## Pre-tokens: where merges may happen
+#
+# Before merging, GPT-2 splits the text with a pattern into **pieces**: a word with the space before it,
+# a run of digits, a run of punctuation, whitespace.
+#
+# Merges happen only inside a piece. So:
+#
+# - no token ever spans ' dog.' and ' dog!' differently;
+# - a word keeps its leading space: ' the' is a token, 'the' another.
+#
+# Training counts each distinct piece once, with how often it occurs.
+
 # %%
-lesson.step("Pre-tokens: where merges may happen", """
-    Before merging, GPT-2 splits the text with a pattern into pieces: a word with the space before it,
-    a run of digits, a run of punctuation, whitespace. Merges happen only inside a piece, so no token
-    ever spans ' dog.' and ' dog!' differently, and a word keeps its leading space (' the' is a token, 'the'
-    another). Training counts each distinct piece once, with how often it occurs.""")
+lesson.step("Pre-tokens: where merges may happen")
 pieces = regex.findall(GPT2_PATTERN, "  First Citizen:\nWe are accounted poor citizens, it's 1599!\n\n")
 print("  " + " | ".join(repr(p) for p in pieces))
 train_pieces = regex.findall(GPT2_PATTERN, train_text)
 print(f"  the training text: {len(train_pieces):,} pieces, {len(set(train_pieces)):,} distinct")
 lesson.check("the pieces put together are the text again", "".join(train_pieces) == train_text)
 
+# %% [markdown]
+# ## The merge loop
+#
+# How is the vocabulary learned? Repeat until the vocabulary has `vocab_size` tokens:
+#
+# 1. count every pair of neighbouring tokens inside the pieces, each piece weighted by how often it
+#    occurs;
+# 2. merge the most frequent pair, everywhere, into a new token with the next id.
+#
+# The pairs counted are pairs of *tokens*, so later merges join tokens made by earlier ones:
+# ' t' + 'he' → ' the'.
+#
+# Training counts the pairs once, then updates only the counts a merge changes. (A plain loop that
+# recounts everything gives the same merges, slowly.)
+
 # %%
-lesson.step("The merge loop", f"""
-    Count every pair of neighbouring tokens inside the pieces (each piece weighted by how often it
-    occurs), merge the most frequent pair everywhere into a new token with the next id, and repeat until
-    the vocabulary has {VOCAB_SIZE} tokens. The pairs counted are pairs of tokens, so later merges join
-    tokens made by earlier ones: ' t' + 'he' -> ' the'. Training counts the pairs once and then updates
-    only the counts a merge changes (a plain loop that recounts everything gives the same merges, slowly).""")
+lesson.step("The merge loop")
 tokenizer = BPETokenizer.train(train_text, vocab_size=VOCAB_SIZE)
 merges = tokenizer.merges()                        # (left bytes, right bytes), in the order learned
-print(f"  {tokenizer}: {len(merges)} merges learned from {len(train_text):,} characters")
+print(f"  {tokenizer}: {len(merges)} merges learned from {len(train_text):,} characters, "
+      f"vocab_size {VOCAB_SIZE}")
 for rank, (left, right) in enumerate(merges[:12], start=256):
     print(f"  {rank}: {show(left)!r:>8} + {show(right)!r:<8} -> {show(left + right)!r}")
 print("  ... the last ones: " + ", ".join(repr(show(left + right)) for left, right in merges[-6:]))
@@ -92,16 +133,21 @@ print(f"  counted separately: the most frequent pair occurs {most_frequent:,} ti
       f"{show(first)!r} {pair_counts[first.decode()]:,} times")
 lesson.check("the first merge is the most frequent neighbouring pair", pair_counts[first.decode()] == most_frequent)
 
+# %% [markdown]
+# ## Encoding: the learned merges, in order
+#
+# How does a new text become ids? Split it into pieces; then in each piece:
+#
+# 1. start from the piece's bytes;
+# 2. among the adjacent pairs that join into a token, merge the one of **lowest rank** (the earliest
+#    merge learned); on a tie, the **leftmost**;
+# 3. repeat until no adjacent pair is a token.
+#
+# That merge loop is an exercise (`bpe_merge_loop`). It is checked below on a few made-up vocabularies,
+# then on the held-out text against `tokenizer.encode`.
+
 # %%
-lesson.step("Encode, decode, and a special token", """
-    Encoding splits a new text into pieces and, in each, applies the learned merges in the order they
-    were learned: start from the piece's bytes and merge the adjacent pair whose merged token has the
-    lowest rank (the earliest merge learned), the leftmost such pair on ties, until no adjacent pair is a
-    token (the merge loop, checked below on a few made-up vocabularies and on held-out text). Decoding
-    joins the tokens' bytes. Text the tokenizer never saw round-trips, and so do characters it never saw
-    (they fall back to bytes). '<|endoftext|>' is a special token: one id, never made by merging, that
-    marks where one document ends; it is only read as such when asked for, so that a user's text cannot
-    smuggle it in.""")
+lesson.step("Encoding: the learned merges, in order")
 line = held_out[:80]
 ids = tokenizer.encode(line)
 print(f"  {line!r}\n  -> {len(ids)} tokens: {spelled(tokenizer, ids[:16], ' ')} ...")
@@ -138,10 +184,39 @@ for piece in regex.findall(tokenizer.pattern, held_out):
 lesson.check(f"the merge loop, piece by piece, gives tokenizer.encode's ids for the held-out text "
              f"({len(held_out):,} characters)", own_ids == tokenizer.encode(held_out).tolist(),
              f"first piece that differs: {differ!r}" if differ is not None else f"{len(own_ids):,} tokens")
+
+# %% [markdown]
+# In 'abc', the pair 'bc' wins although 'ab' comes first: its merge was learned earlier. In 'eee' both
+# pairs are 'ee', and the left one merges.
+
+# %% [markdown]
+# ## Decoding: every text round-trips
+#
+# Decoding joins the tokens' bytes. Does every text come back?
+#
+# - text the tokenizer never saw: yes;
+# - characters it never saw: yes too, since they fall back to bytes.
+
+# %%
+lesson.step("Decoding: every text round-trips")
 held_ids = tokenizer.encode(held_out)
 lesson.check(f"held-out text ({len(held_out):,} characters) round-trips", tokenizer.decode(held_ids) == held_out)
 unseen = "Señor Müller says: 你好 👋"
+print(f"  {unseen!r}: {len(unseen)} characters -> {len(tokenizer.encode(unseen))} tokens; "
+      f"'ñ' -> {tokenizer.encode('ñ').tolist()}, its UTF-8 bytes {list('ñ'.encode())}")
 lesson.check("text with characters never seen round-trips", tokenizer.decode(tokenizer.encode(unseen)) == unseen)
+
+# %% [markdown]
+# ## A special token that ends a document
+#
+# `<|endoftext|>` is a **special token**: one id, never made by merging, that marks where one document
+# ends.
+#
+# It is read as such only when asked for (`allowed_special="all"`), so that a user's text cannot smuggle
+# it in.
+
+# %%
+lesson.step("A special token that ends a document")
 eot = tokenizer.special_tokens["<|endoftext|>"]
 with_eot = tokenizer.encode("Exeunt.<|endoftext|>ACT II", allowed_special="all")
 print(f"  'Exeunt.<|endoftext|>ACT II' -> {with_eot.tolist()}  (<|endoftext|> = {eot})")
@@ -151,14 +226,23 @@ try:
     refused = False
 except ValueError:
     refused = True
+print(f"  encode(\"a user's <|endoftext|>\") without allowed_special: "
+      f"{'ValueError' if refused else 'accepted'}")
 lesson.check("a special token in ordinary text is refused unless allowed", refused)
 
+# %% [markdown]
+# ## Shorter sequences: bytes per token against vocabulary size
+#
+# What do more merges buy? Training is greedy, so the merges learned first are a prefix of those learned
+# later: the tokenizer with the first $k$ merges is the one training would have stopped at.
+#
+# Each vocabulary size below encodes the held-out text:
+#
+# - more merges: longer tokens, and fewer of them;
+# - the price: a larger vocabulary. The model's embedding table and output layer have `vocab_size` rows.
+
 # %%
-lesson.step("Shorter sequences: bytes per token against vocabulary size", """
-    The merges learned first are a prefix of those learned later (training is greedy), so the
-    tokenizer with the first k merges is the one training would have stopped at. Each size below encodes
-    the held-out text. More merges, longer tokens, fewer of them; the price is a larger vocabulary: the
-    model's embedding table and output layer have vocab_size rows.""")
+lesson.step("Shorter sequences: bytes per token against vocabulary size")
 again = BPETokenizer.train(train_text, vocab_size=SIZES[1])
 lesson.check(f"training again, to {SIZES[1]} tokens, learns exactly the first {SIZES[1] - 257} merges",
              again.ranks == {token: i for token, i in tokenizer.ranks.items() if i < SIZES[1] - 1})
@@ -172,13 +256,27 @@ lesson.check("with no merges a token is a byte", ratios[0] == 1.0)
 lesson.check("every larger vocabulary compresses the held-out text more", all(np.diff(ratios) > 0))
 lesson.check(f"{VOCAB_SIZE} tokens compress held-out text over 1.5x",
              ratios[-1] > 1.5, f"{ratios[-1]:.2f} bytes per token")
+lesson.figure(plots.merges_and_compression(SIZES, ratios, merges, tokenizer.token_bytes, show),
+              "23_bpe_merges_and_compression")
+
+# %% [markdown]
+# On the right: each merge's token length, in the order learned. Merges learned later make longer
+# tokens.
+
+# %% [markdown]
+# ## The model's context, in characters
+#
+# A model sees `block_size` tokens at once. How much text is that?
+#
+# - with characters: `block_size` characters;
+# - with BPE tokens: `block_size` times the characters per token, measured below on windows of the
+#   held-out text.
+#
+# Attention costs grow with the square of `block_size` (lesson 21). Covering the same text with fewer
+# tokens is cheaper than a longer context.
 
 # %%
-lesson.step("The model's context, in characters", """
-    A model sees block_size tokens at once. With characters that is block_size characters; with BPE
-    tokens it is block_size times the characters per token, measured below on windows of the held-out
-    text. Attention costs grow with the square of block_size (lesson 21): covering the same text with
-    fewer tokens is cheaper than a longer context.""")
+lesson.step("The model's context, in characters")
 rng = np.random.default_rng(0)
 for block_size in (64, 256):
     starts = rng.integers(0, len(held_ids) - block_size, size=200)
@@ -189,38 +287,18 @@ n_embd = 128
 print(f"  the cost, at n_embd = {n_embd}: embedding table {65 * n_embd:,} parameters for characters, "
       f"{VOCAB_SIZE * n_embd:,} for {VOCAB_SIZE} tokens (and as many in the output layer unless tied)")
 
-import matplotlib.pyplot as plt  # noqa: E402
-
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
-ax1.plot(SIZES, ratios, "o-", label="BPE, held-out text")
-ax1.axhline(1.0, color="gray", ls="--", label="bytes (and characters) alone")
-ax1.set_xscale("log", base=2)
-ax1.set_xticks(SIZES, [str(size) for size in SIZES])
-ax1.set_xlabel("vocab_size (<|endoftext|> included)")
-ax1.set_ylabel("bytes per token")
-ax1.set_title("more merges, longer tokens")
-ax1.legend()
-lengths = np.array([len(left + right) for left, right in merges])
-ranks = np.arange(256, 256 + len(merges))
-ax2.scatter(ranks, lengths, s=6, alpha=0.5, label="one merge")
-window = max(10, len(merges) // 20)
-ax2.plot(ranks[window - 1:], np.convolve(lengths, np.ones(window) / window, mode="valid"), color="tab:red",
-         label=f"mean of the last {window}")
-longest = 256 + int(np.argmax(lengths))
-for rank in (256, longest, ranks[-1]):
-    token = tokenizer.token_bytes(rank)
-    ax2.annotate(repr(show(token)), (rank, len(token)), fontsize=9, xytext=(4, 4), textcoords="offset points")
-ax2.set_xlabel("merge rank (id)")
-ax2.set_ylabel("token length in bytes")
-ax2.set_title("merges learned later make longer tokens")
-ax2.legend(loc="upper center")
-lesson.figure(fig, "23_bpe_merges_and_compression")
+# %% [markdown]
+# ## GPT-2's vocabulary
+#
+# How does a real vocabulary cut words? GPT-2's tokenizer has 50,000 merges learned on web text, with
+# the same bytes and the same split pattern.
+#
+# Its files are `vocab.json` (token → id) and `merges.txt` (the merges, in order). tinytransformer reads
+# them from the folder printed below; `BPETokenizer.from_gpt2_files` reads them from anywhere.
 
 # %%
-lesson.step("GPT-2's vocabulary", f"""
-    GPT-2's tokenizer has 50,000 merges learned on web text, with the same bytes and split pattern. Its
-    files are vocab.json (token -> id) and merges.txt (the merges in order); tinytransformer reads them
-    from {gpt2_vocab_paths()[0].parent} (BPETokenizer.from_gpt2_files reads them from anywhere).""")
+lesson.step("GPT-2's vocabulary")
+print(f"  GPT-2's files are read from {gpt2_vocab_paths()[0].parent}")
 words = [" tokenization", " Shakespeare", " unbelievable", " citizens", " 2026", "Hello world"]
 for word in words:
     print(f"  ours:  {word!r:>16} -> {spelled(tokenizer, tokenizer.encode(word))}")
@@ -239,21 +317,9 @@ else:
     lesson.check("the message says which files to fetch and where they go",
                  "vocab.json" in how_to_get and "merges.txt" in how_to_get
                  and str(gpt2_vocab_paths()[0].parent) in how_to_get)
-# Colour one line by token: where BPE cuts the text (one cell per character).
-shown_line = line[:60]
-fig, ax = plt.subplots(figsize=(13, 1.4))
-start = 0
-for k, i in enumerate(tokenizer.encode(shown_line)):
-    piece = tokenizer.token_bytes(i).decode("utf-8", errors="replace")
-    ax.add_patch(plt.Rectangle((start, 0), len(piece), 1, fc=plt.cm.tab10(k % 10), alpha=0.35, ec="white", lw=2))
-    for j, ch in enumerate(piece):
-        ax.text(start + j + 0.5, 0.5, show(ch.encode()), family="monospace", fontsize=12, ha="center", va="center")
-    start += len(piece)
-ax.set_xlim(0, len(shown_line))
-ax.set_ylim(0, 1)
-ax.axis("off")
-ax.set_title(f"{len(tokenizer.encode(shown_line))} tokens for {len(shown_line)} characters of held-out text "
-             f"(vocab_size {VOCAB_SIZE})")
-lesson.figure(fig, "23_a_line_in_tokens")
+shown_line = line[:60]                             # one line coloured by token: where BPE cuts the text
+line_pieces = [tokenizer.token_bytes(i).decode("utf-8", errors="replace") for i in tokenizer.encode(shown_line)]
+lesson.figure(plots.line_in_tokens(shown_line, line_pieces, show, VOCAB_SIZE), "23_a_line_in_tokens")
 
+# %%
 lesson.done()

@@ -29,7 +29,7 @@ def adamw_step(self, lr=None):
     constant gradient g, what is m after t steps? Divide out the factor that makes it differ from g.
     Weight decay is decoupled from the gradient: applied to θ itself, by the factor (1 − lr·wd), before
     the Adam step (torch's order), and only where self.decays(name).
-    Lesson 16, step 2, checks the first step's size, a step with g = 0, and three steps against the
+    Lesson 16, steps 2 and 3, check the first step's size, a step with g = 0, and three steps against the
     library's AdamW.
     """
     # TODO: your code here (about 15 lines).

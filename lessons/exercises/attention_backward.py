@@ -24,7 +24,7 @@ def attention_backward(self, dout):
         out = W V                     [..., T_q, d_v]
 
     Go back through the three lines in reverse, one rule each: the matrix product (as Linear's, lesson
-    11 step 2), the softmax's backward along a row (derive it yourself from ∂W_i/∂S_j; lesson 11 step 4
+    11 step 2), the softmax's backward along a row (derive it yourself from ∂W_i/∂S_j; lesson 11 step 5
     works it out; no T_k × T_k Jacobian is needed), and the product with a constant 1/√d_k.
     Lesson 11 checks dq, dk and dv against finite differences in float64 under a causal mask, and
     that a key masked for every query (padding) gets a gradient of exactly 0.

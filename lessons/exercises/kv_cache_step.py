@@ -25,8 +25,9 @@ def kv_cache_step(self, x, cache):
     to every cached position and to the new ones up to themselves: new position i (of T_new) is position
     past + i of the sequence (causal_mask(T_new, past) from tinytransformer, lesson 07, is that mask).
     Then merge the heads and apply the output projection, as the forward does.
-    Lesson 17, step 6, checks how the cache grows, then generates greedily in float64 with and without the
-    cache: the tokens must be the same.
+    Lesson 17, step 10, checks how the cache grows; step 11 generates greedily in float64 with and without
+    the cache: the tokens must be the same; step 12 counts the attention scores each path computes, through
+    self.attention (so call it, rather than computing the scores yourself).
     """
     # TODO: your code here (about 10 lines).
     raise NotImplementedError

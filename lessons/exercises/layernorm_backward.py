@@ -18,7 +18,7 @@ def layernorm_backward(self, dy):
     For x, with g = dy ⊙ γ (the gradient reaching x̂), per row of D features:
         dx = r · (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))
     The two subtracted terms are the paths through μ and σ (x̂ depends on the whole row); lesson 11
-    derives them. Its finite-difference check in float64 finds a missing term.
+    (step 4) derives them. Its finite-difference check in float64 finds a missing term.
     """
     # TODO: your code here (about 6 lines).
     raise NotImplementedError

@@ -17,7 +17,7 @@ def multi_head_backward(self, dy):
           which takes dq, dk, dv [B, n_head, T, d_k] and returns dx [B, T, d_model] itself.
     Returns dx [B, T_q, d_model] for self-attention, (dx, dcontext) for cross-attention.
 
-    The forward (lessons 08 and 11, step 5), with c = x for self-attention, the context for cross:
+    The forward (lessons 08 and 11, step 7), with c = x for self-attention, the context for cross:
         Q, K, V = x W_q, c W_k, c W_v                         [B, T, d_model]
         split:  [B, T, d_model] -> [B, T, n_head, d_k] -> [B, n_head, T, d_k]   (head h: columns
                 h·d_k .. (h+1)·d_k of each row)
@@ -29,7 +29,7 @@ def multi_head_backward(self, dy):
     input and adds into its parameters' .grad). Reshapes and transposes only move numbers: write the
     reverse of each one here with .reshape and .transpose (not self.split_heads / self.merge_heads), and
     make sure every number of a head's gradient goes back to the column it came from. x that feeds more
-    than one projection receives the sum of their gradients. Lesson 11, step 5, checks dx and all eight
+    than one projection receives the sum of their gradients. Lesson 11, step 7, checks dx and all eight
     parameters' gradients against finite differences in float64, with n_head ≥ 2 and d_k ≠ T.
     """
     # TODO: your code here (about 12 lines).

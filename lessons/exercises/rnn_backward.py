@@ -27,7 +27,7 @@ def rnn_backward(self, dh):
     all steps. They go into self.W_xh.grad, self.W_hh.grad and self.bias.grad, which the caller set to
     0 before the first backward and which are not yours alone: two backwards in a row must end with the
     sum of both (lesson 11, on Linear, explains why).
-    Lesson 03, step 1, checks dx, dh0 and the three weights' gradients against finite differences in
+    Lesson 03, step 2, checks dx, dh0 and the three weights' gradients against finite differences in
     float64 and runs two backwards in a row; the rest of the lesson (the gradient that reaches a token
     d steps back, the training) then runs on your backward.
     """

@@ -15,12 +15,12 @@ def sample_next(logits, temperature, top_k, rng):
          rng.choice(...)), so that the same seed gives the same ids.
     Returns ids [B], integers in 0 .. V−1.
 
-    The distribution each row is drawn from (lesson 17, steps 2 and 3):
+    The distribution each row is drawn from (lesson 17, steps 3 to 5):
         p = softmax(z / T)                     over the whole row when top_k is None
         p_i ∝ exp(z_i / T) for the k largest z_i, and p_i = 0 for every other token
     so the kept tokens keep their ratios, p_i / p_j = exp((z_i − z_j) / T), and p sums to 1. Then draw
     one id from p for each row. At T = 0.001, z / T reaches the thousands: mind what exp does there
-    (lesson 07). Lesson 17, step 4, checks the argmax at T = 0.001 and at top_k = 1, that no token
+    (lesson 07). Lesson 17, step 6, checks the argmax at T = 0.001 and at top_k = 1; step 7 that no token
     outside the top k ever comes up, and the frequencies of 50,000 draws against p.
     """
     # TODO: your code here (about 10 lines).

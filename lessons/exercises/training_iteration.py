@@ -19,11 +19,11 @@ def training_iteration(model, optimizer, x, y, it, cfg):
          largest global gradient norm).
     Returns the batch's loss before the update, a float.
 
-    What one iteration does (lesson 16, step 2, shows each piece): start from gradients of this batch
+    What one iteration does (lesson 16, steps 2 to 7, show each piece): start from gradients of this batch
     alone; forward and backward; scale the gradients so their global norm is at most cfg.grad_clip
     (clip_grad_norm from tinytransformer.optim); then one AdamW step at the learning rate the schedule
     gives for iteration it (cosine_lr from tinytransformer.optim). The order matters.
-    Lesson 16, step 2, runs a few iterations of yours against the library's loop in float64 (they must
+    Lesson 16, step 8, runs a few iterations of yours against the library's loop in float64 (they must
     give the same weights to 1e-12) and checks that the loss falls.
     """
     # TODO: your code here (about 6 lines).
