@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from tinytransformer import backend  # noqa: E402
-from tinytransformer.generate import generate  # noqa: E402
+from tinytransformer.generate import generate_timed, prompt_ids, prompt_problem  # noqa: E402
 from tinytransformer.models.gpt import GPT  # noqa: E402
 from tinytransformer.pretrained import SIZES, gpt2_config, load_gpt2  # noqa: E402
 from tinytransformer.pretrained.gpt2 import is_published  # noqa: E402
@@ -68,20 +68,6 @@ def parse_args(argv=None):
     if problems:
         parser.error("; ".join(problems))
     return args
-
-
-def prompt_problem(prompt: str) -> str | None:
-    """Why --prompt is not text, or None. Bytes that are not UTF-8 (a terminal in another encoding) reach
-    Python as stand-in characters, U+DC80 + the byte ("surrogateescape"). They are refused before any work:
-    fed to the model they would be bytes it never saw in training, and printed they would be an error."""
-    try:
-        prompt.encode("utf-8")
-        return None
-    except UnicodeEncodeError as err:
-        char = prompt[err.start]
-        what = f"the byte 0x{ord(char) - 0xDC00:02X}" if "\udc80" <= char <= "\udcff" else f"{char!r}"
-        return (f"--prompt holds {what} at character {err.start}, which is not UTF-8 text: set the terminal to "
-                "UTF-8 (e.g. LANG=C.UTF-8) or give the prompt in UTF-8")
 
 
 class ByteTokenizer:
@@ -147,39 +133,21 @@ def main(argv=None) -> int:
         kind = ("random, configuration overridden, " if args.config_override else "random ") if args.random else ""
         log(f"{kind}{args.model}: {model.num_parameters():,} parameters, "
             f"{args.device}, {args.dtype} (built in {time.perf_counter() - started:.1f} s)")
-        prompt_ids = tokenizer.encode(args.prompt)
-        if len(prompt_ids) == 0:
-            raise ValueError("The prompt is empty: give at least one character.")
-        if len(prompt_ids) > model.config.block_size:
-            raise ValueError(f"The prompt is {len(prompt_ids)} tokens, longer than the model's context of "
-                             f"{model.config.block_size}: shorten it.")
         if not isinstance(tokenizer, ByteTokenizer) and tokenizer.vocab_size != model.config.vocab_size:
             raise ValueError(f"GPT-2's tokenizer has {tokenizer.vocab_size:,} tokens but the model "
                              f"{model.config.vocab_size:,}: the two must be the same vocabulary.")
+        idx = prompt_ids(tokenizer, args.prompt, model)                                   # [1, T]
     except (OSError, ValueError, TypeError, backend.BackendError) as err:   # OSError: FileNotFoundError too
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    idx = backend.asarray([list(map(int, prompt_ids))])                                    # [1, T]
-    times = []
-
-    def tick(_):  # after each new token: the first one includes reading the whole prompt
-        backend.synchronize()
-        times.append(time.perf_counter())
-    start = time.perf_counter()
-    out = generate(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                   seed=args.seed, use_cache=not args.no_cache, on_token=tick)
+    out, speed = generate_timed(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                                seed=args.seed, use_cache=not args.no_cache)
     if hasattr(sys.stdout, "reconfigure"):   # a terminal that cannot show a character shows "?", not a crash
         sys.stdout.reconfigure(errors="replace")
     print(args.prompt + tokenizer.decode(backend.to_numpy(out[0, idx.shape[1]:])))
-    if times:
-        T = idx.shape[1]
-        print(f"prompt: {T} tokens and the first new one in {times[0] - start:.3f} s "
-              f"({T / (times[0] - start):.1f} prompt tokens/s)", file=sys.stderr)
-    if len(times) > 1:
-        n, seconds = len(times) - 1, times[-1] - times[0]
-        print(f"generation: {n} more tokens in {seconds:.3f} s ({n / seconds:.1f} tokens/s, "
-              f"KV cache {'off' if args.no_cache else 'on'})", file=sys.stderr)
+    for line in speed:
+        print(line, file=sys.stderr)
     return 0
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import time
 
 from . import backend
 from .layers.attention import masked_softmax
@@ -149,3 +150,57 @@ def greedy_decode(model, src, bos_id: int, eos_id: int | None = None, max_len: i
     finally:
         model.train(was_training)
     return tgt[:, 1:]
+
+
+# --- text in, text out: what scripts/gpt2.py and scripts/llama.py share --------------------------------------
+
+def prompt_problem(prompt: str) -> str | None:
+    """Why a prompt from the command line is not text, or None. Bytes that are not UTF-8 (a terminal in
+    another encoding) reach Python as stand-in characters, U+DC80 + the byte ("surrogateescape"). They are
+    refused before any work: fed to the model they would be bytes it never saw in training, and printed
+    they would be an error."""
+    try:
+        prompt.encode("utf-8")
+        return None
+    except UnicodeEncodeError as err:
+        char = prompt[err.start]
+        what = f"the byte 0x{ord(char) - 0xDC00:02X}" if "\udc80" <= char <= "\udcff" else f"{char!r}"
+        return (f"--prompt holds {what} at character {err.start}, which is not UTF-8 text: set the terminal to "
+                "UTF-8 (e.g. LANG=C.UTF-8) or give the prompt in UTF-8")
+
+
+def prompt_ids(tokenizer, prompt: str, model):
+    """The prompt as a batch of one [1, T], or a ValueError that says what to change."""
+    ids = list(map(int, tokenizer.encode(prompt)))
+    if not ids:
+        raise ValueError("The prompt is empty: give at least one character.")
+    if len(ids) > model.config.block_size:
+        raise ValueError(f"The prompt is {len(ids)} tokens, longer than the model's context of "
+                         f"{model.config.block_size}: shorten it.")
+    if max(ids) >= model.config.vocab_size:
+        raise ValueError(f"The tokenizer gave id {max(ids):,}, but the model has {model.config.vocab_size:,} "
+                         "rows: the tokenizer is not the model's.")
+    return backend.asarray([ids])
+
+
+def generate_timed(model, idx, max_new_tokens: int, **sampling) -> tuple:
+    """generate(), timed: (ids [B, T0 + n], lines that report the speed of the prompt and of the new tokens).
+
+    The first new token includes reading the whole prompt, so the two are reported apart."""
+    times = []
+
+    def tick(_):
+        backend.synchronize()                      # a GPU's queued work counts
+        times.append(time.perf_counter())
+    start = time.perf_counter()
+    out = generate(model, idx, max_new_tokens, on_token=tick, **sampling)
+    lines = []
+    if times:
+        T = idx.shape[1]
+        lines.append(f"prompt: {T} tokens and the first new one in {times[0] - start:.3f} s "
+                     f"({T / (times[0] - start):.1f} prompt tokens/s)")
+    if len(times) > 1:
+        n, seconds = len(times) - 1, times[-1] - times[0]
+        lines.append(f"generation: {n} more tokens in {seconds:.3f} s ({n / seconds:.1f} tokens/s, "
+                     f"KV cache {'on' if sampling.get('use_cache', True) else 'off'})")
+    return out, lines
