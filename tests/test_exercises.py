@@ -42,6 +42,8 @@ EXERCISES = {
     "sample_next": "17_sampling.py",
     "kv_cache_step": "17_sampling.py",
     "bpe_merge_loop": "23_subword_tokens.py",
+    "rope_backward": "24_rotary_positions.py",
+    "gqa_backward": "26_grouped_query_attention.py",
 }
 
 
@@ -58,6 +60,8 @@ def library_method(name, module, cls, method):
 
 
 CORRECT = {
+    "gqa_backward": library_method("gqa_backward", "tinytransformer.layers.attention", "MultiHeadAttention",
+                                   "sum_kv"),
     "embedding_backward": library_method("embedding_backward", "tinytransformer.layers.embedding", "Embedding",
                                          "backward"),
     "rnn_backward": library_method("rnn_backward", "tinytransformer.layers.rnn", "RNN", "backward"),
@@ -91,6 +95,8 @@ CORRECT = {
     "kv_cache_step": library_method("kv_cache_step", "tinytransformer.layers.attention", "MultiHeadAttention",
                                     "_forward_cached"),
     "gelu_backward": library_method("gelu_backward", "tinytransformer.layers.activations", "GELU", "backward"),
+    "rope_backward": library_method("rope_backward", "tinytransformer.layers.rotary", "RotaryEmbedding",
+                                    "backward"),
     "cross_entropy_backward": library_method("cross_entropy_backward", "tinytransformer.layers.loss",
                                              "CrossEntropyLoss", "backward"),
     "adamw_step": """
@@ -695,6 +701,43 @@ WRONG = [
                 parts[i:i + 2] = [parts[i] + parts[i + 1]]
             return parts
         """, "ties go to the leftmost pair"),
+    ("rope_backward", "rotates forward again: + instead of − (the forward's rotation, not its inverse)", """
+        from tinytransformer.layers.rotary import rotate_half
+
+        def rope_backward(self, dy):
+            return dy * self.cos + rotate_half(dy * self.sin)
+        """, "RotaryEmbedding's backward matches finite differences"),
+    ("rope_backward", "recomputes the angles from position 0, ignoring the offset of the forward", """
+        from tinytransformer.layers.rotary import rope_angles, rotate_half
+
+        def rope_backward(self, dy):
+            cos, sin = rope_angles(dy.shape[-2], self.d_k, self.theta)
+            return dy * cos - rotate_half(dy * sin)
+        """, "RotaryEmbedding's backward matches finite differences"),
+    ("gqa_backward", "one head of the group instead of the sum of its heads", """
+        def gqa_backward(self, grad):
+            return grad[:, ::self.groups]
+        """, "the GQA layer's backward matches finite differences"),
+    ("gqa_backward", "the mean of the group instead of the sum", """
+        def gqa_backward(self, grad):
+            B, _, T, d_k = grad.shape
+            return grad.reshape(B, self.n_kv_head, self.groups, T, d_k).mean(axis=2)
+        """, "the GQA layer's backward matches finite differences"),
+    ("gqa_backward", "the wrong grouping: heads j, j + n_kv, ... instead of consecutive ones", """
+        def gqa_backward(self, grad):
+            B, _, T, d_k = grad.shape
+            return grad.reshape(B, self.groups, self.n_kv_head, T, d_k).sum(axis=1)
+        """, "the GQA layer's backward matches finite differences"),
+    ("gqa_backward", "= instead of += in a loop over the heads: only the group's last head is kept", """
+        import numpy as np
+
+        def gqa_backward(self, grad):
+            B, H, T, d_k = grad.shape
+            out = np.zeros((B, self.n_kv_head, T, d_k), dtype=grad.dtype)
+            for h in range(H):
+                out[:, h // self.groups] = grad[:, h]
+            return out
+        """, "the GQA layer's backward matches finite differences"),
 ]
 
 

@@ -175,3 +175,25 @@ def test_a_checkpoint_of_a_modern_gpt_resumes_it(tmp_path):
     again = GPT(config)
     restore(checkpoint, again)
     numpy.testing.assert_array_equal(again(idx)[0], model(idx)[0])
+
+
+def test_under_the_standin_backend_the_modern_gpt_gives_numpys_numbers():
+    """The CuPy stand-in (NumPy with CuPy's rules) runs RoPE, RMSNorm, SwiGLU, GQA and the window, forward,
+    backward and the KV cache, and gets NumPy's numbers exactly: the same operations in the same order."""
+    idx, targets = (numpy.random.default_rng(5).integers(0, 7, (2, 6)) for _ in range(2))
+    results = []
+    for name in ("numpy", "standin"):
+        with backend.using(backend=name, dtype="float32"):
+            model = tiny_modern_gpt(**MODERN)
+            logits, loss = model(backend.asarray(idx), backend.asarray(targets))
+            model.backward()
+            caches = [{} for _ in model.blocks]
+            cached = model.forward_cached(backend.asarray(idx[:, :4]), caches)
+            results.append((backend.to_numpy(logits), float(loss), backend.to_numpy(cached),
+                            {n: backend.to_numpy(p.grad) for n, p in model.named_parameters()}))
+    (logits, loss, cached, grads), (logits_s, loss_s, cached_s, grads_s) = results
+    numpy.testing.assert_array_equal(logits_s, logits)
+    numpy.testing.assert_array_equal(cached_s, cached)
+    assert loss_s == loss
+    for name, grad in grads.items():
+        numpy.testing.assert_array_equal(grads_s[name], grad, err_msg=name)
