@@ -4,6 +4,7 @@ and, with transformers installed, LlamaForCausalLM / MistralForCausalLM as the o
 gradient, greedy tokens), and the `tokenizers` library as the tokenizer's."""
 import importlib
 import json
+import math
 
 import numpy
 import pytest
@@ -111,7 +112,9 @@ def edit_tensors(folder, change):
 
 @pytest.mark.parametrize("changes, words", [
     ({"num_hidden_layers": 10 ** 6}, ["num_hidden_layers 1000000", "holds 2", "correct num_hidden_layers to 2"]),
-    ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, ["rope_scaling is", "'llama3'", "not implement"]),
+    ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, ["rope_scaling is Llama 3's RoPE scaling but lacks",
+                                                                "low_freq_factor"]),
+    ({"rope_scaling": {"rope_type": "yarn", "factor": 8.0}}, ["rope_scaling is", "'yarn'", "not implement"]),
     ({"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0}},
      ["rope_parameters is", "'linear'"]),
     ({"rope_theta": 10000.0}, ["two RoPE bases"]),
@@ -190,7 +193,12 @@ HF_SMALL = dict(vocab_size=50, hidden_size=16, intermediate_size=24, num_hidden_
 CASES = {"llama": ("Llama", dict(num_key_value_heads=4)),
          "grouped-query": ("Llama", dict(num_key_value_heads=2)),
          "tied": ("Llama", dict(num_key_value_heads=1, tie_word_embeddings=True)),
-         "mistral-window": ("Mistral", dict(num_key_value_heads=2, sliding_window=4))}
+         "mistral-window": ("Mistral", dict(num_key_value_heads=2, sliding_window=4)),
+         # heads of 8: four pair frequencies, wavelengths 6.3, 30, 140 and 660 positions; with a context
+         # of 32 and these factors the first is kept, the second blended and the last two slowed 8 times
+         "llama3-scaling": ("Llama", dict(num_attention_heads=2, num_key_value_heads=2, rope_parameters=dict(
+             rope_type="llama3", rope_theta=500.0, factor=8.0, low_freq_factor=1.0, high_freq_factor=2.0,
+             original_max_position_embeddings=32)))}
 
 
 def float64_oracle(monkeypatch, torch, transformers):
@@ -210,8 +218,17 @@ def float64_oracle(monkeypatch, torch, transformers):
 
     def rope(self, x, position_ids):
         dim = self.inv_freq.shape[0] * 2
-        inv_freq = 1.0 / self.config.rope_parameters["rope_theta"] ** (
-            torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+        params = self.config.rope_parameters
+        inv_freq = 1.0 / params["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+        if params.get("rope_type") == "llama3":      # transformers' _compute_llama3_parameters, in float64
+            factor, low, high = params["factor"], params["low_freq_factor"], params["high_freq_factor"]
+            old_context = params["original_max_position_embeddings"]
+            wavelen = 2 * math.pi / inv_freq
+            scaled = torch.where(wavelen > old_context / low, inv_freq / factor, inv_freq)
+            smooth = (old_context / wavelen - low) / (high - low)
+            smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+            medium = ~(wavelen < old_context / high) * ~(wavelen > old_context / low)
+            inv_freq = torch.where(medium, smoothed, scaled)
         freqs = position_ids[..., None].double() * inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
         return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
@@ -236,7 +253,10 @@ def hf_case(request, hf_libraries, tmp_path_factory):
     torch, transformers = hf_libraries
     family, extra = CASES[request.param]
     torch.manual_seed(0)
-    config = getattr(transformers, f"{family}Config")(**HF_SMALL, **extra)
+    settings = {**HF_SMALL, **extra}
+    if "rope_parameters" in extra:                     # transformers 5 keeps the base inside rope_parameters
+        del settings["rope_theta"]
+    config = getattr(transformers, f"{family}Config")(**settings)
     model_class = getattr(transformers, f"{family}ForCausalLM")
     model = model_class._from_config(config, attn_implementation="eager").double().eval()
     with torch.no_grad():
@@ -249,10 +269,7 @@ def hf_case(request, hf_libraries, tmp_path_factory):
 
 @pytest.fixture
 def oracle(hf_case, monkeypatch):
-    """The oracle in float64 throughout; ours too: layers/rotary.py makes its cos and sin in the backend's
-    default dtype, not the input's, so a float64 model run under the default float32 turns queries and
-    keys by float32-rounded angles (errors ~1e-11 here; and a float32 model under a float64 default
-    fails with a TypeError in the attention). Reported; until rotary.py is fixed, run in float64."""
+    """The oracle in float64 throughout, and ours too."""
     torch, transformers, *_ = hf_case
     float64_oracle(monkeypatch, torch, transformers)
     with backend.using(dtype="float64"):

@@ -211,3 +211,16 @@ def test_rope_keeps_the_dtype_of_its_input():
         exact = RotaryEmbedding(8)(x64)
     assert y.dtype == numpy.float64
     numpy.testing.assert_array_equal(y, exact)
+
+
+def test_llama3_frequencies_keep_the_fast_pairs_slow_the_slow_ones_and_blend_between():
+    from tinytransformer.layers.rotary import llama3_frequencies
+    with backend.using("float64"):
+        inv_freq = 1.0 / 500.0 ** (numpy.arange(0, 8, 2) / 8)          # wavelengths 6.3, 30, 140, 660
+        scaled = llama3_frequencies(inv_freq, factor=8.0, low_freq_factor=1.0, high_freq_factor=2.0,
+                                    original_max_position_embeddings=32)
+    assert scaled[0] == inv_freq[0]                                     # shorter than 32/2: kept
+    numpy.testing.assert_allclose(scaled[2:], inv_freq[2:] / 8, rtol=1e-15)   # longer than 32/1: slowed 8×
+    blend = (32 * inv_freq[1] / (2 * numpy.pi) - 1.0) / (2.0 - 1.0)    # in between: linear in L/λ
+    numpy.testing.assert_allclose(scaled[1], (1 - blend) * inv_freq[1] / 8 + blend * inv_freq[1], rtol=1e-15)
+    assert inv_freq[1] / 8 < scaled[1] < inv_freq[1]

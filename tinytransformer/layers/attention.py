@@ -207,7 +207,7 @@ class MultiHeadAttention(Module):
 
     def __init__(self, d_model: int, n_head: int, bias: bool = True, dropout: float = 0.0, seed=None,
                  rng=None, n_kv_head: int | None = None, rope_theta: float | None = None,
-                 window: int | None = None):
+                 window: int | None = None, rope_scaling: dict | None = None):
         if d_model % n_head != 0:
             divisors = [h for h in range(1, d_model + 1) if d_model % h == 0]
             raise ValueError(f"n_head={n_head} does not divide d_model={d_model}: each head needs "
@@ -224,7 +224,7 @@ class MultiHeadAttention(Module):
         self.v_proj = Linear(d_model, kv_dim, bias=bias, rng=rng)
         self.attention = ScaledDotProductAttention(dropout=dropout, seed=seed)
         self.out_proj = Linear(d_model, d_model, bias=bias, rng=rng)
-        self.rope = RotaryEmbedding(self.d_k, rope_theta) if rope_theta is not None else None
+        self.rope = RotaryEmbedding(self.d_k, rope_theta, rope_scaling) if rope_theta is not None else None
         self.window = window  # local attention: what the KV cache keeps (the mask itself comes with x)
         self.cross = False  # whether the last forward was cross-attention (backward returns two grads)
         self.fuse_qkv = True  # self-attention: one product for Q, K and V (see _project_qkv)

@@ -120,12 +120,14 @@ class DecoderBlock(Module):
     def __init__(self, d_model: int, n_head: int, d_hidden: int | None = None, activation: str = "gelu",
                  dropout: float = 0.0, norm: str = "pre", bias: bool = True, cross: bool = False, seed=None,
                  rng=None, n_kv_head: int | None = None, rope_theta: float | None = None,
-                 window: int | None = None, normalization: str = "layernorm", norm_eps: float = 1e-5):
+                 window: int | None = None, normalization: str = "layernorm", norm_eps: float = 1e-5,
+                 rope_scaling: dict | None = None):
         seeds = _child_seeds(seed, 5)
         kinds = dict(bias=bias, normalization=normalization, eps=norm_eps)
         self.self_attn = Residual(MultiHeadAttention(d_model, n_head, bias=bias, dropout=dropout,
                                                      seed=seeds[0], rng=rng, n_kv_head=n_kv_head,
-                                                     rope_theta=rope_theta, window=window),
+                                                     rope_theta=rope_theta, window=window,
+                                                     rope_scaling=rope_scaling),
                                   d_model, norm, dropout, seed=seeds[1], **kinds)
         self.cross_attn = (Residual(MultiHeadAttention(d_model, n_head, bias=bias, dropout=dropout,
                                                        seed=seeds[2], rng=rng), d_model, norm, dropout,

@@ -43,6 +43,8 @@ class GPTConfig:
     ffn_hidden: int | None = None  # the feed-forward's width: 4·n_embd (GELU), LLaMA's rule (SwiGLU)
     n_kv_head: int | None = None  # key/value heads (grouped-query attention); None: one per query head
     window: int | None = None     # local attention: each position sees the last `window` positions
+    rope_scaling: dict | None = None  # Llama 3.1's: factor, low_freq_factor, high_freq_factor,
+    #                                   original_max_position_embeddings (layers/rotary.py, llama3_frequencies)
 
     CHOICES = {"norm": ("pre", "post"), "activation": ("gelu", "relu", "swiglu"),
                "positional": ("learned", "sinusoidal", "rope"), "normalization": ("layernorm", "rmsnorm")}
@@ -79,6 +81,15 @@ class GPTConfig:
         if self.n_kv_head is not None and self.n_head % self.n_kv_head:
             raise ValueError(f"GPTConfig.n_kv_head {self.n_kv_head} does not divide n_head {self.n_head}: each "
                              "key/value head serves an equal group of query heads.")
+        if self.rope_scaling is not None:
+            keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+            scaling = self.rope_scaling
+            if not isinstance(scaling, dict) or set(scaling) != set(keys) or not all(
+                    not isinstance(scaling[k], bool) and isinstance(scaling[k], (int, float))
+                    and 0 < scaling[k] < float("inf") for k in keys) \
+                    or not scaling["low_freq_factor"] < scaling["high_freq_factor"]:
+                raise ValueError(f"GPTConfig.rope_scaling is {scaling!r}: it must give Llama 3's {', '.join(keys)}, "
+                                 "each a positive number, with low_freq_factor < high_freq_factor.")
         if self.positional == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"GPTConfig: RoPE turns features in pairs, so the head size n_embd / n_head "
                              f"= {self.n_embd // self.n_head} must be even.")
@@ -109,7 +120,8 @@ class GPT(Model):
         self.blocks = [DecoderBlock(c.n_embd, c.n_head, d_hidden=c.ffn_hidden, activation=c.activation,
                                     dropout=c.dropout, norm=c.norm, bias=c.bias, seed=c.seed + 1 + i, rng=rng,
                                     n_kv_head=c.n_kv_head, rope_theta=c.rope_theta if rope else None,
-                                    window=c.window, normalization=c.normalization, norm_eps=c.norm_eps)
+                                    window=c.window, normalization=c.normalization, norm_eps=c.norm_eps,
+                                    rope_scaling=c.rope_scaling)
                        for i in range(c.n_layer)]
         self.ln_f = make_norm(c.n_embd, c.normalization, c.bias, c.norm_eps)
         self.lm_head = None if c.tie_weights else Linear(c.n_embd, c.vocab_size, bias=False, rng=rng)

@@ -11,9 +11,9 @@ no permutation: layers/rotary.py pairs features (i, i + d/2), as Hugging Face's 
     save_llama(model, "out/my_llama")         # transformers.LlamaForCausalLM.from_pretrained reads it
 
 A folder from elsewhere is checked before anything is built from it, as load_gpt2 checks GPT-2's: its
-config.json field by field (what our GPT does not compute, such as RoPE scaling or biases, is refused),
-then against the tensors' shapes (so that num_hidden_layers 10⁶ is an error, not a model that fills the
-memory), every tensor's name and shape, and every weight for NaN and infinity. The tokenizer (the
+config.json field by field (what our GPT does not compute, such as biases or a RoPE scaling other than
+Llama 3.1's, is refused), then against the tensors' shapes (so that num_hidden_layers 10⁶ is an error,
+not a model that fills the memory), every tensor's name and shape, and every weight for NaN and infinity. The tokenizer (the
 folder's tokenizer.json) is tokenizers/hf_json.py's.
 """
 from __future__ import annotations
@@ -85,7 +85,7 @@ def llama_config_from_hf(hf: dict, path) -> GPTConfig:
     if wrong:
         raise ValueError(f"{path} describes a variant that our GPT does not compute: {', '.join(wrong)} (ours: "
                          "hidden_act silu, no biases in attention or MLP).")
-    rope_theta = _rope_theta(hf, path)
+    rope_theta, rope_scaling = _rope(hf, path)
     tie = hf.get("tie_word_embeddings", False)
     if not isinstance(tie, bool):
         raise ValueError(f"{path}: tie_word_embeddings is {tie!r}, but it must be true or false. {CONFIG_FIX}")
@@ -95,22 +95,37 @@ def llama_config_from_hf(hf: dict, path) -> GPTConfig:
     try:
         return GPTConfig(vocab_size=vocab, block_size=context, n_layer=n_layer, n_head=n_head, n_embd=d,
                          dropout=0.0, tie_weights=tie, norm_eps=number("rms_norm_eps", 1e-6),
-                         rope_theta=rope_theta, ffn_hidden=ffn, n_kv_head=n_kv, window=window, **LLAMA)
+                         rope_theta=rope_theta, rope_scaling=rope_scaling, ffn_hidden=ffn, n_kv_head=n_kv,
+                         window=window, **LLAMA)
     except ValueError as err:                  # e.g. an odd head size, which RoPE cannot turn in pairs
         raise ValueError(f"{path}: {err}") from None
 
 
-def _rope_theta(hf: dict, path) -> float:
-    """RoPE's base, from rope_parameters (transformers 5) or rope_theta (4); any RoPE scaling is refused."""
+LLAMA3_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+
+def _rope(hf: dict, path) -> tuple:
+    """(RoPE's base, Llama 3's scaling or None), from rope_parameters (transformers 5) or rope_theta and
+    rope_scaling (4). Of the RoPE scalings only Llama 3.1's ("llama3") is computed; any other is refused."""
     params, scaling = hf.get("rope_parameters"), hf.get("rope_scaling")
+    found = []
     for key, value in (("rope_parameters", params), ("rope_scaling", scaling)):
         if value is None:
             continue
         kind = value.get("rope_type", value.get("type")) if isinstance(value, dict) else value
-        if kind != "default":
+        if kind == "default":
+            continue
+        if kind != "llama3":
             raise ValueError(f"{path}: {key} is {value!r}, a RoPE scaling (rope_type {kind!r}) that our GPT does "
-                             "not implement: it turns queries and keys by the plain angles m·θ_i only. Load a "
-                             'model without it (rope_type "default").')
+                             "not implement: it turns queries and keys by the plain angles m·θ_i, or by Llama "
+                             '3\'s ("llama3"). Load a model without it (rope_type "default").')
+        missing = [k for k in LLAMA3_KEYS if k not in value]
+        if missing:
+            raise ValueError(f"{path}: {key} is Llama 3's RoPE scaling but lacks {', '.join(missing)}. {CONFIG_FIX}")
+        found.append({k: value[k] for k in LLAMA3_KEYS})
+    if len(found) == 2 and found[0] != found[1]:
+        raise ValueError(f"{path} gives two different RoPE scalings, in rope_parameters and rope_scaling: keep "
+                         f"one. {CONFIG_FIX}")
     thetas = {value for value in (hf.get("rope_theta"), (params or {}).get("rope_theta")) if value is not None}
     if len(thetas) > 1:
         raise ValueError(f"{path} gives two RoPE bases, rope_theta {hf['rope_theta']!r} and rope_parameters' "
@@ -118,7 +133,7 @@ def _rope_theta(hf: dict, path) -> float:
     theta = thetas.pop() if thetas else 10000.0
     if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not 0 < theta < math.inf:
         raise ValueError(f"{path}: rope_theta is {theta!r}, but it must be a positive number. {CONFIG_FIX}")
-    return float(theta)
+    return float(theta), (found[0] if found else None)
 
 
 def check_llama_architecture(config: GPTConfig) -> None:
@@ -192,7 +207,8 @@ def llama_shapes(config: GPTConfig) -> dict:
 def load_llama(folder, dtype: str = "float32", log=print) -> GPT:
     """A GPT holding the weights of a Llama or Mistral ``save_pretrained`` folder (config.json and
     model.safetensors), on the current backend, in ``dtype``. Everything is checked before the model
-    is built; what our GPT does not compute (RoPE scaling, biases, another activation) is refused."""
+    is built; what our GPT does not compute (biases, another activation, a RoPE scaling other than Llama 3's)
+    is refused."""
     folder = Path(folder)
     if not folder.exists():
         finish_replacing_folder(folder, log)     # a save_llama stopped between its two renames: finish it
@@ -280,8 +296,10 @@ def llama_config_to_hf(model: GPT) -> dict:
           "num_hidden_layers": c.n_layer, "num_attention_heads": c.n_head,
           "num_key_value_heads": c.n_kv_head or c.n_head, "head_dim": c.n_embd // c.n_head, "hidden_act": "silu",
           "max_position_embeddings": c.block_size, "rms_norm_eps": c.norm_eps,
-          "rope_theta": c.rope_theta, "rope_scaling": None,                             # transformers 4
-          "rope_parameters": {"rope_type": "default", "rope_theta": c.rope_theta},      # transformers 5
+          "rope_theta": c.rope_theta,                                                   # transformers 4
+          "rope_scaling": None if c.rope_scaling is None else {"rope_type": "llama3", **c.rope_scaling},
+          "rope_parameters": {"rope_type": "default" if c.rope_scaling is None else "llama3",   # transformers 5
+                              "rope_theta": c.rope_theta, **(c.rope_scaling or {})},
           "tie_word_embeddings": c.tie_weights, "attention_dropout": c.dropout, "bos_token_id": None,
           "eos_token_id": None, "dtype": dtype, "torch_dtype": dtype}
     if kind == "llama":
