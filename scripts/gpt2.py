@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
+from _generation_common import add_sampling_flags, print_completion, sampling_problems  # noqa: E402
 from tinytransformer import backend  # noqa: E402
-from tinytransformer.generate import generate_timed, prompt_ids, prompt_problem  # noqa: E402
+from tinytransformer.generate import prompt_ids  # noqa: E402
 from tinytransformer.models.gpt import GPT  # noqa: E402
 from tinytransformer.pretrained import SIZES, gpt2_config, load_gpt2  # noqa: E402
 from tinytransformer.pretrained.gpt2 import is_published  # noqa: E402
@@ -33,38 +33,18 @@ from tinytransformer.training import DEVICES  # noqa: E402
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prompt", default="Hello, I'm a language model,", help="text to continue")
+    add_sampling_flags(parser, prompt="Hello, I'm a language model,")
     parser.add_argument("--model", default="gpt2",
                         help=f"{', '.join(SIZES)}, or the path of a GPT-2 folder or .safetensors file "
                              "(default: gpt2)")
     parser.add_argument("--random", action="store_true",
                         help="randomly initialised weights of the --model size instead of the published ones "
                              "(no download; for measuring speed)")
-    parser.add_argument("--max-new-tokens", type=int, default=50, help="tokens to generate, >= 0 (default: 50)")
-    parser.add_argument("--temperature", type=float, default=0.8,
-                        help="< 1 more predictable, > 1 more random, 0 always the most likely (default: 0.8)")
-    parser.add_argument("--top-k", type=int, default=200,
-                        help="sample only among the k most likely tokens, k >= 1 (default: 200)")
-    parser.add_argument("--seed", type=int, default=1337, help="random seed, >= 0 (default: 1337)")
-    parser.add_argument("--device", choices=sorted(DEVICES), default="cpu",
-                        help="cpu (NumPy), gpu (CuPy) or standin (CPU stand-in for CuPy) (default: cpu)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="(default: float32)")
-    parser.add_argument("--no-cache", action="store_true", help="generate without the KV cache")
     parser.add_argument("--config-override", default=None, help=argparse.SUPPRESS)  # tests: a tiny --random model
     args = parser.parse_args(argv)
-    problems = []
-    if not (args.temperature == 0 or (math.isfinite(args.temperature) and args.temperature > 0)):
-        problems.append(f"--temperature {args.temperature}: must be 0 (the most likely token) or a finite number > 0")
-    if args.top_k is not None and args.top_k < 1:
-        problems.append(f"--top-k {args.top_k}: must be at least 1")
-    if args.max_new_tokens < 0:
-        problems.append(f"--max-new-tokens {args.max_new_tokens}: must be at least 0")
-    if args.seed < 0:
-        problems.append(f"--seed {args.seed}: must be at least 0")
+    problems = sampling_problems(args)
     if args.random and args.model not in SIZES:
         problems.append(f"--random needs a size for --model ({', '.join(SIZES)}), not {args.model!r}")
-    if (problem := prompt_problem(args.prompt)) is not None:
-        problems.append(problem)
     if problems:
         parser.error("; ".join(problems))
     return args
@@ -141,13 +121,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    out, speed = generate_timed(model, idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                                seed=args.seed, use_cache=not args.no_cache)
-    if hasattr(sys.stdout, "reconfigure"):   # a terminal that cannot show a character shows "?", not a crash
-        sys.stdout.reconfigure(errors="replace")
-    print(args.prompt + tokenizer.decode(backend.to_numpy(out[0, idx.shape[1]:])))
-    for line in speed:
-        print(line, file=sys.stderr)
+    print_completion(args, model, tokenizer, idx)
     return 0
 
 

@@ -14,6 +14,7 @@ import pytest
 from helpers.scripts import ROOT
 from tinytransformer import backend, files
 from tinytransformer.pretrained import gpt2
+from tinytransformer.pretrained.common import check_finite
 from tinytransformer.tokenizers import gpt2 as gpt2_files
 from tinytransformer.generate import generate
 from tinytransformer.pretrained.gpt2 import (crop_block_size, from_gpt2_tensors, gpt2_config, load_gpt2, name_map,
@@ -308,11 +309,11 @@ def test_a_nan_or_infinite_weight_is_refused_naming_the_tensor(tmp_path, never_b
 
 def test_the_finite_check_reads_in_blocks_and_finds_the_first_bad_number():
     tensors = {"a": numpy.zeros((4, 5), dtype=numpy.float32), "ids": numpy.arange(3)}
-    gpt2._check_finite(tensors, "f", block=3)                  # finite, and integer tensors are skipped
+    check_finite(tensors, "f", block=3)                  # finite, and integer tensors are skipped
     tensors["a"][2, 4] = numpy.nan                             # in the fifth block of three
     tensors["a"][3, 1] = numpy.inf
     with pytest.raises(ValueError, match=r"f: a holds nan at \[2, 4\]"):
-        gpt2._check_finite(tensors, "f", block=3)
+        check_finite(tensors, "f", block=3)
 
 
 def test_a_local_folder_named_like_a_size_comes_before_the_published_weights(tmp_path, monkeypatch):

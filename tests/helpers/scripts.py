@@ -15,7 +15,12 @@ TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16
 
 
 def load_script(path: Path):
-    """A script as a module, to call its main(argv) in this process (cheaper than a new process)."""
+    """A script as a module, to call its main(argv) in this process (cheaper than a new process).
+
+    As when Python runs a script, the script's folder is on sys.path, so that the helpers the
+    scripts share (scripts/_generation_common.py, scripts/_demo_common.py) import."""
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))   # last: its modules never hide a library's
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # as an import would: dataclasses look their module up there

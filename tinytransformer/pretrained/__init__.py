@@ -1,5 +1,6 @@
 """Published weights in and out: GPT-2's four sizes in our GPT (gpt2.py), Hugging Face's Llama and Mistral
-folders (llama.py), through the safetensors file format (safetensors.py), read and written with NumPy alone.
+folders (llama.py), through the safetensors file format (safetensors.py), read and written with NumPy alone;
+common.py holds the checks both loaders make.
 
     from tinytransformer.pretrained import load_gpt2, save_gpt2
     model = load_gpt2("gpt2")                 # downloads model.safetensors (548 MB) on first use

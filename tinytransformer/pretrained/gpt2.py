@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy
 
 from .. import backend
-from ..files import atomic_write, finish_replacing_folder, replace_folder, strict_json_loads
+from ..files import atomic_write, finish_replacing_folder, replace_folder
 from ..models.gpt import GPT, GPTConfig
 from ..module import Parameter
 from ..tokenizers.gpt2 import gpt2_file
+from .common import check_architecture, check_finite, check_sizes, files_to_keep, read_config_json
 from .safetensors import SafetensorsError, read_safetensors, write_safetensors
 
 # name: (n_layer, n_head, n_embd). All four read 50,257 tokens and a context of 1,024.
@@ -35,7 +36,8 @@ SIZES = {"gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1024), "gpt2-large": (36
          "gpt2-xl": (48, 25, 1600)}
 VOCAB_SIZE, CONTEXT = 50257, 1024
 SAVED_FILES = ("model.safetensors", "config.json")     # what save_gpt2 writes
-MAX_CONFIG_BYTES = 1 << 20                             # a GPT-2 config.json has about 1 KB
+CONFIG_FIX = ("Correct it, or delete it to take the shape from the tensors (then give the number of heads: "
+              "load_gpt2(path, n_head=...)).")
 
 
 def gpt2_config(name: str = "gpt2", **overrides) -> GPTConfig:
@@ -51,13 +53,9 @@ def gpt2_config(name: str = "gpt2", **overrides) -> GPTConfig:
 
 def check_gpt2_architecture(config: GPTConfig) -> None:
     """Refuse a configuration that GPT-2's architecture (and its file format) cannot hold."""
-    needs = {"norm": "pre", "positional": "learned", "activation": "gelu", "bias": True, "tie_weights": True}
-    wrong = [f"{field}={getattr(config, field)!r} (GPT-2 has {value!r})" for field, value in needs.items()
-             if getattr(config, field) != value]
-    if wrong:
-        raise ValueError(f"GPT-2's architecture cannot hold this model: {', '.join(wrong)}. Only a GPT built "
-                         f"with {', '.join(f'{k}={v!r}' for k, v in needs.items())} has GPT-2's parameters "
-                         "and computes what GPT-2 computes.")
+    check_architecture(config, {"norm": "pre", "positional": "learned", "activation": "gelu", "bias": True,
+                                "tie_weights": True, "normalization": "layernorm", "n_kv_head": None,
+                                "window": None}, "GPT-2")
 
 
 # --- the names: ours <-> GPT-2's ---------------------------------------------------------------------------
@@ -154,13 +152,13 @@ def load_gpt2(name_or_path: str = "gpt2", dtype: str = "float32", block_size: in
                if published else "")
         raise SafetensorsError(f"{err}{fix}") from None
     if config_file is not None:
-        config, source = config_from_hf(read_config_json(config_file), config_file), str(config_file)
+        config, source = config_from_hf(read_config_json(config_file, "GPT-2", CONFIG_FIX), config_file), str(config_file)
     elif published:
         config, source = gpt2_config(name_or_path), f"the published {name_or_path}'s size"
     else:
         config, source = _config_from_shapes(tensors, n_head, weights), f"the shapes in {weights}"
     _check_tensors(tensors, config, weights, source)     # before building: sizes, names, shapes
-    _check_finite(tensors, weights)
+    check_finite(tensors, weights)
     with backend.using(dtype=dtype):
         model = GPT(dataclasses.replace(config, dropout=dropout))
     model.load_state_dict(from_gpt2_tensors(tensors, config.n_layer))
@@ -220,27 +218,6 @@ def _gpt2_names(tensors: dict, path) -> dict:
         raise ValueError(f"{path} has an output layer lm_head.weight that is not the token embedding wte: "
                          "GPT-2 ties the two, and this loader reads GPT-2 checkpoints only.")
     return short
-
-
-GPT2_CONFIG_FIX = ("Correct it, or delete it to take the shape from the tensors (then give the number of "
-                   "heads: load_gpt2(path, n_head=...)).")
-
-
-def read_config_json(path, family: str = "GPT-2", fix: str = GPT2_CONFIG_FIX) -> dict:
-    """A config.json as a dict, or a ValueError that names the file and what is wrong with it.
-    ``family`` and ``fix``: the model family the file is read for, and what the error advises."""
-    path = Path(path)
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path} has {path.stat().st_size:,} bytes, but a {family} config.json has about 1 KB: "
-                         f"it is not one. {fix}")
-    try:
-        hf = strict_json_loads(path.read_bytes().decode("utf-8"))
-    except ValueError as err:                              # UnicodeDecodeError is a ValueError too
-        raise ValueError(f"{path} is not a valid config.json: {err}. {fix}") from None
-    if not isinstance(hf, dict):
-        raise ValueError(f"{path} holds a JSON {type(hf).__name__}, not an object of settings such as "
-                         f'{{"model_type": ..., "vocab_size": ..., ...}}. {fix}')
-    return hf
 
 
 def config_from_hf(hf: dict, path) -> GPTConfig:
@@ -307,11 +284,7 @@ def _check_tensors(tensors: dict, config: GPTConfig, path, source) -> None:
         held["n_embd"] = (config.n_embd, wte.shape[1], "columns of wte.weight")
     if wpe is not None and wpe.ndim == 2:
         held["n_positions"] = (config.block_size, wpe.shape[0], "rows of wpe.weight")
-    for field, (said, found, what) in held.items():
-        if said != found:
-            raise ValueError(f"{source} gives {field} {said}, but {path} holds {found} ({what}): the two do not "
-                             "belong together. Give the config.json written with these weights, or correct "
-                             f"{field} to {found}.")
+    check_sizes(held, path, source)
     needed = gpt2_shapes(config)          # n_layer is now the file's: as many names as the file has
     missing, unexpected = sorted(set(needed) - set(tensors)), sorted(set(tensors) - set(needed))
     if missing or unexpected:
@@ -324,24 +297,6 @@ def _check_tensors(tensors: dict, config: GPTConfig, path, source) -> None:
             raise ValueError(f"{path}: {name} has shape {list(tensors[name].shape)}, but a GPT-2 of this "
                              f"configuration ({config.n_layer} layers, n_embd {config.n_embd}, vocabulary "
                              f"{config.vocab_size}, context {config.block_size}) needs {want}.")
-
-
-def _check_finite(tensors: dict, path, block: int = 1 << 20) -> None:
-    """Refuse a NaN or infinite weight, naming the tensor: a model holding one computes NaN and samples
-    garbage without an error. Checked a million numbers at a time, so that a memory-mapped file is read
-    from disk with a few MB of memory, whatever its size."""
-    for name, array in tensors.items():
-        if not numpy.issubdtype(array.dtype, numpy.floating):
-            continue
-        flat = array.reshape(-1)
-        for start in range(0, flat.size, block):
-            finite = numpy.isfinite(flat[start:start + block])
-            if not finite.all():
-                first = start + int(numpy.argmin(finite))
-                place = [int(i) for i in numpy.unravel_index(first, array.shape)]
-                raise ValueError(f"{path}: {name} holds {flat[first]} at {place}: a model with a NaN or infinite "
-                                 "weight computes NaN. The file is damaged, or was saved from a run that "
-                                 "diverged: use an earlier checkpoint.")
 
 
 def crop_block_size(model: GPT, block_size: int) -> None:
@@ -368,7 +323,7 @@ def save_gpt2(model: GPT, folder, log=print) -> None:
     c = model.config
     check_gpt2_architecture(c)
     folder = Path(folder)
-    keep = _files_to_keep(folder)
+    keep = files_to_keep(folder, SAVED_FILES, "save_gpt2")
     tensors = to_gpt2_tensors(model.state_dict(), c.n_layer)
     dtype = str(model.wte.weight.data.dtype)
     ends = VOCAB_SIZE - 1 if c.vocab_size == VOCAB_SIZE else None   # <|endoftext|>, for GPT-2's vocabulary
@@ -384,20 +339,3 @@ def save_gpt2(model: GPT, folder, log=print) -> None:
                           metadata={"format": "pt"})     # transformers expects the "pt" (PyTorch) layout tag
         atomic_write(new / "config.json", lambda file: file.write(json.dumps(hf, indent=2).encode() + b"\n"))
     replace_folder(folder, fill, keep=keep, log=log)
-
-
-def _files_to_keep(folder: Path, saved=SAVED_FILES, writer: str = "save_gpt2") -> list:
-    """The files of ``folder`` that save_gpt2 carries into the new folder (see save_gpt2), or an error.
-    ``saved``, ``writer``: the files another writer (save_llama) writes, and its name, for the errors."""
-    if not folder.is_dir():
-        return []
-    others = sorted(path.name for path in folder.iterdir() if path.name not in saved)
-    if others and any((folder / name).exists() for name in saved):
-        raise ValueError(f"{folder} holds a saved model and also {', '.join(others)}, which {writer} does not "
-                         "write: beside the new weights they could describe the old model (a vocab.json of "
-                         "another vocabulary). Move them away first, or save into a new folder.")
-    folders = [name for name in others if not (folder / name).is_file()]
-    if folders:
-        raise ValueError(f"{folder} holds {', '.join(folders)}, which is not a file: {writer} writes the folder "
-                         "as a whole and carries over files only. Save into a new folder.")
-    return others

@@ -30,7 +30,7 @@ from ..files import atomic_write, finish_replacing_folder, replace_folder
 from ..layers.feedforward import swiglu_hidden
 from ..models.gpt import GPT, GPTConfig
 from ..module import is_int
-from .gpt2 import _check_finite, _files_to_keep, read_config_json
+from .common import check_architecture, check_finite, check_sizes, files_to_keep, read_config_json
 from .safetensors import read_safetensors, write_safetensors
 
 MODEL_TYPES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}
@@ -138,12 +138,7 @@ def _rope(hf: dict, path) -> tuple:
 
 def check_llama_architecture(config: GPTConfig) -> None:
     """Refuse a configuration that Llama's architecture (and its file format) cannot hold."""
-    wrong = [f"{field}={getattr(config, field)!r} (Llama has {value!r})" for field, value in LLAMA.items()
-             if getattr(config, field) != value]
-    if wrong:
-        raise ValueError(f"Llama's architecture cannot hold this model: {', '.join(wrong)}. Only a GPT built with "
-                         f"{', '.join(f'{k}={v!r}' for k, v in LLAMA.items())} has Llama's parameters and "
-                         "computes what Llama computes.")
+    check_architecture(config, LLAMA, "Llama")
 
 
 # --- the names: ours <-> Hugging Face's ----------------------------------------------------------------
@@ -226,7 +221,7 @@ def load_llama(folder, dtype: str = "float32", log=print) -> GPT:
     config = llama_config_from_hf(read_config_json(config_file, "Llama", fix), config_file)
     tensors = _llama_names(read_safetensors(weights)[0], config, weights)
     _check_tensors(tensors, config, weights, config_file)     # before building: sizes, names, shapes
-    _check_finite(tensors, weights)
+    check_finite(tensors, weights)
     with backend.using(dtype=dtype):
         model = GPT(config)
     model.load_state_dict(from_llama_tensors(tensors, config))
@@ -261,11 +256,7 @@ def _check_tensors(tensors: dict, config: GPTConfig, path, source) -> None:
         held["hidden_size"] = (config.n_embd, embedding.shape[1], "columns of model.embed_tokens.weight")
     if gate is not None and gate.ndim == 2:
         held["intermediate_size"] = (config.ffn_hidden, gate.shape[0], "rows of model.layers.0.mlp.gate_proj")
-    for field, (said, found, what) in held.items():
-        if said != found:
-            raise ValueError(f"{source} gives {field} {said}, but {path} holds {found} ({what}): the two do not "
-                             "belong together. Give the config.json written with these weights, or correct "
-                             f"{field} to {found}.")
+    check_sizes(held, path, source)
     needed = llama_shapes(config)        # num_hidden_layers is now the file's: as many names as it has
     missing, unexpected = sorted(set(needed) - set(tensors)), sorted(set(tensors) - set(needed))
     if missing or unexpected:
@@ -318,7 +309,7 @@ def save_llama(model: GPT, folder, log=print) -> None:
     write (a tokenizer.json) are kept as save_gpt2 keeps them (see there)."""
     hf = llama_config_to_hf(model)                         # refuses what Llama cannot hold, first
     folder = Path(folder)
-    keep = _files_to_keep(folder, SAVED_FILES, "save_llama")
+    keep = files_to_keep(folder, SAVED_FILES, "save_llama")
     tensors = to_llama_tensors(model.state_dict(), model.config)
 
     def fill(new):
