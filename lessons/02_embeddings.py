@@ -181,6 +181,9 @@ lesson.check("one sum per run, added at the run's id, is the library's dW (and n
 #
 # Do repeats in different rows of a batch accumulate too? They must: `Embedding` flattens `[B, T]` into
 # one list of positions, so a token's gradient sums over every $(b, t)$ where it occurs.
+#
+# And across calls: `backward` adds into `.grad`, never overwrites it. Two backwards without `zero_grad`
+# in between must give the sum of the two (gradient accumulation, and weight tying in lesson 12, rely on it).
 
 # %%
 lesson.step("Across a batch")
@@ -197,6 +200,10 @@ counts = np.bincount(batch.reshape(-1), minlength=V)
 print("  occurrences in the batch: " + ", ".join(f"{tokenizer.chars[v]!r} x{counts[v]}" for v in range(V)))
 lesson.check("batch gradient = sum over all (b, t) with that token", np.allclose(embedding.weight.grad,
                                                                                expected, atol=1e-14))
+embedding(batch)                                                     # the same batch again,
+embedding.backward(dy_batch)                                         # no zero_grad in between
+lesson.check("two backwards in a row add up: twice the batch gradient (+=, not =)",
+             np.allclose(embedding.weight.grad, 2 * expected, atol=1e-14))
 
 # %% [markdown]
 # ## Checked by finite differences

@@ -189,7 +189,8 @@ lesson.check("two backwards in a row add up: dW = x₁ᵀ dy₁ + x₂ᵀ dy₂,
 # The two subtracted terms are the paths through $\mu$ and $\sigma$. Forget them (treat $\mu$ and
 # $\sigma$ as constants) and the backward is wrong: step 10 does exactly that.
 #
-# $\gamma$ and $\beta$ are set away from 1 and 0, so that their gradients are tested fully.
+# $\gamma$ and $\beta$ are set away from 1 and 0, so that their gradients are tested fully. And as for
+# Linear, $d\gamma$ and $d\beta$ are **added** into `.grad`: two backwards in a row must give the sum.
 
 # %%
 lesson.step("LayerNorm: y = γ ⊙ x̂ + β")
@@ -200,6 +201,21 @@ x_ln = backend.randn((2, 4, 6), rng=rng(5)) * 3.0 + 1.0
 worst = record("LayerNorm", check_layer(layer_norm, {"x": x_ln}))
 lesson.check(f"LayerNorm's backward matches finite differences to {TOL:g}", worst < TOL,
              f"worst {worst:.1e}")
+x_a, x_b = x_ln[:1], x_ln[1:]                                      # two micro-batches
+dy_a, dy_b = backend.randn(x_a.shape, rng=rng(28)), backend.randn(x_b.shape, rng=rng(29))
+shares = []
+for x_part, dy_part in ((x_a, dy_a), (x_b, dy_b)):                 # each backward on its own
+    layer_norm.zero_grad()
+    layer_norm(x_part)
+    layer_norm.backward(dy_part)
+    shares.append((layer_norm.weight.grad.copy(), layer_norm.bias.grad.copy()))
+layer_norm.zero_grad()
+for x_part, dy_part in ((x_a, dy_a), (x_b, dy_b)):                 # then both, no zero_grad in between
+    layer_norm(x_part)
+    layer_norm.backward(dy_part)
+lesson.check("two backwards in a row add up: dγ and dβ are the sums of each backward's (+=, not =)",
+             np.allclose(layer_norm.weight.grad, shares[0][0] + shares[1][0], rtol=1e-12, atol=1e-12)
+             and np.allclose(layer_norm.bias.grad, shares[0][1] + shares[1][1], rtol=1e-12, atol=1e-12))
 
 # %% [markdown]
 # ## Softmax along a row

@@ -193,6 +193,14 @@ WRONG = [
         def embedding_backward(self, dy):
             self.weight.grad[self.idx.reshape(-1)] += dy.reshape(-1, dy.shape[-1])
         """, "dW equals the sum over positions computed by hand"),
+    ("embedding_backward", "grad = ... instead of grad += ...: a second backward overwrites the first", """
+        import numpy as np
+
+        def embedding_backward(self, dy):
+            grad = np.zeros_like(self.weight.grad)
+            np.add.at(grad, self.idx.reshape(-1), dy.reshape(-1, dy.shape[-1]))
+            self.weight.grad[...] = grad
+        """, "two backwards in a row add up: twice the batch gradient"),
     ("rnn_backward", "no tanh' factor (1 − h²)", """
         import numpy as np
 
@@ -396,6 +404,15 @@ WRONG = [
             g = dy * self.weight.data
             return self.rstd * (g - g.mean(axis=-1, keepdims=True))
         """, "LayerNorm's backward matches finite differences"),
+    ("layernorm_backward", "grad = ... instead of grad += ...: a second backward overwrites the first", """
+        def layernorm_backward(self, dy):
+            rows = tuple(range(dy.ndim - 1))
+            self.weight.grad = (dy * self.xhat).sum(axis=rows)
+            self.bias.grad = dy.sum(axis=rows)
+            g = dy * self.weight.data
+            return self.rstd * (g - g.mean(axis=-1, keepdims=True) - self.xhat * (g * self.xhat).mean(
+                axis=-1, keepdims=True))
+        """, "two backwards in a row add up: dγ and dβ are the sums"),
     ("attention_backward", "forgets the 1/sqrt(d_k) on dq and dk", """
         import numpy as np
 
