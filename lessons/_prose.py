@@ -93,6 +93,10 @@ BLACKBOARD = {"R": "ℝ", "N": "ℕ", "Z": "ℤ", "E": "𝔼"}
 SUPERSCRIPTS = str.maketrans("0123456789+-=()nTit", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿᵀⁱᵗ")
 SUBSCRIPTS = str.maketrans("0123456789+-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎")
 GROUP = r"\{((?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*)\}"   # {...}, with up to two levels of braces inside
+QUAD = "\x00"                                      # \quad's wide space, kept apart from the spaces collapsed
+BRACES = "\x01\x02"                               # \{ and \}: braces to show, kept apart from the grouping ones
+PREFIX = set("∂∇ΣΠ±∓")                             # ∂L, not ∂ L: these bind to what follows
+OPENING = {r"\lVert", r"\langle", r"\lfloor", r"\lceil"}   # and so do opening brackets: ‖g‖, not ‖ g‖
 
 
 def _script(text: str, table: dict, mark: str) -> str:
@@ -124,12 +128,7 @@ def latex_to_unicode(math: str) -> str:
     s = re.sub(r"\^" + GROUP, lambda m: _script(m.group(1), SUPERSCRIPTS, "^"), s)
     s = re.sub(r"_" + GROUP + r"|_(\d)", lambda m: _script(m.group(1) or m.group(2), SUBSCRIPTS, "_"), s)
     s = re.sub(r" {2,}", " ", s.replace("{", "").replace("}", ""))
-    return s.replace(QUAD, "  ").replace("\x01", "{").replace("\x02", "}")   # \{ \} are braces shown
-
-
-QUAD = "\x00"                                      # \quad's wide space, kept apart from the spaces collapsed
-PREFIX = set("∂∇ΣΠ±∓")                             # ∂L, not ∂ L: these bind to what follows
-OPENING = {r"\lVert", r"\langle", r"\lfloor", r"\lceil"}   # and so do opening brackets: ‖g‖, not ‖ g‖
+    return s.replace(QUAD, "  ").replace(BRACES[0], "{").replace(BRACES[1], "}")
 
 
 def _symbol(match) -> str:
