@@ -196,13 +196,16 @@ class MultiHeadAttention(Module):
     cross-attention and ``backward`` returns (dx, dcontext). In self-attention Q, K and V all come
     from x, so their three products run as one, x [W_q W_k W_v] (``_project_qkv``).
 
-    Two choices of today's decoders (LLaMA, Mistral):
+    Three choices of today's decoders (LLaMA, Mistral):
     - ``n_kv_head`` < n_head (grouped-query attention; 1 is multi-query): K and V have only n_kv_head
       heads, each shared by a group of n_head / n_kv_head query heads, so the KV cache is that much
       smaller. Forward repeats each K/V head for its group; backward sums the group's gradients back
       into the one head they came from (``repeat_kv`` and ``sum_kv``).
-    - ``rope_theta``: queries and keys are rotated by their positions (RotaryEmbedding) after the split
-      into heads, so the scores depend on relative positions; the backward rotates dq and dk back.
+    - ``rope_theta`` (and Llama 3's ``rope_scaling``): queries and keys are rotated by their positions
+      (RotaryEmbedding) after the split into heads, so the scores depend on relative positions; the
+      backward rotates dq and dk back.
+    - ``window`` (local attention): the mask that comes with x is the band ``causal_mask(T, window=W)``;
+      the layer itself needs the window only for its KV cache, which keeps the last W − 1 positions.
     """
 
     def __init__(self, d_model: int, n_head: int, bias: bool = True, dropout: float = 0.0, seed=None,
