@@ -151,6 +151,9 @@ def test_each_layer_of_local_attention_reaches_window_minus_one_positions_furthe
     ("activation", "swish", "activation is 'swish'"),
     ("rope_theta", -1.0, "rope_theta is -1.0: it must be a positive number"),
     ("norm_eps", float("nan"), "norm_eps is nan"),
+    ("rope_scaling", {"factor": 8.0}, "rope_scaling is .*: it must give Llama 3's factor, low_freq_factor"),
+    ("rope_scaling", {"factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0,
+                      "original_max_position_embeddings": 32}, "with low_freq_factor < high_freq_factor"),
 ])
 def test_config_refuses_nonsense(field, value, message):
     with pytest.raises(ValueError, match=message):

@@ -23,6 +23,18 @@ from ..module import check_token_batch, is_int
 from .common import Model, init_gpt2, summary
 
 
+LLAMA3_SCALING = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+
+def is_llama3_scaling(scaling) -> bool:
+    """Whether ``scaling`` holds exactly Llama 3's four numbers, each positive, the low factor below the high."""
+    def positive(value):
+        return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < float("inf")
+    return (isinstance(scaling, dict) and set(scaling) == set(LLAMA3_SCALING)
+            and all(positive(scaling[key]) for key in LLAMA3_SCALING)
+            and scaling["low_freq_factor"] < scaling["high_freq_factor"])
+
+
 @dataclass
 class GPTConfig:
     vocab_size: int = 65
@@ -81,15 +93,10 @@ class GPTConfig:
         if self.n_kv_head is not None and self.n_head % self.n_kv_head:
             raise ValueError(f"GPTConfig.n_kv_head {self.n_kv_head} does not divide n_head {self.n_head}: each "
                              "key/value head serves an equal group of query heads.")
-        if self.rope_scaling is not None:
-            keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
-            scaling = self.rope_scaling
-            if not isinstance(scaling, dict) or set(scaling) != set(keys) or not all(
-                    not isinstance(scaling[k], bool) and isinstance(scaling[k], (int, float))
-                    and 0 < scaling[k] < float("inf") for k in keys) \
-                    or not scaling["low_freq_factor"] < scaling["high_freq_factor"]:
-                raise ValueError(f"GPTConfig.rope_scaling is {scaling!r}: it must give Llama 3's {', '.join(keys)}, "
-                                 "each a positive number, with low_freq_factor < high_freq_factor.")
+        if self.rope_scaling is not None and not is_llama3_scaling(self.rope_scaling):
+            raise ValueError(f"GPTConfig.rope_scaling is {self.rope_scaling!r}: it must give Llama 3's "
+                             f"{', '.join(LLAMA3_SCALING)}, each a positive number, with low_freq_factor < "
+                             "high_freq_factor.")
         if self.positional == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"GPTConfig: RoPE turns features in pairs, so the head size n_embd / n_head "
                              f"= {self.n_embd // self.n_head} must be even.")
