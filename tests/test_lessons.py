@@ -20,6 +20,7 @@ LESSONS = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
 STEP_CALL = re.compile(r"^lesson\.step\(", re.MULTILINE)
 sys.path.insert(0, str(LESSONS_DIR))
 import _prose  # noqa: E402  (lessons/_prose.py: how a lesson's Markdown cells are read and shown)
+from test_exercises import CORRECT, EXERCISES, write_solutions  # noqa: E402  (correct solutions)
 
 
 def declared_steps(lesson: Path) -> int:
@@ -76,8 +77,17 @@ def test_the_terminal_shows_every_formula_in_plain_text(lesson):
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
 def test_lesson_runs_and_its_checks_pass(lesson, tmp_path):
-    result = subprocess.run([sys.executable, str(lesson), "--no-pause", "--quick", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    """As a script, with --quick. A lesson that grades exercises runs them too (--exercise), on correct
+    solutions (tests/test_exercises.py's, each the library's own function): one run shows both that the
+    lesson's checks pass and that its exercises plug in. As a notebook (below) it runs on the library."""
+    exercises = [name for name, file in EXERCISES.items() if file == lesson.name]
+    env = {key: value for key, value in os.environ.items() if key != "LESSON_EXERCISES_DIR"}
+    flags = []
+    if exercises:
+        folder = write_solutions(tmp_path / "exercises", {name: CORRECT[name] for name in exercises})
+        env["LESSON_EXERCISES_DIR"], flags = str(folder), ["--exercise"]
+    result = subprocess.run([sys.executable, str(lesson), "--no-pause", "--quick", *flags, "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL, env=env)
     assert result.returncode == 0, f"{lesson.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert "CHECK FAILED" not in result.stdout + result.stderr
     assert "checks passed" in result.stdout
@@ -94,6 +104,8 @@ def test_lesson_runs_and_its_checks_pass(lesson, tmp_path):
         found = result.stdout.find(first_line, at)
         assert found >= 0, f"{lesson.name}: this Markdown was not printed in its place:\n{first_line}"
         at = found
+    for name in exercises:            # the lesson really ran on the exercise files
+        assert f"[exercise] {name}: yours, from {tmp_path / 'exercises' / name}.py" in result.stdout
     # each figure's path is printed in the step that makes it, so before the next step's heading
     for png in tmp_path.glob("*.png"):
         assert "figure" in result.stdout and str(png) in result.stdout, f"{png.name} was never announced"

@@ -116,7 +116,7 @@ class SiLU(Module):
         return dy * sig * (1.0 + x * (1.0 - sig))
 
 
-ACTIVATIONS = {"relu": ReLU, "gelu": GELU, "silu": SiLU}
+ACTIVATIONS = {"relu": ReLU, "gelu": GELU}   # (SiLU is SwiGLU's gate: layers/feedforward.py)
 
 
 def make_activation(name: str) -> Module:
