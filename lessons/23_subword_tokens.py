@@ -36,8 +36,7 @@ from _lesson import Lesson
 from _plots import lesson23 as plots
 
 from tinytransformer.data import find_shakespeare
-from tinytransformer.tokenizers import (GPT2_PATTERN, BPETokenizer, gpt2_tokenizer, gpt2_vocab_paths,
-                                        token_to_unicode)
+from tinytransformer.tokenizers import GPT2_PATTERN, BPETokenizer, gpt2_tokenizer, gpt2_vocab_paths
 from tinytransformer.tokenizers.bpe_merge import bpe_merge
 
 lesson = Lesson("23 Tokens beyond characters", steps=9)
