@@ -162,6 +162,24 @@ def broken(source: str, *changes) -> str:
 
 
 # Right solutions written out, for the wrong ones below to differ from by a line or two.
+RNN_BACKWARD = """
+    import numpy as np
+
+    def rnn_backward(self, dh):
+        B, T, _ = self.h.shape
+        da = np.empty_like(self.h)
+        dnext = np.zeros((B, self.d_hidden))
+        for t in reversed(range(T)):
+            da[:, t] = (dh[:, t] + dnext) * (1 - self.h[:, t] ** 2)
+            h_prev = self.h[:, t - 1] if t > 0 else self.h0
+            self.W_hh.grad += h_prev.T @ da[:, t]
+            dnext = da[:, t] @ self.W_hh.data.T
+        da2 = da.reshape(-1, self.d_hidden)
+        self.W_xh.grad += self.x.reshape(-1, self.d_in).T @ da2
+        self.bias.grad += da2.sum(axis=0)
+        dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
+        return (dx, dnext) if self.h0_given else dx
+    """
 MULTI_HEAD_BACKWARD = """
     def multi_head_backward(self, dy):
         B, T, _ = dy.shape
@@ -202,95 +220,21 @@ WRONG = [
             np.add.at(grad, self.idx.reshape(-1), dy.reshape(-1, dy.shape[-1]))
             self.weight.grad[...] = grad
         """, "two backwards in a row add up: twice the batch gradient"),
-    ("rnn_backward", "no tanh' factor (1 − h²)", """
-        import numpy as np
-
-        def rnn_backward(self, dh):
-            B, T, _ = self.h.shape
-            da = np.empty_like(self.h)
-            dnext = np.zeros((B, self.d_hidden))
-            for t in reversed(range(T)):
-                da[:, t] = dh[:, t] + dnext
-                h_prev = self.h[:, t - 1] if t > 0 else self.h0
-                self.W_hh.grad += h_prev.T @ da[:, t]
-                dnext = da[:, t] @ self.W_hh.data.T
-            da2 = da.reshape(-1, self.d_hidden)
-            self.W_xh.grad += self.x.reshape(-1, self.d_in).T @ da2
-            self.bias.grad += da2.sum(axis=0)
-            dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
-            return (dx, dnext) if self.h0_given else dx
-        """, "the backward through time matches finite differences"),
-    ("rnn_backward", "truncated: dh of step t is not carried to step t − 1", """
-        import numpy as np
-
-        def rnn_backward(self, dh):
-            B, T, _ = self.h.shape
-            da = dh * (1 - self.h ** 2)
-            for t in range(T):
-                h_prev = self.h[:, t - 1] if t > 0 else self.h0
-                self.W_hh.grad += h_prev.T @ da[:, t]
-            da2 = da.reshape(-1, self.d_hidden)
-            self.W_xh.grad += self.x.reshape(-1, self.d_in).T @ da2
-            self.bias.grad += da2.sum(axis=0)
-            dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
-            return (dx, da[:, 0] @ self.W_hh.data.T) if self.h0_given else dx
-        """, "the backward through time matches finite differences"),
-    ("rnn_backward", "W_hh.grad = ... inside the loop: only step 0's share is left", """
-        import numpy as np
-
-        def rnn_backward(self, dh):
-            B, T, _ = self.h.shape
-            da = np.empty_like(self.h)
-            dnext = np.zeros((B, self.d_hidden))
-            for t in reversed(range(T)):
-                da[:, t] = (dh[:, t] + dnext) * (1 - self.h[:, t] ** 2)
-                h_prev = self.h[:, t - 1] if t > 0 else self.h0
-                self.W_hh.grad = h_prev.T @ da[:, t]
-                dnext = da[:, t] @ self.W_hh.data.T
-            da2 = da.reshape(-1, self.d_hidden)
-            self.W_xh.grad += self.x.reshape(-1, self.d_in).T @ da2
-            self.bias.grad += da2.sum(axis=0)
-            dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
-            return (dx, dnext) if self.h0_given else dx
-        """, "the backward through time matches finite differences"),
-    ("rnn_backward", "grad = ... after the loop: a second backward overwrites the first", """
-        import numpy as np
-
-        def rnn_backward(self, dh):
-            B, T, _ = self.h.shape
-            da = np.empty_like(self.h)
-            dnext = np.zeros((B, self.d_hidden))
-            dW_hh = np.zeros_like(self.W_hh.data)
-            for t in reversed(range(T)):
-                da[:, t] = (dh[:, t] + dnext) * (1 - self.h[:, t] ** 2)
-                h_prev = self.h[:, t - 1] if t > 0 else self.h0
-                dW_hh += h_prev.T @ da[:, t]
-                dnext = da[:, t] @ self.W_hh.data.T
-            da2 = da.reshape(-1, self.d_hidden)
-            self.W_hh.grad = dW_hh
-            self.W_xh.grad = self.x.reshape(-1, self.d_in).T @ da2
-            self.bias.grad = da2.sum(axis=0)
-            dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
-            return (dx, dnext) if self.h0_given else dx
-        """, "two backwards in a row add up"),
-    ("rnn_backward", "dh0 taken before the product with W_hhᵀ", """
-        import numpy as np
-
-        def rnn_backward(self, dh):
-            B, T, _ = self.h.shape
-            da = np.empty_like(self.h)
-            dnext = np.zeros((B, self.d_hidden))
-            for t in reversed(range(T)):
-                da[:, t] = (dh[:, t] + dnext) * (1 - self.h[:, t] ** 2)
-                h_prev = self.h[:, t - 1] if t > 0 else self.h0
-                self.W_hh.grad += h_prev.T @ da[:, t]
-                dnext = da[:, t] @ self.W_hh.data.T
-            da2 = da.reshape(-1, self.d_hidden)
-            self.W_xh.grad += self.x.reshape(-1, self.d_in).T @ da2
-            self.bias.grad += da2.sum(axis=0)
-            dx = (da2 @ self.W_xh.data.T).reshape(self.x.shape)
-            return (dx, da[:, 0]) if self.h0_given else dx
-        """, "and with a starting state h0 given, dh0 too"),
+    ("rnn_backward", "no tanh' factor (1 − h²)",
+     broken(RNN_BACKWARD, ("(dh[:, t] + dnext) * (1 - self.h[:, t] ** 2)", "dh[:, t] + dnext")),
+     "the backward through time matches finite differences"),
+    ("rnn_backward", "truncated: dh of step t is not carried to step t − 1",
+     broken(RNN_BACKWARD, ("(dh[:, t] + dnext) * (1", "dh[:, t] * (1")),
+     "the backward through time matches finite differences"),
+    ("rnn_backward", "W_hh.grad = ... inside the loop: only step 0's share is left",
+     broken(RNN_BACKWARD, ("self.W_hh.grad += h_prev.T", "self.W_hh.grad = h_prev.T")),
+     "the backward through time matches finite differences"),
+    ("rnn_backward", "grad = ... instead of grad += ...: a second backward overwrites the first",
+     broken(RNN_BACKWARD, ("self.W_xh.grad += ", "self.W_xh.grad = "), ("self.bias.grad += ", "self.bias.grad = ")),
+     "two backwards in a row add up"),
+    ("rnn_backward", "dh0 taken before the product with W_hhᵀ",
+     broken(RNN_BACKWARD, ("return (dx, dnext)", "return (dx, da[:, 0])")),
+     "and with a starting state h0 given, dh0 too"),
     ("attention_forward", "no 1/sqrt(d_k)", """
         import numpy as np
         from tinytransformer import masked_softmax
