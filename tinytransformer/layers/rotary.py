@@ -72,11 +72,15 @@ class RotaryEmbedding(Module):
             raise ValueError(f"RoPE rotates features in pairs, so the head size must be even; got d_k={d_k}.")
         self.d_k, self.theta, self.scaling = d_k, theta, scaling
         self.cos = self.sin = None   # the angles of the last forward, [T, d_k], for its backward
+        self.angles_for = None       # (T, offset, dtype) they were made for: q and k reuse one set
 
     def forward(self, x, offset: int = 0):
         # in x's own dtype: a float64 model keeps float64 angles under a float32 default, and the other way
-        self.cos, self.sin = rope_angles(x.shape[-2], self.d_k, self.theta, offset, dtype=x.dtype,
-                                         scaling=self.scaling)
+        key = (x.shape[-2], offset, x.dtype)
+        if key != self.angles_for:   # attention turns q, then k, at the same positions: compute once
+            self.cos, self.sin = rope_angles(x.shape[-2], self.d_k, self.theta, offset, dtype=x.dtype,
+                                             scaling=self.scaling)
+            self.angles_for = key
         return x * self.cos + rotate_half(x) * self.sin                          # [..., T, d_k]
 
     def backward(self, dy):
