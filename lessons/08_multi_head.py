@@ -23,6 +23,7 @@
 #
 # - that head $h$ really is columns $h \cdot d_k$ .. $(h+1) \cdot d_k$ of Q;
 # - that the layer equals `n_head` separate attentions, concatenated, then $W_o$;
+# - that `n_head` heads cost what one head of width $d_{\mathrm{model}}$ costs;
 # - that two heads set by hand do two jobs: one looks one token back, the other always at the same word;
 # - why $W_q$ and $W_k$ are two matrices: tied, they make every score matrix symmetric, and on a ring of
 #   tokens a previous-token head cannot be learned.
@@ -36,8 +37,9 @@ from _plots import lesson08 as plots
 
 from tinytransformer import (AdamW, CrossEntropyLoss, Embedding, Linear, Module, MultiHeadAttention,
                              ScaledDotProductAttention, backend, check_layer)
+from tinytransformer.machine import one_blas_thread
 
-lesson = Lesson("08 Multi-head attention", steps=9)
+lesson = Lesson("08 Multi-head attention", steps=10)
 # With --exercise, your split_heads and merge_heads (lessons/exercises/) run in place of the library's.
 MultiHeadAttention.split_heads = lesson.exercise("split_heads", MultiHeadAttention.split_heads)
 MultiHeadAttention.merge_heads = lesson.exercise("merge_heads", MultiHeadAttention.merge_heads)
@@ -143,6 +145,47 @@ errors = check_layer(small, {"x": backend.randn((2, 3, 4), rng=np.random.default
 print("  relative errors: " + ", ".join(f"{name} {e:.0e}" for name, e in errors.items()))
 lesson.check("every gradient of MultiHeadAttention matches finite differences to 1e-7",
              max(errors.values()) < 1e-7, f"largest {max(errors.values()):.1e}")
+
+# %% [markdown]
+# ## n_head heads cost what one head costs
+#
+# More heads do not make the layer bigger or slower. The projections are the same four $d \times d$
+# matrices whatever `n_head` is (each head gets $d_k = d / n_{head}$ of their columns). The scores cost
+# $n_{head} \cdot T^2 \cdot d_k = T^2 d$ multiply-adds, and the weighted sum of values as many: the same
+# as one head of width $d$. Only the softmax grows: $n_{head} \cdot T^2$ weights, a few operations each.
+#
+# We count parameters from the layer and multiply-adds from the shapes of the arrays it actually kept
+# (`q`, `k`, `v`, the weights), for 1, 2, 4 and 8 heads, and time forward + backward.
+
+# %%
+lesson.step("n_head heads cost what one head costs")
+d_cost, T_cost = 64, 64
+x_cost = rng.standard_normal((2, T_cost, d_cost))                       # [B, T, d]
+cost = {}
+for heads_n in (1, 2, 4, 8):
+    layer = MultiHeadAttention(d_cost, n_head=heads_n)
+    out = layer(x_cost)
+    att = layer.attention                                               # kept q, k, v [B, h, T, d_k]
+    projections = 4 * x_cost.shape[0] * T_cost * d_cost * layer.q_proj.weight.data.shape[1]   # Q, K, V, W_o
+    scores = att.q.size * att.k.shape[-2]                              # B·h·T·d_k · T: q·k for every pair
+    mixing = att.weights.size * att.v.shape[-1]                        # B·h·T·T · d_k: weights times values
+    params = sum(p.data.size for p in layer.parameters())
+    with one_blas_thread():                                             # one core: comparable times
+        seconds = lesson.median_time(lambda: layer.backward(layer(x_cost) * 0 + 1), repeat=5, warmup=2)
+    cost[heads_n] = (params, projections + scores + mixing, att.weights.size, seconds)
+    print(f"  n_head = {heads_n}: d_k = {d_cost // heads_n:2d}, {params:,} parameters, "
+          f"{(projections + scores + mixing) / 1e6:.1f} M multiply-adds, {att.weights.size:,} weights, "
+          f"forward + backward {seconds * 1e3:.1f} ms")
+lesson.check("the parameters are the same for 1, 2, 4 and 8 heads: 4d² + 4d",
+             all(c[0] == 4 * d_cost ** 2 + 4 * d_cost for c in cost.values()))
+lesson.check("so are the multiply-adds of the projections, the scores and the weighted sum",
+             len({c[1] for c in cost.values()}) == 1, f"{cost[1][1]:,}")
+lesson.check("what grows is the softmax's share: n_head·T² weights per sequence",
+             all(c[2] == 2 * h * T_cost ** 2 for h, c in cost.items()))
+
+# %% [markdown]
+# The times differ by less than the head count: the same multiply-adds, in smaller matrix products, plus
+# the softmax over more weights. Heads are a way to spend the same budget on several patterns at once.
 
 # %% [markdown]
 # ## Two heads, two jobs

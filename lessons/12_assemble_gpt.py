@@ -33,6 +33,7 @@
 # run the lesson on your own `lessons/exercises/gpt_forward.py`).
 
 # %%
+import copy
 import math
 
 import numpy as np
@@ -181,10 +182,28 @@ future = backend.to_numpy(attn.weights)[..., later]                        # (bu
 lesson.check("no position attends to a later one: every weight above the diagonal is exactly 0",
              bool((future == 0).all()))
 stream += [("b0 attn", float(np.sqrt((h_mid ** 2).mean()))), ("b0 mlp", float(np.sqrt((x ** 2).mean())))]
+# Communication, then computation: nudge position 0's input to each sublayer (copies, so that the
+# layers keep the caches of the forward above) and see which positions' outputs move.
+nudge = np.zeros_like(ln1)
+nudge[:, 0] = 1.0                                                          # position 0 only
+attn_moved = np.abs(copy.deepcopy(attn)(ln1 + nudge, mask=mask) - a).max(axis=(0, 2))   # [T]: per position
+ln2 = block.ffn.ln(h_mid)
+mlp_moved = np.abs(copy.deepcopy(mlp)(ln2 + nudge) - m).max(axis=(0, 2))
+print(f"  position 0's input nudged: attention moves {int((attn_moved > 0).sum())} of {T} positions' outputs, "
+      f"the MLP {int((mlp_moved > 0).sum())}")
+lesson.check("communication: attention carries position 0's change to every later position",
+             bool((attn_moved[1:] > 0).all()))
+lesson.check("computation: the MLP changes position 0's output only (every other position exactly the same)",
+             mlp_moved[0] > 0 and bool((mlp_moved[1:] == 0).all()))
 
 # %% [markdown]
 # The check builds "the future" (key $j$ after query $i$) itself, with `np.triu`, instead of reading
 # it from `mask`: it tests the mask rather than trusting it.
+#
+# The two sublayers do different jobs. Attention is **communication**: the only place where a position
+# reads the others. The MLP is **computation**: the same function applied to each position alone. A
+# change to one position's input shows it: attention spreads it to every later position, the MLP keeps
+# it where it was.
 #
 # Every layer also kept what its backward will need: $q$, $k$, $v$ and the weights; the MLP's hidden
 # activations; each LayerNorm's $\hat{x}$ and $1/\sigma$. The backward by hand uses them.
