@@ -40,7 +40,7 @@ from tinytransformer.machine import one_blas_thread
 from tinytransformer import (MultiHeadAttention, ScaledDotProductAttention, backend, causal_mask,
                              masked_softmax)
 
-lesson = Lesson("21 The cost of attention", steps=8)
+lesson = Lesson("21 The cost of attention", steps=9)
 
 B, D_MODEL, N_HEAD = 1, 64, 4
 D_K = D_MODEL // N_HEAD
@@ -378,6 +378,67 @@ lesson.check("per doubling of T the plain peak grows ~4× (T²), the blockwise o
 #
 # Sparse attention patterns (a local window, a few global tokens) go further: they skip most blocks, as
 # the causal mask skipped the blocks above the diagonal.
+
+# %% [markdown]
+# ## Linear attention: a kernel in place of the softmax
+#
+# Blockwise attention still does $T^2$ work. **Linear attention** (Katharopoulos et al., 2020) changes the
+# model instead: it replaces $e^{q \cdot k}$ by a product of features, $\phi(q) \cdot \phi(k)$ with
+# $\phi(x) = \mathrm{elu}(x) + 1 > 0$. Then the sum over keys can be taken first:
+#
+# $$y_i = \frac{\sum_{j \le i} (\phi(q_i) \cdot \phi(k_j))\, v_j}{\sum_{j \le i} \phi(q_i) \cdot \phi(k_j)}
+# = \frac{\phi(q_i)^\top S_i}{\phi(q_i) \cdot z_i}, \qquad S_i = \sum_{j \le i} \phi(k_j)\, v_j^\top, \quad
+# z_i = \sum_{j \le i} \phi(k_j)$$
+#
+# $S_i$ and $z_i$ are running sums: a state of $d_k \cdot d_v + d_k$ numbers, updated once per token, like
+# an RNN's. Time and memory are linear in $T$, and generation needs no KV cache. The price: the weights
+# are no longer a softmax, so they are less sharp, and such models have trailed softmax attention in
+# quality.
+
+# %%
+lesson.step("Linear attention: a kernel in place of the softmax")
+
+
+def phi(x):
+    return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0)))             # elu(x) + 1: positive features
+
+
+def linear_attention_quadratic(q, k, v):
+    """The same model written with the [T, T] matrix: weights φ(q_i)·φ(k_j), causal, rows normalised."""
+    A = np.tril(phi(q) @ phi(k).T)                                        # [T, T], zero above the diagonal
+    return (A @ v) / A.sum(axis=1, keepdims=True)
+
+
+def linear_attention_recurrent(q, k, v):
+    """One token at a time, with the running sums S [d_k, d_v] and z [d_k]: no [T, T] array."""
+    S, z = np.zeros((q.shape[1], v.shape[1])), np.zeros(q.shape[1])
+    out = np.empty((q.shape[0], v.shape[1]))                              # [T, d_v]
+    for i in range(q.shape[0]):
+        fk = phi(k[i])
+        S += np.outer(fk, v[i])                                           # add this token's key and value
+        z += fk
+        fq = phi(q[i])
+        out[i] = fq @ S / (fq @ z)
+    return out
+
+
+linear_memory = {}
+for T, (q, k, v) in inputs.items():
+    error = np.abs(linear_attention_recurrent(q, k, v) - linear_attention_quadratic(q, k, v)).max()
+    linear_memory[T] = (peak_memory(linear_attention_quadratic, q, k, v),
+                        peak_memory(linear_attention_recurrent, q, k, v))
+    print(f"  T = {T:>5}: running sums against the [T, T] form: max |difference| {error:.1e}; peak "
+          f"{linear_memory[T][1] / 2**10:5.0f} KiB against {linear_memory[T][0] / 2**20:5.2f} MiB; the state is "
+          f"{D_K * D_K + D_K} numbers")
+    lesson.check(f"T = {T}: the running sums give the same outputs as the [T, T] form, to 1e-12", error < 1e-12,
+                 f"{error:.1e}")
+growth = [linear_memory[2 * T][1] / linear_memory[T][1] for T in FLASH_LENGTHS if 2 * T in linear_memory]
+lesson.check("per doubling of T the running-sum form's peak grows ~2× (the outputs only), not 4×",
+             all(1.5 < g < 2.5 for g in growth), ", ".join(f"×{g:.2f}" for g in growth))
+q, k, v = inputs[FLASH_LENGTHS[0]]
+causal_softmax_attention = masked_softmax(q @ k.T / np.sqrt(D_K), causal_mask(len(q))) @ v
+print(f"  and it is another model: max |difference| from softmax attention on the same q, k, v "
+      f"{np.abs(linear_attention_quadratic(q, k, v) - causal_softmax_attention).max():.2f}")
 
 # %%
 lesson.done()
