@@ -50,7 +50,7 @@ def test_torch_twin_computes_the_same_loss_and_gradients(torch, fused, bias):
 
 def test_bench_runs_and_reports(torch):
     result = subprocess.run([sys.executable, str(SCRIPTS / "bench.py"), "--n-layer", "1", "--n-embd", "32",
-                             "--n-head", "2", "--block-size", "16", "--batch-size", "2", "--repeats", "2",
+                             "--n-head", "2", "--block-size", "16", "--batch-size", "2", "--repeats", "1",
                              "--steps", "1", "--profile"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
