@@ -17,6 +17,9 @@
 # - **top-k**: keep the $k$ largest logits, renormalise, sample among those only.
 # - **greedy**: always the argmax (`generate(..., temperature=0)`).
 #
+# Around that choice runs the **generation loop**: predict, sample, append, crop to the context; written
+# by hand below, and checked against `generate()`.
+#
 # Then the **KV cache**: how `generate` avoids running the whole context through the model for every
 # new token, and how much work that saves, counted.
 #
@@ -40,7 +43,7 @@ from tinytransformer.tokenizers import CharTokenizer
 from tinytransformer.training import TrainConfig, train
 from tinytransformer.training.checkpoint import load_checkpoint, restore
 
-lesson = Lesson("17 Sampling", steps=12)
+lesson = Lesson("17 Sampling", steps=13)
 FULL_RUN_ITERS = 2000   # lesson 16's full run (at 1000 of its iterations the model still says 'r')
 
 
@@ -285,6 +288,62 @@ for T, k in ((1.0, None), (0.7, k_draw), (2.0, 12)):
     print(f"  T = {T}, top_k = {k}: largest |frequency − probability| over {N_draw:,} draws {worst[(T, k)]:.4f}")
 lesson.check("the frequencies match softmax(z/T) on the top k, to 0.015, at (T, k) = (1, all), (0.7, 5), (2, 12)",
              all(w < 0.015 for w in worst.values()))
+
+# %% [markdown]
+# ## The generation loop, by hand
+#
+# A model gives the next token's distribution; text comes from a loop around it. Each turn:
+#
+# 1. **crop**: keep the last `block_size` tokens, all the model can read (its position table ends there);
+# 2. **predict**: run the model on them and take the **last** position's logits: that position has read
+#    the whole context, and it predicts what comes after it;
+# 3. **sample**: $p = \mathrm{softmax}(z/T)$, then one uniform number $u$ per row from the generator, and
+#    the first id whose cumulative probability reaches $u$;
+# 4. **append** that id, so that the next turn reads it.
+#
+# Below, the loop in plain NumPy, against `generate()` with the same seed: two rows, $T = 0.8$, past
+# the context length, so that the crop matters. In float64, so that the two softmaxes agree to the last
+# bits and no draw can land on the other side of a cumulative probability by rounding. (`generate()`
+# also keeps a KV cache while the context fits: that changes the work, not the tokens; the last steps
+# of this lesson.)
+
+# %%
+lesson.step("The generation loop, by hand")
+
+
+def generate_by_hand(model, ids, n_new, temperature, seed):
+    """ids [B, T0] -> [B, T0 + n_new]: crop, predict, sample, append, n_new times."""
+    rng = np.random.default_rng(seed)                                   # the generator generate() makes from seed
+    for _ in range(n_new):
+        context = ids[:, -block_size:]                                  # 1. crop: the last block_size tokens
+        logits, _ = model(backend.asarray(context))                     # 2. predict: [B, t, V]
+        z = to_numpy(logits)[:, -1, :] / temperature                    #    the last position's logits, / T: [B, V]
+        p = np.exp(z - z.max(axis=-1, keepdims=True))                   # 3. sample: softmax (shifted: no overflow)
+        p /= p.sum(axis=-1, keepdims=True)
+        u = rng.random(len(ids))[:, None]                               #    one uniform per row: [B, 1]
+        next_ids = np.minimum((p.cumsum(axis=-1) < u).sum(axis=-1), V - 1)   # first id with cumulative p >= u
+        ids = np.concatenate([ids, next_ids[:, None]], axis=1)          # 4. append
+    return ids
+
+
+loop_prompt = np.array([tokenizer.encode("KING"), tokenizer.encode("To b")])   # [2, 4]
+n_loop, T_loop, seed_loop = block_size + 16, 0.8, 3
+with backend.using(dtype="float64"):
+    model_f64 = GPT(GPTConfig(**checkpoint.config["model"]))              # this model, in float64
+    restore(checkpoint, model_f64)
+    model_f64.eval()
+    by_hand = generate_by_hand(model_f64, loop_prompt, n_loop, T_loop, seed_loop)
+    library = to_numpy(generate(model_f64, backend.asarray(loop_prompt), n_loop, temperature=T_loop, seed=seed_loop))
+n_cropped = loop_prompt.shape[1] + n_loop - 1 - block_size                 # turns whose context was longer
+print(f"  {n_loop} tokens after 'KING' and 'To b' (context {block_size}: the last {n_cropped} turns crop); "
+      f"row 1 by hand: {tokenizer.decode(by_hand[1, 4:])[:60]!r}")
+same_shape = by_hand.shape == library.shape
+differ = np.flatnonzero((by_hand != library).any(axis=0)) if same_shape else []   # positions that differ
+lesson.check(f"the loop by hand gives exactly generate()'s tokens: 2 rows × {n_loop} at T = {T_loop}, seed "
+             f"{seed_loop}, the last {n_cropped} from a cropped context", same_shape and len(differ) == 0,
+             f"shapes {by_hand.shape} and {library.shape}" if not same_shape else
+             f"first difference at position {differ[0]} (the first token drawn from a cropped context is at "
+             f"position {block_size + 1})" if len(differ) else "")
 
 # %% [markdown]
 # ## Greedy decoding and seeds
