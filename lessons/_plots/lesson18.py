@@ -1,6 +1,6 @@
 """Lesson 18's figures: the embedding table in two dimensions, one character's vectors after block 1 in
 many contexts, and block 1's attention weights on a line of verse; each for the trained model, and the
-first two beside the same model untrained."""
+first two beside the same model untrained. Then a word model's shared direction against its controls."""
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -67,4 +67,20 @@ def head_weights(weights, text, titles):
         ax.set_yticks(range(T), labels if h == 0 else [], fontsize=6)   # the same line for every head
         ax.set(title=titles[h], xlabel="key (read)", ylabel="query (position t)" if h == 0 else "")
     fig.colorbar(image, ax=axes, fraction=0.02)
+    return fig
+
+
+def shared_direction(panels):
+    """One panel per (name, value, controls): a histogram of the controls' mean cosines (sets of
+    frequency-matched pairs) and a line at the value of the 13 male/female pairs."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.8), sharex=True)
+    for ax, (name, value, controls) in zip(np.atleast_1d(axes), panels):
+        ax.hist(controls, bins=25, color="lightgray", edgecolor="gray",
+                label=f"{len(controls)} sets of frequency-matched pairs")
+        ax.axvline(value, color="tab:red", lw=2, label="she − he, queen − king, ... (13 pairs)")
+        ax.set(title=f"word vectors, {name}", xlabel="mean cosine between the pairs' differences",
+               ylabel="sets")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
     return fig
