@@ -49,6 +49,9 @@ REPEATS = 5                             # timed runs per measurement; the median
 
 mha = MultiHeadAttention(D_MODEL, N_HEAD, rng=backend.new_host_rng(0))
 sdpa = ScaledDotProductAttention()
+# The library goes block by block by itself from T = 256 on (step 8 shows it); here we measure the plain
+# attention that keeps every weight, so both layers are told to stay plain.
+mha.attention.blockwise_from = sdpa.blockwise_from = None
 
 
 def mha_forward_backward(n):
@@ -355,6 +358,9 @@ for T in FLASH_LENGTHS:
 #
 # - plain attention makes the `[T, T]` scores and weights: it should grow like $T^2$;
 # - blockwise attention holds a few `[T, 32]` arrays at a time: it should grow like $T \cdot 32$.
+#
+# The library's `ScaledDotProductAttention` does the same by itself from $T = 256$ on, in its forward
+# and in its backward (which recomputes each block's weights); we check that too.
 
 # %%
 lesson.step("Memory: blockwise against plain")
@@ -371,6 +377,13 @@ growth = [(memory[2 * T][0] / memory[T][0], memory[2 * T][1] / memory[T][1])
 lesson.check("per doubling of T the plain peak grows ~4× (T²), the blockwise one ~2× (T·block)",
              all(3.5 < plain < 4.5 and 1.5 < blockwise < 2.5 for plain, blockwise in growth),
              "; ".join(f"plain ×{plain:.2f}, blockwise ×{blockwise:.2f}" for plain, blockwise in growth))
+library = ScaledDotProductAttention()                    # the library's own attention, left to choose its path
+q, k, v = inputs[FLASH_LENGTHS[-1]]
+error = np.abs(library(q, k, v) - plain_attention(q, k, v)).max()
+print(f"  the library's ScaledDotProductAttention at T = {len(q)} (block by block from T = "
+      f"{library.blockwise_from}): weights kept {library.weights}, max |difference| {error:.1e}")
+lesson.check("the library's attention goes block by block by itself at this T: no [T, T] weights kept, the "
+             "same result to 1e-12", library.weights is None and error < 1e-12, f"{error:.1e}")
 
 # %% [markdown]
 # Only the memory changed. The products are the same $2 T^2 d_k$ multiply-adds ($QK^\top$, then the

@@ -5,6 +5,7 @@
     embedding.py    Embedding: a table lookup, its gradient a scatter-add
     positional.py   learned and sinusoidal positions
     attention.py    scaled dot-product attention, masks, multi-head attention
+    blockwise_attention.py  the same attention over blocks of keys (online softmax), for long sequences
     rotary.py       rotary position embedding (RoPE): positions as rotations of queries and keys
     layernorm.py    LayerNorm
     rmsnorm.py      RMSNorm: LayerNorm without the centring (LLaMA's)

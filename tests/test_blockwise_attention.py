@@ -1,0 +1,137 @@
+"""Blockwise attention (layers/blockwise_attention.py): the same outputs and gradients as the plain
+attention, to 1e-12 in float64, without the [T_q, T_k] weights; and ScaledDotProductAttention takes it
+by itself for long sequences."""
+import tracemalloc
+
+import numpy
+import pytest
+
+from helpers import assert_gradients_check
+from tinytransformer import ScaledDotProductAttention, backend, causal_mask, padding_mask
+from tinytransformer.layers.blockwise_attention import blockwise_attention
+from tinytransformer.models import GPT, GPTConfig
+
+
+def plain_and_blockwise(block):
+    """Two layers: one that always stays plain, one that always goes block by block."""
+    plain, blockwise = ScaledDotProductAttention(), ScaledDotProductAttention()
+    plain.blockwise_from = None
+    blockwise.blockwise_from, blockwise.block = 1, block
+    return plain, blockwise
+
+
+def masks(kind, T_q, T_k, rng):
+    if kind == "causal":
+        return causal_mask(T_q, past=T_k - T_q)
+    if kind == "window":
+        return causal_mask(T_q, past=T_k - T_q, window=6)
+    if kind == "padding, one sequence all padding":
+        is_pad = numpy.zeros((2, T_k), dtype=bool)
+        is_pad[0, T_k - 5:] = True
+        is_pad[1] = True                                  # every query of sequence 1 sees nothing
+        return padding_mask(backend.asarray(is_pad))
+    if kind == "random":
+        return backend.asarray(rng.random((2, 3, T_q, T_k)) < 0.3)   # some rows empty, some blocks empty
+    return None
+
+
+@pytest.mark.parametrize("kind, T_q, T_k, block", [
+    (None, 37, 37, 5), ("causal", 37, 37, 5), ("causal", 37, 37, 64), ("window", 40, 40, 7),
+    ("causal", 7, 30, 4),                                 # new queries after 23 cached keys (a KV cache)
+    (None, 9, 30, 8),                                     # cross-attention: more keys than queries
+    ("padding, one sequence all padding", 37, 37, 5), ("random", 20, 33, 6)])
+def test_blockwise_equals_plain_forward_and_backward(kind, T_q, T_k, block):
+    rng = numpy.random.default_rng(0)
+    with backend.using("float64"):
+        q = backend.randn((2, 3, T_q, 8), rng=rng)
+        k, v = backend.randn((2, 3, T_k, 8), rng=rng), backend.randn((2, 3, T_k, 5), rng=rng)
+        mask = masks(kind, T_q, T_k, rng)
+        plain, blockwise = plain_and_blockwise(block)
+        out, out_b = plain(q, k, v, mask), blockwise(q, k, v, mask)
+        assert blockwise.blockwise is not None and blockwise.weights is None and plain.blockwise is None
+        dout = backend.randn(out.shape, rng=rng)
+        grads, grads_b = plain.backward(dout), blockwise.backward(dout)
+    assert numpy.abs(out_b - out).max() < 1e-12
+    for name, g, g_b in zip("qkv", grads, grads_b):
+        assert g_b.shape == g.shape and numpy.abs(g_b - g).max() < 1e-12, name
+    if kind == "padding, one sequence all padding":     # nothing to attend to: zeros, as masked_softmax gives
+        assert (out_b[1] == 0).all() and all((g[1] == 0).all() for g in grads_b)
+
+
+@pytest.mark.parametrize("kind", [None, "causal"])
+def test_blockwise_gradients_against_finite_differences(kind):
+    rng = numpy.random.default_rng(1)
+    with backend.using("float64"):
+        q, k, v = (backend.randn((2, 2, 9, 3), rng=rng) for _ in range(3))
+        _, blockwise = plain_and_blockwise(block=4)        # three blocks, the last one short
+        assert_gradients_check(blockwise, {"q": q, "k": k, "v": v}, {"mask": masks(kind, 9, 9, rng)},
+                               name="ScaledDotProductAttention (blockwise)")
+
+
+def test_the_layer_goes_block_by_block_from_blockwise_from_and_not_while_dropping():
+    rng = numpy.random.default_rng(2)
+    T = ScaledDotProductAttention.blockwise_from
+    for length, expected in ((T - 1, False), (T, True)):
+        q = k = v = backend.randn((1, 1, length, 4), rng=rng)
+        layer = ScaledDotProductAttention()
+        layer(q, k, v, causal_mask(length))
+        assert (layer.blockwise is not None) == expected and (layer.weights is None) == expected
+    dropping = ScaledDotProductAttention(dropout=0.1, seed=0)   # dropout acts on the weights: plain path
+    dropping(q, k, v, causal_mask(T))
+    assert dropping.blockwise is None and dropping.weights is not None
+    dropping.dropout.training = False                          # in evaluation there is nothing to drop
+    dropping(q, k, v, causal_mask(T))
+    assert dropping.blockwise is not None
+
+
+def test_blockwise_memory_grows_with_t_times_block_not_t_squared():
+    """tracemalloc's peak over a forward and backward, in bytes: the plain layer holds [T, T] arrays, the
+    blockwise one a few [T, block] ones (an 8 MiB [T, T] float64 array at T = 1024)."""
+    rng = numpy.random.default_rng(3)
+    peaks = {}
+    with backend.using("float64"):
+        for T in (512, 1024):
+            q, k, v = (backend.randn((1, 1, T, 16), rng=rng) for _ in range(3))
+            dout = backend.randn((1, 1, T, 16), rng=rng)
+            for name, layer in zip(("plain", "blockwise"), plain_and_blockwise(block=64)):
+                tracemalloc.start()
+                layer(q, k, v, causal_mask(T))
+                layer.backward(dout)
+                peaks[name, T] = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+    assert peaks["plain", 1024] > 2 * T * T * 8               # at least two [T, T] arrays
+    assert peaks["blockwise", 1024] < 8 * T * 64 * 8           # a few [T, block] arrays
+    assert 3.5 < peaks["plain", 1024] / peaks["plain", 512] < 4.5
+    assert 1.5 < peaks["blockwise", 1024] / peaks["blockwise", 512] < 2.5
+
+
+def test_a_long_context_gpt_gets_the_same_loss_and_gradients_either_way():
+    config = GPTConfig(vocab_size=11, block_size=300, n_layer=2, n_head=2, n_embd=16, dropout=0.0, seed=0)
+    rng = numpy.random.default_rng(4)
+    idx = backend.asarray(rng.integers(0, 11, size=(2, 300)))
+    targets = backend.asarray(rng.integers(0, 11, size=(2, 300)))
+    results = []
+    with backend.using("float64"):
+        for blockwise_from in (None, 256):
+            model = GPT(config)
+            for block in model.blocks:
+                block.self_attn.sublayer.attention.blockwise_from = blockwise_from
+            _, loss = model(idx, targets)
+            model.backward()
+            results.append((float(loss), {name: p.grad.copy() for name, p in model.named_parameters()}))
+            assert (model.blocks[0].self_attn.sublayer.attention.blockwise is not None) == (blockwise_from == 256)
+    (loss_plain, grads_plain), (loss_blockwise, grads_blockwise) = results
+    assert abs(loss_plain - loss_blockwise) < 1e-12
+    for name, grad in grads_plain.items():
+        assert numpy.abs(grads_blockwise[name] - grad).max() < 1e-12, name
+
+
+def test_blockwise_attention_runs_on_the_standin_as_on_numpy():
+    """The CuPy stand-in enforces CuPy's rules (no implicit host arrays): the blockwise path obeys them."""
+    rng = numpy.random.default_rng(5)
+    q, k, v = (rng.standard_normal((1, 2, 20, 4)) for _ in range(3))
+    with backend.using("float64", backend="numpy"):
+        expected, _ = blockwise_attention(q, k, v, causal_mask(20), block=6)
+    with backend.using("float64", backend="standin"):
+        got, _ = blockwise_attention(*(backend.asarray(a) for a in (q, k, v)), causal_mask(20), block=6)
+    assert numpy.abs(backend.to_numpy(got) - expected).max() < 1e-12
