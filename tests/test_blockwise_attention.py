@@ -30,6 +30,10 @@ def masks(kind, T_q, T_k, rng):
         is_pad[0, T_k - 5:] = True
         is_pad[1] = True                                  # every query of sequence 1 sees nothing
         return padding_mask(backend.asarray(is_pad))
+    if kind == "one row for every query":               # [1, T_k]: broadcast over the queries
+        return backend.asarray(numpy.arange(T_k)[None, :] % 3 != 1)
+    if kind == "keys only":                             # [T_k]
+        return backend.asarray(numpy.arange(T_k) % 4 != 2)
     if kind == "random":
         return backend.asarray(rng.random((2, 3, T_q, T_k)) < 0.3)   # some rows empty, some blocks empty
     return None
@@ -39,7 +43,8 @@ def masks(kind, T_q, T_k, rng):
     (None, 37, 37, 5), ("causal", 37, 37, 5), ("causal", 37, 37, 64), ("window", 40, 40, 7),
     ("causal", 7, 30, 4),                                 # new queries after 23 cached keys (a KV cache)
     (None, 9, 30, 8),                                     # cross-attention: more keys than queries
-    ("padding, one sequence all padding", 37, 37, 5), ("random", 20, 33, 6)])
+    ("padding, one sequence all padding", 37, 37, 5), ("random", 20, 33, 6),
+    ("one row for every query", 20, 20, 6), ("keys only", 20, 25, 6)])
 def test_blockwise_equals_plain_forward_and_backward(kind, T_q, T_k, block):
     rng = numpy.random.default_rng(0)
     with backend.using("float64"):

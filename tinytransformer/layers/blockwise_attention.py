@@ -35,11 +35,11 @@ from .reductions import row_sum
 
 def _blocks(mask, T_q: int, T_k: int, block: int):
     """(key slice, query slice) for each block of keys: the query rows that may see some key of the block
-    (all rows unless the mask is a 2-D [T_q, T_k] one; those rows are read from the mask)."""
+    (all rows unless the mask is a [T_q, T_k] one; those rows are read from the mask)."""
     for j0 in range(0, T_k, block):
         keys = slice(j0, min(j0 + block, T_k))
         rows = slice(0, T_q)
-        if mask is not None and mask.ndim == 2 and mask.shape[-1] == T_k:
+        if mask is not None and tuple(mask.shape) == (T_q, T_k):
             seen = xp.flatnonzero(mask[:, keys].any(axis=1))
             if seen.size == 0:
                 continue                                                # no query sees this block
@@ -51,7 +51,8 @@ def _block_mask(mask, rows, keys):
     """The part of mask (broadcastable to [..., T_q, T_k]) that covers these query rows and keys."""
     if mask is None:
         return None
-    mask = mask[..., rows, :] if mask.shape[-2] != 1 else mask
+    if mask.ndim >= 2 and mask.shape[-2] != 1:                          # a query axis to cut
+        mask = mask[..., rows, :]
     return mask[..., keys] if mask.shape[-1] != 1 else mask
 
 
@@ -86,7 +87,7 @@ def blockwise_attention(q, k, v, mask=None, block: int = 128):
         m[..., rows] = m_new
     seen = l > 0                                                        # rows with at least one allowed key
     out = acc / xp.where(seen, l, 1.0)[..., None]                       # a row with none: 0, not NaN
-    lse = xp.where(seen, xp.where(xp.isfinite(m), m, 0.0) + xp.log(xp.where(seen, l, 1.0)), xp.inf)
+    lse = xp.where(seen, m + xp.log(xp.where(seen, l, 1.0)), xp.inf)    # no allowed key: weights exp(−∞) = 0
     return out, lse
 
 
