@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import glob
 import json
 import os
@@ -85,6 +86,20 @@ def openblas_function(library, name: str, restype, argtypes=()):
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def openblas_thread_functions():
+    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy has loaded, or None where there is none
+    to reach. Looked up once: a training step pins the threads on every call."""
+    path = openblas_library()
+    try:
+        library = ctypes.CDLL(path) if path else None   # already loaded: the same library
+    except OSError:
+        library = None
+    set_threads = openblas_function(library, "set_num_threads", None, [ctypes.c_int]) if library else None
+    get_threads = openblas_function(library, "get_num_threads", ctypes.c_int) if library else None
+    return None if set_threads is None or get_threads is None else (set_threads, get_threads)
+
+
 @contextlib.contextmanager
 def one_blas_thread():
     """Run the block with OpenBLAS on one thread, then restore its thread count.
@@ -94,16 +109,11 @@ def one_blas_thread():
     set before NumPy is imported, which a notebook has already done; so this calls OpenBLAS's own setter
     on the library NumPy has loaded (as threadpoolctl does, without the dependency). Yields True when
     the thread count was set, False when NumPy's BLAS is not an OpenBLAS it can reach."""
-    path = openblas_library()
-    try:
-        library = ctypes.CDLL(path) if path else None   # already loaded: the same library
-    except OSError:
-        library = None
-    set_threads = openblas_function(library, "set_num_threads", None, [ctypes.c_int]) if library else None
-    get_threads = openblas_function(library, "get_num_threads", ctypes.c_int) if library else None
-    if set_threads is None or get_threads is None:
+    functions = openblas_thread_functions()
+    if functions is None:
         yield False
         return
+    set_threads, get_threads = functions
     before = get_threads()
     set_threads(1)
     try:
