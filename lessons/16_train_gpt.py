@@ -52,7 +52,7 @@ from tinytransformer.optim import clip_grad_norm, cosine_lr
 from tinytransformer.training.checkpoint import load_checkpoint, restore
 from tinytransformer.models import GPT, GPTConfig
 from tinytransformer.training import TrainConfig, train
-from tinytransformer.training.loop import accumulate_gradients
+from tinytransformer.training import accumulate_gradients
 
 lesson = Lesson("16 Training a small GPT on Shakespeare", steps=12)
 library_adamw_step = AdamW.step    # kept: steps 3 and 8 compare AdamW with it

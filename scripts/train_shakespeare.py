@@ -92,6 +92,8 @@ HELP = {
     "overwrite": "start afresh in an <out-dir> that holds another run, deleting its ckpt.npz, last.npz, "
                  "metrics.jsonl and loss.png",
     "max_seconds": "stop after this many seconds (evaluating and saving first); 0: no limit",
+    "workers": "threads that share each batch's rows, on the CPU without dropout (default: one per core, up "
+               "to 4; each count sums the gradients in its own order, so results differ in the last bits)",
 }
 
 
@@ -128,7 +130,7 @@ def parse_args(argv=None) -> tuple[str | None, dict]:
         else:
             base = str if field.name == "data" else kind
             base = {"tokenizer": str, "bpe_vocab_size": int, "n_kv_head": int, "window": int,
-                    "ffn_hidden": int}.get(field.name, base)                   # (hints say "X | None")
+                    "ffn_hidden": int, "workers": int}.get(field.name, base)                   # (hints say "X | None")
             choices = {"device": list(DEVICES), "dtype": ["float32", "float64"], "tokenizer": list(TOKENIZERS),
                        **{name: list(values) for name, values in GPTConfig.CHOICES.items()}}.get(field.name)
             metavar = None if choices else flag[2:].replace("-", "_").upper()   # N_LAYER, VOCAB_SIZE

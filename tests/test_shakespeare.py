@@ -171,8 +171,9 @@ def test_resume_in_a_fresh_process_equals_an_uninterrupted_run(tmp_path, corpus_
 
 
 def test_sigkill_at_any_moment_resumes_from_the_last_checkpoint(tmp_path, corpus_slice):
+    # three workers share each batch of 8 rows (3 + 3 + 2): the shared step resumes bit for bit too
     common = [*TINY, "--n-embd", "16", "--block-size", "16", "--max-iters", "150", "--eval-interval", "10",
-              "--data", corpus_slice]
+              "--workers", "3", "--data", corpus_slice]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *common, "--out-dir", str(killed)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -212,7 +213,7 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, corpus_slice):
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, corpus_slice, monkeypatch):
     cfg = TrainConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4, max_iters=50,
                       warmup_iters=0, eval_interval=5, eval_iters=1, log_interval=1, out_dir=str(tmp_path),
-                      data=str(corpus_slice), sample_chars=5)
+                      data=str(corpus_slice), sample_chars=5, workers=1)   # one backward per iteration
     backward = GPT.backward
     calls = {"n": 0}
 

@@ -2,7 +2,8 @@
 
     for it in 0 .. max_iters:
         every eval_interval: estimate train and val loss; save last.npz, and ckpt.npz when val improves
-        x, y = random batch;  loss = model(x, y);  model.backward()   (in grad_accum micro-batches)
+        x, y = random batch;  loss = model(x, y);  model.backward()   (in grad_accum micro-batches,
+                                                                       each shared out among the workers)
         clip the gradient norm;  AdamW step with the cosine learning rate
 
 ``training_loop`` is that loop, and reads top to bottom. ``train`` is what comes before and after it:
@@ -54,7 +55,7 @@ def training_loop(run: Run, stop: "StopSignal", deadline: float) -> int:
     time limit; (3) forward and backward over the batch, in grad_accum micro-batches; (4) clip the
     gradient's global norm; (5) an AdamW step at the schedule's learning rate; (6) log.
     """
-    cfg, model = run.cfg, run.model
+    cfg = run.cfg
     it = run.start_iter
     for it in range(run.start_iter, cfg.max_iters + 1):
         # (1) evaluate and checkpoint
@@ -80,9 +81,9 @@ def training_loop(run: Run, stop: "StopSignal", deadline: float) -> int:
         lr = cosine_lr(it, lr=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
                        lr_decay_iters=cfg.lr_decay_iters)
         x, y = run.dataset.get_batch("train", cfg.batch_size * cfg.grad_accum, cfg.block_size, run.rng)
-        loss = accumulate_gradients(model, x, y, cfg.grad_accum)
+        loss = run.parallel.accumulate_gradients(x, y, cfg.grad_accum)   # shared out among the workers
         # (4) clip
-        grad_norm = clip_grad_norm(model.parameters(), run.clip)
+        grad_norm = clip_grad_norm(run.model.parameters(), run.clip)
         run.last_loss = float(loss)  # copies one number from the device: also waits for the GPU
         if not (math.isfinite(run.last_loss) and math.isfinite(grad_norm)):
             raise TrainingDiverged(
@@ -98,30 +99,6 @@ def training_loop(run: Run, stop: "StopSignal", deadline: float) -> int:
         if it % cfg.log_interval == 0:
             run.log_step(it, lr, stop.say)
     return it
-
-
-def accumulate_gradients(model, x, y, grad_accum: int):
-    """One step's gradient from the batch x, y [grad_accum·B, T], computed in grad_accum micro-batches
-    of B rows; returns the step's loss (a backend scalar).
-
-    The step's loss is the mean of the micro-batches' losses, L = (1/N) Σᵢ Lᵢ with N = grad_accum; each
-    Lᵢ is the mean over its B·T tokens, so L is the mean over all N·B·T tokens, the loss of the whole
-    batch at once. Its gradient is (1/N) Σᵢ ∇Lᵢ: each backward adds its ∇Lᵢ into param.grad, and the sum
-    is divided by N once at the end. Only one micro-batch's activations are alive at a time, so a step
-    needs the memory of a batch of B and gets the gradient of a batch of N·B.
-    """
-    micro = x.shape[0] // grad_accum
-    model.zero_grad()
-    total = 0.0
-    for i in range(grad_accum):
-        rows = slice(i * micro, (i + 1) * micro)
-        _, loss = model(x[rows], y[rows])                    # [B, T] -> the mean loss of this micro-batch
-        model.backward()                                     # param.grad += ∇Lᵢ
-        total = total + loss
-    if grad_accum > 1:
-        for p in model.parameters():
-            p.grad /= grad_accum                             # the sum of N gradients -> their mean
-    return total / grad_accum
 
 
 class StopSignal:
@@ -232,9 +209,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
         run = Run(cfg, dataset, gpt_config, corpus_record, log)
         run.start_from(checkpoint, initial_state)
         deadline = start_time + cfg.max_seconds if cfg.max_seconds > 0 else math.inf
-        with StopSignal(log, run.latest_path) as stop:
-            stop.say(run.describe())
-            it = training_loop(run, stop, deadline)
+        try:
+            with StopSignal(log, run.latest_path) as stop:
+                stop.say(run.describe())
+                it = training_loop(run, stop, deadline)
+        finally:
+            run.parallel.close()
         try:
             sample = run.sample() if stop.reason is None else ""
         except KeyboardInterrupt:

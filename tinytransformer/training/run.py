@@ -14,6 +14,7 @@ from ..layers.dropout import dropout_states, set_dropout_states
 from ..models.gpt import GPT
 from ..optim import AdamW, clip_bound
 from .checkpoint import CheckpointError, restore, save_checkpoint
+from .step import DataParallel, default_workers
 from .run_folder import (CHECKPOINT_NAME, LATEST_NAME, METRICS_NAME, PLOT_NAME, latest_checkpoint, plot_losses,
                          read_metrics)
 
@@ -51,6 +52,9 @@ class Run:
         self.model = GPT(gpt_config)
         self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                weight_decay=cfg.weight_decay)
+        # The threads that share each step's rows (one worker: the plain step); with dropout, one worker.
+        workers = cfg.workers or (default_workers(cfg.batch_size) if cfg.dropout == 0 else 1)
+        self.parallel = DataParallel(self.model, workers)
         self.rng = backend.new_host_rng(cfg.seed)  # draws the training batches
         self.clip = clip_bound(cfg.grad_clip)      # 0: no clipping
         self.start_iter, self.best_val, self.records, self.evaluated_at_start = 0, math.inf, [], False
@@ -87,7 +91,8 @@ class Run:
         return (f"model: {self.model.num_parameters():,} parameters; data: {len(self.dataset.train):,} train "
                 f"and {len(self.dataset.val):,} val tokens, vocabulary {tokenizer.vocab_size}"
                 + (f" (in the model's {rows:,} rows)" if unused_rows else "")
-                + f"; backend {backend.name()} {self.cfg.dtype}")
+                + f"; backend {backend.name()} {self.cfg.dtype}"
+                + (f"; {self.parallel.workers} workers share each batch" if self.parallel.workers > 1 else ""))
 
     def record(self, entry: dict) -> None:
         """One line of metrics.jsonl, appended (a torn last line is dropped when the run is resumed)."""
@@ -111,7 +116,8 @@ class Run:
         Ctrl-C cut the evaluation short: a resumed run evaluates this iteration again."""
         if it == self.start_iter and self.evaluated_at_start:
             return True                        # the resumed checkpoint was saved right after this evaluation
-        losses = estimate_loss(self.model, self.dataset, self.cfg, it, should_stop=lambda: stop.reason is not None)
+        losses = estimate_loss(self.parallel, self.dataset, self.cfg, it,
+                               should_stop=lambda: stop.reason is not None)
         if losses is None:
             return False
         stop.say(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
@@ -169,14 +175,15 @@ class Run:
         }
 
 
-def estimate_loss(model, dataset, cfg, it: int, should_stop=lambda: False) -> dict | None:
+def estimate_loss(parallel, dataset, cfg, it: int, should_stop=lambda: False) -> dict | None:
     """Mean loss over eval_iters batches of each split, dropout off; None if ``should_stop()`` turned
     true on the way (Ctrl-C during a long evaluation).
 
     The batches come from a generator seeded by (seed, iteration), not the training sampler, so
-    evaluating does not change which batches training sees (and resume stays exact).
+    evaluating does not change which batches training sees (and resume stays exact). ``parallel`` is the
+    run's DataParallel: its workers share each batch's rows.
     """
-    model.eval()
+    parallel.eval()
     out = {}
     try:
         for i, split in enumerate(("train", "val")):
@@ -186,8 +193,8 @@ def estimate_loss(model, dataset, cfg, it: int, should_stop=lambda: False) -> di
                 if should_stop():
                     return None
                 x, y = dataset.get_batch(split, cfg.batch_size, cfg.block_size, rng)
-                losses.append(float(model(x, y)[1]))
+                losses.append(parallel.loss(x, y))
             out[split] = sum(losses) / len(losses)
     finally:
-        model.train()
+        parallel.train()
     return out

@@ -75,6 +75,7 @@ class TrainConfig:
     resume: bool = False         # continue the run in out_dir from its last.npz
     overwrite: bool = False      # start afresh in an out_dir that holds another run, deleting its files
     max_seconds: float = 0.0     # stop (evaluate, save, summarise) once the run has taken this long; 0: no limit
+    workers: int | None = None   # threads that share each batch's rows (step.py); None: one per core, up to 4
 
 
 PRESETS = {
@@ -157,7 +158,7 @@ RULES = {
     **{name: (lambda v, choices=choices: v in choices, f"must be one of {', '.join(choices)}")
        for name, choices in GPTConfig.CHOICES.items() if name != "norm"},
     **{name: (lambda v: v is None or (is_int(v) and v >= 1), "must be an integer >= 1 (or left out)")
-       for name in ("n_kv_head", "window", "ffn_hidden")},
+       for name in ("n_kv_head", "window", "ffn_hidden", "workers")},
     "rope_theta": (lambda v: is_number(v) and v > 0, "must be a finite number > 0"),
 }
 
@@ -216,6 +217,13 @@ def check_settings(cfg: TrainConfig) -> None:
     if pretrained and changed:
         problems.append(f"--init {cfg.init} with {', '.join(changed)}: GPT-2's weights come with GPT-2's "
                         "architecture; leave these flags out, or train from --init scratch")
+    if is_int(cfg.workers) and cfg.workers > 1:
+        if cfg.device != "cpu":
+            problems.append(f"--workers {cfg.workers} with --device {cfg.device}: several workers share a step "
+                            "among the CPU's cores; on a GPU leave --workers out (one stream of work)")
+        if is_number(cfg.dropout) and cfg.dropout > 0:
+            problems.append(f"--workers {cfg.workers} with --dropout {cfg.dropout}: each worker would draw its "
+                            "dropout masks from a copy of the same generator; use --dropout 0 or --workers 1")
     if cfg.resume is True and cfg.overwrite is True:
         problems.append("--resume and --overwrite: choose one (--resume continues the run in --out-dir, "
                         "--overwrite deletes it and starts afresh)")

@@ -1,0 +1,142 @@
+"""Data parallelism over threads (training/step.py): the step shared out among workers computes the
+gradient of the plain one-worker step, to float64's rounding, and the same bits on every run."""
+import numpy as np
+import pytest
+
+from tinytransformer import backend
+from tinytransformer.models.gpt import GPT, GPTConfig
+from tinytransformer.optim import AdamW, clip_grad_norm
+from tinytransformer.training import DataParallel, SettingsError, TrainConfig, accumulate_gradients, check_settings
+from tinytransformer.training.step import default_workers, replica_of, shares
+
+GPT2_LIKE = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, bias=True)
+LLAMA_LIKE = dict(GPT2_LIKE, positional="rope", normalization="rmsnorm", activation="swiglu", bias=False,
+                  tie_weights=False, n_kv_head=1)
+
+
+def batch(rows, seed=0):
+    """Token ids x, y [rows, 8]; some targets ignored (-100), more of them in the first rows, so that the
+    shares hold different numbers of targets that count."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.integers(0, 11, (rows, 8)), rng.integers(0, 11, (rows, 8))
+    y[0, :5] = -100
+    y[1, :2] = -100
+    return x, y
+
+
+def test_shares_cover_every_row_once_in_order():
+    assert shares(12, 2) == [slice(0, 6), slice(6, 12)]
+    assert [s.stop - s.start for s in shares(5, 2)] == [2, 3]
+    assert [s.stop - s.start for s in shares(7, 3)] == [2, 2, 3]
+    assert shares(2, 4) == [slice(0, 1), slice(1, 2)]          # never an empty share
+    for rows in range(1, 20):
+        for workers in range(1, 6):
+            covered = [i for part in shares(rows, workers) for i in range(rows)[part]]
+            assert covered == list(range(rows))
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_a_replica_shares_the_parameter_arrays_and_keeps_its_own_gradients(tie):
+    model = GPT(GPTConfig(**dict(GPT2_LIKE, tie_weights=tie)))
+    twin = replica_of(model)
+    assert [n for n, _ in twin.named_parameters()] == [n for n, _ in model.named_parameters()]
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert q.data is p.data and q.grad is not p.grad and not np.shares_memory(q.grad, p.grad)
+    assert twin.num_parameters() == model.num_parameters()     # a tied table is still one parameter
+
+
+@pytest.mark.parametrize("architecture", [GPT2_LIKE, LLAMA_LIKE], ids=["gpt2", "llama"])
+@pytest.mark.parametrize("workers, grad_accum", [(2, 1), (3, 1), (2, 2), (4, 3)])
+def test_the_shared_step_equals_the_one_worker_step(architecture, workers, grad_accum):
+    """Loss and every gradient, float64, to 1e-12; the shares are uneven (7 rows per micro-batch) and
+    hold different numbers of targets that count."""
+    with backend.using(dtype="float64"):
+        x, y = batch(7 * grad_accum)
+        plain, shared = GPT(GPTConfig(**architecture)), GPT(GPTConfig(**architecture))
+        expected = float(accumulate_gradients(plain, x, y, grad_accum))
+        parallel = DataParallel(shared, workers)
+        try:
+            for _ in range(2):   # the second step starts from zero, as the plain one does
+                loss = parallel.accumulate_gradients(x, y, grad_accum)
+                assert loss == pytest.approx(expected, rel=1e-12)
+                for (name, p), q in zip(plain.named_parameters(), shared.parameters()):
+                    assert np.abs(p.grad).max() > 0, name
+                    np.testing.assert_allclose(q.grad, p.grad, rtol=1e-12, atol=1e-15, err_msg=name)
+        finally:
+            parallel.close()
+
+
+def test_steps_with_adamw_stay_equal_and_the_replicas_see_each_update():
+    """Four steps of forward, backward, clip and AdamW: the replicas read the weights AdamW changed in
+    place, so the shared run follows the plain one."""
+    with backend.using(dtype="float64"):
+        plain, shared = GPT(GPTConfig(**GPT2_LIKE)), GPT(GPTConfig(**GPT2_LIKE))
+        parallel = DataParallel(shared, 3)
+        optimizers = [AdamW(m.named_parameters(), lr=1e-2) for m in (plain, shared)]
+        try:
+            for step in range(4):
+                x, y = batch(9, seed=step)
+                a = float(accumulate_gradients(plain, x, y, 1))
+                b = parallel.accumulate_gradients(x, y, 1)
+                assert b == pytest.approx(a, rel=1e-12)
+                for model, optimizer in zip((plain, shared), optimizers):
+                    clip_grad_norm(model.parameters(), 1.0)
+                    optimizer.step()
+            # atol: the key projection's bias has a gradient of exactly 0 in exact arithmetic (softmax is
+            # blind to a shift shared by all keys); both runs move it only by rounding, about 1e-14
+            for (name, p), q in zip(plain.named_parameters(), shared.parameters()):
+                np.testing.assert_allclose(q.data, p.data, rtol=1e-12, atol=1e-12, err_msg=name)
+        finally:
+            parallel.close()
+
+
+def test_the_same_bits_on_every_run():
+    """float32, 2 workers: the shares and the order of the sum are fixed, not the threads' timing."""
+    def run():
+        model = GPT(GPTConfig(**GPT2_LIKE))
+        parallel, optimizer = DataParallel(model, 2), AdamW(model.named_parameters(), lr=1e-2)
+        losses = []
+        for step in range(5):
+            losses.append(parallel.accumulate_gradients(*batch(12, seed=step), 1))
+            optimizer.step()
+        parallel.close()
+        return losses, [p.data.copy() for p in model.parameters()]
+
+    with backend.using(dtype="float32"):
+        (losses_a, weights_a), (losses_b, weights_b) = run(), run()
+    assert losses_a == losses_b and len(set(losses_a)) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(weights_a, weights_b))
+
+
+def test_the_evaluation_loss_is_the_whole_batchs():
+    with backend.using(dtype="float64"):
+        model = GPT(GPTConfig(**GPT2_LIKE))
+        x, y = batch(5)
+        expected = float(model(x, y)[1])
+        parallel = DataParallel(model, 2)
+        try:
+            parallel.eval()
+            assert not any(r.training for replica in parallel.replicas for _, r in replica.named_modules())
+            assert parallel.loss(x, y) == pytest.approx(expected, rel=1e-12)
+        finally:
+            parallel.close()
+
+
+def test_workers_default_to_the_cores_and_stay_on_the_cpu():
+    assert 1 <= default_workers(12) <= 4
+    assert default_workers(1) == 1                              # one row: nothing to share
+    with backend.using(backend="standin"):                      # the GPU's code path: one stream of work
+        assert default_workers(12) == 1
+        with pytest.raises(ValueError, match="need the CPU"):
+            DataParallel(GPT(GPTConfig(**GPT2_LIKE)), 2)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(workers=0), "--workers 0: must be an integer >= 1"),
+    (dict(workers=2, dropout=0.1), "--workers 2 with --dropout 0.1"),
+    (dict(workers=2, device="gpu"), "--workers 2 with --device gpu"),
+])
+def test_settings_that_cannot_share_a_step_are_refused(settings, message):
+    with pytest.raises(SettingsError, match=message):
+        check_settings(TrainConfig(**settings))
+    check_settings(TrainConfig(**dict(settings, workers=1)))    # one worker: always allowed

@@ -1,0 +1,179 @@
+"""One training step's gradient: on one worker, or with the batch shared out among several.
+
+    accumulate_gradients(model, x, y, grad_accum)   the plain step: one worker goes through the batch
+    DataParallel(model, workers)                    the same step, each worker on its share of the rows
+
+Data parallelism is how a batch is split across GPUs (PyTorch's DistributedDataParallel); here the
+workers are threads of one process, so that every core works on all of the step, not only on the
+matrix products that BLAS already spreads over the cores:
+
+    batch x, y [B, T]  ->  shares of rows  x₀ [B₀, T], x₁ [B₁, T], ...        B₀ + B₁ + ... = B
+    worker i, in parallel:   Lᵢ = replicaᵢ(xᵢ, yᵢ);   gᵢ = ∇(wᵢ·Lᵢ)          wᵢ = nᵢ / Σⱼ nⱼ
+    then once:               L = Σᵢ wᵢ·Lᵢ;   model's gradient = Σᵢ gᵢ
+
+nᵢ counts the targets of share i that are not ignored (CrossEntropyLoss's ignore_index), so L is the
+mean over all the batch's targets, the loss of one forward over the whole batch, and Σᵢ gᵢ its gradient.
+
+Why Python threads help: NumPy releases Python's global lock (the GIL) inside its loops and BLAS calls,
+so one worker's GELU runs while another's matrix product does; only the Python between NumPy calls
+takes turns. Each worker's BLAS runs on one thread, or the workers' BLAS threads would fight over the
+same cores.
+
+A replica is the model with gradients and kept activations of its own, but the *same* parameter arrays
+(p.data): AdamW's in-place step on the model is seen by every replica, with nothing to copy. Worker 0 is
+the model itself.
+
+The same result on every run: the shares are fixed by B and the number of workers, and the gradients
+are summed in worker order, not in the order the threads finish. Another number of workers sums in
+another order, so its float32 result differs in the last bits (as another BLAS kernel's does); in
+float64 a test holds it equal to the plain step to 1e-12. Workers need the CPU (NumPy) and no dropout:
+each replica's dropout would draw its own masks from a copy of the same generator.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from .. import backend
+from ..backend import xp
+from ..machine import one_blas_thread
+
+# The default's ceiling: at these sizes each worker's NumPy calls are short, and beyond a few workers the
+# Python between them, which takes turns, would cost more than the rows a worker saves.
+MAX_DEFAULT_WORKERS = 4
+
+
+def accumulate_gradients(model, x, y, grad_accum: int):
+    """One step's gradient from the batch x, y [grad_accum·B, T], computed in grad_accum micro-batches
+    of B rows; returns the step's loss (a backend scalar).
+
+    The step's loss is the mean of the micro-batches' losses, L = (1/N) Σᵢ Lᵢ with N = grad_accum; each
+    Lᵢ is the mean over its B·T tokens, so L is the mean over all N·B·T tokens, the loss of the whole
+    batch at once. Its gradient is (1/N) Σᵢ ∇Lᵢ: each backward adds its ∇Lᵢ into param.grad, and the sum
+    is divided by N once at the end. Only one micro-batch's activations are alive at a time, so a step
+    needs the memory of a batch of B and gets the gradient of a batch of N·B.
+    """
+    micro = x.shape[0] // grad_accum
+    model.zero_grad()
+    total = 0.0
+    for i in range(grad_accum):
+        rows = slice(i * micro, (i + 1) * micro)
+        _, loss = model(x[rows], y[rows])                    # [B, T] -> the mean loss of this micro-batch
+        model.backward()                                     # param.grad += ∇Lᵢ
+        total = total + loss
+    if grad_accum > 1:
+        for p in model.parameters():
+            p.grad /= grad_accum                             # the sum of N gradients -> their mean
+    return total / grad_accum
+
+
+def default_workers(rows: int) -> int:
+    """Workers when none are asked for: one per core this process may use, at most MAX_DEFAULT_WORKERS
+    and at most one per row of a micro-batch; one off the CPU (a GPU runs one stream of work)."""
+    if backend.name() != "numpy":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_DEFAULT_WORKERS, rows))
+
+
+def shares(rows: int, workers: int) -> list:
+    """Rows 0 .. rows−1 as consecutive slices, one per worker (at most one per row), whose sizes differ
+    by at most one: 12 rows for 2 workers -> 6 + 6; 5 rows -> 3 + 2."""
+    workers = min(workers, rows)
+    bounds = [rows * i // workers for i in range(workers + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(workers)]
+
+
+def replica_of(model):
+    """A copy of ``model`` that shares its parameter arrays (p.data) and has gradients of its own.
+
+    copy.deepcopy copies everything but what its memo already maps: mapping each parameter array to
+    itself keeps it shared (and a tied weight stays one Parameter, as deepcopy keeps shared objects)."""
+    shared = {id(p.data): p.data for p in model.parameters()}
+    twin = copy.deepcopy(model, memo=shared)
+    for p in twin.parameters():
+        p.grad = xp.zeros_like(p.data)
+    return twin
+
+
+class DataParallel:
+    """``workers`` replicas of ``model`` that compute one step's gradient together; with one worker,
+    the plain ``accumulate_gradients``. The sum lands in ``model``'s gradients, where the optimizer
+    reads it."""
+
+    def __init__(self, model, workers: int):
+        if workers > 1 and backend.name() != "numpy":
+            raise ValueError(f"DataParallel: {workers} workers need the CPU (NumPy) backend, not "
+                             f"{backend.name()}; use one worker.")
+        self.model, self.workers = model, workers
+        self.replicas = [model] + [replica_of(model) for _ in range(workers - 1)]
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="worker") if workers > 1 else None
+        # For the sum of the gradients: each parameter with its copies, the parameters dealt out in turn
+        # among the workers, so that each worker adds up about as many.
+        copies = list(zip(*(replica.parameters() for replica in self.replicas)))
+        self.gradient_groups = [copies[i::workers] for i in range(workers)]
+
+    def accumulate_gradients(self, x, y, grad_accum: int) -> float:
+        """As ``accumulate_gradients``: the gradient of the mean loss over x, y [grad_accum·B, T], in
+        grad_accum micro-batches, each shared out among the workers; returns the loss."""
+        if self.pool is None:
+            return float(accumulate_gradients(self.model, x, y, grad_accum))
+        micro = x.shape[0] // grad_accum
+        for replica in self.replicas:
+            replica.zero_grad()
+        total = 0.0
+        with one_blas_thread():
+            for i in range(grad_accum):
+                rows = slice(i * micro, (i + 1) * micro)
+                # Each micro-batch's loss is weighted 1/grad_accum: the step's loss is their mean.
+                total += self._in_parallel(x[rows], y[rows], backward=True, scale=1.0 / grad_accum)
+            self._sum_gradients()
+        return total
+
+    def loss(self, x, y) -> float:
+        """The mean loss over x, y [B, T] (a forward only, shared out as the step's)."""
+        if self.pool is None:
+            return float(self.model(x, y)[1])
+        with one_blas_thread():
+            return self._in_parallel(x, y, backward=False, scale=1.0)
+
+    def _in_parallel(self, x, y, backward: bool, scale: float) -> float:
+        """Σᵢ wᵢ·Lᵢ over the shares of x, y, each on its worker; with ``backward``, replica i's gradients
+        grow by ∇(scale·wᵢ·Lᵢ)."""
+        parts = shares(x.shape[0], self.workers)
+        ignored = self.model.loss_fn.ignore_index
+        counts = [int((y[part] != ignored).sum()) for part in parts]          # nᵢ: the targets that count
+        weights = [n / max(sum(counts), 1) for n in counts]                   # wᵢ = nᵢ / Σⱼ nⱼ
+
+        def work(i):
+            replica, part = self.replicas[i], parts[i]
+            _, loss = replica(x[part], y[part])
+            if backward:   # the loss's backward with dloss = scale·wᵢ: the gradient of scale·wᵢ·Lᵢ
+                replica.backward(replica.loss_fn.backward(scale * weights[i]))
+            return weights[i] * float(loss)
+
+        return scale * sum(self.pool.map(work, range(len(parts))))          # in worker order
+
+    def _sum_gradients(self) -> None:
+        """model's gradients += every other replica's, in worker order; each worker adds up its group of
+        parameters, so that the sums run in parallel too."""
+        def add_up(group):
+            for own, *others in group:
+                for other in others:
+                    own.grad += other.grad
+
+        list(self.pool.map(add_up, self.gradient_groups))
+
+    def train(self, mode: bool = True) -> None:
+        """Training or evaluation mode for every replica."""
+        for replica in self.replicas:
+            replica.train(mode)
+
+    def eval(self) -> None:
+        self.train(False)
+
+    def close(self) -> None:
+        """Let the worker threads go (they wait for work between steps)."""
+        if self.pool is not None:
+            self.pool.shutdown()
