@@ -53,6 +53,9 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both (default: what each library picks, all cores)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="tinytransformer's workers, threads that share each batch's rows (default: --threads "
+                             "if given, else one per core up to 4, as train_shakespeare.py)")
     parser.add_argument("--repeats", type=int, default=7, help="alternating timing rounds")
     parser.add_argument("--steps", type=int, default=10, help="training steps per round")
     parser.add_argument("--profile", action="store_true", help="print tinytransformer's time per layer type")
@@ -63,26 +66,33 @@ def parse_args(argv=None):
     parser.add_argument("--memory-of", choices=["tt", "torch"], default=None, help=argparse.SUPPRESS)
     parser.add_argument("--time-of", choices=sorted(STEPS), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.workers is not None and args.workers < 1 or args.threads is not None and args.threads < 1:
+        parser.error("--workers and --threads must be integers >= 1")
     settings = dict(PRESETS[args.preset])
     for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "dropout", "device"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
+    settings["workers"] = args.workers or args.threads   # None: train_shakespeare.py's default
     return args, TrainConfig(**settings)
 
 
 # --- the two training steps ------------------------------------------------------------------------------
 
 class TinyTransformerStep:
-    """One training step of tinytransformer's GPT: exactly what scripts/train_shakespeare.py runs."""
+    """One training step of tinytransformer's GPT: exactly what scripts/train_shakespeare.py runs, its
+    batch shared out among ``workers`` threads (default: the run's, cfg.workers or one per core)."""
 
-    def __init__(self, cfg, dtype):
+    def __init__(self, cfg, dtype, workers=None):
         from tinytransformer import backend
         from tinytransformer.models.gpt import GPT
         from tinytransformer.optim import AdamW
-        from tinytransformer.training import DEVICES, model_config
+        from tinytransformer.training import DEVICES, DataParallel, model_config
+        from tinytransformer.training.step import default_workers
         backend.use(DEVICES[cfg.device], dtype=dtype)
         self.backend, self.cfg = backend, cfg
         self.model = GPT(model_config(cfg, 65))
+        workers = workers or cfg.workers or (default_workers(cfg.batch_size) if cfg.dropout == 0 else 1)
+        self.parallel = DataParallel(self.model, workers)
         self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                weight_decay=cfg.weight_decay)
         rng = backend.new_host_rng(0)
@@ -92,12 +102,10 @@ class TinyTransformerStep:
 
     def __call__(self):
         from tinytransformer.optim import clip_grad_norm
-        self.model.zero_grad()
-        _, loss = self.model(self.x, self.y)
-        self.model.backward()
+        loss = self.parallel.accumulate_gradients(self.x, self.y, 1)   # a float: waits for the device
         clip_grad_norm(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step(self.cfg.lr)
-        return float(loss)  # waits for the device
+        return loss
 
     def sync(self):
         self.backend.synchronize()
@@ -213,7 +221,8 @@ def matmul_peak_gflops(cfg, dtype, repeats=20):
 # --- profile: time per layer type --------------------------------------------------------------------------
 
 def profile(step, n_steps=10):
-    """Self time of forward and backward per layer class (time inside children is not counted twice).
+    """Self time of forward and backward per layer class (time inside children is not counted twice),
+    in a step on one worker (the timers cannot tell workers' threads apart).
 
     On a GPU each timed call waits for its kernels (synchronize), which removes the overlap of Python
     and GPU work: the total is longer than a step, the shares are what each layer costs the GPU.
@@ -433,6 +442,10 @@ def main(argv=None):
           f"{cfg.block_size}, batch {cfg.batch_size}, dropout {cfg.dropout}, {args.dtype}, device {cfg.device}; "
           f"{versions}; threads: {args.threads or 'each library picks (all cores)'}")
     machine = report_machine(cfg, have_torch, "python scripts/bench.py " + " ".join(argv))
+    from tinytransformer.training.step import shares
+    split = [part.stop - part.start for part in shares(cfg.batch_size, tt.parallel.workers)]
+    print(f"tinytransformer: {len(split)} worker{'s' if len(split) > 1 else ''} (threads), rows per worker "
+          f"{' + '.join(map(str, split))}" + (", BLAS on one thread in each" if len(split) > 1 else ""))
 
     times = {name: [] for name in names}
     for _ in range(args.repeats):  # A, B, C, A, B, C, ...: each a fresh process
@@ -479,8 +492,9 @@ def main(argv=None):
               f"tinytransformer {summary['tt_peak_step_mb']:.0f} MB" +
               (f", PyTorch {summary['torch_peak_step_mb']:.0f} MB" if have_torch else ""))
     summary["machine"] = machine
+    summary["workers"] = split
     if args.profile:
-        profile(tt)
+        profile(TinyTransformerStep(cfg, args.dtype, workers=1))
     print(json.dumps(summary))
     return 0
 
