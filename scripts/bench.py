@@ -104,7 +104,7 @@ class TinyTransformerStep:
         from tinytransformer.optim import clip_grad_norm
         loss = self.parallel.accumulate_gradients(self.x, self.y, 1)   # a float: waits for the device
         clip_grad_norm(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step(self.cfg.lr)
+        self.optimizer.step(self.cfg.lr, spread=self.parallel.spread)
         return loss
 
     def sync(self):

@@ -7,7 +7,7 @@ from tinytransformer import backend
 from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.optim import AdamW, clip_grad_norm
 from tinytransformer.training import DataParallel, SettingsError, TrainConfig, accumulate_gradients, check_settings
-from tinytransformer.training.step import default_workers, replica_of, shares
+from tinytransformer.training.step import deal, default_workers, replica_of, shares
 
 GPT2_LIKE = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, bias=True)
 LLAMA_LIKE = dict(GPT2_LIKE, positional="rope", normalization="rmsnorm", activation="swiglu", bias=False,
@@ -33,6 +33,17 @@ def test_shares_cover_every_row_once_in_order():
         for workers in range(1, 6):
             covered = [i for part in shares(rows, workers) for i in range(rows)[part]]
             assert covered == list(range(rows))
+
+
+def test_deal_gives_every_item_once_and_evens_out_the_sizes():
+    sizes = {"wte": 832, "w1": 2048, "w2": 2048, "b1": 128, "b2": 128, "ln": 16, "wpe": 128}
+    groups = deal(sizes, 2, size=sizes.get)
+    assert sorted(item for group in groups for item in group) == sorted(sizes)
+    loads = [sum(sizes[item] for item in group) for group in groups]
+    assert loads == [2048 + 832, 2048 + 128 + 128 + 128 + 16]     # largest first, each to the lighter group
+    assert [len(group) for group in deal(range(10), 3, size=lambda item: 1)] == [4, 3, 3]
+    assert deal(sizes, 2, size=sizes.get) == groups                 # the same groups every time
+    assert deal(["a"], 3, size=lambda item: 1) == [["a"], [], []]
 
 
 @pytest.mark.parametrize("tie", [True, False])
@@ -67,8 +78,8 @@ def test_the_shared_step_equals_the_one_worker_step(architecture, workers, grad_
 
 
 def test_steps_with_adamw_stay_equal_and_the_replicas_see_each_update():
-    """Four steps of forward, backward, clip and AdamW: the replicas read the weights AdamW changed in
-    place, so the shared run follows the plain one."""
+    """Four steps of forward, backward, clip and AdamW (its updates spread among the workers): the
+    replicas read the weights AdamW changed in place, so the shared run follows the plain one."""
     with backend.using(dtype="float64"):
         plain, shared = GPT(GPTConfig(**GPT2_LIKE)), GPT(GPTConfig(**GPT2_LIKE))
         parallel = DataParallel(shared, 3)
@@ -79,9 +90,9 @@ def test_steps_with_adamw_stay_equal_and_the_replicas_see_each_update():
                 a = float(accumulate_gradients(plain, x, y, 1))
                 b = parallel.accumulate_gradients(x, y, 1)
                 assert b == pytest.approx(a, rel=1e-12)
-                for model, optimizer in zip((plain, shared), optimizers):
+                for model, optimizer, spread in zip((plain, shared), optimizers, (None, parallel.spread)):
                     clip_grad_norm(model.parameters(), 1.0)
-                    optimizer.step()
+                    optimizer.step(spread=spread)
             # atol: the key projection's bias has a gradient of exactly 0 in exact arithmetic (softmax is
             # blind to a shift shared by all keys); both runs move it only by rounding, about 1e-14
             for (name, p), q in zip(plain.named_parameters(), shared.parameters()):
@@ -98,7 +109,7 @@ def test_the_same_bits_on_every_run():
         losses = []
         for step in range(5):
             losses.append(parallel.accumulate_gradients(*batch(12, seed=step), 1))
-            optimizer.step()
+            optimizer.step(spread=parallel.spread)
         parallel.close()
         return losses, [p.data.copy() for p in model.parameters()]
 
@@ -106,6 +117,27 @@ def test_the_same_bits_on_every_run():
         (losses_a, weights_a), (losses_b, weights_b) = run(), run()
     assert losses_a == losses_b and len(set(losses_a)) == 5
     assert all(np.array_equal(a, b) for a, b in zip(weights_a, weights_b))
+
+
+def test_adamw_spread_among_workers_gives_the_same_bits():
+    """Each parameter's update is its own: spreading them among threads changes no bit (float32)."""
+    with backend.using(dtype="float32"):
+        models = [GPT(GPTConfig(**GPT2_LIKE)) for _ in range(2)]
+        parallel = DataParallel(models[1], 3)
+        optimizers = [AdamW(m.named_parameters(), lr=1e-2, weight_decay=0.1) for m in models]
+        try:
+            for step in range(3):
+                for model in models:
+                    accumulate_gradients(model, *batch(6, seed=step), 1)
+                optimizers[0].step()
+                optimizers[1].step(spread=parallel.spread)
+            for p, q in zip(*(m.parameters() for m in models)):
+                assert np.array_equal(p.data, q.data)
+            for name in optimizers[0].m:
+                assert np.array_equal(optimizers[0].m[name], optimizers[1].m[name])
+                assert np.array_equal(optimizers[0].v[name], optimizers[1].v[name])
+        finally:
+            parallel.close()
 
 
 def test_the_evaluation_loss_is_the_whole_batchs():

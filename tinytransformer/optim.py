@@ -66,8 +66,12 @@ class AdamW:
         for p in self.params.values():
             p.grad.fill(0)
 
-    def step(self, lr=None) -> None:
-        """One update of every parameter from its current ``.grad``."""
+    def step(self, lr=None, spread=None) -> None:
+        """One update of every parameter from its current ``.grad``.
+
+        Each parameter's update depends on nothing but its own θ, g, m and v, so the updates may run in
+        parallel: ``spread(update, names, size)``, if given, runs ``update`` on groups of the parameters'
+        names at once (the training step's workers, training/step.py)."""
         if lr is not None:
             self.lr = float(lr)
         lr, (beta1, beta2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
@@ -78,24 +82,32 @@ class AdamW:
         step_size = lr / bias_correction1                            # lr · m̂/m
         if backend.is_gpu():
             return self._fused_step(lr, step_size, math.sqrt(bias_correction2))
-        for name, p in self.params.items():
-            g, m, v = p.grad, self.m[name], self.v[name]
-            # In-place updates (*=, +=, -=): no new arrays for m, v or θ on every step.
-            m *= beta1
-            m += (1.0 - beta1) * g                                   # m = β1·m + (1 − β1)·g
-            v *= beta2
-            g2 = g * g
-            g2 *= 1.0 - beta2
-            v += g2                                                  # v = β2·v + (1 − β2)·g²
-            if wd != 0 and self.decays(name):
-                p.data *= 1.0 - lr * wd                              # decay first, as torch does
-            # θ −= lr · m̂ / (√v̂ + eps), arranged as torch does: √v̂ = √v / √(1 − β2ᵗ)
-            denom = xp.sqrt(v)
-            denom /= math.sqrt(bias_correction2)
-            denom += eps
-            update = m / denom
-            update *= step_size
-            p.data -= update
+
+        def update(names):
+            for name in names:
+                p, m, v = self.params[name], self.m[name], self.v[name]
+                g = p.grad
+                # In-place updates (*=, +=, -=): no new arrays for m, v or θ on every step.
+                m *= beta1
+                m += (1.0 - beta1) * g                               # m = β1·m + (1 − β1)·g
+                v *= beta2
+                g2 = g * g
+                g2 *= 1.0 - beta2
+                v += g2                                              # v = β2·v + (1 − β2)·g²
+                if wd != 0 and self.decays(name):
+                    p.data *= 1.0 - lr * wd                          # decay first, as torch does
+                # θ −= lr · m̂ / (√v̂ + eps), arranged as torch does: √v̂ = √v / √(1 − β2ᵗ)
+                denom = xp.sqrt(v)
+                denom /= math.sqrt(bias_correction2)
+                denom += eps
+                step = m / denom
+                step *= step_size
+                p.data -= step
+
+        if spread is None:
+            update(list(self.params))
+        else:
+            spread(update, list(self.params), size=lambda name: self.params[name].data.size)
 
     def _fused_step(self, lr, step_size, sqrt_bias_correction2):
         """The same update on a GPU: m, v and the step of each parameter in one fused kernel."""

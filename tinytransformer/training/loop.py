@@ -91,7 +91,7 @@ def training_loop(run: Run, stop: "StopSignal", deadline: float) -> int:
                 f"the update; the last good checkpoints ({run.ckpt_path}, {run.latest_path}) are untouched. "
                 "Try a lower --lr or --dtype float64.")
         # (5) step
-        run.optimizer.step(lr)
+        run.optimizer.step(lr, spread=run.parallel.spread)   # each worker updates its share of the weights
         backend.synchronize()
         run.step_times.append(time.perf_counter() - t0)
 

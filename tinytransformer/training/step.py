@@ -85,6 +85,17 @@ def shares(rows: int, workers: int) -> list:
     return [slice(bounds[i], bounds[i + 1]) for i in range(workers)]
 
 
+def deal(items, workers: int, size) -> list:
+    """``items`` dealt out into ``workers`` groups of about equal total ``size(item)``: largest first, each
+    to the group that holds least so far (ties: the first such group), so the workers finish together."""
+    groups, loads = [[] for _ in range(workers)], [0] * workers
+    for item in sorted(items, key=size, reverse=True):       # sorted is stable: the same groups every run
+        least = loads.index(min(loads))
+        groups[least].append(item)
+        loads[least] += size(item)
+    return groups
+
+
 def replica_of(model):
     """A copy of ``model`` that shares its parameter arrays (p.data) and has gradients of its own.
 
@@ -109,10 +120,8 @@ class DataParallel:
         self.model, self.workers = model, workers
         self.replicas = [model] + [replica_of(model) for _ in range(workers - 1)]
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="worker") if workers > 1 else None
-        # For the sum of the gradients: each parameter with its copies, the parameters dealt out in turn
-        # among the workers, so that each worker adds up about as many.
-        copies = list(zip(*(replica.parameters() for replica in self.replicas)))
-        self.gradient_groups = [copies[i::workers] for i in range(workers)]
+        # For the sum of the gradients: each parameter with its copies in the other replicas.
+        self.copies = list(zip(*(replica.parameters() for replica in self.replicas)))
 
     def accumulate_gradients(self, x, y, grad_accum: int) -> float:
         """As ``accumulate_gradients``: the gradient of the mean loss over x, y [grad_accum·B, T], in
@@ -156,14 +165,23 @@ class DataParallel:
         return scale * sum(self.pool.map(work, range(len(parts))))          # in worker order
 
     def _sum_gradients(self) -> None:
-        """model's gradients += every other replica's, in worker order; each worker adds up its group of
-        parameters, so that the sums run in parallel too."""
-        def add_up(group):
-            for own, *others in group:
+        """model's gradients += every other replica's, in worker order; the parameters are spread among
+        the workers, so that the sums run in parallel too."""
+        def add_up(copies):
+            for own, *others in copies:
                 for other in others:
                     own.grad += other.grad
 
-        list(self.pool.map(add_up, self.gradient_groups))
+        self.spread(add_up, self.copies, size=lambda copies: copies[0].data.size)
+
+    def spread(self, function, items, size=lambda item: 1) -> None:
+        """``function(group)`` for each worker's group of ``items`` (``deal``), in parallel: for work in which
+        each item is independent of the others, such as one parameter's AdamW update
+        (``optimizer.step(lr, spread=parallel.spread)``)."""
+        if self.pool is None:
+            function(list(items))
+            return
+        list(self.pool.map(function, deal(items, self.workers, size)))
 
     def train(self, mode: bool = True) -> None:
         """Training or evaluation mode for every replica."""
