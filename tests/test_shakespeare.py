@@ -307,3 +307,20 @@ def test_a_time_limit_stops_the_run_after_an_evaluation(tmp_path, corpus_slice):
     assert [e["iter"] for e in evals] == [0, summary["iters"]]   # evaluated where it stopped
     assert summary["best_val_loss"] == min(e["val_loss"] for e in evals)
     assert 3 <= summary["wall_s"] < 60
+
+
+def test_the_loss_plot_is_redrawn_at_most_every_plot_every_s_and_at_the_end(tmp_path, corpus_slice, monkeypatch):
+    """Drawing loss.png costs about as much as a dozen steps: during the run it is redrawn only once the
+    last drawing is plot_every_s old, and once more at the end, with every evaluation in it."""
+    from tinytransformer.training import run as run_module
+    drawn = []
+    monkeypatch.setattr(run_module, "plot_losses", lambda records, path: drawn.append(list(records)))
+    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4, max_iters=8, eval_interval=2,
+                      eval_iters=1, log_interval=1, sample_chars=1, data=str(corpus_slice), out_dir=str(tmp_path))
+    train(cfg, log=lambda *_: None)                          # evaluations at 0, 2, 4, 6, 8
+    assert len(drawn) == 2                                   # the first evaluation's, and the end's
+    assert [r["iter"] for r in drawn[-1] if r["kind"] == "eval"] == [0, 2, 4, 6, 8]
+    drawn.clear()
+    monkeypatch.setattr(run_module.Run, "plot_every_s", 0.0)
+    train(TrainConfig(**{**cfg.__dict__, "overwrite": True}), log=lambda *_: None)
+    assert len(drawn) == 6                                   # at every evaluation, and at the end

@@ -213,6 +213,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             with StopSignal(log, run.latest_path) as stop:
                 stop.say(run.describe())
                 it = training_loop(run, stop, deadline)
+            run.plot()                       # every record, whenever the last evaluation drew it
         finally:
             run.parallel.close()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+import time
 from pathlib import Path
 
 from .. import backend
@@ -44,6 +45,10 @@ def check_resumable(checkpoint, path) -> None:
 class Run:
     """Everything a run holds between iterations, built for a new run or restored from a checkpoint."""
 
+    # loss.png is redrawn at an evaluation only if the last drawing is this old, and always when the run
+    # ends: drawing it takes about half a second, as long as a dozen training steps.
+    plot_every_s = 30.0
+
     def __init__(self, cfg, dataset, gpt_config, corpus_record, log=print):
         self.cfg, self.dataset, self.gpt_config, self.corpus_record = cfg, dataset, gpt_config, corpus_record
         out_dir = Path(cfg.out_dir)
@@ -59,6 +64,7 @@ class Run:
         self.clip = clip_bound(cfg.grad_clip)      # 0: no clipping
         self.start_iter, self.best_val, self.records, self.evaluated_at_start = 0, math.inf, [], False
         self.step_times, self.last_loss, self.time_limit_reached = [], None, False
+        self.plotted_at = -math.inf
         self.log = log
 
     def start_from(self, checkpoint=None, initial_state=None) -> None:
@@ -122,13 +128,19 @@ class Run:
             return False
         stop.say(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
         self.record({"kind": "eval", "iter": it, "train_loss": losses["train"], "val_loss": losses["val"]})
-        plot_losses(self.records, self.plot_path)
+        if time.monotonic() - self.plotted_at >= self.plot_every_s:
+            self.plot()
         improved = losses["val"] < self.best_val
         self.best_val = min(self.best_val, losses["val"])
         self.save(self.latest_path, it, evaluated=True)  # first: resume needs it, and ckpt.npz may wait
         if improved:
             link_atomically(self.latest_path, self.ckpt_path)  # the same state: no second write
         return True
+
+    def plot(self) -> None:
+        """Draw loss.png from the records so far."""
+        plot_losses(self.records, self.plot_path)
+        self.plotted_at = time.monotonic()
 
     def log_step(self, it: int, lr: float, say) -> None:
         """The log line of a step: its loss, learning rate, time (median of the last log_interval)."""

@@ -23,7 +23,7 @@ import socket
 import time
 from pathlib import Path
 
-from ..files import process_running
+from ..files import atomic_write, process_running
 from ..module import is_int
 
 CHECKPOINT_NAME = "ckpt.npz"   # the best model
@@ -179,5 +179,5 @@ def plot_losses(records: list, path: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda file: fig.savefig(file, dpi=100, format="png"))   # never a half-drawn file
     plt.close(fig)
