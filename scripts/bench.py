@@ -444,8 +444,8 @@ def main(argv=None):
     machine = report_machine(cfg, have_torch, "python scripts/bench.py " + " ".join(argv))
     from tinytransformer.training.step import shares
     split = [part.stop - part.start for part in shares(cfg.batch_size, tt.parallel.workers)]
-    print(f"tinytransformer: {len(split)} worker{'s' if len(split) > 1 else ''} (threads), rows per worker "
-          f"{' + '.join(map(str, split))}" + (", BLAS on one thread in each" if len(split) > 1 else ""))
+    print(f"tinytransformer: {len(split)} workers (threads), rows per worker {' + '.join(map(str, split))}, BLAS on "
+          "one thread in each" if len(split) > 1 else f"tinytransformer: one worker, all {split[0]} rows")
 
     times = {name: [] for name in names}
     for _ in range(args.repeats):  # A, B, C, A, B, C, ...: each a fresh process
