@@ -91,7 +91,8 @@ class TinyTransformerStep:
         backend.use(DEVICES[cfg.device], dtype=dtype)
         self.backend, self.cfg = backend, cfg
         self.model = GPT(model_config(cfg, 65))
-        workers = workers or cfg.workers or (default_workers(cfg.batch_size) if cfg.dropout == 0 else 1)
+        workers = workers or cfg.workers or (default_workers(cfg.batch_size, cfg.block_size * cfg.n_embd)
+                                             if cfg.dropout == 0 else 1)
         self.parallel = DataParallel(self.model, workers)
         self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                weight_decay=cfg.weight_decay)

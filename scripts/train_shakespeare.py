@@ -93,7 +93,8 @@ HELP = {
                  "metrics.jsonl and loss.png",
     "max_seconds": "stop after this many seconds (evaluating and saving first); 0: no limit",
     "workers": "threads that share each batch's rows, on the CPU without dropout (default: one per core, up "
-               "to 4; each count sums the gradients in its own order, so results differ in the last bits)",
+               "to 4, while each share holds at least 32k numbers, rows x block size x n_embd; each count "
+               "sums the gradients in its own order, so results differ in the last bits)",
 }
 
 

@@ -1,5 +1,7 @@
 """Data parallelism over threads (training/step.py): the step shared out among workers computes the
 gradient of the plain one-worker step, to float64's rounding, and the same bits on every run."""
+import os
+
 import numpy as np
 import pytest
 
@@ -154,11 +156,14 @@ def test_the_evaluation_loss_is_the_whole_batchs():
             parallel.close()
 
 
-def test_workers_default_to_the_cores_and_stay_on_the_cpu():
-    assert 1 <= default_workers(12) <= 4
-    assert default_workers(1) == 1                              # one row: nothing to share
+def test_workers_default_to_the_cores_for_work_big_enough_and_stay_on_the_cpu():
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert default_workers(12, 64 * 128) == min(cores, 3)       # the cpu preset: 3 shares' worth of work
+    assert default_workers(96, 64 * 128) == min(cores, 4)       # at most 4
+    assert default_workers(8, 32 * 32) == 1                     # too little work to share
+    assert default_workers(1, 1024 * 768) == 1                  # one row: nothing to share
     with backend.using(backend="standin"):                      # the GPU's code path: one stream of work
-        assert default_workers(12) == 1
+        assert default_workers(12, 64 * 128) == 1
         with pytest.raises(ValueError, match="need the CPU"):
             DataParallel(GPT(GPTConfig(**GPT2_LIKE)), 2)
 

@@ -58,7 +58,8 @@ class Run:
         self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                weight_decay=cfg.weight_decay)
         # The threads that share each step's rows (one worker: the plain step); with dropout, one worker.
-        workers = cfg.workers or (default_workers(cfg.batch_size) if cfg.dropout == 0 else 1)
+        workers = cfg.workers or (default_workers(cfg.batch_size, cfg.block_size * cfg.n_embd)
+                                  if cfg.dropout == 0 else 1)
         self.parallel = DataParallel(self.model, workers)
         self.rng = backend.new_host_rng(cfg.seed)  # draws the training batches
         self.clip = clip_bound(cfg.grad_clip)      # 0: no clipping
