@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 
 def parse_args(argv=None):
-    from tinytransformer.training import PRESETS, TrainConfig
+    from tinytransformer.training import PRESETS, SettingsError, TrainConfig, check_settings
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="shapes of this recipe")
     def preset_values(name):  # e.g. "cpu: 4, gpu: 6", for the help
@@ -72,8 +72,14 @@ def parse_args(argv=None):
     for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "dropout", "device"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
-    settings["workers"] = args.workers or args.threads   # None: train_shakespeare.py's default
-    return args, TrainConfig(**settings)
+    # --threads is also the workers' count on the CPU; None: train_shakespeare.py's default
+    settings["workers"] = args.workers or (args.threads if settings.get("device", "cpu") == "cpu" else None)
+    cfg = TrainConfig(**settings)
+    try:
+        check_settings(cfg)   # e.g. --workers 2 with --dropout 0.1, or --n-head that does not divide --n-embd
+    except SettingsError as err:
+        parser.error(str(err))
+    return args, cfg
 
 
 # --- the two training steps ------------------------------------------------------------------------------
@@ -87,13 +93,11 @@ class TinyTransformerStep:
         from tinytransformer.models.gpt import GPT
         from tinytransformer.optim import AdamW
         from tinytransformer.training import DEVICES, DataParallel, model_config
-        from tinytransformer.training.step import default_workers
+        from tinytransformer.training.step import workers_of
         backend.use(DEVICES[cfg.device], dtype=dtype)
         self.backend, self.cfg = backend, cfg
         self.model = GPT(model_config(cfg, 65))
-        workers = workers or cfg.workers or (default_workers(cfg.batch_size, cfg.block_size * cfg.n_embd)
-                                             if cfg.dropout == 0 else 1)
-        self.parallel = DataParallel(self.model, workers)
+        self.parallel = DataParallel(self.model, workers or workers_of(cfg))
         self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                weight_decay=cfg.weight_decay)
         rng = backend.new_host_rng(0)

@@ -15,7 +15,7 @@ from ..layers.dropout import dropout_states, set_dropout_states
 from ..models.gpt import GPT
 from ..optim import AdamW, clip_bound
 from .checkpoint import CheckpointError, restore, save_checkpoint
-from .step import DataParallel, default_workers
+from .step import DataParallel, workers_of
 from .run_folder import (CHECKPOINT_NAME, LATEST_NAME, METRICS_NAME, PLOT_NAME, latest_checkpoint, plot_losses,
                          read_metrics)
 
@@ -57,10 +57,7 @@ class Run:
         self.model = GPT(gpt_config)
         self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                weight_decay=cfg.weight_decay)
-        # The threads that share each step's rows (one worker: the plain step); with dropout, one worker.
-        workers = cfg.workers or (default_workers(cfg.batch_size, cfg.block_size * cfg.n_embd)
-                                  if cfg.dropout == 0 else 1)
-        self.parallel = DataParallel(self.model, workers)
+        self.parallel = DataParallel(self.model, workers_of(cfg))  # the threads that share each step's rows
         self.rng = backend.new_host_rng(cfg.seed)  # draws the training batches
         self.clip = clip_bound(cfg.grad_clip)      # 0: no clipping
         self.start_iter, self.best_val, self.records, self.evaluated_at_start = 0, math.inf, [], False

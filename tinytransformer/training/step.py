@@ -43,8 +43,8 @@ from ..machine import one_blas_thread
 # Python between them, which takes turns, would cost more than the rows a worker saves.
 MAX_DEFAULT_WORKERS = 4
 # The least work worth a worker of its own, in numbers per layer: a share's rows · T · n_embd. On a 2-core
-# Intel Xeon, 8 rows of 32 tokens at n_embd 32 (4,096 a share) took 4.4 ms a step on one worker and 8.2
-# on two; at T 64 and n_embd 64 (16,384 a share) the two were level; the cpu preset (49,152) gains.
+# Intel Xeon, 8 rows of 32 tokens at n_embd 32 (4,096 a share) took 4.4 ms a step on one worker and 8.0
+# to 8.5 on two; at T 64 and n_embd 64 (16,384 a share) the two were level; the cpu preset (49,152) gains.
 MIN_SHARE = 32 * 1024
 
 
@@ -80,6 +80,14 @@ def default_workers(rows: int, row_size: int) -> int:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, MAX_DEFAULT_WORKERS, rows, rows * row_size // MIN_SHARE))
+
+
+def workers_of(cfg) -> int:
+    """A run's workers (``cfg``: its TrainConfig): --workers if given; else ``default_workers`` for its
+    micro-batches, or one with dropout (each replica's dropout would draw from a copy of one generator)."""
+    if cfg.workers:
+        return cfg.workers
+    return default_workers(cfg.batch_size, cfg.block_size * cfg.n_embd) if cfg.dropout == 0 else 1
 
 
 def shares(rows: int, workers: int) -> list:
