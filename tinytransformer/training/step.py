@@ -39,8 +39,8 @@ from .. import backend
 from ..backend import xp
 from ..machine import one_blas_thread
 
-# The default's ceiling: at these sizes each worker's NumPy calls are short, and beyond a few workers the
-# Python between them, which takes turns, would cost more than the rows a worker saves.
+# The default's ceiling, not measured beyond 2 cores: each worker's Python between its NumPy calls takes
+# turns with the others', so past a few workers it would cost more than the rows a worker saves.
 MAX_DEFAULT_WORKERS = 4
 # The least work worth a worker of its own, in numbers per layer: a share's rows · T · n_embd. On a 2-core
 # Intel Xeon, 8 rows of 32 tokens at n_embd 32 (4,096 a share) took 4.4 ms a step on one worker and 8.0
@@ -92,7 +92,7 @@ def workers_of(cfg) -> int:
 
 def shares(rows: int, workers: int) -> list:
     """Rows 0 .. rows−1 as consecutive slices, one per worker (at most one per row), whose sizes differ
-    by at most one: 12 rows for 2 workers -> 6 + 6; 5 rows -> 3 + 2."""
+    by at most one: 12 rows for 2 workers -> 6 + 6; 5 rows -> 2 + 3."""
     workers = min(workers, rows)
     bounds = [rows * i // workers for i in range(workers + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(workers)]
