@@ -171,7 +171,7 @@ def test_resume_in_a_fresh_process_equals_an_uninterrupted_run(tmp_path, corpus_
 
 
 def test_sigkill_at_any_moment_resumes_from_the_last_checkpoint(tmp_path, corpus_slice):
-    # three workers share each batch of 8 rows (3 + 3 + 2): the shared step resumes bit for bit too
+    # three workers share each batch of 8 rows (2 + 3 + 3): the shared step resumes bit for bit too
     common = [*TINY, "--n-embd", "16", "--block-size", "16", "--max-iters", "150", "--eval-interval", "10",
               "--workers", "3", "--data", corpus_slice]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
