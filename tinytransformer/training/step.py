@@ -135,6 +135,7 @@ class DataParallel:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="worker") if workers > 1 else None
         # For the sum of the gradients: each parameter with its copies in the other replicas.
         self.copies = list(zip(*(replica.parameters() for replica in self.replicas)))
+        self.dealt = {}   # items -> their groups: every step spreads the same items, dealt once
 
     def accumulate_gradients(self, x, y, grad_accum: int) -> float:
         """As ``accumulate_gradients``: the gradient of the mean loss over x, y [grad_accum·B, T], in
@@ -194,7 +195,10 @@ class DataParallel:
         if self.pool is None:
             function(list(items))
             return
-        list(self.pool.map(function, deal(items, self.workers, size)))
+        key = tuple(items)
+        if key not in self.dealt:
+            self.dealt[key] = deal(key, self.workers, size)
+        list(self.pool.map(function, self.dealt[key]))
 
     def train(self, mode: bool = True) -> None:
         """Training or evaluation mode for every replica."""
