@@ -251,9 +251,11 @@ def test_reuse_freed_memory_stops_the_page_faults_of_every_step():
     reused, tuned = faults_per_step("reuse")
     if reused != "True":
         pytest.skip("this C library has no mallopt (not glibc)")
-    # A step of this model allocates ~12 MB of arrays: ~3,000 fresh pages by default, ~none when reused.
-    assert default > 500, f"expected the default allocator to fault in fresh pages, got {default}/step"
-    assert tuned < default / 20, f"reuse_freed_memory: {tuned} faults/step vs {default} without"
+    # A step of this model allocates ~12 MB of arrays, fresh pages by default, reused ones when reused.
+    # How many pages one fault maps depends on the kernel: one 4 kB page on some (~3,000 faults a step
+    # by default), several on others (~340 a step). Some faults remain either way (~130 a step on the
+    # latter). So the two counts are compared with each other, not with a figure.
+    assert tuned < default / 2, f"reuse_freed_memory: {tuned} faults/step vs {default} without"
 
 
 class _FakeCupy:
