@@ -47,7 +47,7 @@ Linear.backward = lesson.exercise("linear_backward", Linear.backward)
 LayerNorm.backward = lesson.exercise("layernorm_backward", LayerNorm.backward)
 ScaledDotProductAttention.backward = lesson.exercise("attention_backward", ScaledDotProductAttention.backward)
 MultiHeadAttention.backward = lesson.exercise("multi_head_backward", MultiHeadAttention.backward)
-GELU.backward = lesson.exercise("gelu_backward", GELU.backward)
+GELU.derivative = lesson.exercise("gelu_derivative", GELU.derivative)
 CrossEntropyLoss.backward = lesson.exercise("cross_entropy_backward", CrossEntropyLoss.backward)
 
 TOL = 1e-8           # a correct backward in float64 lands near 1e-10, two orders below this
@@ -333,7 +333,9 @@ lesson.check(f"multi-head attention's backward matches to {TOL:g} for x and all 
 #
 # $$y' = (1 + \tanh u)/2 + x\, (1 - \tanh^2 u)/2 \cdot \sqrt{2/\pi}\, (1 + 3 \cdot 0.044715\, x^2)$$
 #
-# The forward keeps $\tanh u$: the backward reuses it instead of recomputing it.
+# The forward computes $y'(x)$ while $x$ and $\tanh u$ are at hand (`GELU.derivative(x, t)`, with
+# $t = \tanh u$) and keeps only it: the backward is then one multiplication, and the layer holds one array
+# instead of two.
 
 # %%
 lesson.step("GELU")
@@ -407,8 +409,8 @@ class LayerNormConstantSigma(LayerNorm):
         return self.rstd * (dy * self.weight.data)                 # WRONG: misses the paths through μ, σ
 
 class GELUConstantTanh(GELU):
-    def backward(self, dy):
-        return dy * 0.5 * (1.0 + self.t)                           # WRONG: misses ½x(1 − t²)du/dx
+    def derivative(self, x, t):
+        return 0.5 * (1.0 + t)                                     # WRONG: misses ½x(1 − t²)du/dx
 
 wrong_ln = LayerNormConstantSigma(6)
 wrong_ln.weight.data[...] = layer_norm.weight.data

@@ -10,7 +10,7 @@ from helpers import (GRADIENT_PROPERTY, assert_gradients_check, assert_matches_t
                      to_torch)
 from tinytransformer import GELU, ReLU, backend
 from tinytransformer.layers import activations
-from tinytransformer.layers.activations import gelu_backward_formula, gelu_formula, make_activation
+from tinytransformer.layers.activations import gelu_derivative_formula, gelu_formula, make_activation
 
 
 def inputs_away_from_zero(shape, rng):
@@ -49,7 +49,8 @@ def test_in_place_gelu_equals_the_formula_bit_for_bit(shape, scale, dtype, seed)
         y = layer(x)
         dx = layer.backward(dy)
         numpy.testing.assert_array_equal(y, gelu_formula(x))
-        numpy.testing.assert_array_equal(dx, gelu_backward_formula(x, dy))
+        numpy.testing.assert_array_equal(layer.dydx, gelu_derivative_formula(x))
+        numpy.testing.assert_array_equal(dx, dy * gelu_derivative_formula(x))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -60,7 +61,7 @@ def test_gelu_on_the_standin_takes_the_fused_path_and_gives_numpys_bits(dtype, m
         layer = GELU()
         y, dx = layer(backend.asarray(x, dtype=dtype)), layer.backward(backend.asarray(dy, dtype=dtype))
     calls = []
-    for name in ("gelu_formula", "gelu_backward_formula"):  # count the calls of the fused formulas
+    for name in ("gelu_formula", "gelu_derivative_formula"):  # count the calls of the fused formulas
         fused = getattr(activations, name)
         monkeypatch.setattr(activations, name, lambda *a, f=fused: calls.append(f) or f(*a))
     with backend.using(dtype, backend="standin"):
@@ -69,10 +70,25 @@ def test_gelu_on_the_standin_takes_the_fused_path_and_gives_numpys_bits(dtype, m
         dx_device = layer.backward(backend.asarray(dy, dtype=dtype))
         assert isinstance(y_device, backend.xp.ndarray) and isinstance(dx_device, backend.xp.ndarray)
         y_device, dx_device = backend.to_numpy(y_device), backend.to_numpy(dx_device)
-    assert len(calls) == 2                                   # forward and backward went through the formulas
+    assert len(calls) == 2                                   # y and GELU'(x) came from the formulas
     assert y_device.dtype == dx_device.dtype == numpy.dtype(dtype)
     numpy.testing.assert_array_equal(y_device, y)
     numpy.testing.assert_array_equal(dx_device, dx)
+
+
+def test_gelu_keeps_only_its_derivative_and_none_in_evaluation_mode():
+    """A training forward keeps GELU'(x) and nothing else the size of x (not x, not tanh(u)); an evaluation
+    forward keeps nothing, gives the same y, and a backward after it says what to do."""
+    x = backend.randn((3, 4, 5), std=2.0, rng=numpy.random.default_rng(0))
+    layer = GELU()
+    y = layer(x)
+    kept = [name for name, value in vars(layer).items() if isinstance(value, numpy.ndarray)]
+    assert kept == ["dydx"]
+    y_eval = layer.eval()(x)
+    assert layer.dydx is None
+    numpy.testing.assert_array_equal(y_eval, y)
+    with pytest.raises(RuntimeError, match=r"training mode.*Call \.train\(\)"):
+        layer.backward(numpy.ones_like(x))
 
 
 def test_relu_forward_and_backward():

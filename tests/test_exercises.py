@@ -35,7 +35,7 @@ EXERCISES = {
     "layernorm_backward": "11_backprop_by_hand.py",
     "attention_backward": "11_backprop_by_hand.py",
     "multi_head_backward": "11_backprop_by_hand.py",
-    "gelu_backward": "11_backprop_by_hand.py",
+    "gelu_derivative": "11_backprop_by_hand.py",
     "cross_entropy_backward": "11_backprop_by_hand.py",
     "gpt_forward": "12_assemble_gpt.py",
     "adamw_step": "16_train_gpt.py",
@@ -95,7 +95,8 @@ CORRECT = {
                                           "MultiHeadAttention", "backward"),
     "kv_cache_step": library_method("kv_cache_step", "tinytransformer.layers.attention", "MultiHeadAttention",
                                     "_forward_cached"),
-    "gelu_backward": library_method("gelu_backward", "tinytransformer.layers.activations", "GELU", "backward"),
+    "gelu_derivative": library_method("gelu_derivative", "tinytransformer.layers.activations", "GELU",
+                                      "derivative"),
     "rope_backward": library_method("rope_backward", "tinytransformer.layers.rotary", "RotaryEmbedding",
                                     "backward"),
     "cross_entropy_backward": library_method("cross_entropy_backward", "tinytransformer.layers.loss",
@@ -391,9 +392,9 @@ WRONG = [
             ds = w * (dw - (dw * w).sum(axis=-1, keepdims=True)) / math.sqrt(self.q.shape[-1])
             return ds @ self.k, np.swapaxes(ds, -1, -2) @ self.q, dv
         """, "keys masked for every query (padding) get dK and dV exactly 0"),
-    ("gelu_backward", "the derivative of ReLU", """
-        def gelu_backward(self, dy):
-            return dy * (self.x > 0)
+    ("gelu_derivative", "the derivative of ReLU", """
+        def gelu_derivative(self, x, t):
+            return (x > 0) * 1.0
         """, "GELU's backward matches finite differences"),
     ("cross_entropy_backward", "no 1/N", """
         def cross_entropy_backward(self, dloss=1.0):
