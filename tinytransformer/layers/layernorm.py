@@ -49,7 +49,15 @@ class LayerNorm(Module):
         if self.bias is not None:
             self.bias.grad += dy2.sum(axis=0)                                    # [D]: Σ_rows dy
         g = dy * self.weight.data                                                # [..., D]: dL/dx̂
-        return layernorm_dx(g, xhat, rstd, row_mean(g), row_mean(g, xhat))     # [..., D]
+        mean_g, mean_g_xhat = row_mean(g), row_mean(g, xhat)                     # [..., 1] each
+        if backend.is_gpu():
+            return layernorm_dx(g, xhat, rstd, mean_g, mean_g_xhat)             # one fused kernel
+        # The same formula in place, in g's memory (a new array of this layer's): one new array, not four.
+        along_xhat = xhat * mean_g_xhat
+        g -= mean_g
+        g -= along_xhat
+        g *= rstd
+        return g                                                                 # [..., D]: dx
 
 
 @backend.fuse
@@ -57,6 +65,7 @@ def layernorm_dx(g, xhat, rstd, mean_g, mean_g_xhat):
     """dx = r · (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)), given the two row means ([..., 1]).
 
     The row means are reductions and stay outside; the rest is element-wise, one fused kernel on a GPU
-    instead of four (backend.fuse). On NumPy this is the expression itself.
+    instead of four (backend.fuse). On NumPy, LayerNorm.backward computes the same operations in the
+    same order in place; tests/test_layernorm.py holds the two equal bit for bit.
     """
     return rstd * (g - mean_g - xhat * mean_g_xhat)
