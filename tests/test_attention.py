@@ -3,6 +3,8 @@
 Masks are boolean, True where attention is allowed (the convention of PyTorch's
 F.scaled_dot_product_attention; nn.MultiheadAttention's attn_mask is the opposite).
 """
+import math
+
 import numpy
 import pytest
 from hypothesis import given, settings
@@ -83,6 +85,28 @@ def test_in_place_softmax_equals_masked_softmax(shape, dtype, masked, seed):
         result = masked_softmax_inplace(scores.copy(), None if mask is None else ~mask)
     assert result.dtype == expected.dtype
     numpy.testing.assert_allclose(result, expected, rtol=1e-6 if dtype == "float32" else 1e-14, atol=1e-30)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 6), st.integers(1, 4)),
+       dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2**32 - 1))
+def test_sdpa_backward_in_place_equals_softmax_backward_bit_for_bit(shape, dtype, seed):
+    """The attention layer's backward computes softmax's backward in place; softmax_backward is the plain
+    formula. The same operations in the same order, so the gradients agree bit for bit."""
+    from tinytransformer.layers.attention import softmax_backward
+    B, T, T_k, d_k = shape
+    rng = numpy.random.default_rng(seed)
+    with backend.using(dtype):
+        q, k, v = (backend.randn(size, rng=rng) for size in ((B, T, d_k), (B, T_k, d_k), (B, T_k, d_k)))
+        dout = backend.randn((B, T, d_k), rng=rng)
+        attention = ScaledDotProductAttention()
+        attention(q, k, v)
+        dq, dk, dv = attention.backward(dout)
+        w = attention.weights
+        dscores = softmax_backward(w, dout @ numpy.swapaxes(v, -1, -2)) * (1.0 / math.sqrt(d_k))
+        numpy.testing.assert_array_equal(dv, numpy.swapaxes(w, -1, -2) @ dout)
+        numpy.testing.assert_array_equal(dq, dscores @ k)
+        numpy.testing.assert_array_equal(dk, numpy.swapaxes(dscores, -1, -2) @ q)
 
 
 def test_softmax_without_mask_survives_huge_scores():

@@ -204,7 +204,9 @@ class ScaledDotProductAttention(Module):
         dv = xp.swapaxes(dropped, -1, -2) @ dout                        # [..., T_k, T_q] @ [..., T_q, d_v]
         ddropped = dout @ xp.swapaxes(v, -1, -2)                        # [..., T_q, d_v] @ [..., d_v, T_k]
         dweights = self.dropout.backward(ddropped) if self.dropout is not None else ddropped
-        dscores = softmax_backward(weights, dweights)                   # [..., T_q, T_k]
+        dscores = dweights                                              # softmax_backward, in place in dW,
+        dscores -= row_sum(dweights, weights)                           #   a new array of this layer's:
+        dscores *= weights                                              #   dS = W ⊙ (dW − Σ_j dW_j W_j)
         dscores *= scale                                                # the 1/√d_k of S = Q Kᵀ/√d_k
         dq = dscores @ k                                                # [..., T_q, T_k] @ [..., T_k, d_k]
         dk = xp.swapaxes(dscores, -1, -2) @ q                           # [..., T_k, T_q] @ [..., T_q, d_k]
