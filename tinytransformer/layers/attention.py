@@ -144,16 +144,16 @@ class ScaledDotProductAttention(Module):
     its gradients vanish (lessons/05). ``self.weights`` keeps the attention weights W for plotting.
 
     On the CPU, long sequences (T_q and T_k both at least ``blockwise_from``, no dropout at work) take the
-    blockwise path of blockwise_attention.py instead: the same result, computed over blocks of ``block`` keys with
-    an online softmax, so that the [..., T_q, T_k] weights are never held (``self.weights`` is then None)
-    and the backward recomputes them block by block. ``blockwise_from = None`` keeps the plain path.
+    blockwise path of blockwise_attention.py: the same result over tiles of ``block`` queries × ``block``
+    keys with an online softmax, never holding the [..., T_q, T_k] weights (``self.weights`` is then None);
+    the backward recomputes them tile by tile. ``blockwise_from = None`` keeps the plain path.
     """
 
     # From T = 256 the blockwise path is also the faster one on a CPU: forward + backward of causal
     # [12, 4, T, 32] float32 attention took 33 ms against 38 at T = 256, 373 against 665 at T = 1024
     # (it skips the blocks above the diagonal, and its arrays stay in cache); at T = 128, 16 against 13.
     blockwise_from = 256
-    block = 128            # keys per block
+    block = 128            # queries and keys per tile
 
     def __init__(self, dropout: float = 0.0, seed=None):
         self.dropout = Dropout(dropout, seed=seed) if dropout > 0 else None

@@ -17,10 +17,11 @@ and with D = rowsum(dout ⊙ out) (which equals rowsum(dW ⊙ W), the term softm
     dV_b = W_bᵀ dout      dW_b = dout V_bᵀ      dS_b = W_b ⊙ (dW_b − D) / √d_k
     dQ += dS_b K_b        dK_b = dS_bᵀ Q
 
-Memory: a few [..., T_q, block] arrays instead of several [..., T_q, T_k] ones; the products are the
-same. A query row that no key of a block may see is skipped for that block when the mask is a 2-D
-[T_q, T_k] one (a causal mask skips the blocks above its diagonal, as lesson 21 shows). A row with no
-allowed key at all gets zeros, as ``masked_softmax`` gives it.
+The queries are taken in blocks too, as FlashAttention takes them: memory is then a few [..., block,
+block] tiles instead of several [..., T_q, T_k] arrays, and the products are the same. A query row that
+no key of a tile may see is skipped for that tile when the mask is a 2-D [T_q, T_k] one (a causal mask
+skips the tiles above its diagonal, as lesson 21 shows). A row with no allowed key at all gets zeros,
+as ``masked_softmax`` gives it.
 
 ScaledDotProductAttention takes this path by itself for long sequences (``blockwise_from``);
 tests/test_blockwise_attention.py holds it equal to the plain one to 1e-12 in float64.
@@ -34,17 +35,20 @@ from .reductions import row_sum
 
 
 def _blocks(mask, T_q: int, T_k: int, block: int):
-    """(key slice, query slice) for each block of keys: the query rows that may see some key of the block
-    (all rows unless the mask is a [T_q, T_k] one; those rows are read from the mask)."""
-    for j0 in range(0, T_k, block):
-        keys = slice(j0, min(j0 + block, T_k))
-        rows = slice(0, T_q)
-        if mask is not None and tuple(mask.shape) == (T_q, T_k):
-            seen = xp.flatnonzero(mask[:, keys].any(axis=1))
-            if seen.size == 0:
-                continue                                                # no query sees this block
-            rows = slice(int(seen[0]), int(seen[-1]) + 1)
-        yield keys, rows
+    """(key slice, query slice) for each tile of at most `block` queries by `block` keys: the queries of
+    the tile that may see some key of it (all of them unless the mask is a [T_q, T_k] one; those rows are
+    read from the mask). Tiling the queries as well as the keys keeps each tile's scores small."""
+    for i0 in range(0, T_q, block):
+        queries = slice(i0, min(i0 + block, T_q))
+        for j0 in range(0, T_k, block):
+            keys = slice(j0, min(j0 + block, T_k))
+            rows = queries
+            if mask is not None and tuple(mask.shape) == (T_q, T_k):
+                seen = xp.flatnonzero(mask[queries, keys].any(axis=1))
+                if seen.size == 0:
+                    continue                                            # no query of the tile sees these keys
+                rows = slice(i0 + int(seen[0]), i0 + int(seen[-1]) + 1)
+            yield keys, rows
 
 
 def _block_mask(mask, rows, keys):
@@ -57,7 +61,8 @@ def _block_mask(mask, rows, keys):
 
 
 def blockwise_attention(q, k, v, mask=None, block: int = 128):
-    """softmax(Q Kᵀ/√d_k) V over blocks of `block` keys -> (out [..., T_q, d_v], lse [..., T_q]).
+    """softmax(Q Kᵀ/√d_k) V over tiles of `block` queries × `block` keys -> (out [..., T_q, d_v], lse
+    [..., T_q]).
 
     q [..., T_q, d_k], k [..., T_k, d_k], v [..., T_k, d_v], with the same leading axes [...]; mask:
     boolean, True where query i may attend to key j, broadcastable to [..., T_q, T_k]. lse is what
