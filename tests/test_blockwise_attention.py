@@ -91,7 +91,8 @@ def test_the_layer_goes_block_by_block_from_blockwise_from_and_not_while_droppin
 
 def test_blockwise_memory_grows_with_t_times_block_not_t_squared():
     """tracemalloc's peak over a forward and backward, in bytes: the plain layer holds [T, T] arrays, the
-    blockwise one a few [T, block] ones (an 8 MiB [T, T] float64 array at T = 1024)."""
+    blockwise one less than a few [T, block] ones (an 8 MiB [T, T] float64 array at T = 1024); the test
+    below bounds it more tightly."""
     rng = numpy.random.default_rng(3)
     peaks = {}
     with backend.using("float64"):
@@ -105,7 +106,7 @@ def test_blockwise_memory_grows_with_t_times_block_not_t_squared():
                 peaks[name, T] = tracemalloc.get_traced_memory()[1]
                 tracemalloc.stop()
     assert peaks["plain", 1024] > 2 * T * T * 8               # at least two [T, T] arrays
-    assert peaks["blockwise", 1024] < 8 * T * 64 * 8           # a few [T, block] arrays
+    assert peaks["blockwise", 1024] < 8 * T * 64 * 8           # under a few [T, block] arrays
     assert 3.5 < peaks["plain", 1024] / peaks["plain", 512] < 4.5
     assert 1.5 < peaks["blockwise", 1024] / peaks["blockwise", 512] < 2.5
 
