@@ -7,7 +7,8 @@ import numpy
 import pytest
 
 from helpers import assert_gradients_check
-from tinytransformer import ScaledDotProductAttention, backend, causal_mask, padding_mask
+from tinytransformer import (MultiHeadAttention, ScaledDotProductAttention, backend, causal_mask,
+                             padding_mask)
 from tinytransformer.layers.blockwise_attention import blockwise_attention
 from tinytransformer.models import GPT, GPTConfig
 
@@ -127,6 +128,20 @@ def test_blockwise_tiles_the_queries_too():
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < 8 * T * d_k * 8, f"peak {peak / (T * d_k * 8):.1f} [T, d_k] arrays"
+
+
+def test_merging_the_heads_after_blockwise_attention_copies_nothing():
+    """The blockwise output [B, h, T, d_k] is laid out [B, T, h, d_k] in memory, so that multi-head
+    attention's merge of the heads is a view: its output projection keeps the very memory that attention
+    keeps for its backward, not a second copy of it."""
+    rng = numpy.random.default_rng(5)
+    with backend.using("float64"):
+        mha = MultiHeadAttention(16, 4, rng=rng)
+        mha.attention.blockwise_from = 1
+        mha(backend.randn((2, 8, 16), rng=rng), mask=causal_mask(8))
+        kept_out = mha.attention.blockwise[1]                       # (mask, out, lse)
+        assert kept_out.shape == (2, 4, 8, 4)
+        assert numpy.shares_memory(mha.out_proj.x, kept_out)
 
 
 def test_a_long_context_gpt_gets_the_same_loss_and_gradients_either_way():

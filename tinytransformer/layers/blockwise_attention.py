@@ -60,6 +60,15 @@ def _block_mask(mask, rows, keys):
     return mask[..., keys] if mask.shape[-1] != 1 else mask
 
 
+def _output_array(lead, T_q: int, d_v: int, dtype):
+    """Zeros [*lead, T_q, d_v] for the output. With two leading axes [B, h] (multi-head attention's batch
+    and heads) they are laid out [B, T_q, h, d_v] in memory: merging the heads afterwards (a transpose
+    and a reshape to [B, T_q, h·d_v]) is then a view of this array, not a copy of it."""
+    if len(lead) == 2:
+        return xp.zeros((lead[0], T_q, lead[1], d_v), dtype=dtype).transpose(0, 2, 1, 3)
+    return xp.zeros((*lead, T_q, d_v), dtype=dtype)
+
+
 def blockwise_attention(q, k, v, mask=None, block: int = 128):
     """softmax(Q Kᵀ/√d_k) V over tiles of `block` queries × `block` keys -> (out [..., T_q, d_v], lse
     [..., T_q]).
@@ -75,7 +84,7 @@ def blockwise_attention(q, k, v, mask=None, block: int = 128):
     lead = q.shape[:-2]
     m = xp.full((*lead, T_q), -xp.inf, dtype=q.dtype)                    # running row maximum
     l = xp.zeros((*lead, T_q), dtype=q.dtype)                           # running sum of exponentials
-    acc = xp.zeros((*lead, T_q, v.shape[-1]), dtype=q.dtype)            # running weighted sum of values
+    acc = _output_array(lead, T_q, v.shape[-1], q.dtype)               # running weighted sum of values
     for keys, rows in _blocks(mask, T_q, T_k, block):
         s = q[..., rows, :] @ xp.swapaxes(k[..., keys, :], -1, -2)      # [..., rows, block]
         s *= scale
@@ -91,7 +100,8 @@ def blockwise_attention(q, k, v, mask=None, block: int = 128):
         acc[..., rows, :] = acc[..., rows, :] * rescale[..., None] + p @ v[..., keys, :]
         m[..., rows] = m_new
     seen = l > 0                                                        # rows with at least one allowed key
-    out = acc / xp.where(seen, l, 1.0)[..., None]                       # a row with none: 0, not NaN
+    out = acc                                                           # acc becomes the output, in place:
+    out /= xp.where(seen, l, 1.0)[..., None]                            #   a row with none: 0, not NaN
     lse = xp.where(seen, m + xp.log(xp.where(seen, l, 1.0)), xp.inf)    # no allowed key: weights exp(−∞) = 0
     return out, lse
 
