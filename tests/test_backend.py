@@ -223,7 +223,7 @@ def test_to_numpy_and_asarray():
 
 
 _FAULTS_PER_STEP = """
-import resource, sys
+import resource, statistics, sys
 from tinytransformer import backend
 from tinytransformer.machine import reuse_freed_memory
 from tinytransformer.models.gpt import GPT, GPTConfig
@@ -234,10 +234,12 @@ x, y = (backend.asarray(rng.integers(0, 65, (12, 64))) for _ in range(2))
 def step():
     model.zero_grad(); model(x, y); model.backward()
 step(); step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
+faults = []
+for _ in range(9):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
-print(reused, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(reused, statistics.median(faults))
 """
 
 
@@ -253,9 +255,10 @@ def test_reuse_freed_memory_stops_the_page_faults_of_every_step():
         pytest.skip("this C library has no mallopt (not glibc)")
     # A step of this model allocates ~12 MB of arrays, fresh pages by default, reused ones when reused.
     # How many pages one fault maps depends on the kernel: one 4 kB page on some (~3,000 faults a step
-    # by default), several on others (~340 a step). Some faults remain either way (~130 a step on the
-    # latter). So the two counts are compared with each other, not with a figure.
-    assert tuned < default / 2, f"reuse_freed_memory: {tuned} faults/step vs {default} without"
+    # by default), several on others (~350). With reuse most steps fault not at all, but now and then
+    # one does when the heap grows (a few hundred faults), so the median step is compared, not the mean.
+    assert default > 0, "the default allocator faulted in no fresh pages: nothing to compare with"
+    assert tuned < default / 4, f"reuse_freed_memory: {tuned} faults in the median step vs {default} without"
 
 
 class _FakeCupy:
