@@ -14,7 +14,7 @@ from tinytransformer.layers.embedding import Embedding
 from tinytransformer.layers.layernorm import LayerNorm
 from tinytransformer.layers.linear import Linear
 from tinytransformer.module import Parameter
-from tinytransformer.optim import AdamW, clip_grad_norm, cosine_lr
+from tinytransformer.optim import AdamW, clip_grad_norm, cosine_lr, group_parameters
 
 from helpers import TinyNet
 
@@ -213,6 +213,105 @@ def test_load_state_dict_names_the_mismatch():
     renamed["m"]["extra.weight"] = renamed["m"].pop("fc1.weight")
     with pytest.raises(ValueError, match=r"missing \['fc1\.weight'\].*unexpected \['extra\.weight'\]"):
         optimizer.load_state_dict(renamed)
+
+
+# --- the grouped update over flat arrays ----------------------------------------------------------------
+
+def shaped_parameters(seed, dtype):
+    """Parameters of several sizes (matrices, which decay, and vectors, which do not), with gradients."""
+    rng = np.random.default_rng(seed)
+    named = [(f"p{i}", Parameter(rng.standard_normal(shape).astype(dtype)))
+             for i, shape in enumerate([(7, 5), (5,), (40, 3), (3,), (2, 3, 4), (9,), (6, 6)])]
+    return named
+
+
+def give_gradients(named, seed):
+    rng = np.random.default_rng(seed)
+    for _, p in named:
+        p.grad[...] = rng.standard_normal(p.shape)
+
+
+def every_other(update, items, size):
+    """A ``spread`` that runs the items in two shares, the second share first (as a worker might)."""
+    update(items[1::2])
+    update(items[::2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spread", [None, every_other])
+def test_grouped_update_equals_the_plain_one_bit_for_bit(dtype, spread, monkeypatch):
+    """Groups of about 30 numbers: some hold several parameters, one a parameter of 120."""
+    monkeypatch.setattr(AdamW, "GROUP_SIZE", 30)
+    models = [shaped_parameters(seed=0, dtype=dtype) for _ in range(2)]
+    grouped, plain = (AdamW(named, lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1) for named in models)
+    plain.grouped = False
+    assert len(grouped.groups) > 2 and any(len(names) > 1 for _, _, names in grouped.groups)
+    for step in range(4):
+        for named, optimizer in zip(models, (grouped, plain)):
+            give_gradients(named, seed=step)
+            optimizer.step(lr=1e-2 / (step + 1), spread=spread)
+    for (name, p), (_, q) in zip(*models):
+        assert p.data.dtype == dtype
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+        np.testing.assert_array_equal(grouped.m[name], plain.m[name], err_msg=name)
+        np.testing.assert_array_equal(grouped.v[name], plain.v[name], err_msg=name)
+
+
+def test_group_parameters_covers_every_parameter_once_in_order():
+    named = shaped_parameters(seed=0, dtype=np.float32)
+    optimizer = AdamW(named)
+    groups = group_parameters(optimizer.places, 30)
+    assert [name for _, _, names in groups for name in names] == [name for name, _ in named]
+    assert groups[0][0] == 0 and groups[-1][1] == sum(p.data.size for _, p in named)
+    for (_, stop, _), (start, _, _) in zip(groups, groups[1:]):
+        assert stop == start                                  # end to end, no gap
+    for start, stop, names in groups[:-1]:
+        assert stop - start >= 30                             # only the last may be smaller
+        assert stop - start - optimizer.places[names[-1]].stop + optimizer.places[names[-1]].start < 30
+    assert ("p0",) in [names for _, _, names in groups]       # 35 numbers: a group of its own
+
+
+def test_gradients_move_into_the_flat_array_with_their_values():
+    named = shaped_parameters(seed=0, dtype=np.float32)
+    give_gradients(named, seed=1)
+    before = {name: p.grad.copy() for name, p in named}
+    optimizer = AdamW(named)
+    for name, p in named:
+        assert np.shares_memory(p.grad, optimizer.grad), name
+        np.testing.assert_array_equal(p.grad, before[name], err_msg=name)
+        np.testing.assert_array_equal(optimizer.grad[optimizer.places[name]], before[name].ravel())
+    optimizer.zero_grad()
+    assert not optimizer.grad.any() and all(not p.grad.any() for _, p in named)
+
+
+def test_a_gradient_set_to_a_new_array_is_taken_back():
+    """Code that assigns p.grad = ... (not +=) leaves the flat array behind: the step must use the new
+    values, and point p.grad back at its place."""
+    models = [shaped_parameters(seed=0, dtype=np.float64) for _ in range(2)]
+    grouped, plain = (AdamW(named, weight_decay=0.1) for named in models)
+    plain.grouped = False
+    for named in models:
+        give_gradients(named, seed=2)
+        named[0][1].grad = np.full((7, 5), 3.0)
+    grouped.step()
+    plain.step()
+    for (name, p), (_, q) in zip(*models):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    assert np.shares_memory(models[0][0][1].grad, grouped.grad)
+
+
+def test_loading_a_state_keeps_the_moments_in_the_flat_arrays():
+    named = shaped_parameters(seed=0, dtype=np.float32)
+    optimizer = AdamW(named)
+    give_gradients(named, seed=3)
+    optimizer.step()
+    state = optimizer.state_dict()
+    fresh = AdamW(shaped_parameters(seed=1, dtype=np.float32))
+    fresh.load_state_dict(state)
+    for name, _ in named:
+        assert np.shares_memory(fresh.m[name], fresh.flat_m) and np.shares_memory(fresh.v[name], fresh.flat_v)
+        np.testing.assert_array_equal(fresh.m[name], state["m"][name], err_msg=name)
+        np.testing.assert_array_equal(fresh.v[name], state["v"][name], err_msg=name)
 
 
 # --- clip_grad_norm -------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ the math. The arithmetic happens where the parameters live (``xp``: NumPy or CuP
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 
 from . import backend
@@ -42,7 +44,23 @@ class AdamW:
 
     Parameters are updated in place (``p.data`` keeps its array), so a view of a weight elsewhere, such
     as a tied output layer, sees the update. m and v live on the parameter's device, in its dtype.
+
+    On the CPU, the gradients, m and v of all the parameters lie end to end in one array each (the
+    optimizer moves each ``p.grad`` into its place when it is made): ``self.grad``, ``self.flat_m``,
+    ``self.flat_v``, of which ``p.grad``, ``self.m[name]`` and ``self.v[name]`` are views. The update then
+    runs over a few long stretches of memory, not over each small bias on its own: ``_update_groups``
+    (the same operations as the per-parameter ``_update``, in the same order, so the two agree bit for
+    bit; tests/test_optim.py). Each group of parameters is about ``GROUP_SIZE`` numbers, so that its
+    g, m, v and step stay in a core's cache between one operation and the next.
     """
+
+    # Numbers per group of the grouped update: 64 Ki float32 numbers are 256 kB an array, and g, m, v, the
+    # step and a temporary (1.3 MB) fit in a 2 MB L2 cache. All of the cpu preset's parameters took 2.2 ms
+    # for one update in groups of 64 Ki, 2.6 ms in groups of 16 Ki, 3.4 ms one array at a time, and
+    # 7.4 ms as one group of 804,096 (Intel Xeon, one thread).
+    GROUP_SIZE = 64 * 1024
+    # The grouped update on the CPU; False runs ``_update``, the plain loop over parameters it stands for.
+    grouped = True
 
     def __init__(self, named_parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         self.params = {}  # name -> Parameter, in the model's order
@@ -54,8 +72,38 @@ class AdamW:
             self.params[name] = p
         self.lr, self.betas, self.eps, self.weight_decay = float(lr), tuple(betas), eps, weight_decay
         self.step_count = 0  # t, for the bias correction
-        self.m = {name: xp.zeros_like(p.data) for name, p in self.params.items()}
-        self.v = {name: xp.zeros_like(p.data) for name, p in self.params.items()}
+        # Flat on the CPU when the parameters share one dtype; on a GPU, one fused kernel per parameter
+        # (_fused_step) makes new m and v arrays at every step.
+        dtypes = {p.data.dtype for p in self.params.values()}
+        self.flat = not backend.is_gpu() and len(dtypes) == 1
+        if not self.flat:
+            self.m = {name: xp.zeros_like(p.data) for name, p in self.params.items()}
+            self.v = {name: xp.zeros_like(p.data) for name, p in self.params.items()}
+            return
+        ends = list(itertools.accumulate(int(p.data.size) for p in self.params.values()))
+        self.places = {name: slice(end - p.data.size, end)                # each one's [start, stop)
+                       for (name, p), end in zip(self.params.items(), ends)}
+        self.grad = xp.concatenate([p.grad.reshape(-1) for p in self.params.values()])
+        self.flat_m, self.flat_v = xp.zeros_like(self.grad), xp.zeros_like(self.grad)
+        self.m, self.v = {}, {}
+        for name, p in self.params.items():
+            self.m[name], self.v[name] = self._view(self.flat_m, name), self._view(self.flat_v, name)
+        self._take_gradients()
+        self.groups = group_parameters(self.places, self.GROUP_SIZE)
+
+    def _view(self, flat, name):
+        """Parameter ``name``'s place in one of the flat arrays, in the parameter's shape."""
+        return flat[self.places[name]].reshape(self.params[name].data.shape)
+
+    def _take_gradients(self) -> None:
+        """Point every ``p.grad`` at its place in self.grad, bringing its values along: at the start, and
+        again whenever something has set a ``p.grad`` to an array of its own since (another optimizer made
+        for the same parameters, or code that assigns ``p.grad = ...``)."""
+        for name, p in self.params.items():
+            if p.grad.base is not self.grad:
+                place = self._view(self.grad, name)
+                place[...] = p.grad
+                p.grad = place
 
     def decays(self, name) -> bool:
         """Whether weight decay applies to this parameter: matrices and tables (ndim ≥ 2) only."""
@@ -63,6 +111,10 @@ class AdamW:
 
     def zero_grad(self) -> None:
         """Set every gradient to 0 (gradients accumulate, so do this before each backward)."""
+        if self.flat:
+            self._take_gradients()
+            self.grad.fill(0)
+            return
         for p in self.params.values():
             p.grad.fill(0)
 
@@ -70,44 +122,79 @@ class AdamW:
         """One update of every parameter from its current ``.grad``.
 
         Each parameter's update depends on nothing but its own θ, g, m and v, so the updates may run in
-        parallel: ``spread(update, names, size)``, if given, runs ``update`` on groups of the parameters'
-        names at once (the training step's workers, training/step.py)."""
+        parallel: ``spread(update, items, size)``, if given, runs ``update`` on shares of the items (the
+        groups of parameters, or their names) at once (the training step's workers, training/step.py)."""
         if lr is not None:
             self.lr = float(lr)
-        lr, (beta1, beta2), eps, wd = self.lr, self.betas, self.eps, self.weight_decay
+        (beta1, beta2), wd = self.betas, self.weight_decay
         self.step_count += 1
         t = self.step_count
         bias_correction1 = 1.0 - beta1 ** t
         bias_correction2 = 1.0 - beta2 ** t
-        step_size = lr / bias_correction1                            # lr · m̂/m
+        step_size = self.lr / bias_correction1                       # lr · m̂/m
         if backend.is_gpu():
-            return self._fused_step(lr, step_size, math.sqrt(bias_correction2))
-
-        def update(names):
-            for name in names:
-                p, m, v = self.params[name], self.m[name], self.v[name]
-                g = p.grad
-                # In-place updates (*=, +=, -=): no new arrays for m, v or θ on every step.
-                m *= beta1
-                m += (1.0 - beta1) * g                               # m = β1·m + (1 − β1)·g
-                v *= beta2
-                g2 = g * g
-                g2 *= 1.0 - beta2
-                v += g2                                              # v = β2·v + (1 − β2)·g²
-                if wd != 0 and self.decays(name):
-                    p.data *= 1.0 - lr * wd                          # decay first, as torch does
-                # θ −= lr · m̂ / (√v̂ + eps), arranged as torch does: √v̂ = √v / √(1 − β2ᵗ)
-                denom = xp.sqrt(v)
-                denom /= math.sqrt(bias_correction2)
-                denom += eps
-                step = m / denom
-                step *= step_size
-                p.data -= step
-
-        if spread is None:
-            update(list(self.params))
+            return self._fused_step(self.lr, step_size, math.sqrt(bias_correction2))
+        numbers = (step_size, math.sqrt(bias_correction2), 1.0 - self.lr * wd)
+        if self.flat and self.grouped:
+            self._take_gradients()
+            update = functools.partial(self._update_groups, numbers=numbers)
+            items, size = self.groups, (lambda group: group[1] - group[0])
         else:
-            spread(update, list(self.params), size=lambda name: self.params[name].data.size)
+            update = functools.partial(self._update, numbers=numbers)
+            items, size = list(self.params), (lambda name: self.params[name].data.size)
+        if spread is None:
+            update(items)
+        else:
+            spread(update, items, size=size)
+
+    def _update(self, names, numbers) -> None:
+        """The update of the parameters ``names``, one at a time: the plain form of ``_update_groups``.
+        ``numbers``: this step's lr·(1 − β1ᵗ)⁻¹, √(1 − β2ᵗ) and decay factor 1 − lr·wd."""
+        (beta1, beta2), eps, wd = self.betas, self.eps, self.weight_decay
+        step_size, sqrt_bias_correction2, decay = numbers
+        for name in names:
+            p, m, v = self.params[name], self.m[name], self.v[name]
+            g = p.grad
+            # In-place updates (*=, +=, -=): no new arrays for m, v or θ on every step.
+            m *= beta1
+            m += (1.0 - beta1) * g                                   # m = β1·m + (1 − β1)·g
+            v *= beta2
+            g2 = g * g
+            g2 *= 1.0 - beta2
+            v += g2                                                  # v = β2·v + (1 − β2)·g²
+            if wd != 0 and self.decays(name):
+                p.data *= decay                                      # decay first, as torch does
+            # θ −= lr · m̂ / (√v̂ + eps), arranged as torch does: √v̂ = √v / √(1 − β2ᵗ)
+            denom = xp.sqrt(v)
+            denom /= sqrt_bias_correction2
+            denom += eps
+            step = m / denom
+            step *= step_size
+            p.data -= step
+
+    def _update_groups(self, groups, numbers) -> None:
+        """The same update, each group of parameters at once: m, v and the step over the group's stretch
+        of the flat arrays, then θ of each parameter (whose arrays are its own, not in the flat ones)."""
+        (beta1, beta2), eps, wd = self.betas, self.eps, self.weight_decay
+        step_size, sqrt_bias_correction2, decay = numbers
+        for start, stop, names in groups:
+            g, m, v = self.grad[start:stop], self.flat_m[start:stop], self.flat_v[start:stop]
+            m *= beta1
+            m += (1.0 - beta1) * g                                   # m = β1·m + (1 − β1)·g
+            v *= beta2
+            g2 = g * g
+            g2 *= 1.0 - beta2
+            v += g2                                                  # v = β2·v + (1 − β2)·g²
+            step = xp.sqrt(v)                                        # lr · m̂ / (√v̂ + eps), as above
+            step /= sqrt_bias_correction2
+            step += eps
+            xp.divide(m, step, out=step)
+            step *= step_size
+            for name in names:
+                p, place = self.params[name], self.places[name]
+                if wd != 0 and self.decays(name):
+                    p.data *= decay                                  # decay first, as torch does
+                p.data -= step[place.start - start:place.stop - start].reshape(p.data.shape)
 
     def _fused_step(self, lr, step_size, sqrt_bias_correction2):
         """The same update on a GPU: m, v and the step of each parameter in one fused kernel."""
@@ -155,9 +242,25 @@ class AdamW:
         self.lr, self.betas = float(state["lr"]), tuple(state["betas"])
         self.eps, self.weight_decay = state["eps"], state["weight_decay"]
         for name, p in self.params.items():
-            # Host arrays -> the parameter's device and dtype.
-            self.m[name] = backend.asarray(state["m"][name], dtype=p.data.dtype)
-            self.v[name] = backend.asarray(state["v"][name], dtype=p.data.dtype)
+            # Host arrays -> the parameter's device and dtype, into m and v's own memory (the flat arrays).
+            self.m[name][...] = backend.asarray(state["m"][name], dtype=p.data.dtype)
+            self.v[name][...] = backend.asarray(state["v"][name], dtype=p.data.dtype)
+
+
+def group_parameters(places: dict, size: int) -> list:
+    """Consecutive parameters gathered into groups: a group closes as soon as it holds ``size`` numbers or
+    more, so each but the last holds at least ``size``, and fewer than ``size`` before its last parameter.
+    ``places`` maps each name to its slice [start, stop) of the flat arrays, in order; each group is
+    (start, stop, names)."""
+    groups, names, start = [], [], 0
+    for name, place in places.items():
+        names.append(name)
+        if place.stop - start >= size:
+            groups.append((start, place.stop, tuple(names)))
+            names, start = [], place.stop
+    if names:
+        groups.append((start, places[names[-1]].stop, tuple(names)))
+    return groups
 
 
 @backend.fuse
