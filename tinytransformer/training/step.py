@@ -133,8 +133,9 @@ class DataParallel:
         self.model, self.workers = model, workers
         self.replicas = [model] + [replica_of(model) for _ in range(workers - 1)]
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="worker") if workers > 1 else None
+        self.parameters = [replica.parameters() for replica in self.replicas]   # found once, not every step
         # For the sum of the gradients: each parameter with its copies in the other replicas.
-        self.copies = list(zip(*(replica.parameters() for replica in self.replicas)))
+        self.copies = list(zip(*self.parameters))
         self.dealt = {}   # items -> their groups: every step spreads the same items, dealt once
 
     def accumulate_gradients(self, x, y, grad_accum: int) -> float:
@@ -143,10 +144,9 @@ class DataParallel:
         if self.pool is None:
             return float(accumulate_gradients(self.model, x, y, grad_accum))
         micro = x.shape[0] // grad_accum
-        for replica in self.replicas:
-            replica.zero_grad()
         total = 0.0
         with one_blas_thread():
+            self._zero_gradients()
             for i in range(grad_accum):
                 rows = slice(i * micro, (i + 1) * micro)
                 # Each micro-batch's loss is weighted 1/grad_accum: the step's loss is their mean.
@@ -177,6 +177,15 @@ class DataParallel:
             return weights[i] * float(loss)
 
         return scale * sum(self.pool.map(work, range(len(parts))))          # in worker order
+
+    def _zero_gradients(self) -> None:
+        """Every replica's gradients set to 0, each replica's by a worker of its own."""
+        def zero(replicas):
+            for i in replicas:
+                for p in self.parameters[i]:
+                    p.grad.fill(0)
+
+        self.spread(zero, range(len(self.replicas)))
 
     def _sum_gradients(self) -> None:
         """model's gradients += every other replica's, in worker order; the parameters are spread among
