@@ -170,6 +170,12 @@ def test_adamw_rejects_plain_parameters_with_a_hint():
         AdamW(TinyNet().parameters())
 
 
+def test_adamw_refuses_a_parameter_listed_twice():
+    theta = Parameter(np.ones(2))
+    with pytest.raises(ValueError, match="'again' is the same Parameter as 'theta'"):
+        AdamW([("theta", theta), ("again", theta)])
+
+
 def test_state_dict_round_trip_continues_the_same_trajectory():
     with backend.using("float64"):
         straight = TinyNet()

@@ -69,6 +69,10 @@ class AdamW:
                 raise TypeError("AdamW takes (name, Parameter) pairs: pass model.named_parameters(), "
                                 f"not model.parameters() (got an item of type {type(item).__name__}).")
             name, p = item
+            twin = next((other for other, q in self.params.items() if q is p), None)
+            if twin is not None:
+                raise ValueError(f"AdamW: {name!r} is the same Parameter as {twin!r}, so it would be updated "
+                                 "twice a step; list each parameter once (model.named_parameters() does).")
             self.params[name] = p
         self.lr, self.betas, self.eps, self.weight_decay = float(lr), tuple(betas), eps, weight_decay
         self.step_count = 0  # t, for the bias correction
