@@ -154,51 +154,43 @@ class AdamW:
     def _update(self, names, numbers) -> None:
         """The update of the parameters ``names``, one at a time: the plain form of ``_update_groups``.
         ``numbers``: this step's lr·(1 − β1ᵗ)⁻¹, √(1 − β2ᵗ) and decay factor 1 − lr·wd."""
-        (beta1, beta2), eps, wd = self.betas, self.eps, self.weight_decay
-        step_size, sqrt_bias_correction2, decay = numbers
         for name in names:
-            p, m, v = self.params[name], self.m[name], self.v[name]
-            g = p.grad
-            # In-place updates (*=, +=, -=): no new arrays for m, v or θ on every step.
-            m *= beta1
-            m += (1.0 - beta1) * g                                   # m = β1·m + (1 − β1)·g
-            v *= beta2
-            g2 = g * g
-            g2 *= 1.0 - beta2
-            v += g2                                                  # v = β2·v + (1 − β2)·g²
-            if wd != 0 and self.decays(name):
-                p.data *= decay                                      # decay first, as torch does
-            # θ −= lr · m̂ / (√v̂ + eps), arranged as torch does: √v̂ = √v / √(1 − β2ᵗ)
-            denom = xp.sqrt(v)
-            denom /= sqrt_bias_correction2
-            denom += eps
-            step = m / denom
-            step *= step_size
+            p = self.params[name]
+            step = self._moments_and_step(p.grad, self.m[name], self.v[name], numbers)
+            if self.weight_decay != 0 and self.decays(name):
+                p.data *= numbers[2]                                 # decay first, as torch does
             p.data -= step
 
     def _update_groups(self, groups, numbers) -> None:
         """The same update, each group of parameters at once: m, v and the step over the group's stretch
         of the flat arrays, then θ of each parameter (whose arrays are its own, not in the flat ones)."""
-        (beta1, beta2), eps, wd = self.betas, self.eps, self.weight_decay
-        step_size, sqrt_bias_correction2, decay = numbers
         for start, stop, names in groups:
-            g, m, v = self.grad[start:stop], self.flat_m[start:stop], self.flat_v[start:stop]
-            m *= beta1
-            m += (1.0 - beta1) * g                                   # m = β1·m + (1 − β1)·g
-            v *= beta2
-            g2 = g * g
-            g2 *= 1.0 - beta2
-            v += g2                                                  # v = β2·v + (1 − β2)·g²
-            step = xp.sqrt(v)                                        # lr · m̂ / (√v̂ + eps), as above
-            step /= sqrt_bias_correction2
-            step += eps
-            xp.divide(m, step, out=step)
-            step *= step_size
+            step = self._moments_and_step(self.grad[start:stop], self.flat_m[start:stop],
+                                          self.flat_v[start:stop], numbers)
             for name in names:
                 p, place = self.params[name], self.places[name]
-                if wd != 0 and self.decays(name):
-                    p.data *= decay                                  # decay first, as torch does
+                if self.weight_decay != 0 and self.decays(name):
+                    p.data *= numbers[2]                             # decay first, as torch does
                 p.data -= step[place.start - start:place.stop - start].reshape(p.data.shape)
+
+    def _moments_and_step(self, g, m, v, numbers):
+        """m and v moved on by the gradient g, in place, and the step lr · m̂ / (√v̂ + eps) returned (a new
+        array the shape of g), arranged as torch does: √v̂ = √v / √(1 − β2ᵗ), m̂ = m / (1 − β1ᵗ)."""
+        (beta1, beta2), eps = self.betas, self.eps
+        step_size, sqrt_bias_correction2, _ = numbers
+        # In-place updates (*=, +=): no new arrays for m and v on every step.
+        m *= beta1
+        m += (1.0 - beta1) * g                                       # m = β1·m + (1 − β1)·g
+        v *= beta2
+        g2 = g * g
+        g2 *= 1.0 - beta2
+        v += g2                                                      # v = β2·v + (1 − β2)·g²
+        step = xp.sqrt(v)
+        step /= sqrt_bias_correction2
+        step += eps                                                  # √v̂ + eps
+        xp.divide(m, step, out=step)
+        step *= step_size                                            # lr · m̂ / (√v̂ + eps)
+        return step
 
     def _fused_step(self, lr, step_size, sqrt_bias_correction2):
         """The same update on a GPU: m, v and the step of each parameter in one fused kernel."""
