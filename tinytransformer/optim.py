@@ -45,19 +45,19 @@ class AdamW:
     Parameters are updated in place (``p.data`` keeps its array), so a view of a weight elsewhere, such
     as a tied output layer, sees the update. m and v live on the parameter's device, in its dtype.
 
-    On the CPU, the gradients, m and v of all the parameters lie end to end in one array each (the
-    optimizer moves each ``p.grad`` into its place when it is made): ``self.grad``, ``self.flat_m``,
-    ``self.flat_v``, of which ``p.grad``, ``self.m[name]`` and ``self.v[name]`` are views. The update then
-    runs over a few long stretches of memory, not over each small bias on its own: ``_update_groups``
-    (the same operations as the per-parameter ``_update``, in the same order, so the two agree bit for
-    bit; tests/test_optim.py). Each group of parameters is about ``GROUP_SIZE`` numbers, so that its
-    g, m, v and step stay in a core's cache between one operation and the next.
+    On the CPU (parameters of one dtype), the gradients, m and v of all the parameters lie end to end in
+    one array each (the optimizer moves each ``p.grad`` into its place when it is made): ``self.grad``,
+    ``self.flat_m``, ``self.flat_v``, of which ``p.grad``, ``self.m[name]`` and ``self.v[name]`` are
+    views. The update then runs over a few long stretches of memory, not over each small bias on its
+    own: ``_update_groups`` (the same operations as the per-parameter ``_update``, in the same order, so
+    the two agree bit for bit; tests/test_optim.py). Each group of parameters is about ``GROUP_SIZE``
+    numbers, so that its g, m, v and step stay in a core's cache between one operation and the next.
     """
 
     # Numbers per group of the grouped update: 64 Ki float32 numbers are 256 kB an array, and g, m, v, the
-    # step and a temporary (1.3 MB) fit in a 2 MB L2 cache. All of the cpu preset's parameters took 2.2 ms
-    # for one update in groups of 64 Ki, 2.6 ms in groups of 16 Ki, 3.4 ms one array at a time, and
-    # 7.4 ms as one group of 804,096 (Intel Xeon, one thread).
+    # step and a temporary (1.3 MB) fit in a 2 MB L2 cache. One update of the cpu preset's 804,096
+    # parameters took 2.7 ms in groups of 64 Ki, 3.0 ms in groups of 16 Ki, 3.4 ms one parameter at a
+    # time, and 7.4 ms as one group (Intel Xeon, one thread, medians of one run).
     GROUP_SIZE = 64 * 1024
     # The grouped update on the CPU; False runs ``_update``, the plain loop over parameters it stands for.
     grouped = True
@@ -158,7 +158,7 @@ class AdamW:
             p = self.params[name]
             step = self._moments_and_step(p.grad, self.m[name], self.v[name], numbers)
             if self.weight_decay != 0 and self.decays(name):
-                p.data *= numbers[2]                                 # decay first, as torch does
+                p.data *= numbers[2]                                 # decay before the step, as torch
             p.data -= step
 
     def _update_groups(self, groups, numbers) -> None:
@@ -170,7 +170,7 @@ class AdamW:
             for name in names:
                 p, place = self.params[name], self.places[name]
                 if self.weight_decay != 0 and self.decays(name):
-                    p.data *= numbers[2]                             # decay first, as torch does
+                    p.data *= numbers[2]                             # decay before the step, as torch
                 p.data -= step[place.start - start:place.stop - start].reshape(p.data.shape)
 
     def _moments_and_step(self, g, m, v, numbers):
