@@ -224,7 +224,8 @@ def test_load_state_dict_names_the_mismatch():
 # --- the grouped update over flat arrays ----------------------------------------------------------------
 
 def shaped_parameters(seed, dtype):
-    """Parameters of several sizes (matrices, which decay, and vectors, which do not), with gradients."""
+    """Parameters of several sizes (matrices, which decay, and vectors, which do not); their gradients are
+    zeros until ``give_gradients``."""
     rng = np.random.default_rng(seed)
     named = [(f"p{i}", Parameter(rng.standard_normal(shape).astype(dtype)))
              for i, shape in enumerate([(7, 5), (5,), (40, 3), (3,), (2, 3, 4), (9,), (6, 6)])]

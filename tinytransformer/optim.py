@@ -154,23 +154,25 @@ class AdamW:
     def _update(self, names, numbers) -> None:
         """The update of the parameters ``names``, one at a time: the plain form of ``_update_groups``.
         ``numbers``: this step's lr·(1 − β1ᵗ)⁻¹, √(1 − β2ᵗ) and decay factor 1 − lr·wd."""
+        decay = numbers[2]                                           # 1 − lr·wd
         for name in names:
             p = self.params[name]
             step = self._moments_and_step(p.grad, self.m[name], self.v[name], numbers)
             if self.weight_decay != 0 and self.decays(name):
-                p.data *= numbers[2]                                 # decay before the step, as torch
+                p.data *= decay                                      # decay before the step, as torch
             p.data -= step
 
     def _update_groups(self, groups, numbers) -> None:
         """The same update, each group of parameters at once: m, v and the step over the group's stretch
         of the flat arrays, then θ of each parameter (whose arrays are its own, not in the flat ones)."""
+        decay = numbers[2]                                           # 1 − lr·wd
         for start, stop, names in groups:
             step = self._moments_and_step(self.grad[start:stop], self.flat_m[start:stop],
                                           self.flat_v[start:stop], numbers)
             for name in names:
                 p, place = self.params[name], self.places[name]
                 if self.weight_decay != 0 and self.decays(name):
-                    p.data *= numbers[2]                             # decay before the step, as torch
+                    p.data *= decay                                  # decay before the step, as torch
                 p.data -= step[place.start - start:place.stop - start].reshape(p.data.shape)
 
     def _moments_and_step(self, g, m, v, numbers):

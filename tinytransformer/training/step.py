@@ -133,9 +133,10 @@ class DataParallel:
         self.model, self.workers = model, workers
         self.replicas = [model] + [replica_of(model) for _ in range(workers - 1)]
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="worker") if workers > 1 else None
-        self.parameters = [replica.parameters() for replica in self.replicas]   # found once, not every step
+        # Each replica's parameters, found once rather than by walking its modules at every step.
+        self.replica_parameters = [replica.parameters() for replica in self.replicas]
         # For the sum of the gradients: each parameter with its copies in the other replicas.
-        self.copies = list(zip(*self.parameters))
+        self.copies = list(zip(*self.replica_parameters))
         self.dealt = {}   # items -> their groups: every step spreads the same items, dealt once
 
     def accumulate_gradients(self, x, y, grad_accum: int) -> float:
@@ -182,7 +183,7 @@ class DataParallel:
         """Every replica's gradients set to 0, each replica's by a worker of its own."""
         def zero(replicas):
             for i in replicas:
-                for p in self.parameters[i]:
+                for p in self.replica_parameters[i]:
                     p.grad.fill(0)
 
         self.spread(zero, range(len(self.replicas)))
