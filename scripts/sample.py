@@ -10,12 +10,12 @@ Same seed, same text.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
+from _generation_common import add_sampling_flags, sampling_problems  # noqa: E402
 from tinytransformer import backend  # noqa: E402
 from tinytransformer.generate import generate  # noqa: E402
 from tinytransformer.models.gpt import GPT  # noqa: E402
@@ -24,7 +24,6 @@ from tinytransformer.training import (CHECKPOINT_NAME, DEVICES, LATEST_NAME, Che
                                       gpt_config_of, load_checkpoint, restore)
 
 CHECKPOINTS = {"best": CHECKPOINT_NAME, "last": LATEST_NAME}
-MIN_TEMPERATURE = 1e-3  # below it sampling is greedy in all but name: 0 asks for the most likely directly
 
 
 def parse_args(argv=None):
@@ -34,32 +33,12 @@ def parse_args(argv=None):
     parser.add_argument("--which", choices=sorted(CHECKPOINTS), default="best",
                         help="best: ckpt.npz, the model with the lowest val loss; last: last.npz, the latest "
                              "state (default: best)")
-    parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
-    parser.add_argument("--max-new-tokens", type=int, default=500,
-                        help="tokens to generate (characters with a char tokenizer), >= 0 (default: 500)")
-    parser.add_argument("--temperature", type=float, default=0.8,
-                        help=f"< 1 more predictable, > 1 more random, 0 always the most likely; 0 or a "
-                             f"finite number >= {MIN_TEMPERATURE:g} (default: 0.8)")
-    parser.add_argument("--top-k", type=int, default=None,
-                        help="sample only among the k most likely, k >= 1 (default: all)")
+    add_sampling_flags(parser, prompt="\n", max_new_tokens=500, top_k=None, dtype=False)  # the checkpoint's dtype
     parser.add_argument("--num-samples", type=int, default=1, help="how many samples, >= 1 (default: 1)")
-    parser.add_argument("--seed", type=int, default=1337, help="random seed, >= 0 (default: 1337)")
-    parser.add_argument("--device", choices=sorted(DEVICES), default="cpu",
-                        help="cpu (NumPy), gpu (CuPy) or standin (CPU stand-in for CuPy) (default: cpu)")
-    parser.add_argument("--no-cache", action="store_true", help="generate without the KV cache")
     args = parser.parse_args(argv)
-    problems = []
-    if not (args.temperature == 0 or (math.isfinite(args.temperature) and args.temperature >= MIN_TEMPERATURE)):
-        problems.append(f"--temperature {args.temperature}: must be 0 (the most likely character) or a finite "
-                        f"number >= {MIN_TEMPERATURE:g}")
-    if args.top_k is not None and args.top_k < 1:
-        problems.append(f"--top-k {args.top_k}: must be at least 1 (leave it out to sample among all)")
+    problems = sampling_problems(args)
     if args.num_samples < 1:
         problems.append(f"--num-samples {args.num_samples}: must be at least 1")
-    if args.max_new_tokens < 0:
-        problems.append(f"--max-new-tokens {args.max_new_tokens}: must be at least 0")
-    if args.seed < 0:
-        problems.append(f"--seed {args.seed}: must be at least 0")
     if problems:
         parser.error("; ".join(problems))
     return args

@@ -96,6 +96,7 @@ def test_without_weights_or_network_the_error_lists_every_file_to_fetch(tmp_path
 @pytest.mark.parametrize("args, words", [
     (["--random", "--model", "some/folder"], "--random needs a size"),
     (["--temperature", "-1"], "--temperature -1.0"),
+    (["--temperature", "1e-4"], "--temperature 0.0001: must be 0 (the most likely token) or a finite number >= 0.001"),
     (["--top-k", "0"], "--top-k 0"),
 ])
 def test_nonsense_arguments_are_refused_before_any_work(tmp_path, args, words):

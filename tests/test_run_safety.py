@@ -314,6 +314,8 @@ def test_data_that_is_not_utf8(tmp_path, script, capsys):
     (["--top-k", "0"], "--top-k 0: must be at least 1"),
     (["--num-samples", "-2"], "--num-samples -2: must be at least 1"),
     (["--max-new-tokens", "-5"], "--max-new-tokens -5: must be at least 0"),
+    (["--seed", "-1"], "--seed -1: must be at least 0"),
+    (["--prompt", "ROMEO\udcff:"], "--prompt holds the byte 0xFF at character 5, which is not UTF-8 text"),
 ])
 def test_sample_flags_are_checked(sampler, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_info:
