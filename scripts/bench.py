@@ -100,6 +100,7 @@ class TinyTransformerStep:
         self.parallel = DataParallel(self.model, workers or workers_of(cfg))
         self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                weight_decay=cfg.weight_decay)
+        self.parameters = self.model.parameters()   # listed once, as the training run does
         rng = backend.new_host_rng(0)
         shape = (cfg.batch_size, cfg.block_size)
         self.x = backend.asarray(rng.integers(0, 65, shape))
@@ -108,7 +109,7 @@ class TinyTransformerStep:
     def __call__(self):
         from tinytransformer.optim import clip_grad_norm
         loss = self.parallel.accumulate_gradients(self.x, self.y, 1)   # a float: waits for the device
-        clip_grad_norm(self.model.parameters(), self.cfg.grad_clip)
+        clip_grad_norm(self.parameters, self.cfg.grad_clip)
         self.optimizer.step(self.cfg.lr, spread=self.parallel.spread)
         return loss
 

@@ -324,3 +324,26 @@ def test_the_loss_plot_is_redrawn_at_most_every_plot_every_s_and_at_the_end(tmp_
     monkeypatch.setattr(run_module.Run, "plot_every_s", 0.0)
     train(TrainConfig(**{**cfg.__dict__, "overwrite": True}), log=lambda *_: None)
     assert len(drawn) == 6                                   # at every evaluation, and at the end
+
+
+def test_every_step_clips_the_gradient_of_every_parameter(tmp_path, corpus_slice, monkeypatch):
+    """The loop lists the model's parameters once (run.parameters); each step clips all of them together,
+    the model's own: the arrays the optimizer then reads, every one of them and no replica's."""
+    from tinytransformer.training import loop as loop_module
+    from tinytransformer.training.run import Run
+    clipped, runs = [], []
+    original_init = Run.__init__
+
+    def remembered(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        runs.append(self)
+
+    monkeypatch.setattr(Run, "__init__", remembered)
+    monkeypatch.setattr(loop_module, "clip_grad_norm",
+                        lambda parameters, bound: clipped.append([id(p.grad) for p in parameters]) or 0.5)
+    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=4, max_iters=3, eval_interval=3,
+                      eval_iters=1, log_interval=1, sample_chars=1, workers=2, data=str(corpus_slice),
+                      out_dir=str(tmp_path))
+    train(cfg, log=lambda *_: None)
+    model_grads = [id(p.grad) for p in runs[0].model.parameters()]
+    assert len(clipped) == 3 and all(ids == model_grads for ids in clipped)

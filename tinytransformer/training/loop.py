@@ -83,7 +83,7 @@ def training_loop(run: Run, stop: "StopSignal", deadline: float) -> int:
         x, y = run.dataset.get_batch("train", cfg.batch_size * cfg.grad_accum, cfg.block_size, run.rng)
         loss = run.parallel.accumulate_gradients(x, y, cfg.grad_accum)   # shared out among the workers
         # (4) clip
-        grad_norm = clip_grad_norm(run.model.parameters(), run.clip)
+        grad_norm = clip_grad_norm(run.parameters, run.clip)
         run.last_loss = float(loss)  # copies one number from the device: also waits for the GPU
         if not (math.isfinite(run.last_loss) and math.isfinite(grad_norm)):
             raise TrainingDiverged(

@@ -58,6 +58,7 @@ class Run:
         self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                weight_decay=cfg.weight_decay)
         self.parallel = DataParallel(self.model, workers_of(cfg))  # the threads that share each step's rows
+        self.parameters = self.model.parameters()  # listed once: walking the modules at every step costs time
         self.rng = backend.new_host_rng(cfg.seed)  # draws the training batches
         self.clip = clip_bound(cfg.grad_clip)      # 0: no clipping
         self.start_iter, self.best_val, self.records, self.evaluated_at_start = 0, math.inf, [], False
