@@ -1,0 +1,100 @@
+"""The training steps that scripts/bench.py times: tinytransformer's and its PyTorch twin's, on the same
+shapes, dtype and initial weights (scripts/torch_gpt.py mirrors the GPT and loads its weights).
+
+    step = make_step("tt", cfg, "float32")      # or "torch" (fused SDPA), "torch_unfused"
+    seconds = time_steps(step, 10)               # mean time of one step: forward, backward, clip, AdamW
+"""
+from __future__ import annotations
+
+import time
+
+
+class TinyTransformerStep:
+    """One training step of tinytransformer's GPT: exactly what scripts/train_shakespeare.py runs, its
+    batch shared out among ``workers`` threads (default: the run's, cfg.workers or one per core)."""
+
+    def __init__(self, cfg, dtype, workers=None):
+        from tinytransformer import backend
+        from tinytransformer.models.gpt import GPT
+        from tinytransformer.optim import AdamW
+        from tinytransformer.training import DEVICES, DataParallel, model_config
+        from tinytransformer.training.step import workers_of
+        backend.use(DEVICES[cfg.device], dtype=dtype)
+        self.backend, self.cfg = backend, cfg
+        self.model = GPT(model_config(cfg, 65))
+        self.parallel = DataParallel(self.model, workers or workers_of(cfg))
+        self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                               weight_decay=cfg.weight_decay)
+        self.parameters = self.model.parameters()   # listed once, as the training run does
+        rng = backend.new_host_rng(0)
+        shape = (cfg.batch_size, cfg.block_size)
+        self.x = backend.asarray(rng.integers(0, 65, shape))
+        self.y = backend.asarray(rng.integers(0, 65, shape))
+
+    def __call__(self):
+        from tinytransformer.optim import clip_grad_norm
+        loss = self.parallel.accumulate_gradients(self.x, self.y, 1)   # a float: waits for the device
+        clip_grad_norm(self.parameters, self.cfg.grad_clip)
+        self.optimizer.step(self.cfg.lr, spread=self.parallel.spread)
+        return loss
+
+    def sync(self):
+        self.backend.synchronize()
+
+
+class TorchStep:
+    """The same step in PyTorch eager mode (nanoGPT's loop: AdamW with decay and no-decay groups)."""
+
+    def __init__(self, cfg, dtype, fused_attention=True, weights_from=None):
+        import torch
+        from torch_gpt import TorchGPT
+        from tinytransformer.training import model_config
+        self.torch, self.cfg = torch, cfg
+        self.device = "cuda" if cfg.device == "gpu" else "cpu"
+        torch_dtype = getattr(torch, dtype)
+        self.model = TorchGPT(model_config(cfg, 65), fused_attention).to(self.device, torch_dtype)
+        if weights_from is not None:
+            self.model.load_from(weights_from)
+        params = list(self.model.parameters())
+        self.optimizer = torch.optim.AdamW(
+            [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+            lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        gen = torch.Generator().manual_seed(0)
+        shape = (cfg.batch_size, cfg.block_size)
+        self.x = torch.randint(0, 65, shape, generator=gen).to(self.device)
+        self.y = torch.randint(0, 65, shape, generator=gen).to(self.device)
+
+    def __call__(self):
+        self.optimizer.zero_grad(set_to_none=True)
+        _, loss = self.model(self.x, self.y)
+        loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        return loss.item()
+
+    def sync(self):
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+
+def time_steps(step, n):
+    """Mean seconds per step over n steps (on a GPU, from an idle device to the last kernel's end)."""
+    step.sync()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    step.sync()
+    return (time.perf_counter() - t0) / n
+
+
+STEPS = {"tt": "tinytransformer (NumPy)", "torch": "PyTorch eager (fused SDPA)",
+         "torch_unfused": "PyTorch eager (unfused)"}
+
+
+def make_step(which, cfg, dtype):
+    """A training step of one library; PyTorch's starts from tinytransformer's initial weights."""
+    tt = TinyTransformerStep(cfg, dtype)
+    if which == "tt":
+        return tt
+    return TorchStep(cfg, dtype, fused_attention=(which == "torch"), weights_from=tt.model)
