@@ -47,9 +47,10 @@ def test_in_place_gelu_equals_the_formula_bit_for_bit(shape, scale, dtype, seed)
         x, dy = backend.randn(shape, std=scale, rng=rng), backend.randn(shape, rng=rng)
         layer = GELU()
         y = layer(x)
+        kept = layer.dydx.copy()
         dx = layer.backward(dy)
         numpy.testing.assert_array_equal(y, gelu_formula(x))
-        numpy.testing.assert_array_equal(layer.dydx, gelu_derivative_formula(x))
+        numpy.testing.assert_array_equal(kept, gelu_derivative_formula(x))
         numpy.testing.assert_array_equal(dx, dy * gelu_derivative_formula(x))
 
 
@@ -88,6 +89,19 @@ def test_gelu_keeps_only_its_derivative_and_none_in_evaluation_mode():
     assert layer.dydx is None
     numpy.testing.assert_array_equal(y_eval, y)
     with pytest.raises(RuntimeError, match=r"training mode.*Call \.train\(\)"):
+        layer.backward(numpy.ones_like(x))
+
+
+def test_one_gelu_forward_serves_one_backward():
+    """The backward writes dx over the derivative it kept, so a second backward has none to use: it says
+    so instead of multiplying by a gradient."""
+    x = backend.randn((3, 4, 5), std=2.0, rng=numpy.random.default_rng(0))
+    layer = GELU()
+    layer(x)
+    derivative = layer.dydx
+    dx = layer.backward(numpy.full_like(x, 2.0))
+    assert dx is derivative and layer.dydx is None          # dx took the derivative's memory
+    with pytest.raises(RuntimeError, match="its backward has already run"):
         layer.backward(numpy.ones_like(x))
 
 

@@ -1,4 +1,6 @@
 """FeedForward: y = act(x W₁ + b₁) W₂ + b₂, position by position."""
+import tracemalloc
+
 import numpy
 import pytest
 from hypothesis import given
@@ -95,3 +97,23 @@ def test_matches_torch(torch, activation):
     for ours, theirs, which in [(layer.fc1, reference[0], "fc1"), (layer.fc2, reference[2], "fc2")]:
         assert_matches_torch(ours.weight.grad, theirs.weight.grad.T, name, f"d{which}.weight")
         assert_matches_torch(ours.bias.grad, theirs.bias.grad, name, f"d{which}.bias")
+
+
+def test_the_backward_holds_one_hidden_sized_array_at_a_time():
+    """A step's memory peaks in its backward, and the FFN's [N, d_hidden] arrays are the block's largest.
+    Its backward adds one at a time: fc2's dx, which GELU multiplies into the derivative it kept (written
+    over it), and which is let go before fc1's backward. Measured with tracemalloc, which sees NumPy's
+    arrays: a second such array (a new dx in GELU, or fc2's dx kept through fc1) would be 1.25 or more."""
+    with backend.using("float32"):
+        ffn = FeedForward(64, 256, "gelu", bias=False, rng=numpy.random.default_rng(0))
+        x = backend.randn((8, 128, 64), rng=numpy.random.default_rng(1))
+        ffn(x)
+        dy = numpy.ones_like(x)
+        tracemalloc.start()
+        try:
+            ffn.backward(dy)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    hidden_bytes = 8 * 128 * 256 * 4
+    assert peak < 1.1 * hidden_bytes

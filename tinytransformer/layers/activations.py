@@ -34,8 +34,9 @@ class GELU(Module):
     An element-wise function's backward is dy times its local derivative, dx = dy ⊙ y'(x). So the forward
     computes y'(x) while x and tanh(u) are at hand (``derivative``) and keeps only it: the backward is one
     multiplication, and the layer holds one array where it would otherwise hold two (x and tanh(u)): a
-    GPT block then saves about a fifth less for its backward. In evaluation mode (``eval()``) there is
-    no backward to prepare for, and the forward skips the derivative.
+    GPT block then saves about a fifth less for its backward. The backward writes dx over y'(x), so one
+    forward serves one backward. In evaluation mode (``eval()``) there is no backward to prepare for,
+    and the forward skips the derivative.
 
     Two ways to evaluate the same formulas, chosen by the backend:
     - on a GPU (CuPy, and the stand-in that imitates it), ``gelu_formula`` and ``gelu_derivative_formula``
@@ -89,10 +90,15 @@ class GELU(Module):
 
     def backward(self, dy):
         if self.dydx is None:
-            raise RuntimeError("GELU.backward needs a forward in training mode, which keeps GELU'(x); this "
-                               "layer's last forward ran in evaluation mode (after .eval()), or none ran. "
-                               "Call .train() on the model before the forward whose gradients you need.")
-        return dy * self.dydx                       # dx = dy ⊙ GELU'(x)
+            raise RuntimeError("GELU.backward needs a forward in training mode, which keeps GELU'(x) for one "
+                               "backward; this layer's last forward ran in evaluation mode (after .eval()), "
+                               "none ran, or its backward has already run. Call .train() on the model before "
+                               "the forward whose gradients you need, and one backward after each forward.")
+        # dx = dy ⊙ GELU'(x), written over GELU'(x), which only this backward needs: a [..., 4·d_model]
+        # array is not taken a second time at the moment the step's memory peaks (its backward).
+        dx = xp.multiply(dy, self.dydx, out=self.dydx)
+        self.dydx = None
+        return dx
 
 
 @backend.fuse

@@ -32,7 +32,8 @@ class FeedForward(Module):
         if self.dropout is not None:
             dy = self.dropout.backward(dy)
         dh = self.fc2.backward(dy)                      # [..., d_hidden]
-        return self.fc1.backward(self.act.backward(dh)) # [..., d_model]
+        dh = self.act.backward(dh)                      # (fc2's dx is let go before fc1's backward)
+        return self.fc1.backward(dh)                    # [..., d_model]
 
 
 def swiglu_hidden(d_model: int, multiple_of: int = 256) -> int:
