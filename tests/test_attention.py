@@ -262,23 +262,52 @@ def test_mha_self_attention_gradients_with_padding_mask():
         assert_gradients_check(layer, {"x": x}, {"mask": padding_mask(is_pad)}, name="MultiHeadAttention")
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_mha_fused_qkv_projection_equals_three_separate_projections(bias):
-    """Self-attention's one [d, 3d] product (the default) against q_proj, k_proj, v_proj one by one."""
+@pytest.mark.parametrize("bias, rope_theta, blockwise", [(True, None, False), (False, None, False),
+                                                     (False, 30.0, False), (True, None, True), (False, 30.0, True)])
+def test_mha_fused_qkv_projection_equals_three_separate_projections(bias, rope_theta, blockwise):
+    """Self-attention's one [d, 3d] product (the default) against q_proj, k_proj, v_proj one by one; its
+    backward has attention write dQ, dK, dV straight into one array (rotated back in place with RoPE),
+    on the plain path and the blockwise one (tiles of 2 here)."""
     rng = numpy.random.default_rng(11)
     with backend.using("float64"):
-        layer = MultiHeadAttention(D_MODEL, N_HEAD, bias=bias, rng=rng)
+        n_head = 3 if rope_theta else N_HEAD                         # RoPE turns pairs: an even d_k
+        layer = MultiHeadAttention(D_MODEL, n_head, bias=bias, rng=rng, rope_theta=rope_theta)
+        if blockwise:
+            layer.attention.blockwise_from, layer.attention.block = 2, 2
         x, dy = backend.randn((B, T, D_MODEL), rng=rng), backend.randn((B, T, D_MODEL), rng=rng)
         results = {}
         for fused in (True, False):
             layer.fuse_qkv = fused
             layer.zero_grad()
             y = layer(x, mask=causal_mask(T))
+            assert (layer.attention.blockwise is not None) == blockwise
             dx = layer.backward(dy)
             results[fused] = [y, dx] + [p.grad.copy() for p in layer.parameters()]
     assert len(results[True]) == (10 if bias else 6)
     for fused, plain in zip(results[True], results[False]):
         numpy.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("blockwise", [False, True])
+def test_mha_fused_backward_writes_the_qkv_gradients_into_one_array(blockwise, monkeypatch):
+    """The gradients of Q, K and V land in the layout of the fused product's output, [B, T, 3, h, d_k]:
+    dW_qkv and dx are computed from it with no copy of the three (which would cost their memory twice)."""
+    rng = numpy.random.default_rng(13)
+    layer = MultiHeadAttention(D_MODEL, N_HEAD, bias=False, rng=rng)
+    if blockwise:
+        layer.attention.blockwise_from, layer.attention.block = 2, 2
+    seen = {}
+    attention_backward, projection_backward = layer.attention.backward, layer._project_qkv_backward
+    monkeypatch.setattr(layer.attention, "backward",
+                        lambda *args, **kwargs: seen.setdefault("grads", attention_backward(*args, **kwargs)))
+    monkeypatch.setattr(layer, "_project_qkv_backward",
+                        lambda dqkv: projection_backward(seen.setdefault("dqkv", dqkv)))
+    x = backend.randn((B, T, D_MODEL), rng=rng)
+    layer(x, mask=causal_mask(T))
+    layer.backward(backend.randn((B, T, D_MODEL), rng=rng))
+    assert seen["dqkv"].shape == (B, T, 3, N_HEAD, D_MODEL // N_HEAD)
+    assert all(numpy.shares_memory(grad, seen["dqkv"]) for grad in seen["grads"])
+    assert all(numpy.abs(seen["dqkv"][:, :, i]).sum() > 0 for i in range(3))   # each of dQ, dK, dV written
 
 
 def test_mha_separate_projections_gradients():

@@ -195,21 +195,24 @@ class ScaledDotProductAttention(Module):
         self.q, self.k, self.v, self.weights, self.dropped = q, k, v, weights, dropped
         return dropped @ v                                              # [..., T_q, T_k] @ [..., T_k, d_v]
 
-    def backward(self, dout):
+    def backward(self, dout, out=None):
+        """(dq, dk, dv) from dout [..., T_q, d_v]; written into ``out`` (zeros shaped as q, k, v) if given."""
         if self.blockwise is not None:
-            mask, out, lse = self.blockwise
-            return blockwise_attention_backward(self.q, self.k, self.v, mask, out, lse, dout, self.block)
+            mask, output, lse = self.blockwise
+            return blockwise_attention_backward(self.q, self.k, self.v, mask, output, lse, dout, self.block,
+                                                grads=out)
         q, k, v, weights, dropped = self.q, self.k, self.v, self.weights, self.dropped
+        dq, dk, dv = out if out is not None else (None, None, None)     # matmul(..., out=None): a new array
         scale = 1.0 / math.sqrt(q.shape[-1])
-        dv = xp.swapaxes(dropped, -1, -2) @ dout                        # [..., T_k, T_q] @ [..., T_q, d_v]
+        dv = xp.matmul(xp.swapaxes(dropped, -1, -2), dout, out=dv)      # [..., T_k, T_q] @ [..., T_q, d_v]
         ddropped = dout @ xp.swapaxes(v, -1, -2)                        # [..., T_q, d_v] @ [..., d_v, T_k]
         dweights = self.dropout.backward(ddropped) if self.dropout is not None else ddropped
         dscores = dweights                                              # softmax_backward, in place in dW,
         dscores -= row_sum(dweights, weights)                           #   a new array of this layer's:
         dscores *= weights                                              #   dS = W ⊙ (dW − Σ_j dW_j W_j)
         dscores *= scale                                                # the 1/√d_k of S = Q Kᵀ/√d_k
-        dq = dscores @ k                                                # [..., T_q, T_k] @ [..., T_k, d_k]
-        dk = xp.swapaxes(dscores, -1, -2) @ q                           # [..., T_k, T_q] @ [..., T_q, d_k]
+        dq = xp.matmul(dscores, k, out=dq)                              # [..., T_q, T_k] @ [..., T_k, d_k]
+        dk = xp.matmul(xp.swapaxes(dscores, -1, -2), q, out=dk)         # [..., T_k, T_q] @ [..., T_q, d_k]
         return dq, dk, dv
 
 
@@ -276,15 +279,11 @@ class MultiHeadAttention(Module):
 
     def _split_kv(self, x):
         """split_heads for K or V, which have n_kv_head heads: [B, T, n_kv·d_k] -> [B, n_kv, T, d_k]."""
-        if self.n_kv_head == self.n_head:
-            return self.split_heads(x)
         B, T, _ = x.shape
         return x.reshape(B, T, self.n_kv_head, self.d_k).transpose(0, 2, 1, 3)
 
     def _merge_kv(self, x):
         """merge_heads for the gradient of K or V: [B, n_kv, T, d_k] -> [B, T, n_kv·d_k]."""
-        if self.n_kv_head == self.n_head:
-            return self.merge_heads(x)
         B, _, T, _ = x.shape
         return x.transpose(0, 2, 1, 3).reshape(B, T, self.n_kv_head * self.d_k)
 
@@ -342,14 +341,8 @@ class MultiHeadAttention(Module):
         return self.out_proj(self.merge_heads(heads))                           # [B, T_q, d_model]
 
     def _check_mask(self, mask, B: int, T_q: int, T_k: int) -> None:
-        """The mask must be boolean and of shape [B, n_head, T_q, T_k] (any axis may be 1), or [T_q, T_k].
-
-        NumPy aligns shapes from the right, so a [B, T_k] padding mask broadcasts as [T_q, T_k] when
-        B = T_q, and a [B, T_q, T_k] mask as [n_head, T_q, T_k] when B = n_head: both compute a wrong
-        answer without an error. Three axes are therefore refused, and two axes whenever B = T_q > 1,
-        where the shape alone cannot tell the two meanings apart, unless the mask is one that
-        ``causal_mask`` made (which is [T_q, T_k] by construction).
-        """
+        """The mask must be boolean and of shape [B, n_head, T_q, T_k] (any axis may be 1), or [T_q, T_k]:
+        the shapes NumPy would broadcast the wrong way are refused (the module's docstring says which)."""
         full = (B, self.n_head, T_q, T_k)
         shapes = (f"MultiHeadAttention takes a mask of shape [B, n_head, T_q, T_k] = {list(full)}, where any "
                   f"axis may be 1, or [T_q, T_k] = [{T_q}, {T_k}]: one mask shared by every sequence.")
@@ -382,17 +375,19 @@ class MultiHeadAttention(Module):
         if self.q_proj.bias is not None:
             qkv += xp.concatenate([p.bias.data for p in projections])          # [3d]
         self._qkv_x, self._qkv_w = x, w                                         # for the backward
-        qkv = qkv.reshape(B, T, 3, self.n_head, self.d_k)                       # q, k, v, split into heads
-        return tuple(qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))      # views [B, h, T, d_k]
+        return self._heads_of(qkv.reshape(B, T, 3, self.n_head, self.d_k))     # q, k, v, split into heads
 
-    def _project_qkv_backward(self, dq, dk, dv):
-        """Backward of ``_project_qkv``: dW = xᵀ d[QKV], split three ways; dx = d[QKV] Wᵀ (one product)."""
+    @staticmethod
+    def _heads_of(qkv):
+        """[B, T, 3, h, d_k] -> its three parts as views [B, h, T, d_k]: Q, K, V (or their gradients)."""
+        return tuple(qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+
+    def _project_qkv_backward(self, dqkv):
+        """Backward of ``_project_qkv`` from dqkv [B, T, 3, h, d_k], the gradients of Q, K and V in the
+        layout of the product's output: dW = xᵀ d[QKV], split three ways; dx = d[QKV] Wᵀ (one product)."""
         x, w = self._qkv_x, self._qkv_w
         B, T, d = x.shape
-        dqkv = xp.empty((B, T, 3, self.n_head, self.d_k), dtype=dq.dtype)
-        for i, grad in enumerate((dq, dk, dv)):
-            dqkv[:, :, i] = grad.transpose(0, 2, 1, 3)                          # merge heads, in place
-        dqkv = dqkv.reshape(B * T, 3 * d)                                       # [B·T, 3d]
+        dqkv = dqkv.reshape(B * T, 3 * d)                                       # [B·T, 3d], a view
         dw = x.reshape(-1, d).T @ dqkv                                          # [d, 3d]
         db = dqkv.sum(axis=0) if self.q_proj.bias is not None else None         # [3d]
         for i, projection in enumerate((self.q_proj, self.k_proj, self.v_proj)):
@@ -426,12 +421,17 @@ class MultiHeadAttention(Module):
 
     def backward(self, dy):
         dheads = self.split_heads(self.out_proj.backward(dy))                   # [B, h, T_q, d_k]
+        if self.fused:   # Q, K, V came from one product: their gradients are written in its layout
+            B, _, T, _ = dheads.shape
+            dqkv = xp.zeros((B, T, 3, self.n_head, self.d_k), dtype=dheads.dtype)
+            dq, dk, dv = self.attention.backward(dheads, out=self._heads_of(dqkv))   # views of dqkv
+            if self.rope is not None:
+                dq[...], dk[...] = self.rope.backward(dq), self.rope.backward(dk)     # turned back, in place
+            return self._project_qkv_backward(dqkv)                             # [B, T, d_model]
         dq, dk, dv = self.attention.backward(dheads)                            # each [B, h, T, d_k]
         dk, dv = self.sum_kv(dk), self.sum_kv(dv)                               # [B, h_kv, T, d_k]
         if self.rope is not None:
             dq, dk = self.rope.backward(dq), self.rope.backward(dk)             # turned back
-        if self.fused:
-            return self._project_qkv_backward(dq, dk, dv)                       # [B, T, d_model]
         dx = self.q_proj.backward(self.merge_heads(dq))                         # [B, T_q, d_model]
         dc = (self.k_proj.backward(self._merge_kv(dk))
               + self.v_proj.backward(self._merge_kv(dv)))                       # [B, T_k, d_model]

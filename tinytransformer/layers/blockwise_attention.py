@@ -106,12 +106,13 @@ def blockwise_attention(q, k, v, mask=None, block: int = 128):
     return out, lse
 
 
-def blockwise_attention_backward(q, k, v, mask, out, lse, dout, block: int = 128):
-    """The gradients (dq, dk, dv) of ``blockwise_attention``, recomputing each block's weights from lse."""
+def blockwise_attention_backward(q, k, v, mask, out, lse, dout, block: int = 128, grads=None):
+    """The gradients (dq, dk, dv) of ``blockwise_attention``, recomputing each block's weights from lse;
+    summed into ``grads``, three arrays of zeros shaped as q, k, v, if given."""
     scale = 1.0 / math.sqrt(q.shape[-1])
     T_q, T_k = q.shape[-2], k.shape[-2]
     D = row_sum(dout, out)                                              # [..., T_q, 1] = rowsum(dW ⊙ W)
-    dq, dk, dv = xp.zeros_like(q), xp.zeros_like(k), xp.zeros_like(v)
+    dq, dk, dv = grads if grads is not None else (xp.zeros_like(q), xp.zeros_like(k), xp.zeros_like(v))
     for keys, rows in _blocks(mask, T_q, T_k, block):
         q_b, k_b, v_b, dout_b = q[..., rows, :], k[..., keys, :], v[..., keys, :], dout[..., rows, :]
         s = q_b @ xp.swapaxes(k_b, -1, -2)                              # [..., rows, block], as in forward
