@@ -6,11 +6,12 @@
     python scripts/bench.py --scaling --plot scaling.png # step time against sequence length and width
 
 Both run the same architecture (scripts/torch_gpt.py mirrors tinytransformer's GPT and loads its
-weights) on identical shapes, dtype and thread count; the two steps are in scripts/_bench_steps.py. Each timing round runs in a fresh process of its
-own, one library per process, as a user runs them: in one shared process, the thread pools that one
-library leaves spinning after its last step slow the other one's next steps (PyTorch timed 45 ms per
-step on the cpu preset right after tinytransformer's steps, 29 ms on its own). Rounds alternate A, B,
-A, B, ... so that a drift in the machine's speed hits both; figures are medians with min and max.
+weights) on identical shapes, dtype and thread count; the two steps are in scripts/_bench_steps.py.
+Each timing round runs in a fresh process of its own, one library per process, as a user runs them:
+in one shared process, the thread pools that one library leaves spinning after its last step slow the
+other one's next steps (PyTorch timed 45 ms per step on the cpu preset right after tinytransformer's
+steps, 29 ms on its own). Rounds alternate A, B, A, B, ... so that a drift in the machine's speed hits
+both; figures are medians with min and max.
 Achieved GFLOP/s counts model FLOPs as nanoGPT's estimate_mfu does (6·N per token for the matrices,
 plus 12·L·d·T for attention), and is compared with the float32 matmul peak measured in the same run
 on the model's own shapes.
