@@ -266,8 +266,8 @@ def test_mha_self_attention_gradients_with_padding_mask():
                                                      (False, 30.0, False), (True, None, True), (False, 30.0, True)])
 def test_mha_fused_qkv_projection_equals_three_separate_projections(bias, rope_theta, blockwise):
     """Self-attention's one [d, 3d] product (the default) against q_proj, k_proj, v_proj one by one; its
-    backward has attention write dQ, dK, dV straight into one array (rotated back in place with RoPE),
-    on the plain path and the blockwise one (tiles of 2 here)."""
+    backward has attention write dQ, dK, dV straight into one array (with RoPE, they are turned back and
+    copied there), on the plain path and the blockwise one (tiles of 2 here)."""
     rng = numpy.random.default_rng(11)
     with backend.using("float64"):
         n_head = 3 if rope_theta else N_HEAD                         # RoPE turns pairs: an even d_k
@@ -297,10 +297,10 @@ def test_mha_fused_backward_writes_the_qkv_gradients_into_one_array(blockwise, m
     if blockwise:
         layer.attention.blockwise_from, layer.attention.block = 2, 2
     seen = {}
-    attention_backward, projection_backward = layer.attention.backward, layer._project_qkv_backward
+    attention_backward, projection_backward = layer.attention.backward, layer._project_qkv_backward_from
     monkeypatch.setattr(layer.attention, "backward",
                         lambda *args, **kwargs: seen.setdefault("grads", attention_backward(*args, **kwargs)))
-    monkeypatch.setattr(layer, "_project_qkv_backward",
+    monkeypatch.setattr(layer, "_project_qkv_backward_from",
                         lambda dqkv: projection_backward(seen.setdefault("dqkv", dqkv)))
     x = backend.randn((B, T, D_MODEL), rng=rng)
     layer(x, mask=causal_mask(T))
@@ -308,6 +308,28 @@ def test_mha_fused_backward_writes_the_qkv_gradients_into_one_array(blockwise, m
     assert seen["dqkv"].shape == (B, T, 3, N_HEAD, D_MODEL // N_HEAD)
     assert all(numpy.shares_memory(grad, seen["dqkv"]) for grad in seen["grads"])
     assert all(numpy.abs(seen["dqkv"][:, :, i]).sum() > 0 for i in range(3))   # each of dQ, dK, dV written
+
+
+def test_the_exercise_route_through_project_qkv_backward_gives_the_layers_gradients():
+    """lessons/exercises/multi_head_backward.py hands the learner ``_project_qkv_backward(dq, dk, dv)``
+    for the fused product; it must give what the layer's own backward gives, which has attention write
+    dQ, dK, dV into the product's layout instead."""
+    rng = numpy.random.default_rng(14)
+    with backend.using("float64"):
+        layer = MultiHeadAttention(D_MODEL, N_HEAD, rng=rng)
+        x, dy = backend.randn((B, T, D_MODEL), rng=rng), backend.randn((B, T, D_MODEL), rng=rng)
+        results = []
+        for route in ("layer", "exercise"):
+            layer.zero_grad()
+            layer(x, mask=causal_mask(T))
+            if route == "layer":
+                dx = layer.backward(dy)
+            else:
+                dq, dk, dv = layer.attention.backward(layer.split_heads(layer.out_proj.backward(dy)))
+                dx = layer._project_qkv_backward(dq, dk, dv)
+            results.append([dx] + [p.grad.copy() for p in layer.parameters()])
+    for ours, theirs in zip(*results):
+        numpy.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
 
 
 def test_mha_separate_projections_gradients():

@@ -341,8 +341,7 @@ class MultiHeadAttention(Module):
         return self.out_proj(self.merge_heads(heads))                           # [B, T_q, d_model]
 
     def _check_mask(self, mask, B: int, T_q: int, T_k: int) -> None:
-        """The mask must be boolean and of shape [B, n_head, T_q, T_k] (any axis may be 1), or [T_q, T_k]:
-        the shapes NumPy would broadcast the wrong way are refused (the module's docstring says which)."""
+        """A boolean [B, n_head, T_q, T_k] mask (any axis may be 1) or [T_q, T_k]; see the module's docstring."""
         full = (B, self.n_head, T_q, T_k)
         shapes = (f"MultiHeadAttention takes a mask of shape [B, n_head, T_q, T_k] = {list(full)}, where any "
                   f"axis may be 1, or [T_q, T_k] = [{T_q}, {T_k}]: one mask shared by every sequence.")
@@ -377,12 +376,15 @@ class MultiHeadAttention(Module):
         self._qkv_x, self._qkv_w = x, w                                         # for the backward
         return self._heads_of(qkv.reshape(B, T, 3, self.n_head, self.d_k))     # q, k, v, split into heads
 
-    @staticmethod
-    def _heads_of(qkv):
+    def _heads_of(self, qkv):
         """[B, T, 3, h, d_k] -> its three parts as views [B, h, T, d_k]: Q, K, V (or their gradients)."""
         return tuple(qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
 
-    def _project_qkv_backward(self, dqkv):
+    def _project_qkv_backward(self, dq, dk, dv):
+        """Backward of ``_project_qkv`` from dq, dk, dv [B, h, T, d_k], stacked in the product's layout."""
+        return self._project_qkv_backward_from(xp.stack([g.transpose(0, 2, 1, 3) for g in (dq, dk, dv)], axis=2))
+
+    def _project_qkv_backward_from(self, dqkv):
         """Backward of ``_project_qkv`` from dqkv [B, T, 3, h, d_k], the gradients of Q, K and V in the
         layout of the product's output: dW = xᵀ d[QKV], split three ways; dx = d[QKV] Wᵀ (one product)."""
         x, w = self._qkv_x, self._qkv_w
@@ -421,23 +423,21 @@ class MultiHeadAttention(Module):
 
     def backward(self, dy):
         dheads = self.split_heads(self.out_proj.backward(dy))                   # [B, h, T_q, d_k]
-        if self.fused:   # Q, K, V came from one product: their gradients are written in its layout
-            B, _, T, _ = dheads.shape
+        if self.fused and self.rope is None:   # Q, K, V from one product: attention writes their
+            B, _, T, _ = dheads.shape              # gradients straight into that product's layout
             dqkv = xp.zeros((B, T, 3, self.n_head, self.d_k), dtype=dheads.dtype)
-            dq, dk, dv = self.attention.backward(dheads, out=self._heads_of(dqkv))   # views of dqkv
-            if self.rope is not None:
-                dq[...], dk[...] = self.rope.backward(dq), self.rope.backward(dk)     # turned back, in place
-            return self._project_qkv_backward(dqkv)                             # [B, T, d_model]
+            self.attention.backward(dheads, out=self._heads_of(dqkv))
+            return self._project_qkv_backward_from(dqkv)                        # [B, T, d_model]
         dq, dk, dv = self.attention.backward(dheads)                            # each [B, h, T, d_k]
         dk, dv = self.sum_kv(dk), self.sum_kv(dv)                               # [B, h_kv, T, d_k]
         if self.rope is not None:
             dq, dk = self.rope.backward(dq), self.rope.backward(dk)             # turned back
+        if self.fused:
+            return self._project_qkv_backward(dq, dk, dv)                       # [B, T, d_model]
         dx = self.q_proj.backward(self.merge_heads(dq))                         # [B, T_q, d_model]
         dc = (self.k_proj.backward(self._merge_kv(dk))
               + self.v_proj.backward(self._merge_kv(dv)))                       # [B, T_k, d_model]
-        if self.cross:
-            return dx, dc
-        return dx + dc  # self-attention: x fed Q, K and V, so its gradient is the sum of all three
+        return (dx, dc) if self.cross else dx + dc   # self-attention: x fed Q, K and V, so dx sums all three
 
 
 def cache_position(cache: dict) -> int:
