@@ -288,14 +288,13 @@ def test_mha_fused_qkv_projection_equals_three_separate_projections(bias, rope_t
         numpy.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("blockwise", [False, True])
-def test_mha_fused_backward_writes_the_qkv_gradients_into_one_array(blockwise, monkeypatch):
-    """The gradients of Q, K and V land in the layout of the fused product's output, [B, T, 3, h, d_k]:
-    dW_qkv and dx are computed from it with no copy of the three (which would cost their memory twice)."""
+def test_mha_fused_backward_on_long_sequences_writes_the_qkv_gradients_into_one_array(monkeypatch):
+    """On the blockwise path (long sequences, where the [B, T, d] arrays make the peak), the gradients of
+    Q, K and V land in the layout of the fused product's output, [B, T, 3, h, d_k]: dW_qkv and dx are
+    computed from it with no copy of the three (which would cost their memory twice)."""
     rng = numpy.random.default_rng(13)
     layer = MultiHeadAttention(D_MODEL, N_HEAD, bias=False, rng=rng)
-    if blockwise:
-        layer.attention.blockwise_from, layer.attention.block = 2, 2
+    layer.attention.blockwise_from, layer.attention.block = 2, 2
     seen = {}
     attention_backward, projection_backward = layer.attention.backward, layer._project_qkv_backward_from
     monkeypatch.setattr(layer.attention, "backward",
@@ -308,6 +307,27 @@ def test_mha_fused_backward_writes_the_qkv_gradients_into_one_array(blockwise, m
     assert seen["dqkv"].shape == (B, T, 3, N_HEAD, D_MODEL // N_HEAD)
     assert all(numpy.shares_memory(grad, seen["dqkv"]) for grad in seen["grads"])
     assert all(numpy.abs(seen["dqkv"][:, :, i]).sum() > 0 for i in range(3))   # each of dQ, dK, dV written
+
+
+@pytest.mark.parametrize("blockwise", [False, True])
+def test_sdpa_backward_writes_into_the_arrays_it_is_given(blockwise):
+    """backward(dout, out=(dq, dk, dv)) fills those arrays (zeros shaped as q, k, v, here views of one
+    [B, T, 3, h, d_k] array as MultiHeadAttention passes them) with what backward(dout) returns."""
+    rng = numpy.random.default_rng(15)
+    with backend.using("float64"):
+        sdpa = ScaledDotProductAttention()
+        if blockwise:
+            sdpa.blockwise_from, sdpa.block = 2, 2
+        q, k, v = (backend.randn((B, 2, T, 3), rng=rng) for _ in range(3))
+        sdpa(q, k, v, causal_mask(T))
+        dout = backend.randn((B, 2, T, 3), rng=rng)
+        expected = sdpa.backward(dout)
+        one = numpy.zeros((B, T, 3, 2, 3))
+        out = tuple(one[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+        got = sdpa.backward(dout, out=out)
+    assert all(g is o for g, o in zip(got, out))
+    for g, e in zip(got, expected):
+        numpy.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-14)
 
 
 def test_the_exercise_route_through_project_qkv_backward_gives_the_layers_gradients():

@@ -423,9 +423,9 @@ class MultiHeadAttention(Module):
 
     def backward(self, dy):
         dheads = self.split_heads(self.out_proj.backward(dy))                   # [B, h, T_q, d_k]
-        if self.fused and self.rope is None:   # Q, K, V from one product: attention writes their
-            B, _, T, _ = dheads.shape              # gradients straight into that product's layout
-            dqkv = xp.zeros((B, T, 3, self.n_head, self.d_k), dtype=dheads.dtype)
+        if self.fused and self.rope is None and self.attention.blockwise is not None:   # long T: the scores
+            B, _, T, _ = dheads.shape    # are tiles and [B, T, d] arrays make the peak, so dQ, dK, dV go
+            dqkv = xp.zeros((B, T, 3, self.n_head, self.d_k), dtype=dheads.dtype)   # into one, not three
             self.attention.backward(dheads, out=self._heads_of(dqkv))
             return self._project_qkv_backward_from(dqkv)                        # [B, T, d_model]
         dq, dk, dv = self.attention.backward(dheads)                            # each [B, h, T, d_k]
