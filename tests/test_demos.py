@@ -190,10 +190,13 @@ def test_grad_clip_zero_means_no_clipping(tmp_path):
 
 def test_ctrl_c_exits_130_without_a_traceback(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "TINYTRANSFORMER_BACKEND"}
+    # The script starts with Ctrl-C's default action, as from a terminal, even when the tests themselves
+    # run in the background (`pytest &` in a script), where SIGINT is ignored and children inherit that.
     proc = subprocess.Popen([sys.executable, str(SCRIPTS / "train_classifier.py"), "--iters", "100000",
                              "--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--n-train", "200",
                              "--n-test", "20", "--log-interval", "1", "--out-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc.stdout.readline()
     assert proc.stdout.readline().startswith("iter 0")  # training
     proc.send_signal(signal.SIGINT)
