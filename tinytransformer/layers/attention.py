@@ -423,9 +423,9 @@ class MultiHeadAttention(Module):
 
     def backward(self, dy):
         dheads = self.split_heads(self.out_proj.backward(dy))                   # [B, h, T_q, d_k]
-        if self.fused and self.rope is None and self.attention.blockwise is not None:   # long T: the scores
-            B, _, T, _ = dheads.shape    # are tiles and [B, T, d] arrays make the peak, so dQ, dK, dV go
-            dqkv = xp.zeros((B, T, 3, self.n_head, self.d_k), dtype=dheads.dtype)   # into one, not three
+        if self.fused and self.rope is None and self.attention.blockwise is not None:
+            # Long sequences, scores in tiles: dQ, dK, dV go straight into the fused product's layout.
+            dqkv = xp.zeros((*self._qkv_x.shape[:2], 3, self.n_head, self.d_k), dtype=dheads.dtype)
             self.attention.backward(dheads, out=self._heads_of(dqkv))
             return self._project_qkv_backward_from(dqkv)                        # [B, T, d_model]
         dq, dk, dv = self.attention.backward(dheads)                            # each [B, h, T, d_k]
