@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 
 from ..backend import xp
-from .reductions import row_sum
+from .reductions import row_max, row_sum
 
 
 def _blocks(mask, T_q: int, T_k: int, block: int):
@@ -52,12 +52,25 @@ def _blocks(mask, T_q: int, T_k: int, block: int):
 
 
 def _block_mask(mask, rows, keys):
-    """The part of mask (broadcastable to [..., T_q, T_k]) that covers these query rows and keys."""
+    """The part of mask (broadcastable to [..., T_q, T_k]) that covers these query rows and keys; None
+    where it allows every one of them (below a causal mask's diagonal: every tile but the diagonal's),
+    as such a tile needs no masking."""
     if mask is None:
         return None
     if mask.ndim >= 2 and mask.shape[-2] != 1:                          # a query axis to cut
         mask = mask[..., rows, :]
-    return mask[..., keys] if mask.shape[-1] != 1 else mask
+    mask = mask[..., keys] if mask.shape[-1] != 1 else mask
+    return None if mask.all() else mask
+
+
+def _transposed(a, keys, scale=1.0):
+    """scale·a[..., keys, :]ᵀ, [..., d, block], in an array of its own: the tile's Kᵀ/√d_k or Vᵀ.
+
+    A product A @ Kᵀ with Kᵀ a transposed view of K ran at half the speed of the same product with Kᵀ
+    copied out ([6, 4, 128, 32] tiles, OpenBLAS, one thread); the copy costs less than it saves, and
+    it scales the keys in the same pass."""
+    a_t = xp.swapaxes(a[..., keys, :], -1, -2)
+    return xp.multiply(a_t, scale, out=xp.empty(a_t.shape, dtype=a_t.dtype))
 
 
 def _output_array(lead, T_q: int, d_v: int, dtype):
@@ -86,12 +99,11 @@ def blockwise_attention(q, k, v, mask=None, block: int = 128):
     l = xp.zeros((*lead, T_q), dtype=q.dtype)                           # running sum of exponentials
     acc = _output_array(lead, T_q, v.shape[-1], q.dtype)               # running weighted sum of values
     for keys, rows in _blocks(mask, T_q, T_k, block):
-        s = q[..., rows, :] @ xp.swapaxes(k[..., keys, :], -1, -2)      # [..., rows, block]
-        s *= scale
+        s = q[..., rows, :] @ _transposed(k, keys, scale)               # [..., rows, block]: S_b
         allowed = _block_mask(mask, rows, keys)
         if allowed is not None:
             xp.copyto(s, -xp.inf, where=~allowed)                       # masked -> exp(-inf) = 0
-        m_new = xp.maximum(m[..., rows], s.max(axis=-1))                # [..., rows]
+        m_new = xp.maximum(m[..., rows], row_max(s)[..., 0])            # [..., rows]
         m_safe = xp.where(xp.isfinite(m_new), m_new, 0.0)               # no allowed key yet: avoid -inf - -inf
         s -= m_safe[..., None]
         p = xp.exp(s, out=s)                                            # [..., rows, block]
@@ -114,16 +126,15 @@ def blockwise_attention_backward(q, k, v, mask, out, lse, dout, block: int = 128
     D = row_sum(dout, out)                                              # [..., T_q, 1] = rowsum(dW ⊙ W)
     dq, dk, dv = grads if grads is not None else (xp.zeros_like(q), xp.zeros_like(k), xp.zeros_like(v))
     for keys, rows in _blocks(mask, T_q, T_k, block):
-        q_b, k_b, v_b, dout_b = q[..., rows, :], k[..., keys, :], v[..., keys, :], dout[..., rows, :]
-        s = q_b @ xp.swapaxes(k_b, -1, -2)                              # [..., rows, block], as in forward
-        s *= scale
+        q_b, k_b, dout_b = q[..., rows, :], k[..., keys, :], dout[..., rows, :]
+        s = q_b @ _transposed(k, keys, scale)                           # [..., rows, block], as in forward
         allowed = _block_mask(mask, rows, keys)
         if allowed is not None:
             xp.copyto(s, -xp.inf, where=~allowed)
         s -= lse[..., rows, None]
         w = xp.exp(s, out=s)                                            # the block's attention weights
         dv[..., keys, :] += xp.swapaxes(w, -1, -2) @ dout_b
-        ds = dout_b @ xp.swapaxes(v_b, -1, -2)                          # dW_b
+        ds = dout_b @ _transposed(v, keys)                              # dW_b = dout V_bᵀ
         ds -= D[..., rows, :]
         ds *= w                                                         # W ⊙ (dW − D)
         ds *= scale
