@@ -15,7 +15,7 @@
     loss.py         cross-entropy over the vocabulary
     rnn.py          a recurrent layer (tanh), for the lesson before attention
     blocks.py       residual sublayers, the encoder and decoder blocks
-    reductions.py   the per-row sums and means inside softmax and LayerNorm
+    reductions.py   the per-row sums, means and maxima inside softmax and LayerNorm
 """
 from .activations import GELU, ReLU, SiLU
 from .attention import (MultiHeadAttention, ScaledDotProductAttention, causal_mask, masked_softmax,
