@@ -261,6 +261,47 @@ def test_reuse_freed_memory_stops_the_page_faults_of_every_step():
     assert tuned < default / 4, f"reuse_freed_memory: {tuned} faults in the median step vs {default} without"
 
 
+_ARENAS_AFTER_TWO_WORKERS = """
+import ctypes, sys, tempfile, threading
+import numpy
+from tinytransformer.machine import reuse_freed_memory
+reused = reuse_freed_memory() if sys.argv[1] == "reuse" else None
+start = threading.Barrier(2)
+def work():
+    start.wait()                                   # both threads allocate at the same time, as workers do
+    for _ in range(50):
+        a = numpy.ones(2**18)                      # 2 MB: below the mmap threshold, from a heap
+        del a
+threads = [threading.Thread(target=work) for _ in range(2)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+with tempfile.NamedTemporaryFile(suffix=".xml") as f:
+    stream = libc.fopen(f.name.encode(), b"w")
+    libc.malloc_info(0, ctypes.c_void_p(stream))  # glibc's description of its heaps, as XML
+    libc.fclose(ctypes.c_void_p(stream))
+    print(reused, open(f.name).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_info and mallopt: glibc only")
+def test_reuse_freed_memory_keeps_one_heap_for_all_threads():
+    """Two threads that allocate at once get an arena each by default, and neither reuses what the other
+    frees; after reuse_freed_memory they share one (what keeps a T = 1024 step's memory down with two
+    workers: docs/performance.md)."""
+    def heaps(mode):
+        out = subprocess.run([sys.executable, "-c", _ARENAS_AFTER_TWO_WORKERS, mode], capture_output=True,
+                             text=True, check=True, cwd=REPO).stdout.split()
+        return out[0], int(out[1])
+    _, default = heaps("default")
+    reused, shared = heaps("reuse")
+    if reused != "True":
+        pytest.skip("this C library has no mallopt (not glibc)")
+    assert default >= 2, f"by default the two threads should have had arenas of their own; malloc_info: {default}"
+    assert shared == 1, f"reuse_freed_memory: {shared} heaps after two threads allocated, not one"
+
+
 class _FakeCupy:
     """Just enough of CuPy for backend.fuse's dispatch: cupy.fuse, recording what it was given."""
     def __init__(self):
