@@ -66,9 +66,9 @@ def _block_mask(mask, rows, keys):
 def _transposed(a, keys, scale=1.0):
     """scale·a[..., keys, :]ᵀ, [..., d, block], in an array of its own: the tile's Kᵀ/√d_k or Vᵀ.
 
-    A product A @ Kᵀ with Kᵀ a transposed view of K ran at half the speed of the same product with Kᵀ
-    copied out ([6, 4, 128, 32] tiles, OpenBLAS, one thread); the copy costs less than it saves, and
-    it scales the keys in the same pass."""
+    A product A @ Kᵀ with Kᵀ a transposed view of K took 500 µs where the same product with Kᵀ copied
+    out took 180, and the copy 70 ([6, 4, 128, 32] tiles, OpenBLAS, one thread); the copy also scales
+    the keys, in the same pass."""
     a_t = xp.swapaxes(a[..., keys, :], -1, -2)
     return xp.multiply(a_t, scale, out=xp.empty(a_t.shape, dtype=a_t.dtype))
 

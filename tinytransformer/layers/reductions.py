@@ -25,7 +25,8 @@ def row_mean(a, b=None):
 
 def row_max(a):
     """The maximum of each row, ``a.max(axis=-1, keepdims=True)``, [..., 1]: the same numbers, read off
-    at each row's argmax. NumPy's ``max`` along a short last axis (a tile's 128 keys, a row's 64) took
-    about three times as long as its ``argmax`` (Intel Xeon, float32). On NumPy a row holding NaN gives
-    NaN, as ``max`` does: argmax points at the first NaN (tests/test_reductions.py)."""
+    at each row's argmax. NumPy's ``max`` along a short last axis took about three times as long as the
+    argmax and the read together (433 against 135 µs on a [6, 4, 128, 128] tile of scores, Intel Xeon,
+    float32). On NumPy a row holding NaN gives NaN, as ``max`` does: argmax points at the first NaN
+    (tests/test_reductions.py)."""
     return xp.take_along_axis(a, a.argmax(axis=-1)[..., None], axis=-1)
