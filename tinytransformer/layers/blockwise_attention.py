@@ -63,14 +63,15 @@ def _block_mask(mask, rows, keys):
     return None if mask.all() else mask
 
 
-def _transposed(a, keys, scale=1.0):
-    """scale·a[..., keys, :]ᵀ, [..., d, block], in an array of its own: the tile's Kᵀ/√d_k or Vᵀ.
+def _transposed(block, scale=1.0):
+    """scale·blockᵀ for a block [..., n, d] of keys or values: [..., d, n], in an array of its own (the
+    tile's K_bᵀ/√d_k or V_bᵀ).
 
     A product A @ Kᵀ with Kᵀ a transposed view of K took 500 µs where the same product with Kᵀ copied
     out took 180, and the copy 70 ([6, 4, 128, 32] tiles, OpenBLAS, one thread); the copy also scales
     the keys, in the same pass."""
-    a_t = xp.swapaxes(a[..., keys, :], -1, -2)
-    return xp.multiply(a_t, scale, out=xp.empty(a_t.shape, dtype=a_t.dtype))
+    block_t = xp.swapaxes(block, -1, -2)
+    return xp.multiply(block_t, scale, out=xp.empty(block_t.shape, dtype=block_t.dtype))
 
 
 def _output_array(lead, T_q: int, d_v: int, dtype):
@@ -99,7 +100,7 @@ def blockwise_attention(q, k, v, mask=None, block: int = 128):
     l = xp.zeros((*lead, T_q), dtype=q.dtype)                           # running sum of exponentials
     acc = _output_array(lead, T_q, v.shape[-1], q.dtype)               # running weighted sum of values
     for keys, rows in _blocks(mask, T_q, T_k, block):
-        s = q[..., rows, :] @ _transposed(k, keys, scale)               # [..., rows, block]: S_b
+        s = q[..., rows, :] @ _transposed(k[..., keys, :], scale)       # [..., rows, block]: S_b
         allowed = _block_mask(mask, rows, keys)
         if allowed is not None:
             xp.copyto(s, -xp.inf, where=~allowed)                       # masked -> exp(-inf) = 0
@@ -127,14 +128,14 @@ def blockwise_attention_backward(q, k, v, mask, out, lse, dout, block: int = 128
     dq, dk, dv = grads if grads is not None else (xp.zeros_like(q), xp.zeros_like(k), xp.zeros_like(v))
     for keys, rows in _blocks(mask, T_q, T_k, block):
         q_b, k_b, dout_b = q[..., rows, :], k[..., keys, :], dout[..., rows, :]
-        s = q_b @ _transposed(k, keys, scale)                           # [..., rows, block], as in forward
+        s = q_b @ _transposed(k_b, scale)                               # [..., rows, block], as in forward
         allowed = _block_mask(mask, rows, keys)
         if allowed is not None:
             xp.copyto(s, -xp.inf, where=~allowed)
         s -= lse[..., rows, None]
         w = xp.exp(s, out=s)                                            # the block's attention weights
         dv[..., keys, :] += xp.swapaxes(w, -1, -2) @ dout_b
-        ds = dout_b @ _transposed(v, keys)                              # dW_b = dout V_bᵀ
+        ds = dout_b @ _transposed(v[..., keys, :])                      # dW_b = dout V_bᵀ
         ds -= D[..., rows, :]
         ds *= w                                                         # W ⊙ (dW − D)
         ds *= scale
