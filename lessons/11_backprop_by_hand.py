@@ -333,9 +333,12 @@ lesson.check(f"multi-head attention's backward matches to {TOL:g} for x and all 
 #
 # $$y' = (1 + \tanh u)/2 + x\, (1 - \tanh^2 u)/2 \cdot \sqrt{2/\pi}\, (1 + 3 \cdot 0.044715\, x^2)$$
 #
-# The forward computes $y'(x)$ while $x$ and $\tanh u$ are at hand (`GELU.derivative(x, t)`, with
-# $t = \tanh u$) and keeps only it: the backward is then one multiplication, and the layer holds one array
-# instead of two.
+# The library computes both through a sigmoid, $\sigma(z) = 1/(1 + e^{-z})$: $(1 + \tanh u)/2 = \sigma(2u)$,
+# so with $s = \sigma(2u)$ the same two lines read $y = x\,s$ and $y' = s\,(1 + 2x\,u'\,(1 - s))$, where
+# $u' = \sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\, x^2)$ (one exp instead of one tanh, and no $1 + \tanh u$
+# that cancels for negative $x$). The forward computes $y'(x)$ while $x$ and $s$ are at hand
+# (`GELU.derivative(x, s)`) and keeps only it: the backward is then one multiplication, and the layer
+# holds one array instead of two.
 
 # %%
 lesson.step("GELU")
@@ -393,8 +396,8 @@ lesson.check(f"... and with ignored targets (their rows get 0, N = 4 kept), to {
 #
 # - **LayerNorm treating $\mu$ and $\sigma$ as constants**: $dx = r \cdot g$, forgetting both subtracted
 #   terms (step 4);
-# - **GELU treating $\tanh u$ as a constant**: $y' = (1 + \tanh u)/2$, forgetting the derivative
-#   of $\tanh$.
+# - **GELU treating $\tanh u$ as a constant**: $y' = (1 + \tanh u)/2 = s$, forgetting the derivative
+#   of $\tanh$ (of $s = \sigma(2u)$ in the library's form).
 #
 # Both look plausible, and both have the right shapes.
 
@@ -409,8 +412,8 @@ class LayerNormConstantSigma(LayerNorm):
         return self.rstd * (dy * self.weight.data)                 # WRONG: misses the paths through μ, σ
 
 class GELUConstantTanh(GELU):
-    def derivative(self, x, t):
-        return 0.5 * (1.0 + t)                                     # WRONG: misses ½x(1 − t²)du/dx
+    def derivative(self, x, s):
+        return s.copy()                                            # WRONG: (1 + tanh u)/2 = s, misses x·ds/dx
 
 wrong_ln = LayerNormConstantSigma(6)
 wrong_ln.weight.data[...] = layer_norm.weight.data

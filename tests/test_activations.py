@@ -1,5 +1,6 @@
 """ReLU and GELU (tanh form), element-wise non-linearities."""
 import math
+import warnings
 
 import numpy
 import pytest
@@ -26,8 +27,8 @@ def test_gradients(activation):
         assert_gradients_check(activation(), {"x": x})
 
 
-# Below x ≈ −3, 1 + tanh(u) cancels in float64 (at x = −5 it is ~1e-7, known to 9 digits), so the
-# finite differences of a tiny GELU there are mostly rounding noise; the PyTorch test covers the tails.
+# Below x ≈ −3, GELU and its slope are tiny (~1e-6 at x = −5): their finite differences, taken on a sum
+# of much larger terms, are mostly rounding noise; the float32 test below and PyTorch's cover the tails.
 @GRADIENT_PROPERTY
 @given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), seed=st.integers(0, 2**32 - 1))
 def test_gelu_gradients_for_random_inputs(shape, seed):
@@ -49,9 +50,10 @@ def test_in_place_gelu_equals_the_formula_bit_for_bit(shape, scale, dtype, seed)
         y = layer(x)
         kept = layer.dydx.copy()
         dx = layer.backward(dy)
-        numpy.testing.assert_array_equal(y, gelu_formula(x))
-        numpy.testing.assert_array_equal(kept, gelu_derivative_formula(x))
-        numpy.testing.assert_array_equal(dx, dy * gelu_derivative_formula(x))
+        with numpy.errstate(over="ignore"):   # e^(−2u) is inf below x ≈ −10, as the layer expects there
+            numpy.testing.assert_array_equal(y, gelu_formula(x))
+            numpy.testing.assert_array_equal(kept, gelu_derivative_formula(x))
+            numpy.testing.assert_array_equal(dx, dy * gelu_derivative_formula(x))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -120,6 +122,43 @@ def test_gelu_is_close_to_the_exact_erf_form():
     exact = [0.5 * x * (1 + math.erf(x / math.sqrt(2))) for x in xs]  # GELU(x) = x Φ(x)
     numpy.testing.assert_allclose(y, exact, rtol=0, atol=1e-3)
     assert numpy.abs(y - exact).max() > 0  # (the tanh form is an approximation, not the erf form)
+
+
+def gelu_reference(x: float) -> tuple:
+    """GELU (tanh form) and its slope at x, in Python's float64, written from the math alone:
+    y = ½x(1 + tanh u) = x·σ(2u); y' = ½(1 + tanh u) + ½x(1 − tanh²u)·du/dx."""
+    u = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+    du_dx = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x**2)
+    s = 1 / (1 + math.exp(-2 * u))                          # ½(1 + tanh u), without its cancellation
+    return x * s, s + x * 2 * s * (1 - s) * du_dx          # ½(1 − tanh²u) = 2s(1 − s)
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "standin"])
+def test_gelu_keeps_its_small_negative_values_in_float32(backend_name):
+    """Between x = −9 and −3, GELU and its slope are 1e-28 to 1e-2: float32 holds them, and the layer
+    gives them to float32's precision, where ½(1 + tanh u) would be a difference of two numbers near 1
+    (at x = −5 it is ~5e-8, and no digit of it survives in float32)."""
+    xs = numpy.linspace(-9.0, -3.0, 61)
+    with backend.using("float32", backend=backend_name):
+        layer = GELU()
+        y = backend.to_numpy(layer(backend.asarray(xs, dtype="float32")))
+        slope = backend.to_numpy(layer.dydx)
+    expected_y, expected_slope = zip(*(gelu_reference(x) for x in xs))
+    numpy.testing.assert_allclose(y, expected_y, rtol=2e-5)
+    numpy.testing.assert_allclose(slope, expected_slope, rtol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gelu_far_out_gives_its_limits_without_a_warning(dtype):
+    """Far below 0, e^(−2u) overflows to inf, and that is the right value: y = −0 and y' = 0 there, with
+    no warning; far above 0, y = x and y' = 1."""
+    x = numpy.array([-1e4, -200.0, -50.0, -30.0, 11.0, 50.0, 200.0], dtype=dtype)
+    with backend.using(dtype), warnings.catch_warnings():
+        warnings.simplefilter("error")                      # a RuntimeWarning would fail the test
+        layer = GELU()
+        y, slope = layer(x), layer.dydx
+    numpy.testing.assert_array_equal(y, [0, 0, 0, 0, 11, 50, 200])
+    numpy.testing.assert_array_equal(slope, [0, 0, 0, 0, 1, 1, 1])
 
 
 @pytest.mark.parametrize("activation", [ReLU, GELU])

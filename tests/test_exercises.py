@@ -393,8 +393,15 @@ WRONG = [
             return ds @ self.k, np.swapaxes(ds, -1, -2) @ self.q, dv
         """, "keys masked for every query (padding) get dK and dV exactly 0"),
     ("gelu_derivative", "the derivative of ReLU", """
-        def gelu_derivative(self, x, t):
+        def gelu_derivative(self, x, s):
             return (x > 0) * 1.0
+        """, "GELU's backward matches finite differences"),
+    ("gelu_derivative", "the chain rule through σ(u), not σ(2u)", """
+        import math
+
+        def gelu_derivative(self, x, s):
+            du_dx = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
+            return s + x * s * (1 - s) * du_dx
         """, "GELU's backward matches finite differences"),
     ("cross_entropy_backward", "no 1/N", """
         def cross_entropy_backward(self, dloss=1.0):

@@ -53,7 +53,7 @@ def test_a_wrong_fused_gelu_fails_the_model_step_check(monkeypatch):
     """A GELU kernel with its constant 1% off: what a wrong GPU formula looks like to the check."""
     @backend.fuse
     def slightly_wrong_gelu(x):
-        return 0.5 * x * (1.0 + backend.xp.tanh(1.01 * x * (activations.GELU.C + x * x * activations.GELU.CA)))
+        return x / (1.0 + backend.xp.exp(-1.01 * x * (activations.GELU.TWO_C + x * x * activations.GELU.TWO_CA)))
 
     monkeypatch.setattr(activations, "gelu_formula", slightly_wrong_gelu)
     result = check_gpu.model_steps(check_gpu.CheckOptions(backend="standin", quick=True, log=lambda msg: None))

@@ -233,7 +233,9 @@ def fuse_call(formula, args):
 
     Arguments must be the stand-in's device arrays: a host NumPy array is refused as CuPy refuses it, and
     a Python number too, because cupy.fuse would turn it into a float64 argument and promote a float32
-    formula to float64 (pass a 0-d device array of the right dtype instead).
+    formula to float64 (pass a 0-d device array of the right dtype instead). Floating-point overflow and
+    invalid values are not reported, as a GPU kernel does not report them (GELU's e^(−2u) overflows to
+    inf far below 0, where inf is the right value).
     """
     values = []
     for arg in args:
@@ -245,7 +247,8 @@ def fuse_call(formula, args):
             raise TypeError(f"A fused formula takes device arrays, not {type(arg).__name__} ({arg!r}): "
                             "cupy.fuse would make a Python number a float64 argument and promote float32 "
                             "results to float64. Pass backend.asarray(value, dtype=x.dtype) instead.")
-    result = formula(*values)
+    with numpy.errstate(all="ignore"):   # as a CUDA kernel: overflow gives inf, and nothing is reported
+        result = formula(*values)
     if isinstance(result, tuple):
         return tuple(_fused_result(r) for r in result)
     return _fused_result(result)
