@@ -58,8 +58,9 @@ def test_bench_runs_and_reports(torch):
         assert key in summary
     assert summary["tt_ms"] > 0 and summary["torch_ms"] > 0 and 0 < summary["peak_fraction"] < 1.5
     assert "Linear.backward" in result.stdout  # the --profile table
-    assert "NumPy's BLAS: " in result.stdout  # what the figures ran on
-    assert set(summary["machine"]) >= {"blas", "blas_kernel", "blas_kernel_forced"}
+    assert "NumPy's BLAS: " in result.stdout and "\nCPU: " in result.stdout  # what the figures ran on
+    assert set(summary["machine"]) >= {"cpu", "blas", "blas_kernel", "blas_kernel_forced"}
+    assert summary["machine"]["cpu"]["cores"] >= 1
 
 
 def test_help_shows_what_each_preset_sets():

@@ -36,6 +36,41 @@ def test_a_blas_that_does_not_say_its_kernel_is_reported_as_such():
                      "was not found)"]
 
 
+# Two processors of a 2-core AMD EPYC (Zen 3), abridged: every processor repeats every line.
+CPUINFO = "".join(f"""processor\t: {n}
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 1
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx fma avx2 bmi2
+
+""" for n in range(2))
+
+
+def test_the_cpu_is_named_with_its_family_model_and_vector_width():
+    """"AMD EPYC" alone does not say which EPYC: the family and model numbers do, and the vector width."""
+    cpu = machine.cpu_report(CPUINFO)
+    assert (cpu["name"], cpu["family"], cpu["model"], cpu["vector"]) == ("AMD EPYC", "25", "1", "AVX2")
+    assert machine.cpu_report(CPUINFO.replace("avx2", "avx2 avx512f"))["vector"] == "AVX-512"
+    assert machine.cpu_report(CPUINFO.replace(" avx2", ""))["vector"] is None
+    assert (machine.describe_cpu(dict(cpu, cores=2))
+            == "CPU: AMD EPYC (family 25, model 1), AVX2; 2 cores for this process")
+
+
+def test_the_cpu_comes_first_in_what_a_benchmark_prints():
+    cpu = {"name": "Intel(R) Xeon(R) Processor", "family": "6", "model": "207", "vector": "AVX-512", "cores": 1}
+    lines, _ = machine.describe_blas(dict(OPENBLAS, cpu=cpu))
+    assert lines[0] == "CPU: Intel(R) Xeon(R) Processor (family 6, model 207), AVX-512; 1 core for this process"
+    assert lines[1] == "NumPy's BLAS: scipy-openblas 0.3.31"
+
+
+def test_this_machines_cpu_is_reported():
+    cpu = machine.blas_report()["cpu"]
+    assert cpu["cores"] >= 1 and cpu["name"]
+    if os.path.exists("/proc/cpuinfo"):
+        assert cpu["name"] != "unknown" and cpu["family"] is not None
+
+
 def test_only_the_variables_that_choose_a_kernel_count_as_forcing():
     environ = {"OPENBLAS_CORETYPE": "Zen", "OPENBLAS_L2_SIZE": "", "OPENBLAS_NUM_THREADS": "1",
                "MKL_ENABLE_INSTRUCTIONS": "AVX2", "HOME": "/root"}

@@ -1,5 +1,5 @@
-"""What the numbers run on: NumPy's BLAS and the kernel it picked, the GPU and which CuPy wheel fits its
-driver, and the C library's allocator.
+"""What the numbers run on: the CPU, NumPy's BLAS and the kernel it picked, the GPU and which CuPy wheel
+fits its driver, and the C library's allocator.
 
 A matrix product in NumPy is a call into a BLAS library (OpenBLAS in NumPy's wheels). OpenBLAS picks a
 kernel for the CPU it finds (``SkylakeX``, ``Haswell``, ``Zen``, ...) when it loads, unless an
@@ -8,8 +8,8 @@ size it tunes its blocking for. Machines set these for old OpenBLAS builds; with
 can make matrix products much slower than on a user's machine. A benchmark must therefore say which BLAS
 and kernel it ran, and warn when the environment chose the kernel.
 
-``blas_report()`` collects the facts; ``describe_blas()`` turns them into the lines a benchmark prints
-(pure, so that its logic is tested without depending on the machine).
+``blas_report()`` collects the facts (the CPU's from ``cpu_report()``); ``describe_blas()`` turns them
+into the lines a benchmark prints (pure, so that its logic is tested without depending on the machine).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import functools
 import glob
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -167,12 +168,48 @@ def native_corename(environ=None) -> str | None:
     return facts.get("corename") if facts else None
 
 
+def cpu_report(cpuinfo: str | None = None) -> dict:
+    """The CPU: its name as the system gives it, family and model numbers, widest vector instructions,
+    and how many cores this process may use. From ``cpuinfo`` (the text of Linux's /proc/cpuinfo) if
+    given, else from this machine; elsewhere than Linux only the name (``platform.processor()``).
+
+    One name covers several designs ("AMD EPYC" is any of its generations): the family and model numbers
+    tell them apart (AMD family 25, model 1 is Zen 3), and the vector width decides how fast NumPy's
+    element-wise loops and OpenBLAS's kernels can be."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
+    fields = {}
+    for line in cpuinfo.splitlines():               # "key : value", repeated per processor: keep the first
+        key, colon, value = line.partition(":")
+        if colon and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    return {"name": fields.get("model name") or platform.processor() or "unknown",
+            "family": fields.get("cpu family"), "model": fields.get("model"),
+            "vector": "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None,
+            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+
+
+def describe_cpu(cpu: dict) -> str:
+    """One line for a ``cpu_report``: "CPU: AMD EPYC (family 25, model 1), AVX2; 2 cores for this process"."""
+    numbers = f" (family {cpu['family']}, model {cpu['model']})" if cpu.get("family") else ""
+    vector = f", {cpu['vector']}" if cpu.get("vector") else ""
+    n = cpu.get("cores")
+    cores = f"; {n} core{'' if n == 1 else 's'} for this process" if n else ""
+    return f"CPU: {cpu.get('name', 'unknown')}{numbers}{vector}{cores}"
+
+
 def blas_report(environ=None) -> dict:
-    """Everything ``describe_blas`` needs, gathered from NumPy, the loaded library and the environment."""
+    """Everything ``describe_blas`` needs: the CPU, NumPy's BLAS, the loaded library, the environment."""
     environ = os.environ if environ is None else environ
     forced = kernel_forcing(environ)
     runtime = openblas_runtime(openblas_library())
     return {
+        "cpu": cpu_report(),
         "blas": numpy_blas_config(),
         "runtime": runtime,
         "forced": forced,
@@ -182,11 +219,12 @@ def blas_report(environ=None) -> dict:
 
 
 def describe_blas(report: dict, command: str = "python scripts/bench.py") -> tuple[list, list]:
-    """(lines, warnings) to print for a ``blas_report``: which BLAS and kernel, and what forced it."""
+    """(lines, warnings) to print for a ``blas_report``: the CPU, which BLAS and kernel, and what forced it."""
     blas, runtime, forced = report.get("blas") or {}, report.get("runtime"), report.get("forced") or {}
     name = blas.get("name", "unknown BLAS")
     version = f" {blas['version']}" if blas.get("version") else ""
-    lines = [f"NumPy's BLAS: {name}{version}"]
+    lines = [describe_cpu(report["cpu"])] if report.get("cpu") else []
+    lines.append(f"NumPy's BLAS: {name}{version}")
     if runtime:
         n = runtime.get("threads")
         threads = f", {n} thread{'' if n == 1 else 's'}" if n else ""
