@@ -298,16 +298,18 @@ def _torch_available():
 # --- what the figures ran on ---------------------------------------------------------------------------------
 
 def report_machine(cfg, have_torch, command):
-    """Print the CPU, NumPy's BLAS and kernel (warning when the environment forces one), and on a GPU the device,
-    CUDA, CuPy and whether TF32 is on for each library. Returns the same facts for the JSON summary."""
+    """Print the CPU, NumPy's BLAS and kernel (warning when the environment forces one), and on a GPU
+    the device, CUDA, CuPy and whether TF32 is on for each library. Returns the same facts for the JSON
+    summary."""
     from tinytransformer.machine import blas_report, describe_blas, gpu_report
     report = blas_report()
     lines, warnings = describe_blas(report, command.strip())
     for line in lines + warnings:
         print(line)
     runtime = report["runtime"] or {}
-    facts = {"cpu": report["cpu"], "blas": report["blas"].get("name"), "blas_version": report["blas"].get("version"),
-             "blas_kernel": runtime.get("corename"), "blas_kernel_forced": report["forced"]}
+    facts = {"cpu": report["cpu"], "blas": report["blas"].get("name"),
+             "blas_version": report["blas"].get("version"), "blas_kernel": runtime.get("corename"),
+             "blas_kernel_forced": report["forced"]}
     if cfg.device == "gpu":
         gpu = gpu_report()
         facts["gpu"] = gpu
