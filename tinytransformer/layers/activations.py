@@ -58,9 +58,9 @@ class GELU(Module):
 
     C = math.sqrt(2.0 / math.pi)
     A = 0.044715
-    TWO_C = 2 * C           # 2u = x·(2C + 2CA·x²)
+    TWO_C = 2 * C           # 2u = x·(TWO_C + TWO_CA·x²)
     TWO_CA = 2 * C * A
-    TWO_CA3 = 6 * C * A     # 2·du/dx = 2C + 2CA3·x²
+    TWO_CA3 = 6 * C * A     # 2·du/dx = TWO_C + TWO_CA3·x² = 2C·(1 + 3·0.044715·x²)
 
     def __init__(self):
         self.dydx = None  # GELU'(x), kept by a training-mode forward for the backward
