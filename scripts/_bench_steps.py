@@ -11,20 +11,20 @@ import time
 
 class TinyTransformerStep:
     """One training step of tinytransformer's GPT: exactly what scripts/train_shakespeare.py runs, its
-    batch shared out among ``workers`` threads (default: the run's, cfg.workers or one per core)."""
+    batch shared out among ``workers`` workers (default: the run's, cfg.workers or one per core)."""
 
     def __init__(self, cfg, dtype, workers=None):
         from tinytransformer import backend
         from tinytransformer.models.gpt import GPT
         from tinytransformer.optim import AdamW
-        from tinytransformer.training import DEVICES, DataParallel, model_config
+        from tinytransformer.training import DEVICES, data_parallel, model_config
         from tinytransformer.training.step import workers_of
         backend.use(DEVICES[cfg.device], dtype=dtype)
         self.backend, self.cfg = backend, cfg
         self.model = GPT(model_config(cfg, 65))
-        self.parallel = DataParallel(self.model, workers or workers_of(cfg))
         self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                weight_decay=cfg.weight_decay)
+        self.parallel = data_parallel(self.model, workers or workers_of(cfg), self.optimizer)
         self.parameters = self.model.parameters()   # listed once, as the training run does
         rng = backend.new_host_rng(0)
         shape = (cfg.batch_size, cfg.block_size)

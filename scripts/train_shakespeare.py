@@ -47,8 +47,8 @@ from tinytransformer.files import to_json  # noqa: E402
 from tinytransformer.machine import reuse_freed_memory  # noqa: E402
 from tinytransformer.models import GPTConfig  # noqa: E402
 from tinytransformer.training import (BPE_VOCAB_SIZE, DEVICES, PRESETS, TOKENIZERS, CheckpointError, FolderInUse,  # noqa: E402
-                                      Interrupted, TrainConfig, TrainingDiverged, WriteFailed, new_run_config,
-                                      resume_config, train)
+                                      Interrupted, TrainConfig, TrainingDiverged, WorkerFailed, WriteFailed,
+                                      new_run_config, resume_config, train)
 from tinytransformer.training.settings import flag as settings_flag  # noqa: E402
 
 HELP = {
@@ -92,9 +92,10 @@ HELP = {
     "overwrite": "start afresh in an <out-dir> that holds another run, deleting its ckpt.npz, last.npz, "
                  "metrics.jsonl and loss.png",
     "max_seconds": "stop after this many seconds (evaluating and saving first); 0: no limit",
-    "workers": "threads that share each batch's rows, on the CPU without dropout (default: one per core, up "
-               "to 4, while each share holds at least 32k numbers, rows x block size x n_embd; each count "
-               "sums the gradients in its own order, so results differ in the last bits)",
+    "workers": "workers that share each batch's rows (processes on Linux, else threads), on the CPU without "
+               "dropout (default: one per core, up to 4, while each share holds at least 32k numbers, rows x "
+               "block size x n_embd; each count sums the gradients in its own order, so results differ in "
+               "the last bits)",
 }
 
 
@@ -175,7 +176,8 @@ def main(argv=None) -> int:
         print(f"error: training diverged at {err}", file=sys.stderr)
         log(to_json({"error": "diverged", "message": str(err)}))
         return 1
-    except (BackendError, CheckpointError, FolderInUse, WriteFailed, FileNotFoundError, ValueError) as err:
+    except (BackendError, CheckpointError, FolderInUse, WriteFailed, WorkerFailed, FileNotFoundError,
+            ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Interrupted as err:

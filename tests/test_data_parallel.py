@@ -1,5 +1,6 @@
-"""Data parallelism over threads (training/step.py): the step shared out among workers computes the
-gradient of the plain one-worker step, to float64's rounding, and the same bits on every run."""
+"""Data parallelism (training/step.py, training/processes.py): the step shared out among workers, threads or
+processes, computes the gradient of the plain one-worker step, to float64's rounding, and the same bits on
+every run."""
 import os
 
 import numpy as np
@@ -8,12 +9,17 @@ import pytest
 from tinytransformer import backend
 from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.optim import AdamW, clip_grad_norm
-from tinytransformer.training import DataParallel, SettingsError, TrainConfig, accumulate_gradients, check_settings
+from tinytransformer.training import (DataParallel, ProcessDataParallel, SettingsError, TrainConfig, accumulate_gradients,
+                                      check_settings)
+from tinytransformer.training.processes import processes_available
 from tinytransformer.training.step import deal, default_workers, replica_of, shares
 
 GPT2_LIKE = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, bias=True)
 LLAMA_LIKE = dict(GPT2_LIKE, positional="rope", normalization="rmsnorm", activation="swiglu", bias=False,
                   tie_weights=False, n_kv_head=1)
+# The two kinds of workers: every test of the shared step runs on both.
+KINDS = [DataParallel, pytest.param(ProcessDataParallel, marks=pytest.mark.skipif(
+    not processes_available(), reason="worker processes need Linux's fork"))]
 
 
 def batch(rows, seed=0):
@@ -58,16 +64,17 @@ def test_a_replica_shares_the_parameter_arrays_and_keeps_its_own_gradients(tie):
     assert twin.num_parameters() == model.num_parameters()     # a tied table is still one parameter
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("architecture", [GPT2_LIKE, LLAMA_LIKE], ids=["gpt2", "llama"])
 @pytest.mark.parametrize("workers, grad_accum", [(2, 1), (3, 1), (2, 2), (4, 3)])
-def test_the_shared_step_equals_the_one_worker_step(architecture, workers, grad_accum):
+def test_the_shared_step_equals_the_one_worker_step(kind, architecture, workers, grad_accum):
     """Loss and every gradient, float64, to 1e-12; the shares are uneven (7 rows per micro-batch) and
     hold different numbers of targets that count."""
     with backend.using(dtype="float64"):
         x, y = batch(7 * grad_accum)
         plain, shared = GPT(GPTConfig(**architecture)), GPT(GPTConfig(**architecture))
         expected = float(accumulate_gradients(plain, x, y, grad_accum))
-        parallel = DataParallel(shared, workers)
+        parallel = kind(shared, workers)
         try:
             for _ in range(2):   # the second step starts from zero, as the plain one does
                 loss = parallel.accumulate_gradients(x, y, grad_accum)
@@ -79,12 +86,13 @@ def test_the_shared_step_equals_the_one_worker_step(architecture, workers, grad_
             parallel.close()
 
 
-def test_steps_with_adamw_stay_equal_and_the_replicas_see_each_update():
+@pytest.mark.parametrize("kind", KINDS)
+def test_steps_with_adamw_stay_equal_and_the_replicas_see_each_update(kind):
     """Four steps of forward, backward, clip and AdamW (its updates spread among the workers): the
     replicas read the weights AdamW changed in place, so the shared run follows the plain one."""
     with backend.using(dtype="float64"):
         plain, shared = GPT(GPTConfig(**GPT2_LIKE)), GPT(GPTConfig(**GPT2_LIKE))
-        parallel = DataParallel(shared, 3)
+        parallel = kind(shared, 3)
         optimizers = [AdamW(m.named_parameters(), lr=1e-2) for m in (plain, shared)]
         try:
             for step in range(4):
@@ -103,11 +111,12 @@ def test_steps_with_adamw_stay_equal_and_the_replicas_see_each_update():
             parallel.close()
 
 
-def test_the_same_bits_on_every_run():
-    """float32, 2 workers: the shares and the order of the sum are fixed, not the threads' timing."""
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_same_bits_on_every_run(kind):
+    """float32, 2 workers: the shares and the order of the sum are fixed, not the workers' timing."""
     def run():
         model = GPT(GPTConfig(**GPT2_LIKE))
-        parallel, optimizer = DataParallel(model, 2), AdamW(model.named_parameters(), lr=1e-2)
+        parallel, optimizer = kind(model, 2), AdamW(model.named_parameters(), lr=1e-2)
         losses = []
         for step in range(5):
             losses.append(parallel.accumulate_gradients(*batch(12, seed=step), 1))
@@ -142,16 +151,22 @@ def test_adamw_spread_among_workers_gives_the_same_bits():
             parallel.close()
 
 
-def test_the_evaluation_loss_is_the_whole_batchs():
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_evaluation_loss_is_the_whole_batchs(kind):
+    """With dropout in the model, only a worker that left training mode gives the loss of the model in
+    evaluation mode, and after train() the losses are dropout's again."""
     with backend.using(dtype="float64"):
-        model = GPT(GPTConfig(**GPT2_LIKE))
+        model = GPT(GPTConfig(**dict(GPT2_LIKE, dropout=0.5)))
         x, y = batch(5)
+        model.eval()
         expected = float(model(x, y)[1])
-        parallel = DataParallel(model, 2)
+        model.train()
+        parallel = kind(model, 2)
         try:
             parallel.eval()
-            assert not any(r.training for replica in parallel.replicas for _, r in replica.named_modules())
             assert parallel.loss(x, y) == pytest.approx(expected, rel=1e-12)
+            parallel.train()
+            assert abs(parallel.loss(x, y) - expected) > 1e-3
         finally:
             parallel.close()
 

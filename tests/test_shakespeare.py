@@ -6,6 +6,7 @@ well under a minute; the full recipe is measured in the README.
 import hashlib
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -208,6 +209,49 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, corpus_slice):
     assert load_checkpoint(tmp_path / "last.npz").iteration == summary["iters"] > 0
     # the best model (the only evaluation was at iteration 0) is kept apart from the latest state
     assert load_checkpoint(tmp_path / "ckpt.npz").iteration == 0
+
+
+def test_ctrl_c_to_the_whole_group_stops_worker_processes_cleanly(tmp_path, corpus_slice):
+    """A terminal's Ctrl-C reaches every process of its group, the step's worker processes too: they
+    ignore it, and the run saves at the next step and exits 130 as with one worker, then resumes."""
+    proc = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *TINY, "--workers", "2", "--max-iters", "100000",
+                             "--eval-interval", "100000", "--data", str(corpus_slice), "--out-dir",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,      # a process group of its own, as a terminal's
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    started = []
+    for line in proc.stdout:
+        started.append(line)
+        if line.startswith("iter 3:"):
+            break                                        # training, with its workers started
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("interrupted: saved")
+    assert "2 workers share each batch" in "".join(started)
+    iters = json.loads(stdout.strip().splitlines()[-1])["iters"]
+    resumed = run_script(TRAIN_SCRIPT, "--resume", "--out-dir", tmp_path, "--max-iters", iters + 2)
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["iters"] == iters + 2
+
+
+def test_a_worker_process_killed_mid_run_ends_the_run_with_a_clear_error(tmp_path, corpus_slice):
+    """kill -9 of a worker (the system's out-of-memory killer, say): exit 2 with the worker and its exit
+    code named, no traceback, and the run resumes from its last checkpoint."""
+    proc = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *TINY, "--workers", "2", "--max-iters", "100000",
+                             "--eval-interval", "100000", "--data", str(corpus_slice), "--out-dir",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("iter 3:"):
+            break
+    worker = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+    os.kill(worker, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    assert f"worker process 1 (pid {worker}) ended unexpectedly, exit code -9" in stderr
+    assert "continue with --resume" in stderr
+    resumed = run_script(TRAIN_SCRIPT, "--resume", "--out-dir", tmp_path, "--max-iters", 2)
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["iters"] == 2
 
 
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, corpus_slice, monkeypatch):

@@ -99,6 +99,14 @@ class AdamW:
         """Parameter ``name``'s place in one of the flat arrays, in the parameter's shape."""
         return flat[self.places[name]].reshape(self.params[name].data.shape)
 
+    def move_state(self, copies) -> None:
+        """Move the flat gradient, m and v into ``copies([grad, m, v])``, arrays of the same values elsewhere
+        (memory that worker processes share: training/processes.py), and point the views at them."""
+        self.grad, self.flat_m, self.flat_v = copies([self.grad, self.flat_m, self.flat_v])
+        for name in self.params:
+            self.m[name], self.v[name] = self._view(self.flat_m, name), self._view(self.flat_v, name)
+        self._take_gradients()
+
     def _take_gradients(self) -> None:
         """Point every ``p.grad`` at its place in self.grad, bringing its values along: at the start, and
         again whenever something has set a ``p.grad`` to an array of its own since (another optimizer made

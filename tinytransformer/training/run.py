@@ -15,7 +15,8 @@ from ..layers.dropout import dropout_states, set_dropout_states
 from ..models.gpt import GPT
 from ..optim import AdamW, clip_bound
 from .checkpoint import CheckpointError, restore, save_checkpoint
-from .step import DataParallel, workers_of
+from .processes import data_parallel
+from .step import workers_of
 from .run_folder import (CHECKPOINT_NAME, LATEST_NAME, METRICS_NAME, PLOT_NAME, latest_checkpoint, plot_losses,
                          read_metrics)
 
@@ -57,7 +58,7 @@ class Run:
         self.model = GPT(gpt_config)
         self.optimizer = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                weight_decay=cfg.weight_decay)
-        self.parallel = DataParallel(self.model, workers_of(cfg))  # the threads that share each step's rows
+        self.parallel = data_parallel(self.model, workers_of(cfg), self.optimizer)   # they share each step's rows
         self.parameters = self.model.parameters()  # listed once: walking the modules at every step costs time
         self.rng = backend.new_host_rng(cfg.seed)  # draws the training batches
         self.clip = clip_bound(cfg.grad_clip)      # 0: no clipping

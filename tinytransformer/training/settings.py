@@ -75,7 +75,7 @@ class TrainConfig:
     resume: bool = False         # continue the run in out_dir from its last.npz
     overwrite: bool = False      # start afresh in an out_dir that holds another run, deleting its files
     max_seconds: float = 0.0     # stop (evaluate, save, summarise) once the run has taken this long; 0: no limit
-    workers: int | None = None   # threads that share each batch's rows (step.py); None: step.default_workers
+    workers: int | None = None   # workers that share each batch's rows (step.py); None: step.default_workers
 
 
 PRESETS = {

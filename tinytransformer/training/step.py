@@ -5,7 +5,8 @@
 
 Data parallelism is how a batch is split across GPUs (PyTorch's DistributedDataParallel); here the
 workers are threads of one process, so that every core works on all of the step, not only on the
-matrix products that BLAS already spreads over the cores:
+matrix products that BLAS already spreads over the cores (processes.py runs the same step with each
+worker a process, which Linux's training runs use):
 
     batch x, y [B, T]  ->  shares of rows  x₀ [B₀, T], x₁ [B₁, T], ...        B₀ + B₁ + ... = B
     worker i, in parallel:   Lᵢ = replicaᵢ(xᵢ, yᵢ);   gᵢ = ∇(wᵢ·Lᵢ)          wᵢ = nᵢ / Σⱼ nⱼ
@@ -39,8 +40,9 @@ from .. import backend
 from ..backend import xp
 from ..machine import one_blas_thread
 
-# The default's ceiling, not measured beyond 2 cores: each worker's Python between its NumPy calls takes
-# turns with the others', so past a few workers it would cost more than the rows a worker saves.
+# The default's ceiling, not measured beyond 2 cores: threads take turns at Python's lock between their
+# NumPy calls, and each worker (thread or process) holds the activations of its share and a gradient, so
+# past a few workers they would cost more than the rows a worker saves.
 MAX_DEFAULT_WORKERS = 4
 # The least work worth a worker of its own, in numbers per layer: a share's rows · T · n_embd. On a 2-core
 # Intel Xeon, 8 rows of 32 tokens at n_embd 32 (4,096 a share) took 4.4 ms a step on one worker and 8.0
@@ -96,6 +98,13 @@ def shares(rows: int, workers: int) -> list:
     workers = min(workers, rows)
     bounds = [rows * i // workers for i in range(workers + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(workers)]
+
+
+def share_weights(y, parts, ignore_index) -> list:
+    """wᵢ = nᵢ / Σⱼ nⱼ for each share ``parts[i]`` of the targets y, where nᵢ counts the targets of share i
+    that are not ``ignore_index``: the weights that make Σᵢ wᵢ·Lᵢ the mean loss over the whole batch."""
+    counts = [int((y[part] != ignore_index).sum()) for part in parts]
+    return [n / max(sum(counts), 1) for n in counts]
 
 
 def deal(items, workers: int, size) -> list:
@@ -166,9 +175,7 @@ class DataParallel:
         """Σᵢ wᵢ·Lᵢ over the shares of x, y, each on its worker; with ``backward``, replica i's gradients
         grow by ∇(scale·wᵢ·Lᵢ)."""
         parts = shares(x.shape[0], self.workers)
-        ignored = self.model.loss_fn.ignore_index
-        counts = [int((y[part] != ignored).sum()) for part in parts]          # nᵢ: the targets that count
-        weights = [n / max(sum(counts), 1) for n in counts]                   # wᵢ = nᵢ / Σⱼ nⱼ
+        weights = share_weights(y, parts, self.model.loss_fn.ignore_index)   # wᵢ = nᵢ / Σⱼ nⱼ
 
         def work(i):
             replica, part = self.replicas[i], parts[i]
