@@ -57,7 +57,7 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both (default: what each library picks, all cores)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="tinytransformer's workers, threads that share each batch's rows (default: --threads "
+                        help="tinytransformer's workers, which share each batch's rows (default: --threads "
                              "if given, else one per core up to 4, as train_shakespeare.py)")
     parser.add_argument("--repeats", type=int, default=7, help="alternating timing rounds")
     parser.add_argument("--steps", type=int, default=10, help="training steps per round")
@@ -209,19 +209,26 @@ def peak_memory_mb(which, argv):
 
 
 def memory_child(args, cfg):
-    """Build the model, then sample this process's resident memory every millisecond over 3 steps.
+    """Build the model, then sample this process's resident memory every millisecond over 3 steps, and its
+    worker processes' with it.
 
     The figure is the peak minus the resident memory before the first step: what the step's activations,
     gradients and optimizer state add. (A high-water mark like ru_maxrss would also count the import.)
+    The workers' memories are added up, which counts the pages they share (the parameters) in each: an
+    upper bound.
     """
     import threading
     page = os.sysconf("SC_PAGE_SIZE")
+    step = (TinyTransformerStep(cfg, args.dtype) if args.memory_of == "tt" else TorchStep(cfg, args.dtype))
+    pids = ["self"] + [str(worker.pid) for worker in getattr(getattr(step, "parallel", None), "processes", [])]
 
     def rss():
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * page
+        total = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * page
+        return total
 
-    step = (TinyTransformerStep(cfg, args.dtype) if args.memory_of == "tt" else TorchStep(cfg, args.dtype))
     baseline = rss()
     peak, running = [baseline], [True]
 
@@ -361,9 +368,11 @@ def main(argv=None):
           f"{cfg.block_size}, batch {cfg.batch_size}, dropout {cfg.dropout}, {args.dtype}, device {cfg.device}; "
           f"{versions}; threads: {args.threads or 'each library picks (all cores)'}")
     machine = report_machine(cfg, have_torch, "python scripts/bench.py " + " ".join(argv))
+    from tinytransformer.training import ProcessDataParallel
     from tinytransformer.training.step import shares
     split = [part.stop - part.start for part in shares(cfg.batch_size, tt.parallel.workers)]
-    print(f"tinytransformer: {len(split)} workers (threads), rows per worker {' + '.join(map(str, split))}, BLAS on "
+    kind = "processes" if isinstance(tt.parallel, ProcessDataParallel) else "threads"
+    print(f"tinytransformer: {len(split)} workers ({kind}), rows per worker {' + '.join(map(str, split))}, BLAS on "
           "one thread in each" if len(split) > 1 else f"tinytransformer: one worker, all {split[0]} rows")
 
     times = {name: [] for name in names}
