@@ -9,8 +9,8 @@ import pytest
 from tinytransformer import backend
 from tinytransformer.models.gpt import GPT, GPTConfig
 from tinytransformer.optim import AdamW, clip_grad_norm
-from tinytransformer.training import (DataParallel, ProcessDataParallel, SettingsError, TrainConfig, accumulate_gradients,
-                                      check_settings)
+from tinytransformer.training import (DataParallel, ProcessDataParallel, SettingsError, TrainConfig,
+                                      accumulate_gradients, check_settings)
 from tinytransformer.training.processes import processes_available
 from tinytransformer.training.step import deal, default_workers, replica_of, shares
 
