@@ -168,6 +168,14 @@ def native_corename(environ=None) -> str | None:
     return facts.get("corename") if facts else None
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity where the system has one (a container or
+    ``taskset`` may allow fewer than the machine has), else every core."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_report(cpuinfo: str | None = None) -> dict:
     """The CPU: its name as the system gives it, family and model numbers, widest vector instructions,
     and how many cores this process may use. From ``cpuinfo`` (the text of Linux's /proc/cpuinfo) if
@@ -191,7 +199,7 @@ def cpu_report(cpuinfo: str | None = None) -> dict:
     return {"name": fields.get("model name") or platform.processor() or "unknown",
             "family": fields.get("cpu family"), "model": fields.get("model"),
             "vector": "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None,
-            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+            "cores": usable_cores()}
 
 
 def describe_cpu(cpu: dict) -> str:

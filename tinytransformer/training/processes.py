@@ -92,7 +92,7 @@ class ProcessDataParallel:
         self.optimizer = optimizer if getattr(optimizer, "flat", False) else None
         if self.optimizer is not None:
             self.optimizer.move_state(shared_copies)   # its summed gradient, m and v: shared too
-        self.processes, self.pipes, self.busy, self.dealt = [], [], 0, {}
+        self.processes, self.pipes, self.dealt = [], [], {}
         context = multiprocessing.get_context("fork")
         ends = [context.Pipe() for _ in range(workers - 1)]
         before = signal.signal(signal.SIGINT, signal.SIG_IGN)   # a worker never sees a Ctrl-C, even at once
@@ -170,8 +170,9 @@ class ProcessDataParallel:
                 rows = slice(i * micro, (i + 1) * micro)
                 # Each micro-batch's loss is weighted 1/grad_accum: the step's loss is their mean.
                 total += self._in_parallel(x[rows], y[rows], backward=True, scale=1.0 / grad_accum, zero=i == 0)
+            busy = len(shares(micro, self.workers)) - 1       # the workers that had rows (one per row at most)
             for k, p in enumerate(self.parameters):
-                for gradients in self.gradients[:self.busy]:   # the workers that had rows, in worker order
+                for gradients in self.gradients[:busy]:        # in worker order
                     p.grad += gradients[k]
         return total
 
@@ -190,8 +191,6 @@ class ProcessDataParallel:
         weights = share_weights(y, parts, self.model.loss_fn.ignore_index)   # wᵢ = nᵢ / Σⱼ nⱼ
         self._ask(*[("loss", x[part], y[part], scale * weights[i] if backward else None, zero)
                     for i, part in enumerate(parts[1:], start=1)])
-        if backward:
-            self.busy = len(parts) - 1
 
         def own_share():                                                      # worker 0's, here
             _, loss = self.model(x[parts[0]], y[parts[0]])

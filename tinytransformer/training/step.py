@@ -33,12 +33,11 @@ each replica's dropout would draw its own masks from a copy of the same generato
 from __future__ import annotations
 
 import copy
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import backend
 from ..backend import xp
-from ..machine import one_blas_thread
+from ..machine import one_blas_thread, usable_cores
 
 # The default's ceiling, not measured beyond 2 cores: threads take turns at Python's lock between their
 # NumPy calls, and each worker (thread or process) holds the activations of its share and a gradient, so
@@ -80,8 +79,7 @@ def default_workers(rows: int, row_size: int) -> int:
     only as many as have a share of at least MIN_SHARE numbers; one off the CPU (a GPU runs one stream)."""
     if backend.name() != "numpy":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, MAX_DEFAULT_WORKERS, rows, rows * row_size // MIN_SHARE))
+    return max(1, min(usable_cores(), MAX_DEFAULT_WORKERS, rows, rows * row_size // MIN_SHARE))
 
 
 def workers_of(cfg) -> int:
