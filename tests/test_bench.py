@@ -57,6 +57,8 @@ def test_bench_runs_and_reports(torch):
     for key in ("preset", "device", "tt_ms", "torch_ms", "ratio", "gflops", "peak_fraction"):
         assert key in summary
     assert summary["tt_ms"] > 0 and summary["torch_ms"] > 0 and 0 < summary["peak_fraction"] < 1.5
+    # one round: its ratio is the ratio of the two medians, each that round's time
+    assert summary["ratio_of_medians"] == pytest.approx(summary["tt_ms"] / summary["torch_ms"]) == summary["ratio"]
     assert "Linear.backward" in result.stdout  # the --profile table
     assert "NumPy's BLAS: " in result.stdout and "\nCPU: " in result.stdout  # what the figures ran on
     assert set(summary["machine"]) >= {"cpu", "blas", "blas_kernel", "blas_kernel_forced"}
