@@ -152,8 +152,11 @@ def test_tiny_model_learns(tmp_path, corpus_slice):
     # Well below chance, and below 3.36, the validation loss of the best context-free (unigram) model
     # fitted to this slice: the model has learned to use the characters before each one.
     assert summary["best_val_loss"] < 3.15
-    for key in ("best_val_loss", "iters", "ms_per_iter", "tokens_per_s", "wall_s", "device"):
+    for key in ("best_val_loss", "iters", "ms_per_iter", "tokens_per_s", "wall_s", "steps_s", "device"):
         assert key in summary
+    # steps_s sums the 150 step times: at least the half of them at or above their median, and less than
+    # the whole run, which also evaluated three times and saved checkpoints
+    assert 75 * summary["ms_per_iter"] / 1000 <= summary["steps_s"] < summary["wall_s"]
     assert (tmp_path / "loss.png").stat().st_size > 0 and (tmp_path / "ckpt.npz").exists()
 
 

@@ -174,6 +174,9 @@ class Run:
             "ms_per_iter": ms_per_iter,
             "tokens_per_s": self.tokens_per_step / ms_per_iter * 1000 if self.step_times else float("nan"),
             "wall_s": wall_s,
+            # the training steps alone; wall_s − steps_s is the rest: start-up, evaluation, checkpoints,
+            # logging, the loss plot and the sample
+            "steps_s": sum(self.step_times),
             "device": self.cfg.device,
             "backend": backend.name(),
             "dtype": self.cfg.dtype,
