@@ -423,8 +423,8 @@ class MultiHeadAttention(Module):
 
     def backward(self, dy):
         dheads = self.split_heads(self.out_proj.backward(dy))                   # [B, h, T_q, d_k]
-        if self.fused and self.rope is None:
-            # dQ, dK, dV straight into the fused product's layout (zeros: the blockwise path adds to them)
+        if self.fused and self.rope is None and self.attention.blockwise is not None:
+            # Long sequences, scores in tiles: dQ, dK, dV go straight into the fused product's layout.
             dqkv = xp.zeros((*self._qkv_x.shape[:2], 3, self.n_head, self.d_k), dtype=dheads.dtype)
             self.attention.backward(dheads, out=self._heads_of(dqkv))
             return self._project_qkv_backward_from(dqkv)                        # [B, T, d_model]
