@@ -4,6 +4,7 @@ A lesson stops with a non-zero exit status (as a script) or an error in a cell (
 of its checks fails (LessonCheckFailed), so a lesson whose claim no longer holds fails here. Both ways
 run in quick mode: `--quick` on the command line, LESSON_QUICK=1 in the kernel's environment.
 """
+import importlib.util
 import json
 import os
 import pty
@@ -21,6 +22,7 @@ STEP_CALL = re.compile(r"^lesson\.step\(", re.MULTILINE)
 sys.path.insert(0, str(LESSONS_DIR))
 import _prose  # noqa: E402  (lessons/_prose.py: how a lesson's Markdown cells are read and shown)
 from test_exercises import CORRECT, EXERCISES, write_solutions  # noqa: E402  (correct solutions)
+from tinytransformer.machine import THREAD_VARIABLES  # noqa: E402
 
 
 def declared_steps(lesson: Path) -> int:
@@ -75,50 +77,14 @@ def test_the_terminal_shows_every_formula_in_plain_text(lesson):
             assert "\\" not in shown and "$" not in shown, f"{lesson.name}: {shown[:300]}"
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_runs_and_its_checks_pass(lesson, tmp_path):
-    """As a script, with --quick. A lesson that grades exercises runs them too (--exercise), on correct
-    solutions (tests/test_exercises.py's, each the library's own function): one run shows both that the
-    lesson's checks pass and that its exercises plug in. As a notebook (below) it runs on the library."""
-    exercises = [name for name, file in EXERCISES.items() if file == lesson.name]
-    env = {key: value for key, value in os.environ.items() if key != "LESSON_EXERCISES_DIR"}
-    flags = []
-    if exercises:
-        folder = write_solutions(tmp_path / "exercises", {name: CORRECT[name] for name in exercises})
-        env["LESSON_EXERCISES_DIR"], flags = str(folder), ["--exercise"]
-    result = subprocess.run([sys.executable, str(lesson), "--no-pause", "--quick", *flags, "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL, env=env)
-    assert result.returncode == 0, f"{lesson.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    assert "CHECK FAILED" not in result.stdout + result.stderr
-    assert "checks passed" in result.stdout
-    assert list(tmp_path.glob("*.png")), f"{lesson.name} saved no figure"
-    n = declared_steps(lesson)
-    headings = re.findall(r"^--- Step (\d+) of (\d+): ", result.stdout, re.MULTILINE)
-    assert headings == [(str(k), str(n)) for k in range(1, n + 1)]
-    # the terminal prints the lesson's Markdown: its introduction first, then every cell, in order
-    cells = [cell for cell in _prose.read_cells(lesson) if cell.kind == "markdown"]
-    at = 0
-    for cell in cells:
-        shown = _prose.plain(cell.body if cell.heading is not None or cell is cells[0] else cell.text)
-        first_line = shown.split("\n", 1)[0]
-        found = result.stdout.find(first_line, at)
-        assert found >= 0, f"{lesson.name}: this Markdown was not printed in its place:\n{first_line}"
-        at = found
-    for name in exercises:            # the lesson really ran on the exercise files
-        assert f"[exercise] {name}: yours, from {tmp_path / 'exercises' / name}.py" in result.stdout
-    # each figure's path is printed in the step that makes it, so before the next step's heading
-    for png in tmp_path.glob("*.png"):
-        assert "figure" in result.stdout and str(png) in result.stdout, f"{png.name} was never announced"
-
-
-# --- as a notebook -------------------------------------------------------------------------------------------
+# --- run to the end: as a script and as a notebook, side by side ------------------------------------------
 
 @pytest.fixture(scope="module")
 def kernel_spec_dir(tmp_path_factory):
-    """A kernelspec that starts the kernel with this very interpreter (not whatever `python` is on PATH)."""
-    pytest.importorskip("jupytext", reason="the notebooks extra: pip install -e '.[notebooks]'")
-    pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
+    """A kernelspec that starts the kernel with this very interpreter (not whatever `python` is on PATH);
+    None without the notebooks extra."""
+    if not all(importlib.util.find_spec(name) for name in ("jupytext", "nbclient", "ipykernel")):
+        return None
     kernels = tmp_path_factory.mktemp("kernels")
     (kernels / "lesson-python").mkdir()
     (kernels / "lesson-python" / "kernel.json").write_text(json.dumps({
@@ -127,7 +93,47 @@ def kernel_spec_dir(tmp_path_factory):
     return kernels
 
 
-def run_as_notebook(lesson: Path, out: Path, kernel_spec_dir: Path):
+def start_as_script(lesson: Path, out: Path, env: dict):
+    """Start the lesson as a script with --quick; (the process, the exercises it grades). A lesson that
+    grades exercises runs them too (--exercise), on correct solutions (tests/test_exercises.py's, each the
+    library's own function): one run shows both that its checks pass and that its exercises plug in."""
+    exercises = [name for name, file in EXERCISES.items() if file == lesson.name]
+    env = {key: value for key, value in env.items() if key != "LESSON_EXERCISES_DIR"}
+    flags = []
+    if exercises:
+        folder = write_solutions(out / "exercises", {name: CORRECT[name] for name in exercises})
+        env["LESSON_EXERCISES_DIR"], flags = str(folder), ["--exercise"]
+    process = subprocess.Popen([sys.executable, str(lesson), "--no-pause", "--quick", *flags, "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               stdin=subprocess.DEVNULL, env=env)
+    return process, exercises
+
+
+def check_script_run(lesson: Path, out: Path, exercises: list, returncode: int, stdout: str, stderr: str):
+    assert returncode == 0, f"{lesson.name} failed as a script:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    assert "CHECK FAILED" not in stdout + stderr
+    assert "checks passed" in stdout
+    assert list(out.glob("*.png")), f"{lesson.name} saved no figure"
+    n = declared_steps(lesson)
+    headings = re.findall(r"^--- Step (\d+) of (\d+): ", stdout, re.MULTILINE)
+    assert headings == [(str(k), str(n)) for k in range(1, n + 1)]
+    # the terminal prints the lesson's Markdown: its introduction first, then every cell, in order
+    cells = [cell for cell in _prose.read_cells(lesson) if cell.kind == "markdown"]
+    at = 0
+    for cell in cells:
+        shown = _prose.plain(cell.body if cell.heading is not None or cell is cells[0] else cell.text)
+        first_line = shown.split("\n", 1)[0]
+        found = stdout.find(first_line, at)
+        assert found >= 0, f"{lesson.name}: this Markdown was not printed in its place:\n{first_line}"
+        at = found
+    for name in exercises:            # the lesson really ran on the exercise files
+        assert f"[exercise] {name}: yours, from {out / 'exercises' / name}.py" in stdout
+    # each figure's path is printed in the step that makes it, so before the next step's heading
+    for png in out.glob("*.png"):
+        assert "figure" in stdout and str(png) in stdout, f"{png.name} was never announced"
+
+
+def run_as_notebook(lesson: Path, out: Path, kernel_spec_dir: Path, env: dict):
     import jupytext
     from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
@@ -136,7 +142,7 @@ def run_as_notebook(lesson: Path, out: Path, kernel_spec_dir: Path):
     notebook = jupytext.read(lesson)
     manager = KernelManager(kernel_name="lesson-python",
                             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_spec_dir)]))
-    env = {**os.environ, "LESSON_QUICK": "1", "LESSON_OUT": str(out)}
+    env = {**env, "LESSON_QUICK": "1", "LESSON_OUT": str(out)}
     env.pop("MPLBACKEND", None)  # the kernel chooses its own (inline) backend, as in Jupyter
     client = NotebookClient(notebook, km=manager, timeout=300,
                             resources={"metadata": {"path": str(LESSONS_DIR)}})  # the kernel's cwd
@@ -150,9 +156,7 @@ def run_as_notebook(lesson: Path, out: Path, kernel_spec_dir: Path):
     return notebook
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
-def test_lesson_runs_as_a_notebook(lesson, tmp_path, kernel_spec_dir):
-    notebook = run_as_notebook(lesson, tmp_path, kernel_spec_dir)   # raises CellExecutionError on error
+def check_notebook_run(lesson: Path, out: Path, notebook):
     n = declared_steps(lesson)
     assert notebook.metadata["kernelspec"]["language"] == "python"
     assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("# Lesson ")
@@ -172,9 +176,33 @@ def test_lesson_runs_as_a_notebook(lesson, tmp_path, kernel_spec_dir):
                 and "PosixPath(" in o.get("data", {}).get("text/plain", "")], "a cell shows Out[]: PosixPath"
     images = [i for i, o in outputs if "image/png" in o.get("data", {})]
     assert images, f"{lesson.name} shows no inline figure"
-    assert len(images) == len(list(tmp_path.glob("*.png"))), "every saved figure is also shown inline"
+    assert len(images) == len(list(out.glob("*.png"))), "every saved figure is also shown inline"
     text = "".join(o.get("text", "") for _, o in outputs if o.output_type == "stream")
     assert "checks passed" in text and "CHECK FAILED" not in text
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_runs_as_a_script_and_as_a_notebook(lesson, tmp_path, kernel_spec_dir):
+    """Both in quick mode: as a script with `--quick`, as a notebook with LESSON_QUICK=1 in the kernel's
+    environment. They are two processes, started together, so on two cores the pair takes about as long
+    as the slower of the two. Each has one BLAS thread: with more, the four threads would take turns on
+    the two cores, and a lesson that times something (lesson 31 checks that the mixture of experts runs
+    in under half the wide FFN's time) would time the turns (it failed 5 times in 8 that way)."""
+    env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
+    script, exercises = start_as_script(lesson, tmp_path / "script", env)
+    notebook = None
+    try:
+        if kernel_spec_dir is not None:   # meanwhile, in a kernel of its own
+            notebook = run_as_notebook(lesson, tmp_path / "notebook", kernel_spec_dir, env)
+        stdout, stderr = script.communicate(timeout=180)
+    finally:
+        script.kill()                 # if the notebook failed, or the script ran past its time
+        script.wait()
+    check_script_run(lesson, tmp_path / "script", exercises, script.returncode, stdout, stderr)
+    if notebook is None:
+        pytest.skip("ran as a script; running it as a notebook needs the notebooks extra: "
+                    "pip install -e '.[notebooks]'")
+    check_notebook_run(lesson, tmp_path / "notebook", notebook)
 
 
 # --- at the prompt --------------------------------------------------------------------------------------------
