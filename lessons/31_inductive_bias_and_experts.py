@@ -363,13 +363,17 @@ with one_blas_thread():
     times = {name: lesson.median_time(lambda layer=layer: layer(x), repeat=7)
              for name, layer in (("one FFN", dense), ("mixture", moe), ("wide FFN", dense_wide))}
 print("  forward on 1024 tokens (median of 7, one BLAS thread): "
-      + ", ".join(f"{name} {t * 1e3:.2f} ms" for name, t in times.items()))
-lesson.check("the mixture runs in less than half the wide FFN's time", times["mixture"] < times["wide FFN"] / 2,
-             f"{times['wide FFN'] / times['mixture']:.1f}× faster")
+      + ", ".join(f"{name} {t * 1e3:.2f} ms" for name, t in times.items())
+      + f"; the mixture {times['wide FFN'] / times['mixture']:.1f}× faster than the wide FFN (timed for "
+      "information, not checked: it depends on the machine's load)")
 
 # %% [markdown]
 # The router and the gathering of each expert's tokens cost a little beyond one FFN. In a large model the
 # experts sit on different devices and the tokens travel to them: that traffic is what a mixture costs.
+#
+# The multiply-adds are the layer's own count and depend only on the algorithm. The times depend also on
+# the machine and on whatever else it runs: beside a busy process the mixture's many small products wait
+# more than the wide FFN's two large ones, which is why the times are printed and not checked.
 
 # %% [markdown]
 # ## Balancing the load
