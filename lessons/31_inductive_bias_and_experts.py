@@ -372,8 +372,8 @@ print("  forward on 1024 tokens (median of 7, one BLAS thread): "
 # experts sit on different devices and the tokens travel to them: that traffic is what a mixture costs.
 #
 # The multiply-adds are the layer's own count and depend only on the algorithm. The times depend also on
-# the machine and on whatever else it runs: beside a busy process the mixture's many small products wait
-# more than the wide FFN's two large ones, which is why the times are printed and not checked.
+# the machine and on whatever else it runs at the same moment, which is why they are printed and not
+# checked.
 
 # %% [markdown]
 # ## Balancing the load
