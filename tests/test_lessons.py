@@ -103,6 +103,8 @@ def start_as_script(lesson: Path, out: Path, env: dict):
     if exercises:
         folder = write_solutions(out / "exercises", {name: CORRECT[name] for name in exercises})
         env["LESSON_EXERCISES_DIR"], flags = str(folder), ["--exercise"]
+    # Its output is read once the notebook is done. A lesson prints about 15 kB, less than a pipe holds
+    # (64 kB on Linux), so it never stops to wait for that; a much longer one would lose the overlap.
     process = subprocess.Popen([sys.executable, str(lesson), "--no-pause", "--quick", *flags, "--out", str(out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                stdin=subprocess.DEVNULL, env=env)
