@@ -364,8 +364,7 @@ with one_blas_thread():
              for name, layer in (("one FFN", dense), ("mixture", moe), ("wide FFN", dense_wide))}
 print("  forward on 1024 tokens (median of 7, one BLAS thread): "
       + ", ".join(f"{name} {t * 1e3:.2f} ms" for name, t in times.items())
-      + f"; the mixture {times['wide FFN'] / times['mixture']:.1f}× faster than the wide FFN (timed for "
-      "information, not checked: it depends on the machine's load)")
+      + f"; the mixture {times['wide FFN'] / times['mixture']:.1f}× faster than the wide FFN")
 
 # %% [markdown]
 # The router and the gathering of each expert's tokens cost a little beyond one FFN. In a large model the

@@ -189,8 +189,7 @@ def test_lesson_runs_as_a_script_and_as_a_notebook(lesson, tmp_path, kernel_spec
     environment. They are two processes, started together, so on two cores the pair takes about as long
     as the slower of the two. Each has one BLAS thread: with two each, four threads would take turns on
     the two cores, and what a lesson times would include the turns (lesson 21 checks that attention's time
-    grows with the length). Side by side that way, lesson 31 timed its mixture of experts only 1.1-1.9×
-    faster than the wide FFN in 5 runs of 8, against about 5× alone."""
+    grows with the length)."""
     env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
     script, exercises = start_as_script(lesson, tmp_path / "script", env)
     notebook = None
