@@ -10,11 +10,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tinytransformer.layers.attention import causal_mask
+from tinytransformer.machine import THREAD_VARIABLES, usable_cores
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "lessons"
@@ -722,7 +724,8 @@ def write_solutions(folder: Path, wanted: dict) -> Path:
 
 
 def run_lesson(lesson: str, out: Path, exercises_dir: Path | None = None):
-    env = dict(os.environ)
+    """The lesson as a learner runs it with --exercise, on one BLAS thread: (the process, its output)."""
+    env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
     env.pop("LESSON_EXERCISES_DIR", None)
     if exercises_dir is not None:
         env["LESSON_EXERCISES_DIR"] = str(exercises_dir)
@@ -748,15 +751,57 @@ def test_every_exercise_has_a_stub_and_a_line_in_the_readme():
         assert f'lesson.exercise("{name}"' in (LESSONS / lesson).read_text(), f"{lesson} does not ask for {name}"
 
 
-@pytest.mark.parametrize("name", EXERCISES)
-def test_an_empty_stub_stops_its_lesson_with_one_friendly_line(name, tmp_path):
+# --- a lesson run per test, started ahead: one per core ------------------------------------------------
+# Each test below checks one run of a lesson, a process of its own: about eighty runs of one to three
+# seconds. One after another they would keep one core busy and leave the rest idle. So the first of these
+# tests to run sets up the runs of all that pytest selected, and starts them in the tests' order, as many
+# at a time as there are cores (each on one BLAS thread); each test then waits for its own run.
+
+def empty_stub_run(tmp: Path, name: str):
+    """The stub of `name` in its lesson, the exercises the lesson asks for before it solved (the lesson
+    reaches the stub only then): (lesson, exercises folder, the stub's path as the lesson names it)."""
     earlier = earlier_in_lesson(name)
-    if earlier:   # the lesson reaches this stub once the exercises it asks for before are solved
-        folder = write_solutions(tmp_path / "exercises", {n: CORRECT[n] for n in earlier})
-        shown = str(folder / f"{name}.py")
-    else:         # the real stubs in lessons/exercises/, as a learner runs them
-        folder, shown = None, f"lessons/exercises/{name}.py"
-    result, output = run_lesson(EXERCISES[name], tmp_path, folder)
+    if not earlier:   # the real stubs in lessons/exercises/, as a learner runs them
+        return EXERCISES[name], None, f"lessons/exercises/{name}.py"
+    folder = write_solutions(tmp / "exercises", {n: CORRECT[n] for n in earlier})
+    return EXERCISES[name], folder, str(folder / f"{name}.py")
+
+
+def wrong_solution_run(tmp: Path, name: str, source: str, **_):
+    """The wrong `source` for `name` in its lesson, every other exercise of the lesson solved (the test's
+    other parameters, which say what is wrong and what catches it, are the test's own)."""
+    lesson = EXERCISES[name]
+    others = {n: CORRECT[n] for n, les in EXERCISES.items() if les == lesson and n != name}
+    return lesson, write_solutions(tmp / "exercises", {**others, name: source}), None
+
+
+# the tests that read a run, and how each sets its run up from the test's parameters
+RUNS = {"test_an_empty_stub_stops_its_lesson_with_one_friendly_line": empty_stub_run,
+        "test_a_wrong_solution_is_caught_by_its_lesson": wrong_solution_run}
+
+
+@pytest.fixture(scope="module")
+def lesson_runs(request, tmp_path_factory):
+    """{test id: (a future of run_lesson's (process, output), the stub's path or None)} for the selected
+    tests of this module that RUNS names, set up from each test's parameters."""
+    runs = {}
+    pool = ThreadPoolExecutor(max_workers=usable_cores())
+    try:
+        for item in request.session.items:
+            set_up = RUNS.get(getattr(item, "originalname", None))
+            if set_up is not None and item.module is request.module:
+                tmp = tmp_path_factory.mktemp("lesson")
+                lesson, folder, shown = set_up(tmp, **item.callspec.params)
+                runs[item.nodeid] = pool.submit(run_lesson, lesson, tmp, folder), shown
+        yield runs
+    finally:
+        pool.shutdown(cancel_futures=True)   # a stopped session leaves no run behind it
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_an_empty_stub_stops_its_lesson_with_one_friendly_line(name, lesson_runs, request):
+    run, shown = lesson_runs[request.node.nodeid]
+    result, output = run.result()
     assert result.returncode == NOT_WRITTEN, output[-3000:]
     assert (f"Exercise {name!r} is not written yet: open {shown}, replace the `raise NotImplementedError` "
             "with your code, and run this lesson again with --exercise.") in result.stdout
@@ -764,11 +809,9 @@ def test_an_empty_stub_stops_its_lesson_with_one_friendly_line(name, tmp_path):
 
 
 @pytest.mark.parametrize("name, wrong, source, caught_by", WRONG, ids=[f"{w[0]}: {w[1]}" for w in WRONG])
-def test_a_wrong_solution_is_caught_by_its_lesson(name, wrong, source, caught_by, tmp_path):
-    lesson = EXERCISES[name]
-    others = {n: CORRECT[n] for n, les in EXERCISES.items() if les == lesson and n != name}
-    folder = write_solutions(tmp_path / "exercises", {**others, name: source})
-    result, output = run_lesson(lesson, tmp_path, folder)
+def test_a_wrong_solution_is_caught_by_its_lesson(name, wrong, source, caught_by, lesson_runs, request):
+    run, _ = lesson_runs[request.node.nodeid]
+    result, output = run.result()
     assert result.returncode not in (0, NOT_WRITTEN), output[-3000:]
     assert f"CHECK FAILED: {caught_by}" in output, output[-3000:]
 
