@@ -3,6 +3,7 @@ shapes, dtype and initial weights (scripts/torch_gpt.py mirrors the GPT and load
 
     step = make_step("tt", cfg, "float32")      # or "torch" (fused SDPA), "torch_unfused"
     seconds = time_steps(step, 10)               # mean time of one step: forward, backward, clip, AdamW
+    torch_profile(make_step("torch", cfg, "float32"))   # where PyTorch's step spends its time
 """
 from __future__ import annotations
 
@@ -86,6 +87,27 @@ def time_steps(step, n):
         step()
     step.sync()
     return (time.perf_counter() - t0) / n
+
+
+def torch_profile(step, n_steps=10, rows=14):
+    """PyTorch's half of bench.py's --profile: the self CPU time of each operator in its step
+    (torch.profiler), the ``rows`` largest, per step. Operators are not layers: aten::mm is every matrix
+    product of the Linear layers and the Q|K|V projection, forward and backward; the attention's, GELU's
+    and LayerNorm's forward and backward are operators of their own."""
+    from torch.profiler import ProfilerActivity, profile
+    step()   # warm-up, as time_steps' callers do
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(n_steps):
+            step()
+        wall = (time.perf_counter() - t0) / n_steps * 1000
+    operators = sorted(prof.key_averages(), key=lambda op: -op.self_cpu_time_total)
+    print(f"\nPyTorch's profile of one training step ({wall:.1f} ms with the profiler; self time per operator):")
+    print(f"  {'operator':<58} {'ms/step':>8} {'share':>7}")
+    for op in operators[:rows]:
+        ms = op.self_cpu_time_total / 1000 / n_steps          # microseconds over all steps -> ms a step
+        print(f"  {op.key:<58} {ms:8.2f} {ms / wall:7.1%}")
 
 
 STEPS = {"tt": "tinytransformer (NumPy)", "torch": "PyTorch eager (fused SDPA)",

@@ -2,7 +2,7 @@
 """Time one full training step (forward, backward, clip, AdamW) of tinytransformer against PyTorch.
 
     python scripts/bench.py --preset cpu                 # the Shakespeare CPU recipe's shapes
-    python scripts/bench.py --preset cpu --profile       # where tinytransformer's time goes
+    python scripts/bench.py --preset cpu --profile       # where each library's time goes
     python scripts/bench.py --scaling --plot scaling.png # step time against sequence length and width
 
 Both run the same architecture (scripts/torch_gpt.py mirrors tinytransformer's GPT and loads its
@@ -34,7 +34,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 sys.path.insert(0, str(HERE))
 
-from _bench_steps import STEPS, TinyTransformerStep, TorchStep, make_step, time_steps  # noqa: E402
+from _bench_steps import (STEPS, TinyTransformerStep, TorchStep, make_step, time_steps,  # noqa: E402
+                          torch_profile)
 
 
 def parse_args(argv=None):
@@ -61,13 +62,16 @@ def parse_args(argv=None):
                              "if given, else one per core up to 4, as train_shakespeare.py)")
     parser.add_argument("--repeats", type=int, default=7, help="alternating timing rounds")
     parser.add_argument("--steps", type=int, default=10, help="training steps per round")
-    parser.add_argument("--profile", action="store_true", help="print tinytransformer's time per layer type")
+    parser.add_argument("--profile", action="store_true",
+                        help="print tinytransformer's time per layer type (one worker) and PyTorch's per "
+                             "operator; with --threads 1 both run on one thread")
     parser.add_argument("--no-torch", action="store_true", help="time tinytransformer only")
     parser.add_argument("--scaling", action="store_true",
                         help="step time against sequence length (64..1024) and against n_embd")
     parser.add_argument("--plot", type=Path, default=None, help="with --scaling: save the plot here")
     parser.add_argument("--memory-of", choices=["tt", "torch"], default=None, help=argparse.SUPPRESS)
     parser.add_argument("--time-of", choices=sorted(STEPS), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--profile-of", choices=["torch"], default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1 or args.threads is not None and args.threads < 1:
         parser.error("--workers and --threads must be integers >= 1")
@@ -86,11 +90,15 @@ def parse_args(argv=None):
 
 
 def time_child(args, cfg):
-    """In a fresh process (see --time-of): warm up, then print the mean ms per step of --steps steps."""
-    if args.threads and args.time_of != "tt":
+    """In a fresh process (see --time-of): warm up, then print the mean ms per step of --steps steps.
+    With --profile-of torch: print PyTorch's profile of its step instead."""
+    which = args.time_of or args.profile_of
+    if args.threads and which != "tt":
         import torch
         torch.set_num_threads(args.threads)
-    step = make_step(args.time_of, cfg, args.dtype)
+    step = make_step(which, cfg, args.dtype)
+    if args.profile_of:
+        return torch_profile(step)
     step()  # warm-up: first-call allocations, thread pools starting
     step()
     print(json.dumps({"ms": time_steps(step, args.steps) * 1000}))
@@ -348,7 +356,7 @@ def main(argv=None):
     reuse_freed_memory()  # as train_shakespeare.py does; every process this script starts calls it
     if args.memory_of:
         return memory_child(args, cfg)
-    if args.time_of:
+    if args.time_of or args.profile_of:
         return time_child(args, cfg)
     if args.scaling:
         scaling(args, cfg)
@@ -424,6 +432,13 @@ def main(argv=None):
     summary["workers"] = split
     if args.profile:
         profile(TinyTransformerStep(cfg, args.dtype, workers=1))
+        if have_torch and cfg.device == "cpu":   # in a fresh process, as its timing rounds
+            sys.stdout.flush()
+            # its stderr only if it fails: torch.profiler logs its start and stop there
+            child = subprocess.run([sys.executable, str(Path(__file__).resolve()), *argv, "--profile-of", "torch"],
+                                   stderr=subprocess.PIPE, text=True)
+            if child.returncode != 0:
+                sys.exit(f"PyTorch's profile failed:\n{child.stderr}")
     print(json.dumps(summary))
     return 0
 

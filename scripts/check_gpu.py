@@ -291,12 +291,15 @@ def benchmark(options: CheckOptions) -> dict:
 
 
 def profile_rows(bench_stdout: str) -> dict:
-    """{layer.method: ms per step} from the --profile table that scripts/bench.py prints."""
+    """{layer.method: ms per step} from the --profile table that scripts/bench.py prints (tinytransformer's;
+    PyTorch's, printed after it on a CPU, is not read)."""
     rows, inside = {}, False
     for line in bench_stdout.splitlines():
         if line.startswith("Profile of one training step"):
             inside = True
             continue
+        if line.startswith("PyTorch's profile"):
+            break
         parts = line.split()
         if inside and len(parts) == 3 and parts[2].endswith("%"):
             try:

@@ -59,7 +59,8 @@ def test_bench_runs_and_reports(torch):
     assert summary["tt_ms"] > 0 and summary["torch_ms"] > 0 and 0 < summary["peak_fraction"] < 1.5
     # one round: its ratio is the ratio of the two medians, each that round's time
     assert summary["ratio_of_medians"] == pytest.approx(summary["tt_ms"] / summary["torch_ms"]) == summary["ratio"]
-    assert "Linear.backward" in result.stdout  # the --profile table
+    assert "Linear.backward" in result.stdout  # the --profile table, and PyTorch's beside it
+    assert "PyTorch's profile of one training step" in result.stdout and "aten::mm " in result.stdout
     assert "NumPy's BLAS: " in result.stdout and "\nCPU: " in result.stdout  # what the figures ran on
     assert set(summary["machine"]) >= {"cpu", "blas", "blas_kernel", "blas_kernel_forced"}
     assert summary["machine"]["cpu"]["cores"] >= 1

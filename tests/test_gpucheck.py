@@ -176,7 +176,9 @@ def test_the_profile_table_is_read_from_bench_output():
     stdout = ("one training step ...\n\nProfile of one training step (20.4 ms with the timers; self time per "
               "layer type):\n  layer.method                          ms/step   share\n"
               "  Linear.backward                          6.10   29.9%\n  GELU.forward                             0.64    3.1%\n"
-              "  (unaccounted: zero_grad, Python)         1.00    4.9%\n{\"preset\": \"gpu\"}\n")
+              "  (unaccounted: zero_grad, Python)         1.00    4.9%\n\nPyTorch's profile of one training step "
+              "(22.0 ms with the profiler; self time per operator):\n  aten::mm       8.00   36.4%\n"
+              "{\"preset\": \"gpu\"}\n")
     assert check_gpu.profile_rows(stdout) == {"Linear.backward": 6.10, "GELU.forward": 0.64}
 
 
