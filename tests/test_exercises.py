@@ -723,9 +723,15 @@ def write_solutions(folder: Path, wanted: dict) -> Path:
     return folder
 
 
+def one_blas_thread_env() -> dict:
+    """This process's environment with BLAS on one thread: for a lesson that runs beside another process,
+    so that the two do not take turns on the same cores."""
+    return {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
+
+
 def run_lesson(lesson: str, out: Path, exercises_dir: Path | None = None):
     """The lesson as a learner runs it with --exercise, on one BLAS thread: (the process, its output)."""
-    env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
+    env = one_blas_thread_env()
     env.pop("LESSON_EXERCISES_DIR", None)
     if exercises_dir is not None:
         env["LESSON_EXERCISES_DIR"] = str(exercises_dir)

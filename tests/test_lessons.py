@@ -21,8 +21,7 @@ LESSONS = sorted(LESSONS_DIR.glob("[0-9][0-9]_*.py"))
 STEP_CALL = re.compile(r"^lesson\.step\(", re.MULTILINE)
 sys.path.insert(0, str(LESSONS_DIR))
 import _prose  # noqa: E402  (lessons/_prose.py: how a lesson's Markdown cells are read and shown)
-from test_exercises import CORRECT, EXERCISES, write_solutions  # noqa: E402  (correct solutions)
-from tinytransformer.machine import THREAD_VARIABLES  # noqa: E402
+from test_exercises import CORRECT, EXERCISES, one_blas_thread_env, write_solutions  # noqa: E402
 
 
 def declared_steps(lesson: Path) -> int:
@@ -190,7 +189,7 @@ def test_lesson_runs_as_a_script_and_as_a_notebook(lesson, tmp_path, kernel_spec
     as the slower of the two. Each has one BLAS thread: with two each, four threads would take turns on
     the two cores, and what a lesson times would include the turns (lesson 21 checks that attention's time
     grows with the length)."""
-    env = {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
+    env = one_blas_thread_env()
     script, exercises = start_as_script(lesson, tmp_path / "script", env)
     notebook = None
     try:
